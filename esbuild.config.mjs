@@ -1,0 +1,29 @@
+// Bundles the CLI (which is also the daemon) into dist/. Providers and sealers are
+// imported dynamically, so with splitting on each lands in its own chunk and a
+// gateway only parses the backends its config names.
+import { build } from "esbuild";
+
+const banner = [
+  // CJS dependencies (pino, yaml) call require() for node builtins; ESM output needs one.
+  "import { createRequire as __scCreateRequire } from 'node:module';",
+  "const require = __scCreateRequire(import.meta.url);",
+].join("\n");
+
+await build({
+  entryPoints: { main: "src/main.ts" },
+  outdir: "dist",
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  outExtension: { ".js": ".mjs" },
+  chunkNames: "chunks/[name]-[hash]",
+  // Native addons stay in node_modules: they are built per architecture.
+  external: ["better-sqlite3", "koffi"],
+  banner: { js: banner },
+  sourcemap: "linked",
+  legalComments: "none",
+  logLevel: "warning",
+  metafile: false,
+});
