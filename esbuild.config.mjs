@@ -2,6 +2,9 @@
 // imported dynamically, so with splitting on each lands in its own chunk and a
 // gateway only parses the backends its config names.
 import { build } from "esbuild";
+import { readFileSync } from "node:fs";
+
+const pkg = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
 
 const banner = [
   // CJS dependencies (pino, yaml) call require() for node builtins; ESM output needs one.
@@ -22,6 +25,7 @@ await build({
   // Native addons stay in node_modules: they are built per architecture.
   external: ["better-sqlite3", "koffi"],
   banner: { js: banner },
+  define: { __SEALCACHE_VERSION__: JSON.stringify(pkg.version) },
   sourcemap: "linked",
   legalComments: "none",
   logLevel: "warning",

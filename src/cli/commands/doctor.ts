@@ -1,0 +1,111 @@
+import fs from "node:fs";
+import path from "node:path";
+import type { Config } from "../../config/schema.js";
+import { loadSodium } from "../../crypto/sodium.js";
+import { CACHE_FILE } from "../../daemon/daemon.js";
+import { inactiveSections } from "../../daemon/inactive.js";
+import { describeError } from "../../errors.js";
+import { octal } from "../../fsutil.js";
+import { createLogger } from "../../log.js";
+import { Policy } from "../../policy/policy.js";
+import { readAccounts } from "../../policy/accounts.js";
+import { hasSealedKek, sealedKekPath } from "../../seal/kek.js";
+import { assertPrivate } from "../../seal/permissions.js";
+import { createSealer } from "../../seal/registry.js";
+import { request } from "../client.js";
+import { configPath, loadFull, type GlobalOptions, type Io } from "../context.js";
+
+type Level = "ok" | "warn" | "fail";
+interface Check {
+  readonly check: string;
+  readonly level: Level;
+  readonly message: string;
+}
+
+/**
+ * `doctor`: checks what an operator would check by hand (config, permissions,
+ * sealer, socket, backends) without unsealing anything. Exit 1 if any check fails.
+ */
+export async function doctor(g: GlobalOptions, io: Io): Promise<number> {
+  const checks: Check[] = [];
+  const add = (check: string, level: Level, message: string) => checks.push({ check, level, message });
+  let config: Config | undefined;
+  try {
+    config = loadFull(g, true).config;
+    add("config", "ok", `${configPath(g)} is valid`);
+  } catch (e) {
+    add("config", "fail", describeError(e));
+  }
+  if (config) {
+    await checkDataDir(config, add);
+    await checkSealer(config, add);
+    await checkSocket(config, add);
+    for (const msg of inactiveSections(config)) add("inactive", "warn", msg);
+    for (const w of new Policy(config.policy, readAccounts(), process.geteuid?.() ?? 0).warnings) add("policy", "warn", w);
+    if (!config.policy) add("policy", "ok", `no policy section: only uid ${process.geteuid?.() ?? 0} (the daemon's own account) may read`);
+  }
+  if (g.json) io.out(JSON.stringify({ ok: !checks.some((c) => c.level === "fail"), checks }) + "\n");
+  else io.out(checks.map((c) => `${c.level.padEnd(4)}  ${c.check}: ${c.message}`).join("\n") + "\n");
+  return checks.some((c) => c.level === "fail") ? 1 : 0;
+}
+
+type Add = (check: string, level: Level, message: string) => void;
+
+async function checkDataDir(c: Config, add: Add): Promise<void> {
+  if (!fs.existsSync(c.data_dir)) return add("data_dir", "warn", `${c.data_dir} does not exist yet; the daemon creates it (0700) at first start`);
+  try {
+    assertPrivate(c.data_dir, "data_dir");
+    add("data_dir", "ok", `${c.data_dir} is private (${octal(fs.statSync(c.data_dir).mode)})`);
+  } catch (e) {
+    add("data_dir", "fail", describeError(e));
+  }
+  const db = path.join(c.data_dir, CACHE_FILE);
+  if (fs.existsSync(db)) {
+    const mode = fs.statSync(db).mode;
+    add("cache", (mode & 0o077) === 0 ? "ok" : "fail", `${db} mode ${octal(mode)}${(mode & 0o077) === 0 ? "" : `: open to group or others; run chmod 600 ${db}`}`);
+  } else {
+    add("cache", "warn", `${db} does not exist yet; it is created at first start`);
+  }
+  const q = path.join(c.data_dir, "quarantine");
+  if (fs.existsSync(q)) {
+    const n = fs.readdirSync(q).filter((f) => f.endsWith(".reason.txt")).length;
+    if (n > 0) add("cache", "warn", `${n} quarantined database(s) in ${q}; read the .reason.txt files, then delete them`);
+  }
+}
+
+async function checkSealer(c: Config, add: Add): Promise<void> {
+  try {
+    const sealer = await createSealer({ dataDir: c.data_dir, seal: c.seal, sodium: await loadSodium(), logger: createLogger({ level: "silent" }) });
+    const info = await sealer.describe();
+    await sealer.close?.();
+    add("seal", info.ok ? "ok" : "fail", `${info.type}: ${info.detail}`);
+    for (const w of info.warnings) add("seal", "warn", w);
+  } catch (e) {
+    add("seal", "fail", describeError(e));
+  }
+  if (fs.existsSync(c.data_dir)) {
+    add("seal", hasSealedKek(c.data_dir) ? "ok" : "warn", hasSealedKek(c.data_dir) ? `${sealedKekPath(c.data_dir)} present` : `no sealed cache key yet; sealcache init or the first daemon start creates one`);
+  }
+}
+
+async function checkSocket(c: Config, add: Add): Promise<void> {
+  const dir = path.dirname(c.socket);
+  if (fs.existsSync(dir)) {
+    const mode = fs.statSync(dir).mode;
+    if ((mode & 0o007) !== 0) add("socket", "warn", `${dir} has mode ${octal(mode)}: other accounts can reach the socket folder; 0750 is expected`);
+  }
+  if (!fs.existsSync(c.socket)) return add("socket", "fail", `${c.socket} does not exist: the daemon is not running (systemctl status sealcache)`);
+  const mode = fs.statSync(c.socket).mode;
+  if ((mode & 0o007) !== 0) add("socket", "fail", `${c.socket} has mode ${octal(mode)}: any account can connect; the daemon sets 0660`);
+  try {
+    const r = await request(c.socket, "GET", "/v1/health", 5_000);
+    const h = JSON.parse(r.body.toString("utf8")) as { status: string; sealed_reason?: string; providers?: { name: string; active: boolean; online: boolean; last_error: string | null }[] };
+    add("socket", r.status === 200 ? "ok" : "fail", `daemon answers on ${c.socket}: ${h.status}${h.sealed_reason ? ` (${h.sealed_reason})` : ""}`);
+    for (const p of h.providers ?? []) {
+      if (!p.active) continue;
+      add("backend", p.online ? "ok" : "warn", `${p.name}: ${p.online ? "online" : `offline${p.last_error ? ` (${p.last_error})` : " (no successful fetch yet)"}`}`);
+    }
+  } catch (e) {
+    add("socket", "fail", describeError(e));
+  }
+}

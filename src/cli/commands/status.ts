@@ -1,0 +1,52 @@
+import { request } from "../client.js";
+import { socketFor, type GlobalOptions, type Io } from "../context.js";
+import { table } from "../format.js";
+import type { ProviderHealth } from "../../sync/engine.js";
+
+interface Health {
+  status: string;
+  sealed: boolean;
+  sealed_reason?: string;
+  online?: boolean;
+  version: string;
+  uptime_s: number;
+  seal: { type: string; ok: boolean; detail: string; warnings: string[] } | null;
+  secrets?: Record<string, number>;
+  providers?: ProviderHealth[];
+  quarantined?: { path: string; reason: string; at: string }[];
+  inactive: string[];
+  warnings: string[];
+}
+
+/** `status`: the daemon's health in words; exit 5 while sealed. */
+export async function status(g: GlobalOptions, io: Io): Promise<number> {
+  const { socket } = socketFor(g);
+  const r = await request(socket, "GET", "/v1/health");
+  const h = JSON.parse(r.body.toString("utf8")) as Health;
+  if (g.json) {
+    io.out(JSON.stringify(h) + "\n");
+    return h.sealed ? 5 : 0;
+  }
+  const out: string[] = [];
+  out.push(`sealcache ${h.version}: ${h.status}${h.sealed ? ` (${h.sealed_reason})` : ""}, up ${h.uptime_s}s`);
+  if (h.seal) out.push(`seal: ${h.seal.type}${h.seal.ok ? "" : " (NOT OK)"}: ${h.seal.detail}`);
+  for (const w of h.seal?.warnings ?? []) out.push(`WARNING: ${w}`);
+  if (h.secrets) {
+    const s = h.secrets;
+    out.push(`secrets: ${s.total} configured, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced, ${s.errors} with errors`);
+  }
+  if (h.providers && h.providers.length > 0) {
+    out.push("");
+    out.push(
+      table(
+        ["PROVIDER", "TYPE", "STATE", "LAST SUCCESS", "LAST ERROR"],
+        h.providers.map((p) => [p.name, p.type, !p.active ? "inactive" : p.online ? "online" : p.last_success === null && p.failures === 0 ? "pending" : "offline", p.last_success ?? "-", p.last_error ?? ""]),
+      ).trimEnd(),
+    );
+  }
+  for (const q of h.quarantined ?? []) out.push(`QUARANTINED ${q.at}: ${q.path}: ${q.reason}`);
+  for (const i of h.inactive) out.push(`not active yet: ${i}`);
+  for (const w of h.warnings) out.push(`policy: ${w}`);
+  io.out(out.join("\n") + "\n");
+  return h.sealed ? 5 : 0;
+}

@@ -1,0 +1,51 @@
+import { DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { isConfigError } from "../errors.js";
+
+export interface GlobalOptions {
+  readonly config: string | undefined;
+  readonly socket: string | undefined;
+  readonly dataDir: string | undefined;
+  readonly logLevel: string | undefined;
+  readonly json: boolean;
+}
+
+export interface Io {
+  out(text: string | Uint8Array): void;
+  err(text: string): void;
+  readonly isTTY: boolean;
+}
+
+export function overridesOf(g: GlobalOptions): Record<string, string> {
+  const o: Record<string, string> = {};
+  if (g.socket) o.socket = g.socket;
+  if (g.dataDir) o.data_dir = g.dataDir;
+  if (g.logLevel) o["log.level"] = g.logLevel;
+  return o;
+}
+
+export function configPath(g: GlobalOptions): string {
+  return g.config ?? process.env.SEALCACHE_CONFIG ?? DEFAULT_CONFIG_PATH;
+}
+
+export function loadFull(g: GlobalOptions, checkFiles: boolean): LoadedConfig {
+  return loadConfig({ file: configPath(g), overrides: overridesOf(g), checkFiles });
+}
+
+/**
+ * Where the daemon listens, for the commands that only talk to it. A client that
+ * cannot read the default config (not in the right group, no file) still works
+ * with the default socket; an explicit --config that is broken is an error.
+ */
+export function socketFor(g: GlobalOptions): { socket: string; config: Config | undefined } {
+  if (g.socket) return { socket: g.socket, config: undefined };
+  if (process.env.SEALCACHE_SOCKET) return { socket: process.env.SEALCACHE_SOCKET, config: undefined };
+  try {
+    const { config } = loadFull(g, false);
+    return { socket: config.socket, config };
+  } catch (e) {
+    const explicit = g.config !== undefined || process.env.SEALCACHE_CONFIG !== undefined;
+    if (explicit || !isConfigError(e) || !/cannot read the config file/.test(e.message)) throw e;
+    return { socket: "/run/sealcache/sealcache.sock", config: undefined };
+  }
+}

@@ -1,0 +1,32 @@
+export const HELP = `NAME
+    sealcache - offline-first, encrypted secret cache for edge gateways
+
+SYNOPSIS
+    sealcache [--config FILE] [--socket PATH] [--json] COMMAND [ARGS]
+
+COMMANDS
+    daemon                 Run the daemon in the foreground (systemd starts this).
+    get NAME [--raw]       Print a secret's value. --raw: the exact bytes, no newline.
+    list [--prefix P]      Secrets this account may read, with state and age (never values).
+    status                 Daemon health: seal, providers, stale and unsynced secrets.
+    refresh [NAME]         Ask the daemon to sync now (needs an admin policy rule).
+    init                   Create data_dir and seal a new cache key.
+    doctor                 Check config, permissions, sealer, socket and backends.
+    version                Print the version.
+
+OPTIONS
+    --config FILE          Config file (default /etc/sealcache/sealcache.yaml, or $SEALCACHE_CONFIG).
+    --socket PATH          Daemon socket (overrides the config's socket).
+    --data-dir DIR         Overrides data_dir.
+    --log-level LEVEL      Overrides log.level (daemon).
+    --json                 Machine-readable output.
+    -h, --help             This text.
+
+EXIT STATUS
+    0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden, 5 unavailable (daemon down,
+    sealed, secret not synced or expired).
+
+ENVIRONMENT
+    SEALCACHE_<KEY>        Overrides a config key, e.g. SEALCACHE_SYNC_INTERVAL=1m,
+                           SEALCACHE_LOG_LEVEL=debug. Precedence: file < environment < flags.
+`;

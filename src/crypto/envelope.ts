@@ -1,0 +1,115 @@
+import { IntegrityError } from "../errors.js";
+import type { Sodium } from "./sodium.js";
+
+// Ciphertext layout, versioned so the format can change: [version 1][nonce 24][ct+tag].
+const FORMAT = 1;
+const NONCE = 24;
+const KEY = 32;
+const enc = new TextEncoder();
+
+export const KEK_BYTES = KEY;
+
+/**
+ * Envelope encryption: each secret version gets a fresh data key (DEK); the value
+ * is sealed with XChaCha20-Poly1305 under the DEK and the DEK under the KEK, both
+ * with associated data naming the secret and its version, so a row moved to
+ * another name or relabelled with another version fails to open.
+ *
+ * This class owns the only in-memory copy of the KEK and zeroes it on `destroy`.
+ */
+export class Envelope {
+  readonly #s: Sodium;
+  readonly #kek: Uint8Array;
+  readonly #macKey: Uint8Array;
+
+  /** Takes ownership of `kek` (it is zeroed by destroy()). */
+  constructor(sodium: Sodium, kek: Uint8Array) {
+    if (kek.length !== KEY) throw new IntegrityError(`the cache key has ${kek.length} bytes, expected ${KEY}`);
+    this.#s = sodium;
+    this.#kek = kek;
+    // A separate key for MACs so the KEK itself only ever wraps DEKs.
+    this.#macKey = sodium.crypto_kdf_derive_from_key(KEY, 1, "sc-macv1", kek);
+  }
+
+  sealValue(name: string, version: number, plaintext: Uint8Array): { wrappedDek: Uint8Array; ciphertext: Uint8Array } {
+    const s = this.#s;
+    const dek = s.randombytes_buf(KEY);
+    try {
+      const ciphertext = this.#encrypt(dek, plaintext, ad("value", name, version));
+      const wrappedDek = this.#encrypt(this.#kek, dek, ad("dek", name, version));
+      return { wrappedDek, ciphertext };
+    } finally {
+      s.memzero(dek);
+    }
+  }
+
+  /** Returns plaintext the caller must zero after use. Throws IntegrityError on any mismatch. */
+  openValue(name: string, version: number, wrappedDek: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+    const dek = this.#decrypt(this.#kek, wrappedDek, ad("dek", name, version), name);
+    try {
+      return this.#decrypt(dek, ciphertext, ad("value", name, version), name);
+    } finally {
+      this.#s.memzero(dek);
+    }
+  }
+
+  /** Re-wraps a DEK under another envelope's KEK without exposing the value (rotate-kek). */
+  rewrapDek(name: string, version: number, wrappedDek: Uint8Array, to: Envelope): Uint8Array {
+    const dek = this.#decrypt(this.#kek, wrappedDek, ad("dek", name, version), name);
+    try {
+      return to.#encrypt(to.#kek, dek, ad("dek", name, version));
+    } finally {
+      this.#s.memzero(dek);
+    }
+  }
+
+  /** Keyed BLAKE2b over labelled parts; used for change detection and the store digest. */
+  mac(label: string, ...parts: (string | Uint8Array)[]): Uint8Array {
+    const s = this.#s;
+    const st = s.crypto_generichash_init(this.#macKey, 32);
+    s.crypto_generichash_update(st, enc.encode(label));
+    for (const p of parts) {
+      const b = typeof p === "string" ? enc.encode(p) : p;
+      const len = new Uint8Array(4);
+      new DataView(len.buffer).setUint32(0, b.length);
+      s.crypto_generichash_update(st, len);
+      s.crypto_generichash_update(st, b);
+    }
+    return s.crypto_generichash_final(st, 32);
+  }
+
+  equal(a: Uint8Array, b: Uint8Array): boolean {
+    return a.length === b.length && this.#s.memcmp(a, b);
+  }
+
+  destroy(): void {
+    this.#s.memzero(this.#kek);
+    this.#s.memzero(this.#macKey);
+  }
+
+  #encrypt(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+    const s = this.#s;
+    const nonce = s.randombytes_buf(NONCE);
+    const ct = s.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, null, nonce, key);
+    const out = new Uint8Array(1 + NONCE + ct.length);
+    out[0] = FORMAT;
+    out.set(nonce, 1);
+    out.set(ct, 1 + NONCE);
+    return out;
+  }
+
+  #decrypt(key: Uint8Array, blob: Uint8Array, aad: Uint8Array, name: string): Uint8Array {
+    if (blob.length < 1 + NONCE + 16 || blob[0] !== FORMAT) {
+      throw new IntegrityError(`stored ciphertext for ${JSON.stringify(name)} has an unknown format`);
+    }
+    try {
+      return this.#s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, blob.subarray(1 + NONCE), aad, blob.subarray(1, 1 + NONCE), key);
+    } catch {
+      throw new IntegrityError(`stored ciphertext for ${JSON.stringify(name)} failed authentication (tampered, swapped or rolled back)`);
+    }
+  }
+}
+
+function ad(kind: "value" | "dek", name: string, version: number): Uint8Array {
+  return enc.encode(`sealcache:${kind}:v${FORMAT}\0${name}\0${version}`);
+}

@@ -1,0 +1,174 @@
+import path from "node:path";
+import type { Config } from "../config/schema.js";
+import { describeError, isSealError, SealError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { Envelope } from "../crypto/envelope.js";
+import { loadSodium, type Sodium } from "../crypto/sodium.js";
+import { createSealer } from "../seal/registry.js";
+import { ensurePrivateDir } from "../seal/permissions.js";
+import { createKek, hasSealedKek, loadKek } from "../seal/kek.js";
+import type { Sealer, SealerInfo } from "../seal/sealer.js";
+import { SecretStore } from "../store/store.js";
+import { providerTypes } from "../providers/registry.js";
+import { SyncEngine, type ProviderHandle } from "../sync/engine.js";
+import { SecretReader } from "../server/reader.js";
+import { WatchHub } from "../server/watch.js";
+import { Metrics } from "../server/metrics.js";
+import { startServer, type SocketServer } from "../server/http.js";
+import type { Core } from "../server/routes.js";
+import { Policy } from "../policy/policy.js";
+import { readAccounts } from "../policy/accounts.js";
+import { disableCoreDumps } from "../../native/libc.js";
+import { exists } from "../fsutil.js";
+import { buildHealth, buildGauges } from "./health.js";
+import { inactiveSections } from "./inactive.js";
+import { VERSION } from "../version.js";
+
+export const CACHE_FILE = "cache.db";
+
+export interface Daemon {
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: builds each part from the parsed config, in order, and
+ * hands each only what it needs. If the cache key cannot be unsealed the socket
+ * still comes up, answering `sealed` with the reason, and unsealing is retried
+ * with backoff (a TPM in lockout recovers; an operator fixes a file mode).
+ */
+export async function startDaemon(config: Config, configFile: string, logger: Logger): Promise<Daemon> {
+  const log = logger;
+  log.info({ version: VERSION, config: configFile, pid: process.pid }, "starting");
+  if (!safely(() => disableCoreDumps())) log.warn("could not mark the process non-dumpable; core dumps may contain secrets (set LimitCORE=0)");
+
+  const inactive = inactiveSections(config);
+  for (const msg of inactive) log.warn(msg);
+
+  const sodium = await loadSodium();
+  const policy = new Policy(config.policy, readAccounts(), process.geteuid?.() ?? 0);
+  for (const w of policy.warnings) log.warn(w);
+  const metrics = new Metrics();
+  const watch = new WatchHub();
+  const started = Date.now();
+
+  let core: Core | undefined;
+  let envelope: Envelope | undefined;
+  let sealer: Sealer | undefined;
+  let sealedReason = "unsealing the cache key";
+  let sealerInfo: SealerInfo | undefined;
+  let stopping = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let attempts = 0;
+
+  async function unsealAndBuild(): Promise<void> {
+    const seal = log.child({ part: "seal" });
+    sealer ??= await createSealer({ dataDir: config.data_dir, seal: config.seal, sodium, logger: seal });
+    const kek = await obtainKek(sodium, sealer, config.data_dir, seal);
+    sealerInfo = await sealer.describe();
+    for (const w of sealerInfo.warnings) seal.warn(w);
+    envelope = new Envelope(sodium, kek);
+    const store = new SecretStore({ file: path.join(config.data_dir, CACHE_FILE), envelope, logger: log.child({ part: "store" }) });
+    log.info({ secrets: [...store.metas()].length, revision: store.revision }, "cache opened");
+    const providers = await loadProviders(config, log);
+    const sync = new SyncEngine({ store, secrets: config.secrets, providers, sync: config.sync, logger: log.child({ part: "sync" }) });
+    const reader = new SecretReader({ store, sync, secrets: config.secrets, maxStale: config.sync.max_stale });
+    store.onChange((names) => watch.notify(names));
+    core = { reader, sync, store, watch };
+    sync.start();
+  }
+
+  async function attempt(): Promise<void> {
+    try {
+      await unsealAndBuild();
+      log.info("unsealed; serving");
+    } catch (e) {
+      if (!isSealError(e)) throw e;
+      attempts++;
+      sealedReason = e.message;
+      sealerInfo = sealer ? await sealer.describe().catch(() => sealerInfo) : sealerInfo;
+      const delay = Math.min(300_000, 5_000 * 2 ** Math.min(attempts - 1, 6));
+      log.error({ err: e.message, retry_in_ms: delay }, "cache key could not be unsealed; serving `sealed` until it can");
+      if (!stopping) retryTimer = setTimeout(() => void attempt().catch(fatal), delay);
+    }
+  }
+
+  function fatal(e: unknown): void {
+    log.fatal({ err: describeError(e) }, "daemon failed");
+    process.exitCode = 1;
+    void stop();
+  }
+
+  await attempt();
+
+  const server: SocketServer = await startServer({
+    socketPath: config.socket,
+    logger: log.child({ part: "server" }),
+    policy,
+    metrics,
+    metricNames: config.metrics.secret_names,
+    core: () => core,
+    sealedReason: () => sealedReason,
+    health: () => buildHealth({ core, sealedReason, sealerInfo, inactive, policyWarnings: policy.warnings, started, version: VERSION }),
+    gauges: () => buildGauges(core, config.metrics.secret_names),
+  });
+
+  async function stop(): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    log.info("stopping");
+    clearTimeout(retryTimer);
+    watch.close();
+    await server.close();
+    await core?.sync.stop();
+    core?.store.close();
+    envelope?.destroy();
+    await sealer?.close?.();
+    log.info("stopped");
+  }
+
+  return { stop };
+}
+
+/** Unseals the KEK, or creates one on a data dir that has never held a cache. */
+async function obtainKek(sodium: Sodium, sealer: Sealer, dataDir: string, log: Logger): Promise<Uint8Array> {
+  try {
+    ensurePrivateDir(dataDir);
+  } catch (e) {
+    throw isSealError(e) ? e : new SealError(`data_dir ${dataDir} cannot be prepared: ${describeError(e)}`);
+  }
+  if (hasSealedKek(dataDir)) return loadKek(sealer, dataDir);
+  if (exists(path.join(dataDir, CACHE_FILE))) {
+    throw new SealError(`${dataDir}/kek.sealed is missing but ${CACHE_FILE} exists; restore kek.sealed, or move ${CACHE_FILE} away to start an empty cache`);
+  }
+  log.info({ type: sealer.type }, "no cache key yet; creating and sealing one");
+  return createKek(sodium, sealer, dataDir);
+}
+
+/** Loads only the provider types the config uses, each in its own chunk. */
+async function loadProviders(config: Config, log: Logger): Promise<Map<string, ProviderHandle>> {
+  const used = new Set(Object.values(config.secrets).map((s) => s.provider));
+  const out = new Map<string, ProviderHandle>();
+  for (const [name, opts] of Object.entries(config.providers)) {
+    const type = opts.type as string;
+    const load = providerTypes[type]?.load;
+    if (!load) {
+      out.set(name, { name, type, provider: undefined, inactive: `provider ${name}: type ${type} is not active in this build yet` });
+      continue;
+    }
+    if (!used.has(name)) {
+      out.set(name, { name, type, provider: undefined, inactive: `provider ${name}: no secret uses it` });
+      continue;
+    }
+    const mod = await load();
+    out.set(name, { name, type, provider: mod.create({ name, options: opts, logger: log.child({ part: "provider", provider: name }) }), inactive: undefined });
+  }
+  return out;
+}
+
+function safely(fn: () => boolean): boolean {
+  try {
+    return fn();
+  } catch {
+    return false;
+  }
+}

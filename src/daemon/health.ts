@@ -1,0 +1,76 @@
+import type { SealerInfo } from "../seal/sealer.js";
+import type { Core } from "../server/routes.js";
+
+export interface HealthInput {
+  readonly core: Core | undefined;
+  readonly sealedReason: string;
+  readonly sealerInfo: SealerInfo | undefined;
+  readonly inactive: readonly string[];
+  readonly policyWarnings: readonly string[];
+  readonly started: number;
+  readonly version: string;
+}
+
+/**
+ * The /v1/health body: 503 only while sealed (nothing can be served); an offline
+ * backend is "degraded" with 200, since cached values are still being served.
+ */
+export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
+  const now = Date.now();
+  const seal = h.sealerInfo ? { type: h.sealerInfo.type, ok: h.sealerInfo.ok, detail: h.sealerInfo.detail, warnings: h.sealerInfo.warnings } : null;
+  const common = { version: h.version, uptime_s: Math.floor((now - h.started) / 1000), seal, inactive: h.inactive, warnings: h.policyWarnings };
+  if (!h.core) return { ok: false, body: { status: "sealed", sealed: true, sealed_reason: h.sealedReason, ...common } };
+  const { reader, sync, store } = h.core;
+  const counts = { total: 0, ok: 0, stale: 0, expired: 0, not_synced: 0, errors: 0 };
+  for (const name of reader.configuredNames()) {
+    const s = reader.status(name, now);
+    counts.total++;
+    counts[s.state]++;
+    if (s.error) counts.errors++;
+  }
+  const providers = sync.providerHealth();
+  const used = providers.filter((p) => p.active);
+  const online = used.every((p) => p.online);
+  const degraded = !online || counts.stale + counts.expired + counts.not_synced > 0 || store.quarantined.length > 0;
+  return {
+    ok: true,
+    body: {
+      status: degraded ? "degraded" : "ok",
+      sealed: false,
+      online,
+      revision: store.revision,
+      secrets: counts,
+      providers,
+      quarantined: store.quarantined,
+      ...common,
+    },
+  };
+}
+
+type Gauge = { name: string; help: string; samples: [string, number][] };
+
+export function buildGauges(core: Core | undefined, withNames: boolean): Gauge[] {
+  const gauges: Gauge[] = [{ name: "sealcache_sealed", help: "1 while the cache key is not unsealed.", samples: [["", core ? 0 : 1]] }];
+  if (!core) return gauges;
+  const now = Date.now();
+  const byState = new Map<string, number>([["ok", 0], ["stale", 0], ["expired", 0], ["not_synced", 0]]);
+  const perSecret: [string, number][] = [];
+  for (const name of core.reader.configuredNames()) {
+    const s = core.reader.status(name, now);
+    byState.set(s.state, (byState.get(s.state) ?? 0) + 1);
+    if (withNames && s.age_s !== null) perSecret.push([`name="${name}"`, s.age_s]);
+  }
+  gauges.push({ name: "sealcache_secrets", help: "Configured secrets by state.", samples: [...byState].map(([k, v]) => [`state="${k}"`, v]) });
+  const providers = core.sync.providerHealth();
+  gauges.push({ name: "sealcache_provider_online", help: "1 when the provider's last attempt succeeded.", samples: providers.map((p) => [`provider="${p.name}",type="${p.type}"`, p.online ? 1 : 0]) });
+  gauges.push({ name: "sealcache_provider_failures", help: "Consecutive failed attempts per provider.", samples: providers.map((p) => [`provider="${p.name}"`, p.failures]) });
+  gauges.push({
+    name: "sealcache_provider_last_success_timestamp_seconds",
+    help: "Unix time of the provider's last successful fetch.",
+    samples: providers.map((p) => [`provider="${p.name}"`, p.last_success ? Math.floor(Date.parse(p.last_success) / 1000) : 0]),
+  });
+  gauges.push({ name: "sealcache_store_revision", help: "Store generation; grows with every value change.", samples: [["", core.store.revision]] });
+  gauges.push({ name: "sealcache_quarantined_databases", help: "Databases moved aside since start.", samples: [["", core.store.quarantined.length]] });
+  if (withNames) gauges.push({ name: "sealcache_secret_age_seconds", help: "Seconds since each secret was last confirmed.", samples: perSecret });
+  return gauges;
+}

@@ -1,0 +1,24 @@
+import type { Config } from "../config/schema.js";
+import { isActiveType } from "../providers/registry.js";
+import { isActiveSealer } from "../seal/registry.js";
+
+/**
+ * Sections the config may already hold whose behaviour arrives in a later release.
+ * They are validated, and reported here by status, doctor and the start-up log,
+ * never silently ignored.
+ */
+export function inactiveSections(c: Config): string[] {
+  const out: string[] = [];
+  if (!isActiveSealer(c.seal.type)) out.push(`seal.type ${c.seal.type}: not active in this build yet; the daemon stays sealed (use seal.type: host without a TPM)`);
+  for (const [name, p] of Object.entries(c.providers)) {
+    const type = (p as { type: string }).type;
+    if (isActiveType(type)) continue;
+    const n = Object.values(c.secrets).filter((s) => s.provider === name).length;
+    out.push(`providers.${name} (type ${type}): not active in this build yet; its ${n} secret(s) stay not_synced`);
+  }
+  if (c.mqtt) out.push("mqtt: configured but not active in this build yet; no status is published and no refresh/revoke is received");
+  for (const [i, r] of (c.policy ?? []).entries()) {
+    if (r.match.unit !== undefined || r.match.exe !== undefined) out.push(`policy[${i}]: matching on unit/exe is not active in this build yet; the rule matches nobody`);
+  }
+  return out;
+}

@@ -1,0 +1,39 @@
+import fs from "node:fs";
+
+/** Local account names from /etc/passwd and /etc/group (no NSS: a gateway's accounts are local). */
+export interface Accounts {
+  uidOf(user: string): number | undefined;
+  gidOf(group: string): number | undefined;
+}
+
+export function readAccounts(passwd = "/etc/passwd", group = "/etc/group"): Accounts {
+  const users = parse(passwd);
+  const groups = parse(group);
+  return { uidOf: (u) => users.get(u), gidOf: (g) => groups.get(g) };
+}
+
+function parse(file: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let text = "";
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return out;
+  }
+  for (const line of text.split("\n")) {
+    const f = line.split(":");
+    if (f.length >= 3 && f[0] && /^\d+$/.test(f[2]!)) out.set(f[0], Number(f[2]));
+  }
+  return out;
+}
+
+/** Supplementary groups of a live process, from /proc/PID/status. */
+export function processGroups(pid: number): number[] {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const line = /^Groups:\s*(.*)$/m.exec(status)?.[1] ?? "";
+    return line.split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}

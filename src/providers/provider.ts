@@ -1,0 +1,61 @@
+import type { Logger } from "../log.js";
+
+/** One configured secret as a provider sees it: where it lives in the backend's own terms. */
+export interface SecretRef {
+  readonly name: string;
+  readonly path: string;
+  readonly key?: string | undefined;
+  readonly version?: string | undefined;
+}
+
+/**
+ * How a failure should be treated:
+ * - transient: network, timeout, 5xx, throttling: back off, mark the provider offline, serve stale;
+ * - auth: credentials refused: the provider is unhealthy until its auth is fixed;
+ * - permanent: this secret cannot be had as configured (not found, no such key, denied);
+ *   recorded against the secret, the cached value kept.
+ */
+export type ErrorKind = "transient" | "auth" | "permanent";
+
+export class ProviderError extends Error {
+  readonly kind: ErrorKind;
+  /** Seconds the backend asked us to wait (Retry-After, throttling). */
+  readonly retryAfter: number | undefined;
+  constructor(kind: ErrorKind, message: string, opts: { retryAfter?: number; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = "ProviderError";
+    this.kind = kind;
+    this.retryAfter = opts.retryAfter;
+  }
+}
+
+export function isProviderError(e: unknown): e is ProviderError {
+  return e instanceof ProviderError;
+}
+
+export type FetchResult =
+  | { readonly name: string; readonly ok: true; readonly value: Uint8Array; readonly version: string | undefined }
+  | { readonly name: string; readonly ok: false; readonly error: ProviderError };
+
+/**
+ * The one seam every backend implements. `fetch` takes a batch (at most `maxBatch`)
+ * and answers per secret; a thrown ProviderError means the whole call failed
+ * (backend unreachable) and is treated as a provider-level outage.
+ * Values are bytes the caller owns and zeroes after use.
+ */
+export interface Provider {
+  readonly maxBatch: number;
+  fetch(refs: readonly SecretRef[], signal: AbortSignal): Promise<FetchResult[]>;
+  close?(): Promise<void>;
+}
+
+export interface ProviderInit<O> {
+  readonly name: string;
+  readonly options: O;
+  readonly logger: Logger;
+}
+
+/** What a provider folder's `provider.ts` exports. */
+export interface ProviderModule<O = unknown> {
+  create(init: ProviderInit<O>): Provider;
+}

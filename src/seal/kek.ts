@@ -1,0 +1,57 @@
+import fs from "node:fs";
+import path from "node:path";
+import { SealError } from "../errors.js";
+import { exists, writeFileAtomic } from "../fsutil.js";
+import { KEK_BYTES } from "../crypto/envelope.js";
+import type { Sodium } from "../crypto/sodium.js";
+import type { Sealer } from "./sealer.js";
+
+export const SEALED_KEK_FILE = "kek.sealed";
+
+interface SealedFile {
+  format: 1;
+  type: string;
+  created_at: string;
+  blob: string;
+}
+
+export function sealedKekPath(dataDir: string): string {
+  return path.join(dataDir, SEALED_KEK_FILE);
+}
+
+export function hasSealedKek(dataDir: string): boolean {
+  return exists(sealedKekPath(dataDir));
+}
+
+/** A new random KEK, sealed and written atomically. Refuses to overwrite an existing one. */
+export async function createKek(sodium: Sodium, sealer: Sealer, dataDir: string): Promise<Uint8Array> {
+  const file = sealedKekPath(dataDir);
+  if (exists(file)) throw new SealError(`${file} already exists; the cache is initialised (rotate-kek replaces a key)`);
+  const kek = sodium.randombytes_buf(KEK_BYTES);
+  const blob = await sealer.seal(kek);
+  const body: SealedFile = { format: 1, type: sealer.type, created_at: new Date().toISOString(), blob: Buffer.from(blob).toString("base64") };
+  writeFileAtomic(file, JSON.stringify(body) + "\n", 0o600);
+  return kek;
+}
+
+/** Reads and unseals the KEK. Never modifies anything on disk. */
+export async function loadKek(sealer: Sealer, dataDir: string): Promise<Uint8Array> {
+  const file = sealedKekPath(dataDir);
+  let parsed: SealedFile;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, "utf8")) as SealedFile;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new SealError(`${file} is missing; run sealcache init`);
+    throw new SealError(`${file} is not a sealed cache key (${code ?? "unparseable"})`);
+  }
+  if (parsed.format !== 1 || typeof parsed.blob !== "string" || typeof parsed.type !== "string") {
+    throw new SealError(`${file} has an unknown format`);
+  }
+  if (parsed.type !== sealer.type) {
+    throw new SealError(`${file} was sealed with seal.type ${parsed.type} but the config says ${sealer.type}; set seal.type: ${parsed.type} or re-initialise`);
+  }
+  const kek = await sealer.unseal(new Uint8Array(Buffer.from(parsed.blob, "base64")));
+  if (kek.length !== KEK_BYTES) throw new SealError(`${file} unsealed to ${kek.length} bytes, expected ${KEK_BYTES}`);
+  return kek;
+}

@@ -1,0 +1,179 @@
+import { isUtf8 } from "node:buffer";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { nameProblem } from "../config/names.js";
+import { parseDuration } from "../config/duration.js";
+import { SealcacheError } from "../errors.js";
+import type { Caller, Policy } from "../policy/policy.js";
+import type { SecretStore } from "../store/store.js";
+import type { SyncEngine } from "../sync/engine.js";
+import type { Metrics } from "./metrics.js";
+import type { SecretReader } from "./reader.js";
+import { sendJson } from "./respond.js";
+import type { WatchHub } from "./watch.js";
+
+/** What exists once the cache key is unsealed. */
+export interface Core {
+  readonly reader: SecretReader;
+  readonly sync: SyncEngine;
+  readonly store: SecretStore;
+  readonly watch: WatchHub;
+}
+
+export interface RouteDeps {
+  readonly policy: Policy;
+  readonly metrics: Metrics;
+  readonly metricNames: boolean;
+  core(): Core | undefined;
+  sealedReason(): string;
+  health(): { ok: boolean; body: unknown };
+  gauges(): Parameters<Metrics["render"]>[0];
+}
+
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  readonly caller: Caller | undefined;
+  /** Aborted when the client goes away. */
+  readonly gone: AbortSignal;
+}
+
+const WATCH_DEFAULT_MS = 30_000;
+export const WATCH_MAX_MS = 300_000;
+
+export function createRoutes(d: RouteDeps) {
+  function core(): Core {
+    const c = d.core();
+    if (!c) throw new SealcacheError("sealed", `the cache is sealed: ${d.sealedReason()}`, { retryAfter: 30 });
+    return c;
+  }
+
+  function checkName(name: string): void {
+    const problem = nameProblem(name);
+    if (problem) throw new SealcacheError("bad_request", `secret name ${JSON.stringify(name.slice(0, 64))} ${problem}`);
+  }
+
+  function mayRead(caller: Caller | undefined, name: string): void {
+    if (!caller || !d.policy.canRead(caller, name)) {
+      throw new SealcacheError("forbidden", `${describeCaller(caller)} may not read ${JSON.stringify(name)}; see the policy section of the config`);
+    }
+  }
+
+  return {
+    getSecret(ctx: RequestContext, name: string): void {
+      checkName(name);
+      mayRead(ctx.caller, name);
+      const now = Date.now();
+      const found = core().reader.lookup(name, now);
+      const { meta, value, stale, ageS } = found;
+      try {
+        const headers = {
+          Age: String(ageS),
+          "Sealcache-Stale": String(stale),
+          "Sealcache-Version": String(meta.version),
+          "Cache-Control": "no-store",
+        };
+        const format = ctx.url.searchParams.get("format");
+        if (format === "raw") {
+          ctx.res.writeHead(200, { ...headers, "Content-Type": "application/octet-stream", "Content-Length": value.length });
+          ctx.res.end(Buffer.from(value));
+        } else if (format === null || format === "json") {
+          const buf = Buffer.from(value.buffer, value.byteOffset, value.length);
+          const utf8 = isUtf8(buf);
+          sendJson(
+            ctx.res,
+            200,
+            {
+              name,
+              value: utf8 ? buf.toString("utf8") : buf.toString("base64"),
+              ...(utf8 ? {} : { encoding: "base64" }),
+              version: meta.version,
+              source_version: meta.sourceVersion,
+              fetched_at: new Date(meta.fetchedAt).toISOString(),
+              stale,
+              age_s: ageS,
+            },
+            headers,
+          );
+        } else {
+          throw new SealcacheError("bad_request", `format must be json or raw, got ${JSON.stringify(format.slice(0, 16))}`);
+        }
+        d.metrics.lookup(stale ? "stale" : "ok", d.metricNames ? name : undefined);
+      } finally {
+        value.fill(0);
+      }
+    },
+
+    listSecrets(ctx: RequestContext): void {
+      const prefix = ctx.url.searchParams.get("prefix") ?? "";
+      if (prefix.length > 256) throw new SealcacheError("bad_request", "prefix is longer than 256 bytes");
+      const c = core();
+      const now = Date.now();
+      const caller = ctx.caller;
+      const secrets = c.reader
+        .configuredNames()
+        .filter((n) => n.startsWith(prefix) && caller !== undefined && d.policy.canRead(caller, n))
+        .map((n) => c.reader.status(n, now));
+      sendJson(ctx.res, 200, { secrets });
+    },
+
+    async watch(ctx: RequestContext): Promise<void> {
+      const p = ctx.url.searchParams;
+      const names = (p.get("names") ?? "").split(",").filter(Boolean);
+      if (names.length === 0) throw new SealcacheError("bad_request", "names is required: /v1/watch?names=a,b&since=REV");
+      if (names.length > 256) throw new SealcacheError("bad_request", "at most 256 names per watch");
+      for (const n of names) {
+        checkName(n);
+        mayRead(ctx.caller, n);
+      }
+      const timeout = p.has("timeout") ? parseDuration(p.get("timeout")!) : WATCH_DEFAULT_MS;
+      if (timeout === undefined || timeout > WATCH_MAX_MS) throw new SealcacheError("bad_request", `timeout must be a duration up to ${WATCH_MAX_MS / 1000}s`);
+      const sinceRaw = p.get("since");
+      const since = sinceRaw === null ? undefined : Number(sinceRaw);
+      if (since !== undefined && (!Number.isSafeInteger(since) || since < 0)) throw new SealcacheError("bad_request", "since must be a revision number from an earlier answer");
+      const c = core();
+      for (const n of names) if (!c.reader.isConfigured(n)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(n)} is configured`);
+      const answer = (changed: string[]) => sendJson(ctx.res, 200, { revision: c.store.revision, changed });
+      if (since === undefined) return answer([]);
+      // A revision from the future means the store was reset (quarantined): everything changed.
+      if (since > c.store.revision) return answer(names);
+      const already = names.filter((n) => (c.store.meta(n)?.changedRev ?? 0) > since);
+      if (already.length > 0) return answer(already);
+      ctx.req.socket.setTimeout(timeout + 10_000);
+      const changed = await c.watch.wait(new Set(names), timeout, ctx.gone);
+      if (ctx.gone.aborted) return;
+      if (changed.length > 0) return answer(changed);
+      ctx.res.writeHead(304, { "Cache-Control": "no-store" });
+      ctx.res.end();
+    },
+
+    refresh(ctx: RequestContext): void {
+      if (!ctx.caller || !d.policy.isAdmin(ctx.caller)) {
+        throw new SealcacheError("forbidden", `${describeCaller(ctx.caller)} may not trigger a refresh; it needs a policy rule with admin: true`);
+      }
+      const name = ctx.url.searchParams.get("name");
+      const c = core();
+      if (name !== null) {
+        checkName(name);
+        if (!c.reader.isConfigured(name)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured`);
+      }
+      const queued = c.sync.trigger(name === null ? [] : [name]);
+      sendJson(ctx.res, 202, { queued });
+    },
+
+    health(ctx: RequestContext): void {
+      const h = d.health();
+      sendJson(ctx.res, h.ok ? 200 : 503, h.body);
+    },
+
+    metrics(ctx: RequestContext): void {
+      const body = d.metrics.render(d.gauges());
+      ctx.res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4", "Content-Length": Buffer.byteLength(body) });
+      ctx.res.end(body);
+    },
+  };
+}
+
+export function describeCaller(c: Caller | undefined): string {
+  return c ? `caller uid ${c.uid} (pid ${c.pid})` : "a caller whose identity could not be read";
+}

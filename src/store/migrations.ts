@@ -1,0 +1,51 @@
+import type { Database } from "better-sqlite3";
+
+/**
+ * Versioned schema: PRAGMA user_version holds the number of migrations applied.
+ * Append only; a migration never changes once released.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+  CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,          -- ours: +1 each time the value changes; bound into the AEAD
+    source_version TEXT,               -- the backend's own version id, if it has one
+    wrapped_dek BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    value_mac BLOB NOT NULL,           -- keyed MAC of the value: change detection without decrypting
+    changed_rev INTEGER NOT NULL,      -- store generation at the last value change (for watch)
+    changed_at INTEGER NOT NULL,
+    fetched_at INTEGER NOT NULL        -- last time the backend confirmed this value
+  );
+  CREATE TABLE secret_state (
+    name TEXT PRIMARY KEY,
+    error_kind TEXT,
+    error TEXT,
+    error_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE TABLE provider_state (
+    name TEXT PRIMARY KEY,
+    last_success INTEGER,
+    last_error TEXT,
+    last_error_kind TEXT,
+    last_error_at INTEGER,
+    failures INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: Database): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new Error(`cache.db has schema version ${current}, newer than this sealcache (${SCHEMA_VERSION}); upgrade sealcache or restore a matching cache`);
+  }
+  for (let v = current; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,347 @@
+import fs from "node:fs";
+import DatabaseCtor, { type Database, type Statement } from "better-sqlite3";
+import { IntegrityError, describeError } from "../errors.js";
+import type { Envelope } from "../crypto/envelope.js";
+import type { Logger } from "../log.js";
+import { migrate } from "./migrations.js";
+import { quarantineFiles, type QuarantineRecord } from "./quarantine.js";
+import { RowDigest } from "./digest.js";
+
+export interface SecretMeta {
+  readonly name: string;
+  readonly version: number;
+  readonly sourceVersion: string | null;
+  readonly changedRev: number;
+  readonly changedAt: number;
+  readonly fetchedAt: number;
+}
+
+interface MetaEntry extends SecretMeta {
+  readonly valueMac: Uint8Array;
+  readonly element: Uint8Array;
+}
+
+export interface SecretError {
+  readonly kind: string;
+  readonly message: string;
+  readonly at: number;
+}
+
+export interface ProviderState {
+  lastSuccess: number | null;
+  lastError: string | null;
+  lastErrorKind: string | null;
+  lastErrorAt: number | null;
+  failures: number;
+}
+
+export type BatchItem =
+  | { readonly name: string; readonly ok: true; readonly value: Uint8Array; readonly sourceVersion: string | undefined; readonly at: number }
+  | { readonly name: string; readonly ok: false; readonly kind: string; readonly message: string; readonly at: number };
+
+interface Row {
+  name: string;
+  version: number;
+  source_version: string | null;
+  wrapped_dek: Buffer;
+  ciphertext: Buffer;
+  value_mac: Buffer;
+  changed_rev: number;
+  changed_at: number;
+  fetched_at: number;
+}
+
+export interface StoreOptions {
+  readonly file: string;
+  readonly envelope: Envelope;
+  readonly logger: Logger;
+}
+
+type ChangeListener = (names: readonly string[], revision: number) => void;
+
+/**
+ * The only code that touches SQLite. Values go in and out through the envelope;
+ * metadata is mirrored in memory so listing and staleness never hit the disk, and
+ * a lookup is one indexed read plus two AEAD opens.
+ */
+export class SecretStore {
+  readonly #file: string;
+  readonly #env: Envelope;
+  readonly #log: Logger;
+  readonly #quarantined: QuarantineRecord[] = [];
+  readonly #listeners: ChangeListener[] = [];
+  #db!: Database;
+  #stmts!: ReturnType<typeof prepare>;
+  #meta = new Map<string, MetaEntry>();
+  #errors = new Map<string, SecretError>();
+  #digest = new RowDigest();
+  #generation = 0;
+
+  constructor(opts: StoreOptions) {
+    this.#file = opts.file;
+    this.#env = opts.envelope;
+    this.#log = opts.logger;
+    try {
+      this.#open();
+    } catch (e) {
+      if (!isCorruption(e)) throw e;
+      this.#quarantine(describeError(e));
+      this.#open();
+    }
+  }
+
+  get revision(): number {
+    return this.#generation;
+  }
+
+  get quarantined(): readonly QuarantineRecord[] {
+    return this.#quarantined;
+  }
+
+  onChange(fn: ChangeListener): void {
+    this.#listeners.push(fn);
+  }
+
+  meta(name: string): SecretMeta | undefined {
+    return this.#meta.get(name);
+  }
+
+  metas(): IterableIterator<SecretMeta> {
+    return this.#meta.values();
+  }
+
+  secretError(name: string): SecretError | undefined {
+    return this.#errors.get(name);
+  }
+
+  /**
+   * Decrypts one secret. The caller owns and zeroes the returned bytes. A row that
+   * fails its checks quarantines the whole database and throws IntegrityError.
+   */
+  read(name: string): { meta: SecretMeta; value: Uint8Array } | undefined {
+    const meta = this.#meta.get(name);
+    if (!meta) return undefined;
+    try {
+      const row = this.#stmts.read.get(name) as Pick<Row, "version" | "wrapped_dek" | "ciphertext"> | undefined;
+      if (!row) throw new IntegrityError(`row ${JSON.stringify(name)} disappeared from cache.db`);
+      if (row.version !== meta.version) throw new IntegrityError(`row ${JSON.stringify(name)} has version ${row.version}, expected ${meta.version} (rolled back)`);
+      return { meta, value: this.#env.openValue(name, row.version, row.wrapped_dek, row.ciphertext) };
+    } catch (e) {
+      if (!isCorruption(e)) throw e;
+      const lost = this.#quarantine(describeError(e));
+      this.#open();
+      this.#emit(lost);
+      throw e instanceof IntegrityError ? e : new IntegrityError(describeError(e), { cause: e });
+    }
+  }
+
+  /**
+   * Applies one sync batch in one transaction: new values are sealed (a fresh DEK
+   * each), unchanged ones only have fetched_at moved, errors are recorded against
+   * the secret. Nothing here ever deletes a cached value.
+   */
+  apply(items: readonly BatchItem[]): string[] {
+    const env = this.#env;
+    const nextGen = this.#generation + 1;
+    const digest = this.#digest.copy();
+    const writes: { entry: MetaEntry; wrappedDek: Uint8Array; ciphertext: Uint8Array }[] = [];
+    const touches: { name: string; at: number; sourceVersion: string | null }[] = [];
+    const errors: { name: string; err: SecretError | null }[] = [];
+    for (const it of items) {
+      if (!it.ok) {
+        errors.push({ name: it.name, err: { kind: it.kind, message: it.message, at: it.at } });
+        continue;
+      }
+      if (this.#errors.has(it.name)) errors.push({ name: it.name, err: null });
+      const old = this.#meta.get(it.name);
+      const valueMac = env.mac("value", it.name, it.value);
+      const sourceVersion = it.sourceVersion ?? null;
+      if (old && env.equal(old.valueMac, valueMac)) {
+        touches.push({ name: it.name, at: it.at, sourceVersion });
+        continue;
+      }
+      const version = (old?.version ?? 0) + 1;
+      const { wrappedDek, ciphertext } = env.sealValue(it.name, version, it.value);
+      const element = env.mac("row", it.name, String(version), wrappedDek, ciphertext);
+      if (old) digest.toggle(old.element);
+      digest.toggle(element);
+      writes.push({
+        entry: { name: it.name, version, sourceVersion, changedRev: nextGen, changedAt: it.at, fetchedAt: it.at, valueMac, element },
+        wrappedDek,
+        ciphertext,
+      });
+    }
+    const s = this.#stmts;
+    this.#db.transaction(() => {
+      for (const w of writes) {
+        const e = w.entry;
+        s.upsert.run(e.name, e.version, e.sourceVersion, w.wrappedDek, w.ciphertext, e.valueMac, e.changedRev, e.changedAt, e.fetchedAt);
+      }
+      for (const t of touches) s.touch.run(t.at, t.sourceVersion, t.name);
+      for (const { name, err } of errors) {
+        if (err) s.setError.run(name, err.kind, err.message, err.at);
+        else s.clearError.run(name);
+      }
+      if (writes.length > 0) this.#writeDigest(nextGen, digest);
+    })();
+    // Memory follows only once the transaction has committed.
+    for (const w of writes) this.#meta.set(w.entry.name, w.entry);
+    for (const t of touches) {
+      const old = this.#meta.get(t.name)!;
+      this.#meta.set(t.name, { ...old, fetchedAt: t.at, sourceVersion: t.sourceVersion });
+    }
+    for (const { name, err } of errors) {
+      if (err) this.#errors.set(name, err);
+      else this.#errors.delete(name);
+    }
+    const changed = writes.map((w) => w.entry.name);
+    if (writes.length > 0) {
+      this.#digest = digest;
+      this.#generation = nextGen;
+      this.#emit(changed);
+    }
+    return changed;
+  }
+
+  loadProviderStates(): Map<string, ProviderState> {
+    const out = new Map<string, ProviderState>();
+    for (const r of this.#stmts.providers.all() as { name: string; last_success: number | null; last_error: string | null; last_error_kind: string | null; last_error_at: number | null; failures: number }[]) {
+      out.set(r.name, { lastSuccess: r.last_success, lastError: r.last_error, lastErrorKind: r.last_error_kind, lastErrorAt: r.last_error_at, failures: r.failures });
+    }
+    return out;
+  }
+
+  saveProviderState(name: string, st: ProviderState): void {
+    this.#stmts.saveProvider.run(name, st.lastSuccess, st.lastError, st.lastErrorKind, st.lastErrorAt, st.failures);
+  }
+
+  close(): void {
+    if (this.#db?.open) this.#db.close();
+  }
+
+  #emit(names: readonly string[]): void {
+    for (const fn of this.#listeners) fn(names, this.#generation);
+  }
+
+  #open(): void {
+    const db = new DatabaseCtor(this.#file, { fileMustExist: false });
+    try {
+      fs.chmodSync(this.#file, 0o600);
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      const check = db.pragma("integrity_check", { simple: true });
+      if (check !== "ok") throw new IntegrityError(`SQLite integrity check failed: ${String(check)}`);
+      migrate(db);
+      this.#db = db;
+      this.#stmts = prepare(db);
+      this.#load();
+    } catch (e) {
+      if (db.open) db.close();
+      throw e;
+    }
+  }
+
+  #load(): void {
+    const env = this.#env;
+    const s = this.#stmts;
+    const kekCheck = env.mac("kek-check");
+    const stored = s.getMeta.get("kek_check") as { value: Buffer } | undefined;
+    const rows = s.all.all() as Row[];
+    if (!stored) {
+      if (rows.length > 0) throw new IntegrityError("cache.db has secrets but no key check: it was not written by this sealcache");
+      s.setMeta.run("kek_check", kekCheck);
+    } else if (!env.equal(new Uint8Array(stored.value), kekCheck)) {
+      throw new IntegrityError("cache.db was written under a different cache key (kek.sealed was replaced or re-initialised)");
+    }
+    const meta = new Map<string, MetaEntry>();
+    const digest = new RowDigest();
+    for (const r of rows) {
+      const element = env.mac("row", r.name, String(r.version), r.wrapped_dek, r.ciphertext);
+      digest.toggle(element);
+      meta.set(r.name, {
+        name: r.name,
+        version: r.version,
+        sourceVersion: r.source_version,
+        changedRev: r.changed_rev,
+        changedAt: r.changed_at,
+        fetchedAt: r.fetched_at,
+        valueMac: new Uint8Array(r.value_mac),
+        element,
+      });
+    }
+    const head = s.getMeta.get("digest") as { value: Buffer } | undefined;
+    let generation = 0;
+    if (head) {
+      const buf = new Uint8Array(head.value);
+      if (buf.length !== 8 + 32 + 32) throw new IntegrityError("cache.db digest record is malformed");
+      generation = Number(new DataView(buf.buffer, buf.byteOffset).getBigUint64(0));
+      const acc = buf.subarray(8, 40);
+      const mac = buf.subarray(40);
+      if (!env.equal(mac, env.mac("head", String(generation), acc))) throw new IntegrityError("cache.db digest record fails authentication");
+      if (!env.equal(acc, digest.acc)) throw new IntegrityError("cache.db rows do not match the digest: rows were edited, swapped, removed or restored from an older copy");
+    } else if (rows.length > 0) {
+      throw new IntegrityError("cache.db has secrets but no digest record");
+    }
+    const errors = new Map<string, SecretError>();
+    for (const r of s.errors.all() as { name: string; error_kind: string; error: string; error_at: number }[]) {
+      errors.set(r.name, { kind: r.error_kind, message: r.error, at: r.error_at });
+    }
+    this.#meta = meta;
+    this.#errors = errors;
+    this.#digest = digest;
+    this.#generation = generation;
+  }
+
+  #writeDigest(generation: number, digest: RowDigest): void {
+    const buf = new Uint8Array(8 + 32 + 32);
+    new DataView(buf.buffer).setBigUint64(0, BigInt(generation));
+    buf.set(digest.acc, 8);
+    buf.set(this.#env.mac("head", String(generation), digest.acc), 40);
+    this.#stmts.setMeta.run("digest", buf);
+  }
+
+  /** Moves the database aside and forgets its contents; returns the names it held. */
+  #quarantine(reason: string): string[] {
+    const names = [...this.#meta.keys()];
+    this.close();
+    const rec = quarantineFiles(this.#file, reason);
+    this.#quarantined.push(rec);
+    this.#meta = new Map();
+    this.#errors = new Map();
+    this.#digest = new RowDigest();
+    this.#generation = 0;
+    this.#log.error({ quarantined: rec.path, reason }, "cache database failed its checks; moved aside and never served (secrets will be fetched again)");
+    return names;
+  }
+}
+
+/** Damage to the file or its contents, as opposed to a busy, full or unreadable disk. */
+function isCorruption(e: unknown): boolean {
+  if (e instanceof IntegrityError) return true;
+  const code = (e as { code?: unknown }).code;
+  return typeof code === "string" && (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB");
+}
+
+function prepare(db: Database) {
+  const p = (sql: string): Statement => db.prepare(sql);
+  return {
+    read: p("SELECT version, wrapped_dek, ciphertext FROM secrets WHERE name = ?"),
+    all: p("SELECT * FROM secrets"),
+    upsert: p(
+      `INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET version = excluded.version, source_version = excluded.source_version,
+         wrapped_dek = excluded.wrapped_dek, ciphertext = excluded.ciphertext, value_mac = excluded.value_mac,
+         changed_rev = excluded.changed_rev, changed_at = excluded.changed_at, fetched_at = excluded.fetched_at`,
+    ),
+    touch: p("UPDATE secrets SET fetched_at = ?, source_version = ? WHERE name = ?"),
+    setError: p("INSERT OR REPLACE INTO secret_state (name, error_kind, error, error_at) VALUES (?, ?, ?, ?)"),
+    clearError: p("DELETE FROM secret_state WHERE name = ?"),
+    errors: p("SELECT name, error_kind, error, error_at FROM secret_state"),
+    getMeta: p("SELECT value FROM meta WHERE key = ?"),
+    setMeta: p("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"),
+    providers: p("SELECT * FROM provider_state"),
+    saveProvider: p("INSERT OR REPLACE INTO provider_state (name, last_success, last_error, last_error_kind, last_error_at, failures) VALUES (?, ?, ?, ?, ?, ?)"),
+  };
+}

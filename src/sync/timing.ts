@@ -1,0 +1,30 @@
+/**
+ * Exponential backoff with "equal jitter": the delay doubles per failure up to
+ * `max`, and a random half of it is added so a fleet that lost its link at the
+ * same moment does not come back in lock step.
+ */
+export function backoffDelay(failures: number, min: number, max: number, random: () => number): number {
+  const exp = Math.min(max, min * 2 ** Math.max(0, failures - 1));
+  return Math.round(exp / 2 + random() * (exp / 2));
+}
+
+/** `interval` spread uniformly over ±jitter. */
+export function jittered(interval: number, jitter: number, random: () => number): number {
+  return Math.max(1, Math.round(interval * (1 - jitter + 2 * jitter * random())));
+}
+
+/**
+ * When a cached secret is next due after a restart: on schedule if its refresh is
+ * still ahead, otherwise spread over a jittered window, so a fleet rebooting after
+ * a power cut does not refetch everything in the same second.
+ */
+export function resumeDue(fetchedAt: number, interval: number, jitter: number, now: number, random: () => number): number {
+  const onSchedule = fetchedAt + jittered(interval, jitter, random);
+  if (onSchedule > now) return onSchedule;
+  return now + Math.round(random() * jitter * Math.min(interval, 5 * 60_000));
+}
+
+/** The age past which a value counts as stale even without a recorded failure. */
+export function staleAfter(interval: number, jitter: number, timeout: number): number {
+  return Math.round(interval * (1 + jitter)) + timeout;
+}
