@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { configSchema, type Config } from "./schema.js";
@@ -39,12 +39,14 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
 export function parseConfig(text: string, opts: LoadOptions): LoadedConfig {
   const file = opts.file;
   const env = opts.env ?? process.env;
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  // prettyErrors would quote the offending text; positions come from a LineCounter instead.
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
       doc.errors.map((err) => {
-        const pos = err.linePos?.[0];
+        const pos = err.linePos?.[0] ?? lineCounter.linePos(err.pos[0]);
         return `${pos ? `line ${pos.line}, column ${pos.col}: ` : ""}YAML syntax: ${err.message.split("\n")[0]}`;
       }),
     );
