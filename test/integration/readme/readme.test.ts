@@ -3,7 +3,7 @@ import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { ROOT, eventually } from "../../support/daemon.js";
+import { ROOT, sleep } from "../../support/daemon.js";
 import { req } from "../../support/http.js";
 import { assertNoLeaks, databaseBytes, DEMO_VALUES } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
@@ -25,7 +25,7 @@ test("the README's first command, run in a fresh copy, serves a demo secret", as
   const dir = tmpDir(t, "sc-readme-");
   fs.cpSync(ROOT, dir, {
     recursive: true,
-    filter: (src) => !/\/(\.git|\.demo|dist|test\/\.logs)(\/|$)/.test(src.slice(ROOT.length)),
+    filter: (src) => !/^\/(\.git|\.demo|dist|test\/\.logs)(\/|$)/.test(src.slice(ROOT.length)),
   });
   const command = readmeCommand("demo");
   const child = spawn("bash", ["-c", command], { cwd: dir, detached: true, stdio: ["ignore", "pipe", "pipe"] });
@@ -39,7 +39,14 @@ test("the README's first command, run in a fresh copy, serves a demo secret", as
       /* already gone */
     }
   });
-  await eventually(() => out.includes("is serving on"), 240_000, `"is serving on" from: ${command}`);
+  let exited: number | null = null;
+  child.on("exit", (code) => (exited = code ?? -1));
+  const until = Date.now() + 240_000;
+  while (!out.includes("is serving on")) {
+    assert.equal(exited, null, `${command} exited early:\n${out.slice(-2000)}`);
+    assert.ok(Date.now() < until, `no "is serving on" within 240 s from: ${command}\n${out.slice(-2000)}`);
+    await sleep(50);
+  }
   const socket = path.join(dir, ".demo/sealcache.sock");
   const r = await req(socket, "/v1/secrets/demo/api-token");
   assert.equal(r.status, 200);
@@ -47,7 +54,7 @@ test("the README's first command, run in a fresh copy, serves a demo secret", as
   // The query commands it prints work as printed.
   const curlLine = out.split("\n").find((l) => l.trim().startsWith("curl --unix-socket"))!;
   assert.ok(curlLine, "the demo prints a curl command");
-  const viaCurl = execFileSync("bash", ["-c", curlLine.trim()], { cwd: dir }).toString();
+  const viaCurl = execFileSync("bash", ["-c", curlLine.trim()], { cwd: dir, stdio: ["ignore", "pipe", "ignore"] }).toString();
   assert.equal(JSON.parse(viaCurl).value, DEMO_VALUES[0]);
   const cliLine = out.split("\n").find((l) => l.includes("get demo/kafka-password"))!;
   assert.equal(execFileSync("bash", ["-c", cliLine.trim()], { cwd: dir }).toString(), `${DEMO_VALUES[2]}\n`);
