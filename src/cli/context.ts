@@ -1,3 +1,4 @@
+import path from "node:path";
 import { DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { isConfigError } from "../errors.js";
@@ -16,10 +17,14 @@ export interface Io {
   readonly isTTY: boolean;
 }
 
+/**
+ * CLI flags as config overrides. Path flags are taken from the working directory,
+ * as a shell user expects (relative paths in the file are taken from its folder).
+ */
 export function overridesOf(g: GlobalOptions): Record<string, string> {
   const o: Record<string, string> = {};
-  if (g.socket) o.socket = g.socket;
-  if (g.dataDir) o.data_dir = g.dataDir;
+  if (g.socket) o.socket = path.resolve(g.socket);
+  if (g.dataDir) o.data_dir = path.resolve(g.dataDir);
   if (g.logLevel) o["log.level"] = g.logLevel;
   return o;
 }

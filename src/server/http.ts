@@ -29,6 +29,8 @@ export interface ServerOptions extends RouteDeps {
   readonly logger: Logger;
 }
 
+type Fail = (e: unknown, status?: number) => void;
+
 export interface SocketServer {
   close(): Promise<void>;
 }
@@ -50,6 +52,9 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     requestTimeout: LIMITS.requestTimeoutMs,
     keepAliveTimeout: LIMITS.keepAliveTimeoutMs,
     connectionsCheckingInterval: 1_000,
+    // A Unix socket has no virtual hosts; without this, node answers a Host-less
+    // HTTP/1.1 request with a bare 400 instead of the API's JSON error.
+    requireHostHeader: false,
   });
   server.maxConnections = LIMITS.maxConnections;
 
@@ -71,18 +76,18 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
-    let route = "other";
+    const at = { route: "other" };
     res.on("finish", () => {
-      o.metrics.request(route, res.statusCode);
-      if (log.isLevelEnabled("debug")) log.debug({ route, status: res.statusCode, us: Number((process.hrtime.bigint() - started) / 1000n) }, "request");
+      o.metrics.request(at.route, res.statusCode);
+      if (log.isLevelEnabled("debug")) log.debug({ route: at.route, status: res.statusCode, us: Number((process.hrtime.bigint() - started) / 1000n) }, "request");
     });
-    const fail = (e: unknown, status?: number) => {
-      if (res.headersSent) return res.destroy();
+    const fail: Fail = (e, status) => {
+      if (res.headersSent) return void res.destroy();
       if (isSealcacheError(e)) {
-        if (e.code === "forbidden") log.warn({ route, err: e.message }, "request denied");
+        if (e.code === "forbidden") log.warn({ route: at.route, err: e.message }, "request denied");
         return sendError(res, e, status);
       }
-      log.error({ route, err: describeError(e) }, "request failed");
+      log.error({ route: at.route, err: describeError(e) }, "request failed");
       sendError(res, new SealcacheError("internal", "internal error; see the daemon log"));
     };
     const rawUrl = req.url ?? "/";
@@ -95,15 +100,25 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
       res.shouldKeepAlive = false;
       return fail(new SealcacheError("bad_request", `request body exceeds ${LIMITS.maxBodyBytes} bytes; no route takes a body`), 413);
     }
+    // No route takes a body: route only once the (small) body has been read, so an
+    // oversized chunked body is refused with 413 before any route acts on the request.
+    let rejected = false;
     let received = 0;
     req.on("data", (chunk: Buffer) => {
       received += chunk.length;
-      if (received > LIMITS.maxBodyBytes) {
+      if (received > LIMITS.maxBodyBytes && !rejected) {
+        rejected = true;
         res.shouldKeepAlive = false;
+        res.once("finish", () => req.socket.destroy());
         fail(new SealcacheError("bad_request", `request body exceeds ${LIMITS.maxBodyBytes} bytes`), 413);
-        req.destroy();
       }
     });
+    req.on("end", () => {
+      if (!rejected) dispatch(req, res, rawUrl, at, fail);
+    });
+  });
+
+  function dispatch(req: IncomingMessage, res: ServerResponse, rawUrl: string, at: { route: string }, fail: Fail): void {
     let url: URL;
     try {
       url = new URL(rawUrl, "http://sealcache");
@@ -113,14 +128,18 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     const gone = new AbortController();
     res.on("close", () => gone.abort());
     const ctx: RequestContext = { req, res, url, caller: callers.get(req.socket), gone: gone.signal };
-    const p = url.pathname;
+    // Routed on the path as sent: URL parsing would resolve `.`/`..` segments (also
+    // percent-encoded ones) and read `\` as `/`, turning a bad name into another name.
+    const p = requestPath(rawUrl);
     const method = req.method ?? "GET";
     const only = (m: string) => {
-      if (method !== m) throw Object.assign(new SealcacheError("bad_request", `${method} is not allowed on ${p}; use ${m}`), { status: 405 });
+      if (method === m) return;
+      res.setHeader("Allow", m);
+      throw Object.assign(new SealcacheError("bad_request", `${method} is not allowed on ${p}; use ${m}`), { status: 405 });
     };
     try {
       if (p.startsWith("/v1/secrets/")) {
-        route = "secret";
+        at.route = "secret";
         only("GET");
         let name: string;
         try {
@@ -132,23 +151,23 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
       }
       switch (p) {
         case "/v1/secrets":
-          route = "list";
+          at.route = "list";
           only("GET");
           return routes.listSecrets(ctx);
         case "/v1/watch":
-          route = "watch";
+          at.route = "watch";
           only("GET");
           return void routes.watch(ctx).catch((e) => fail(e));
         case "/v1/refresh":
-          route = "refresh";
+          at.route = "refresh";
           only("POST");
           return routes.refresh(ctx);
         case "/v1/health":
-          route = "health";
+          at.route = "health";
           only("GET");
           return routes.health(ctx);
         case "/metrics":
-          route = "metrics";
+          at.route = "metrics";
           only("GET");
           return routes.metrics(ctx);
         default:
@@ -157,7 +176,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     } catch (e) {
       fail(e, (e as { status?: number }).status);
     }
-  });
+  }
 
   await listen(server, o.socketPath);
   log.info({ socket: o.socketPath }, "listening");
@@ -173,6 +192,13 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
         }
       }),
   };
+}
+
+/** The path of a request target (origin-form or absolute-form), without query, undecoded and unnormalised. */
+function requestPath(target: string): string {
+  const t = target.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "");
+  const end = t.search(/[?#]/);
+  return end === -1 ? t : t.slice(0, end);
 }
 
 function identify(socket: Socket): Caller | undefined {

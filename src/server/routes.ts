@@ -62,6 +62,11 @@ export function createRoutes(d: RouteDeps) {
   return {
     getSecret(ctx: RequestContext, name: string): void {
       checkName(name);
+      // Checked before the lookup, so a request that will be refused never decrypts the value.
+      const format = ctx.url.searchParams.get("format");
+      if (format !== null && format !== "json" && format !== "raw") {
+        throw new SealcacheError("bad_request", `format must be json or raw, got ${JSON.stringify(format.slice(0, 16))}`);
+      }
       mayRead(ctx.caller, name);
       const now = Date.now();
       const found = core().reader.lookup(name, now);
@@ -73,11 +78,10 @@ export function createRoutes(d: RouteDeps) {
           "Sealcache-Version": String(meta.version),
           "Cache-Control": "no-store",
         };
-        const format = ctx.url.searchParams.get("format");
         if (format === "raw") {
           ctx.res.writeHead(200, { ...headers, "Content-Type": "application/octet-stream", "Content-Length": value.length });
           ctx.res.end(Buffer.from(value));
-        } else if (format === null || format === "json") {
+        } else {
           const buf = Buffer.from(value.buffer, value.byteOffset, value.length);
           const utf8 = isUtf8(buf);
           sendJson(
@@ -95,8 +99,6 @@ export function createRoutes(d: RouteDeps) {
             },
             headers,
           );
-        } else {
-          throw new SealcacheError("bad_request", `format must be json or raw, got ${JSON.stringify(format.slice(0, 16))}`);
         }
         d.metrics.lookup(stale ? "stale" : "ok", d.metricNames ? name : undefined);
       } finally {

@@ -16,7 +16,10 @@ export function quarantineFiles(dbPath: string, reason: string): QuarantineRecor
   const dir = path.join(path.dirname(dbPath), "quarantine");
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const at = new Date().toISOString();
-  const stem = path.join(dir, `${path.basename(dbPath, ".db")}-${at.replace(/[:.]/g, "-")}`);
+  const base = path.join(dir, `${path.basename(dbPath, ".db")}-${at.replace(/[:.]/g, "-")}`);
+  // Never overwrite an earlier quarantine from the same millisecond: it is evidence.
+  let stem = base;
+  for (let n = 1; fs.existsSync(`${stem}.db`) || fs.existsSync(`${stem}.reason.txt`); n++) stem = `${base}-${n}`;
   for (const suffix of ["", "-wal", "-shm"]) {
     try {
       fs.renameSync(dbPath + suffix, `${stem}.db${suffix}`);

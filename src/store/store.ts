@@ -125,6 +125,13 @@ export class SecretStore {
       const row = this.#stmts.read.get(name) as Pick<Row, "version" | "wrapped_dek" | "ciphertext"> | undefined;
       if (!row) throw new IntegrityError(`row ${JSON.stringify(name)} disappeared from cache.db`);
       if (row.version !== meta.version) throw new IntegrityError(`row ${JSON.stringify(name)} has version ${row.version}, expected ${meta.version} (rolled back)`);
+      // The same check as the digest at open, for this one row: versions restart at 1
+      // in a fresh database, so a row replayed from a quarantined copy (same KEK, name
+      // and version) would pass the AEAD alone.
+      const element = this.#env.mac("row", name, String(row.version), row.wrapped_dek, row.ciphertext);
+      if (!this.#env.equal(element, meta.element)) {
+        throw new IntegrityError(`row ${JSON.stringify(name)} is not the one this store wrote (edited, swapped or replayed from another copy of cache.db)`);
+      }
       return { meta, value: this.#env.openValue(name, row.version, row.wrapped_dek, row.ciphertext) };
     } catch (e) {
       if (!isCorruption(e)) throw e;

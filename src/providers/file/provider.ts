@@ -1,3 +1,4 @@
+import { constants } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { z } from "zod";
@@ -39,7 +40,9 @@ export function create(init: ProviderInit<Options>): Provider {
     if (!real.startsWith(root + path.sep)) return fail(ref, "permanent", `${where} resolves outside ${dir}`);
     let fh: fs.FileHandle | undefined;
     try {
-      fh = await fs.open(real, "r");
+      // O_NONBLOCK: opening a FIFO (or a device) must not block a libuv thread
+      // forever; the type check below then refuses it. No effect on regular files.
+      fh = await fs.open(real, constants.O_RDONLY | constants.O_NONBLOCK);
       const st = await fh.stat();
       if (!st.isFile()) return fail(ref, "permanent", `${where} is not a regular file`);
       if (st.size > maxBytes) return fail(ref, "permanent", `${where} is ${st.size} bytes, over max_bytes ${maxBytes}`);

@@ -1,0 +1,644 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { before, describe, test, type TestContext } from "node:test";
+import Database from "better-sqlite3";
+import { Envelope, KEK_BYTES } from "../../../src/crypto/envelope.js";
+import { loadSodium, type Sodium } from "../../../src/crypto/sodium.js";
+import { isIntegrityError } from "../../../src/errors.js";
+import { createLogger } from "../../../src/log.js";
+import { SecretStore, type BatchItem } from "../../../src/store/store.js";
+import { quarantineFiles } from "../../../src/store/quarantine.js";
+import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
+import { tmpDir } from "../../support/tmp.js";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+let sodium: Sodium;
+before(async () => {
+  sodium = await loadSodium();
+});
+
+interface Fixture {
+  readonly dataDir: string;
+  readonly file: string;
+  readonly kek: Uint8Array;
+  /** Every value planted so far, for the leak checks. */
+  readonly values: string[];
+  /** A store on `file` with a fresh Envelope over a copy of `kek` (or of `otherKek`). */
+  open(otherKek?: Uint8Array): SecretStore;
+  /** Everything the stores of this fixture logged. */
+  logs(): string;
+  value(tag: string): string;
+}
+
+function fixture(t: TestContext): Fixture {
+  const dir = tmpDir(t);
+  const dataDir = path.join(dir, "data");
+  fs.mkdirSync(dataDir, { mode: 0o700 });
+  const file = path.join(dataDir, "cache.db");
+  const kek = sodium.randombytes_buf(KEK_BYTES);
+  let out = "";
+  const logger = createLogger({ level: "debug", destination: { write: (s: string) => void (out += s) } });
+  const stores: SecretStore[] = [];
+  const values: string[] = [];
+  t.after(() => {
+    for (const s of stores) s.close();
+    assertNoLeaks(out, "store logs", values);
+  });
+  return {
+    dataDir,
+    file,
+    kek,
+    values,
+    open(otherKek) {
+      const s = new SecretStore({ file, envelope: new Envelope(sodium, (otherKek ?? kek).slice()), logger });
+      stores.push(s);
+      return s;
+    },
+    logs: () => out,
+    value(tag) {
+      const v = planted(tag);
+      values.push(v);
+      return v;
+    },
+  };
+}
+
+function ok(name: string, value: string, at: number, sourceVersion?: string): BatchItem {
+  return { name, ok: true, value: enc.encode(value), sourceVersion, at };
+}
+
+function failed(name: string, message: string, at: number, kind = "transient"): BatchItem {
+  return { name, ok: false, kind, message, at };
+}
+
+/** Compares secret values without printing them on failure (test output is a log too). */
+function sameValue(actual: string | undefined, expected: string | undefined, what = "value"): void {
+  assert.ok(actual === expected, `${what}: got ${actual === undefined ? "nothing" : `${actual.length} bytes`}, not the expected value`);
+}
+
+function readText(store: SecretStore, name: string): string | undefined {
+  const r = store.read(name);
+  if (!r) return undefined;
+  const s = dec.decode(r.value);
+  r.value.fill(0);
+  return s;
+}
+
+/** Runs `fn` on a separate connection to the (closed or open) database, as an attacker with file access would. */
+function tamper(file: string, fn: (db: Database.Database) => void): void {
+  const db = new Database(file);
+  try {
+    fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+type RawRow = { name: string; version: number; source_version: string | null; wrapped_dek: Buffer; ciphertext: Buffer; value_mac: Buffer; changed_rev: number; changed_at: number; fetched_at: number };
+
+function rawRow(db: Database.Database, name: string): RawRow {
+  const r = db.prepare("SELECT * FROM secrets WHERE name = ?").get(name) as RawRow | undefined;
+  assert.ok(r, `row ${name} exists`);
+  return r;
+}
+
+function writeRow(db: Database.Database, r: RawRow): void {
+  db.prepare(
+    `UPDATE secrets SET version = ?, source_version = ?, wrapped_dek = ?, ciphertext = ?, value_mac = ?, changed_rev = ?, changed_at = ?, fetched_at = ? WHERE name = ?`,
+  ).run(r.version, r.source_version, r.wrapped_dek, r.ciphertext, r.value_mac, r.changed_rev, r.changed_at, r.fetched_at, r.name);
+}
+
+function flipByte(b: Buffer, at: number): Buffer {
+  const c = Buffer.from(b);
+  c[at]! ^= 0x40;
+  return c;
+}
+
+/** Three secrets synced, store closed; returns their names and values. */
+function seeded(f: Fixture): Record<string, string> {
+  const vals = { "app/a": f.value("a"), "app/b": f.value("b"), "app/c": f.value("c") };
+  const s = f.open();
+  s.apply(Object.entries(vals).map(([n, v]) => ok(n, v, 1000)));
+  s.close();
+  return vals;
+}
+
+/** The store was opened on a tampered file: it must have moved it aside and started empty. */
+function assertQuarantinedAtOpen(f: Fixture, s: SecretStore, names: readonly string[], reason: RegExp): string {
+  assert.equal(s.quarantined.length, 1, "one quarantine record");
+  const rec = s.quarantined[0]!;
+  assert.match(rec.reason, reason);
+  assert.equal(path.dirname(rec.path), path.join(f.dataDir, "quarantine"));
+  assert.ok(fs.existsSync(rec.path), `quarantined database ${rec.path} exists`);
+  const reasonFile = rec.path.replace(/\.db$/, ".reason.txt");
+  assert.ok(fs.existsSync(reasonFile), "reason file exists");
+  assert.match(fs.readFileSync(reasonFile, "utf8"), reason);
+  assert.ok(!Number.isNaN(Date.parse(rec.at)));
+  // The store is fresh and empty: nothing from the tampered file is served.
+  assert.deepEqual([...s.metas()], []);
+  assert.equal(s.revision, 0);
+  for (const n of names) {
+    assert.equal(s.meta(n), undefined);
+    assert.equal(s.read(n), undefined, `nothing is read for ${n}`);
+    assert.equal(s.secretError(n), undefined);
+  }
+  assert.deepEqual([...s.loadProviderStates()], []);
+  // A new, working database took its place.
+  assert.ok(fs.existsSync(f.file));
+  assert.deepEqual(s.apply([ok("app/new", f.value("new"), 5000)]), ["app/new"]);
+  assert.equal(s.meta("app/new")?.version, 1);
+  assert.match(f.logs(), /cache database failed its checks/);
+  return rec.path;
+}
+
+function quarantineDir(f: Fixture): string {
+  return path.join(f.dataDir, "quarantine");
+}
+
+describe("SecretStore on a real SQLite file", () => {
+  test("apply then read round-trips values and metadata", (t) => {
+    const f = fixture(t);
+    const s = f.open();
+    assert.equal(s.revision, 0);
+    assert.deepEqual(s.quarantined, []);
+    const a = f.value("a");
+    const b = f.value("b");
+    const changes: [readonly string[], number][] = [];
+    s.onChange((names, rev) => changes.push([names, rev]));
+    const changed = s.apply([ok("app/a", a, 1000, "v7"), ok("app/b", b, 1001)]);
+    assert.deepEqual(changed.sort(), ["app/a", "app/b"]);
+    assert.equal(s.revision, 1);
+    assert.deepEqual(changes, [[changed, 1]]);
+    sameValue(readText(s, "app/a"), a);
+    sameValue(readText(s, "app/b"), b);
+    assert.equal(s.read("app/missing"), undefined);
+    const m = s.meta("app/a")!;
+    assert.deepEqual(
+      { name: m.name, version: m.version, sourceVersion: m.sourceVersion, changedRev: m.changedRev, changedAt: m.changedAt, fetchedAt: m.fetchedAt },
+      { name: "app/a", version: 1, sourceVersion: "v7", changedRev: 1, changedAt: 1000, fetchedAt: 1000 },
+    );
+    assert.equal(s.meta("app/b")!.sourceVersion, null);
+    // Binary values survive unchanged.
+    const bin = sodium.randombytes_buf(3000);
+    s.apply([{ name: "app/bin", ok: true, value: bin.slice(), sourceVersion: undefined, at: 1002 }]);
+    assert.deepEqual(s.read("app/bin")!.value, bin);
+  });
+
+  test("an unchanged value only moves fetched_at; the version stays", (t) => {
+    const f = fixture(t);
+    const s = f.open();
+    const v = f.value("same");
+    s.apply([ok("app/x", v, 1000, "s1")]);
+    const before = s.meta("app/x")!;
+    const rowBefore = (() => {
+      let r: RawRow | undefined;
+      tamper(f.file, (db) => (r = rawRow(db, "app/x")));
+      return r!;
+    })();
+    let notified = 0;
+    s.onChange(() => notified++);
+    assert.deepEqual(s.apply([ok("app/x", v, 2000, "s2")]), []);
+    const after = s.meta("app/x")!;
+    assert.equal(after.version, 1);
+    assert.equal(after.fetchedAt, 2000);
+    assert.equal(after.changedAt, 1000);
+    assert.equal(after.changedRev, before.changedRev);
+    assert.equal(after.sourceVersion, "s2");
+    assert.equal(s.revision, 1, "revision does not move");
+    assert.equal(notified, 0, "no change notification");
+    sameValue(readText(s, "app/x"), v);
+    // On disk: the same ciphertext and DEK, only fetched_at/source_version moved.
+    let rowAfter: RawRow | undefined;
+    tamper(f.file, (db) => (rowAfter = rawRow(db, "app/x")));
+    assert.deepEqual(rowAfter!.ciphertext, rowBefore.ciphertext);
+    assert.deepEqual(rowAfter!.wrapped_dek, rowBefore.wrapped_dek);
+    assert.equal(rowAfter!.fetched_at, 2000);
+    assert.equal(rowAfter!.version, 1);
+    s.close();
+    const r = f.open();
+    assert.equal(r.meta("app/x")!.fetchedAt, 2000, "fetched_at persisted");
+    assert.equal(r.meta("app/x")!.version, 1);
+    assert.deepEqual(r.quarantined, [], "a touch keeps the digest valid");
+  });
+
+  test("a changed value bumps the version and the revision, with a fresh DEK", (t) => {
+    const f = fixture(t);
+    const s = f.open();
+    const v1 = f.value("v1");
+    const v2 = f.value("v2");
+    const y = f.value("y");
+    s.apply([ok("app/x", v1, 1000), ok("app/y", y, 1000)]);
+    const changes: [readonly string[], number][] = [];
+    s.onChange((names, rev) => changes.push([names, rev]));
+    assert.deepEqual(s.apply([ok("app/x", v2, 2000), ok("app/y", y, 2000)]), ["app/x"]);
+    const m = s.meta("app/x")!;
+    assert.equal(m.version, 2);
+    assert.equal(m.changedRev, 2);
+    assert.equal(m.changedAt, 2000);
+    assert.equal(s.revision, 2);
+    assert.deepEqual(changes, [[["app/x"], 2]]);
+    sameValue(readText(s, "app/x"), v2);
+    assert.equal(s.meta("app/y")!.version, 1);
+    // Back to the first value is a change too (version 3), not a return to version 1.
+    s.apply([ok("app/x", v1, 3000)]);
+    assert.equal(s.meta("app/x")!.version, 3);
+    sameValue(readText(s, "app/x"), v1);
+    s.close();
+    const r = f.open();
+    assert.deepEqual(r.quarantined, []);
+    assert.equal(r.revision, 3);
+    sameValue(readText(r, "app/x"), v1);
+    assert.equal(r.meta("app/x")!.version, 3);
+  });
+
+  test("errors are recorded per secret and keep the cached value", (t) => {
+    const f = fixture(t);
+    const s = f.open();
+    const v = f.value("kept");
+    s.apply([ok("app/x", v, 1000)]);
+    assert.deepEqual(s.apply([failed("app/x", "backend said 500", 2000), failed("app/never", "does not exist", 2000, "permanent")]), []);
+    sameValue(readText(s, "app/x"), v, "cached value kept");
+    assert.equal(s.meta("app/x")!.version, 1);
+    assert.equal(s.meta("app/x")!.fetchedAt, 1000, "an error does not count as a fetch");
+    assert.deepEqual(s.secretError("app/x"), { kind: "transient", message: "backend said 500", at: 2000 });
+    assert.equal(s.meta("app/never"), undefined);
+    assert.equal(s.read("app/never"), undefined);
+    assert.deepEqual(s.secretError("app/never"), { kind: "permanent", message: "does not exist", at: 2000 });
+    s.close();
+    // Errors survive a restart.
+    const r = f.open();
+    assert.deepEqual(r.quarantined, []);
+    assert.deepEqual(r.secretError("app/x"), { kind: "transient", message: "backend said 500", at: 2000 });
+    sameValue(readText(r, "app/x"), v);
+    // A later success clears the error (and an unchanged value still does).
+    r.apply([ok("app/x", v, 3000)]);
+    assert.equal(r.secretError("app/x"), undefined);
+    assert.equal(r.meta("app/x")!.fetchedAt, 3000);
+    r.close();
+    assert.equal(f.open().secretError("app/x"), undefined, "the cleared error stays cleared on disk");
+  });
+
+  test("close and reopen restores values, metadata, revision, errors and provider state", (t) => {
+    const f = fixture(t);
+    const s = f.open();
+    const vals = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`app/s${i}`, f.value(`s${i}`)]));
+    s.apply(Object.entries(vals).map(([n, v]) => ok(n, v, 1000, `src-${n}`)));
+    s.apply([ok("app/s3", f.value("s3-new"), 2000), failed("app/s4", "timeout", 2000)]);
+    vals["app/s3"] = f.values[f.values.length - 1]!;
+    s.saveProviderState("vault", { lastSuccess: 2000, lastError: "x", lastErrorKind: "transient", lastErrorAt: 1500, failures: 0 });
+    const metas = new Map([...s.metas()].map((m) => [m.name, { ...m }]));
+    s.close();
+    const r = f.open();
+    assert.deepEqual(r.quarantined, []);
+    assert.equal(r.revision, 2);
+    assert.equal([...r.metas()].length, 20);
+    for (const [n, v] of Object.entries(vals)) {
+      sameValue(readText(r, n), v, n);
+      assert.deepEqual({ ...r.meta(n)! }, metas.get(n));
+    }
+    assert.equal(r.meta("app/s3")!.version, 2);
+    assert.equal(r.secretError("app/s4")?.message, "timeout");
+    assert.deepEqual(r.loadProviderStates().get("vault"), { lastSuccess: 2000, lastError: "x", lastErrorKind: "transient", lastErrorAt: 1500, failures: 0 });
+    // And it keeps working after the reopen.
+    r.apply([ok("app/s5", f.value("s5-new"), 3000)]);
+    assert.equal(r.revision, 3);
+    r.close();
+    assert.deepEqual(f.open().quarantined, []);
+  });
+
+  test("the database files never hold a plaintext value, open or closed", (t) => {
+    const f = fixture(t);
+    const s = f.open();
+    const names = Array.from({ length: 50 }, (_, i) => `app/leak${i}`);
+    s.apply(names.map((n) => ok(n, f.value(n) + "x".repeat(200), 1000)));
+    s.apply(names.slice(0, 10).map((n) => ok(n, f.value(`${n}-v2`), 2000)));
+    s.apply([failed("app/leak11", "err", 3000)]);
+    // While open the batches sit in the WAL.
+    assert.ok(fs.existsSync(f.file + "-wal"), "WAL mode");
+    assertNoLeaks(databaseBytes(f.file), "cache.db + WAL while open", f.values);
+    for (const n of names) assert.ok(readText(s, n)!.startsWith("PLANTED-"));
+    s.close();
+    assertNoLeaks(databaseBytes(f.file), "cache.db after close", f.values);
+    // Names are stored in clear (they are not secret); values are not.
+    assert.ok(databaseBytes(f.file).toString("latin1").includes("app/leak0"));
+    assert.equal(fs.statSync(f.file).mode & 0o777, 0o600);
+  });
+
+  describe("tampering between close and reopen is detected at open and quarantined", () => {
+    test("(a) a flipped byte in a ciphertext", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      tamper(f.file, (db) => {
+        const r = rawRow(db, "app/b");
+        writeRow(db, { ...r, ciphertext: flipByte(r.ciphertext, r.ciphertext.length - 5) });
+      });
+      const s = f.open();
+      const q = assertQuarantinedAtOpen(f, s, Object.keys(vals), /rows were edited, swapped, removed or restored/);
+      // The quarantined file is the tampered database, rows intact for inspection.
+      tamper(q, (db) => assert.equal((db.prepare("SELECT count(*) AS n FROM secrets").get() as { n: number }).n, 3));
+    });
+
+    test("(a') a flipped byte in a wrapped DEK", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      tamper(f.file, (db) => {
+        const r = rawRow(db, "app/a");
+        writeRow(db, { ...r, wrapped_dek: flipByte(r.wrapped_dek, 30) });
+      });
+      assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /rows were edited/);
+    });
+
+    test("(b) the ciphertext and wrapped DEK of two names swapped", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      tamper(f.file, (db) => {
+        const a = rawRow(db, "app/a");
+        const c = rawRow(db, "app/c");
+        db.transaction(() => {
+          writeRow(db, { ...a, wrapped_dek: c.wrapped_dek, ciphertext: c.ciphertext, value_mac: c.value_mac });
+          writeRow(db, { ...c, wrapped_dek: a.wrapped_dek, ciphertext: a.ciphertext, value_mac: a.value_mac });
+        })();
+      });
+      assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /swapped/);
+    });
+
+    test("(b') two names swapped outright (name column exchanged)", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      tamper(f.file, (db) => {
+        db.transaction(() => {
+          db.prepare("UPDATE secrets SET name = 'tmp' WHERE name = 'app/a'").run();
+          db.prepare("UPDATE secrets SET name = 'app/a' WHERE name = 'app/b'").run();
+          db.prepare("UPDATE secrets SET name = 'app/b' WHERE name = 'tmp'").run();
+        })();
+      });
+      assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /swapped/);
+    });
+
+    test("(c) an older copy of one row restored after it was updated", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      let old: RawRow | undefined;
+      tamper(f.file, (db) => (old = rawRow(db, "app/b")));
+      const s = f.open();
+      s.apply([ok("app/b", f.value("b-v2"), 2000)]);
+      assert.equal(s.meta("app/b")!.version, 2);
+      s.close();
+      tamper(f.file, (db) => writeRow(db, old!));
+      assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /restored from an older copy/);
+    });
+
+    test("(c') an older row relabelled with the current version number", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      let old: RawRow | undefined;
+      tamper(f.file, (db) => (old = rawRow(db, "app/b")));
+      const s = f.open();
+      s.apply([ok("app/b", f.value("b-v2"), 2000)]);
+      s.close();
+      tamper(f.file, (db) => writeRow(db, { ...old!, version: 2, changed_rev: 2 }));
+      assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /rows were edited/);
+    });
+
+    test("(d) a row deleted", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      tamper(f.file, (db) => db.prepare("DELETE FROM secrets WHERE name = ?").run("app/c"));
+      assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /removed/);
+    });
+
+    test("(d') a row added (a copy of another under a new name)", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      tamper(f.file, (db) => db.prepare("INSERT INTO secrets SELECT 'app/z', version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at FROM secrets WHERE name = 'app/a'").run());
+      assertQuarantinedAtOpen(f, f.open(), [...Object.keys(vals), "app/z"], /rows do not match the digest/);
+    });
+
+    test("(d'') the digest record or the key check removed", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      tamper(f.file, (db) => db.prepare("DELETE FROM meta WHERE key = 'digest'").run());
+      assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /no digest record/);
+
+      const g = fixture(t);
+      const gvals = seeded(g);
+      tamper(g.file, (db) => db.prepare("DELETE FROM meta WHERE key = 'kek_check'").run());
+      assertQuarantinedAtOpen(g, g.open(), Object.keys(gvals), /no key check/);
+
+      const h = fixture(t);
+      const hvals = seeded(h);
+      tamper(h.file, (db) => {
+        const row = db.prepare("SELECT value FROM meta WHERE key = 'digest'").get() as { value: Buffer };
+        db.prepare("UPDATE meta SET value = ? WHERE key = 'digest'").run(flipByte(row.value, 3));
+      });
+      assertQuarantinedAtOpen(h, h.open(), Object.keys(hvals), /digest record fails authentication/);
+    });
+
+    test("(e) the file overwritten with garbage", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      const garbage = Buffer.from(sodium.randombytes_buf(8192));
+      fs.writeFileSync(f.file, garbage);
+      const q = assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /not a database|SQLITE_NOTADB|file is not/i);
+      assert.deepEqual(fs.readFileSync(q), garbage, "the garbage was moved aside as is");
+    });
+
+    test("(e') the file truncated to half its size", (t) => {
+      const f = fixture(t);
+      const s = f.open();
+      // Enough rows for several pages, so half the file loses b-tree pages.
+      s.apply(Array.from({ length: 200 }, (_, i) => ok(`app/t${i}`, f.value(`t${i}`) + "y".repeat(500), 1000)));
+      s.close();
+      const size = fs.statSync(f.file).size;
+      assert.ok(size > 8 * 4096, `database is ${size} bytes`);
+      fs.truncateSync(f.file, Math.floor(size / 2 / 4096) * 4096);
+      assertQuarantinedAtOpen(f, f.open(), ["app/t0", "app/t199"], /malformed|integrity check|SQLITE_CORRUPT|rows/i);
+    });
+
+    test("a wrong KEK at open quarantines with a reason naming a different key", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      const other = sodium.randombytes_buf(KEK_BYTES);
+      const s = f.open(other);
+      assertQuarantinedAtOpen(f, s, Object.keys(vals), /different cache key/);
+      s.close();
+      // The original KEK does not resurrect the old rows either: the new file belongs to the other key.
+      const back = f.open();
+      assert.equal(back.quarantined.length, 1);
+      assert.match(back.quarantined[0]!.reason, /different cache key/);
+      for (const n of Object.keys(vals)) assert.equal(back.read(n), undefined);
+      assert.equal(fs.readdirSync(quarantineDir(f)).filter((n) => n.endsWith(".reason.txt")).length, 2, "each quarantine keeps its own files");
+    });
+
+    test("an untouched database is not quarantined", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      const s = f.open();
+      assert.deepEqual(s.quarantined, []);
+      assert.ok(!fs.existsSync(quarantineDir(f)));
+      for (const [n, v] of Object.entries(vals)) sameValue(readText(s, n), v);
+    });
+  });
+
+  describe("tampering while the store is open", () => {
+    function runtimeTamper(t: TestContext, edit: (db: Database.Database) => void, reason: RegExp): void {
+      const f = fixture(t);
+      const s = f.open();
+      const vals = { "app/a": f.value("a"), "app/b": f.value("b") };
+      s.apply(Object.entries(vals).map(([n, v]) => ok(n, v, 1000)));
+      s.apply([ok("app/a", f.value("a2"), 2000)]);
+      const lost: [readonly string[], number][] = [];
+      s.onChange((names, rev) => lost.push([names, rev]));
+      tamper(f.file, edit);
+      assert.throws(
+        () => s.read("app/a"),
+        (e: unknown) => isIntegrityError(e) && reason.test(e.message) && !e.message.includes("PLANTED-"),
+      );
+      assert.equal(s.quarantined.length, 1);
+      const rec = s.quarantined[0]!;
+      assert.match(rec.reason, reason);
+      assert.ok(fs.existsSync(rec.path), "quarantined database exists");
+      assert.ok(fs.existsSync(rec.path.replace(/\.db$/, ".reason.txt")));
+      // Everything is forgotten: the other secrets too, since the whole file is suspect.
+      assert.deepEqual([...s.metas()], []);
+      assert.equal(s.read("app/a"), undefined);
+      assert.equal(s.read("app/b"), undefined);
+      assert.equal(s.revision, 0);
+      assert.deepEqual(lost.length, 1);
+      assert.deepEqual([...lost[0]![0]].sort(), ["app/a", "app/b"], "listeners learn which names were lost");
+      // The fresh database works and survives a reopen.
+      s.apply([ok("app/a", f.value("a3"), 3000)]);
+      sameValue(readText(s, "app/a"), f.values[f.values.length - 1]);
+      s.close();
+      const r = f.open();
+      assert.deepEqual(r.quarantined, []);
+      assert.equal(r.meta("app/a")!.version, 1);
+    }
+
+    test("a flipped ciphertext byte makes read() throw IntegrityError and quarantine", (t) => {
+      runtimeTamper(
+        t,
+        (db) => {
+          const r = rawRow(db, "app/a");
+          writeRow(db, { ...r, ciphertext: flipByte(r.ciphertext, 30) });
+        },
+        /not the one this store wrote/,
+      );
+    });
+
+    test("another row's ciphertext swapped in makes read() throw and quarantine", (t) => {
+      runtimeTamper(
+        t,
+        (db) => {
+          const a = rawRow(db, "app/a");
+          const b = rawRow(db, "app/b");
+          writeRow(db, { ...a, wrapped_dek: b.wrapped_dek, ciphertext: b.ciphertext });
+        },
+        /not the one this store wrote/,
+      );
+    });
+
+    test("an older version of the row restored makes read() throw and quarantine", (t) => {
+      const f = fixture(t);
+      const s = f.open();
+      s.apply([ok("app/a", f.value("a1"), 1000)]);
+      let old: RawRow | undefined;
+      tamper(f.file, (db) => (old = rawRow(db, "app/a")));
+      s.apply([ok("app/a", f.value("a2"), 2000)]);
+      tamper(f.file, (db) => writeRow(db, old!));
+      assert.throws(() => s.read("app/a"), (e: unknown) => isIntegrityError(e) && /rolled back/.test(e.message));
+      assert.equal(s.quarantined.length, 1);
+      assert.equal(s.read("app/a"), undefined);
+    });
+
+    test("a deleted row makes read() throw and quarantine", (t) => {
+      runtimeTamper(t, (db) => db.prepare("DELETE FROM secrets WHERE name = 'app/a'").run(), /disappeared/);
+    });
+
+    test("a row replayed from a quarantined database (same name, same version, same KEK) is refused", (t) => {
+      const f = fixture(t);
+      const s = f.open();
+      const oldValue = f.value("before-quarantine");
+      s.apply([ok("app/a", oldValue, 1000)]);
+      s.close();
+      // Quarantine the first database (a deleted digest record), then sync the same name again.
+      tamper(f.file, (db) => db.prepare("DELETE FROM meta WHERE key = 'digest'").run());
+      const r = f.open();
+      assert.equal(r.quarantined.length, 1);
+      const newValue = f.value("after-quarantine");
+      r.apply([ok("app/a", newValue, 2000)]);
+      assert.equal(r.meta("app/a")!.version, 1, "versions restart in the fresh database");
+      // Copy the old row, valid under the same KEK with the same name and version, into the live file.
+      let old: RawRow | undefined;
+      tamper(r.quarantined[0]!.path, (db) => (old = rawRow(db, "app/a")));
+      assert.equal(old!.version, 1);
+      tamper(f.file, (db) => writeRow(db, old!));
+      let served: string | undefined;
+      try {
+        served = readText(r, "app/a");
+      } catch (e) {
+        assert.ok(isIntegrityError(e), String(e));
+      }
+      // (No values in assertion messages: test output is a log too.)
+      assert.ok(served !== oldValue, "a value from the quarantined database was served");
+      assert.ok(served === undefined, "the replayed row is refused, not served");
+      assert.equal(r.quarantined.length, 2);
+      assert.equal(r.read("app/a"), undefined);
+    });
+  });
+
+  describe("errors that are not corruption are thrown, not quarantined", () => {
+    test("the database path is a directory", (t) => {
+      const f = fixture(t);
+      fs.mkdirSync(f.file);
+      assert.throws(() => f.open(), (e: unknown) => !isIntegrityError(e) && e instanceof Error);
+      assert.ok(fs.statSync(f.file).isDirectory(), "left in place");
+      assert.ok(!fs.existsSync(quarantineDir(f)), "nothing quarantined");
+    });
+
+    test("the data dir does not exist", (t) => {
+      const f = fixture(t);
+      fs.rmSync(f.dataDir, { recursive: true });
+      assert.throws(() => f.open(), (e: unknown) => !isIntegrityError(e) && e instanceof Error);
+      assert.ok(!fs.existsSync(f.dataDir), "nothing was created");
+    });
+
+    test("a schema newer than this build (a downgrade) is refused without moving the file", (t) => {
+      const f = fixture(t);
+      const vals = seeded(f);
+      tamper(f.file, (db) => db.pragma("user_version = 99"));
+      assert.throws(() => f.open(), /newer than this sealcache/);
+      assert.ok(!fs.existsSync(quarantineDir(f)), "nothing quarantined");
+      // Put the version back: the data is all still there.
+      tamper(f.file, (db) => db.pragma("user_version = 1"));
+      const s = f.open();
+      assert.deepEqual(s.quarantined, []);
+      for (const [n, v] of Object.entries(vals)) sameValue(readText(s, n), v);
+    });
+  });
+});
+
+describe("quarantineFiles", () => {
+  test("two quarantines in the same millisecond keep both databases and both reasons", (t) => {
+    const dir = tmpDir(t);
+    const file = path.join(dir, "cache.db");
+    t.mock.timers.enable({ apis: ["Date"], now: Date.parse("2030-01-02T03:04:05.678Z") });
+    fs.writeFileSync(file, "first");
+    fs.writeFileSync(file + "-wal", "first-wal");
+    const a = quarantineFiles(file, "first reason");
+    fs.writeFileSync(file, "second");
+    const b = quarantineFiles(file, "second reason");
+    assert.equal(a.at, b.at, "same instant");
+    assert.notEqual(a.path, b.path);
+    assert.equal(fs.readFileSync(a.path, "utf8"), "first");
+    assert.equal(fs.readFileSync(a.path + "-wal", "utf8"), "first-wal");
+    assert.equal(fs.readFileSync(b.path, "utf8"), "second");
+    assert.ok(!fs.existsSync(b.path + "-wal"), "the second had no WAL");
+    assert.match(fs.readFileSync(a.path.replace(/\.db$/, ".reason.txt"), "utf8"), /first reason/);
+    assert.match(fs.readFileSync(b.path.replace(/\.db$/, ".reason.txt"), "utf8"), /second reason/);
+    assert.ok(!fs.existsSync(file), "the live path is free for a fresh database");
+  });
+});
