@@ -66,7 +66,7 @@ type ChangeListener = (names: readonly string[], revision: number) => void;
  */
 export class SecretStore {
   readonly #file: string;
-  readonly #env: Envelope;
+  #env: Envelope;
   readonly #log: Logger;
   readonly #quarantined: QuarantineRecord[] = [];
   readonly #listeners: ChangeListener[] = [];
@@ -210,6 +210,76 @@ export class SecretStore {
     return changed;
   }
 
+  /**
+   * Re-wraps every DEK under `next` and recomputes every keyed MAC, in one
+   * transaction, then switches to `next` (rotate-kek). Values are re-encrypted
+   * nowhere: only their data keys move. If the transaction fails nothing changes;
+   * the caller keeps the old sealed key until this returns.
+   */
+  rekey(next: Envelope): void {
+    const old = this.#env;
+    const rows = this.#stmts.all.all() as Row[];
+    const digest = new RowDigest();
+    const meta = new Map<string, MetaEntry>();
+    const updates: { name: string; wrappedDek: Uint8Array; valueMac: Uint8Array }[] = [];
+    for (const r of rows) {
+      const m = this.#meta.get(r.name);
+      const element = old.mac("row", r.name, String(r.version), r.wrapped_dek, r.ciphertext);
+      if (!m || !old.equal(element, m.element)) throw new IntegrityError(`row ${JSON.stringify(r.name)} is not the one this store wrote; rotation refused`);
+      const value = old.openValue(r.name, r.version, r.wrapped_dek, r.ciphertext);
+      let valueMac: Uint8Array;
+      try {
+        valueMac = next.mac("value", r.name, value);
+      } finally {
+        value.fill(0);
+      }
+      const wrappedDek = old.rewrapDek(r.name, r.version, r.wrapped_dek, next);
+      const nextElement = next.mac("row", r.name, String(r.version), wrappedDek, r.ciphertext);
+      digest.toggle(nextElement);
+      meta.set(r.name, { ...m, valueMac, element: nextElement });
+      updates.push({ name: r.name, wrappedDek, valueMac });
+    }
+    const counter = this.recordedCounter();
+    const generation = this.#generation + 1;
+    this.#db.transaction(() => {
+      for (const u of updates) this.#stmts.rekeyRow.run(u.wrappedDek, u.valueMac, u.name);
+      this.#stmts.setMeta.run("kek_check", next.mac("kek-check"));
+      this.#writeDigest(generation, digest, next);
+      if (counter !== undefined) this.#writeCounter(counter, next);
+    })();
+    this.#env = next;
+    this.#meta = meta;
+    this.#digest = digest;
+    this.#generation = generation;
+  }
+
+  /**
+   * The TPM anti-rollback counter value this cache last recorded, authenticated
+   * under the KEK; undefined if never recorded.
+   */
+  recordedCounter(): number | undefined {
+    const row = this.#stmts.getMeta.get("rollback_counter") as { value: Buffer } | undefined;
+    if (!row) return undefined;
+    const buf = new Uint8Array(row.value);
+    if (buf.length !== 8 + 32) throw new IntegrityError("cache.db rollback counter record is malformed");
+    const value = new DataView(buf.buffer, buf.byteOffset).getBigUint64(0);
+    if (!this.#env.equal(buf.subarray(8), this.#env.mac("rollback-counter", value.toString()))) {
+      throw new IntegrityError("cache.db rollback counter record fails authentication");
+    }
+    return Number(value);
+  }
+
+  recordCounter(value: number): void {
+    this.#writeCounter(value, this.#env);
+  }
+
+  #writeCounter(value: number, env: Envelope): void {
+    const buf = new Uint8Array(8 + 32);
+    new DataView(buf.buffer).setBigUint64(0, BigInt(value));
+    buf.set(env.mac("rollback-counter", String(value)), 8);
+    this.#stmts.setMeta.run("rollback_counter", buf);
+  }
+
   loadProviderStates(): Map<string, ProviderState> {
     const out = new Map<string, ProviderState>();
     for (const r of this.#stmts.providers.all() as { name: string; last_success: number | null; last_error: string | null; last_error_kind: string | null; last_error_at: number | null; failures: number }[]) {
@@ -300,11 +370,11 @@ export class SecretStore {
     this.#generation = generation;
   }
 
-  #writeDigest(generation: number, digest: RowDigest): void {
+  #writeDigest(generation: number, digest: RowDigest, env: Envelope = this.#env): void {
     const buf = new Uint8Array(8 + 32 + 32);
     new DataView(buf.buffer).setBigUint64(0, BigInt(generation));
     buf.set(digest.acc, 8);
-    buf.set(this.#env.mac("head", String(generation), digest.acc), 40);
+    buf.set(env.mac("head", String(generation), digest.acc), 40);
     this.#stmts.setMeta.run("digest", buf);
   }
 
@@ -320,6 +390,25 @@ export class SecretStore {
     this.#generation = 0;
     this.#log.error({ quarantined: rec.path, reason }, "cache database failed its checks; moved aside and never served (secrets will be fetched again)");
     return names;
+  }
+}
+
+/**
+ * Whether `envelope` is the key cache.db was written under, read without opening
+ * the store (so a wrong key is not mistaken for tampering). Undefined when there
+ * is no database or it records no key check yet.
+ */
+export function keyMatches(file: string, envelope: Envelope): boolean | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  let db: Database | undefined;
+  try {
+    db = new DatabaseCtor(file, { fileMustExist: true });
+    const row = db.prepare("SELECT value FROM meta WHERE key = 'kek_check'").get() as { value: Buffer } | undefined;
+    return row ? envelope.equal(new Uint8Array(row.value), envelope.mac("kek-check")) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    db?.close();
   }
 }
 
@@ -343,6 +432,7 @@ function prepare(db: Database) {
          changed_rev = excluded.changed_rev, changed_at = excluded.changed_at, fetched_at = excluded.fetched_at`,
     ),
     touch: p("UPDATE secrets SET fetched_at = ?, source_version = ? WHERE name = ?"),
+    rekeyRow: p("UPDATE secrets SET wrapped_dek = ?, value_mac = ? WHERE name = ?"),
     setError: p("INSERT OR REPLACE INTO secret_state (name, error_kind, error, error_at) VALUES (?, ?, ?, ?)"),
     clearError: p("DELETE FROM secret_state WHERE name = ?"),
     errors: p("SELECT name, error_kind, error, error_at FROM secret_state"),
