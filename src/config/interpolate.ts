@@ -6,11 +6,20 @@
  */
 export function interpolateEnv(node: unknown, env: NodeJS.ProcessEnv, at: string[], problems: string[]): unknown {
   if (typeof node === "string") return interpolateString(node, env, at, problems);
-  if (Array.isArray(node)) return node.map((v, i) => interpolateEnv(v, env, [...at, String(i)], problems));
+  // In place: the tree is freshly parsed and ours, and a 10,000-secret config is
+  // not worth copying.
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) node[i] = interpolateEnv(node[i], env, [...at, String(i)], problems);
+    return node;
+  }
   if (node !== null && typeof node === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(node)) out[k] = interpolateEnv(v, env, [...at, k], problems);
-    return out;
+    const obj = node as Record<string, unknown>;
+    for (const k of Object.keys(obj)) {
+      const v = obj[k];
+      if (typeof v === "string" && !v.includes("${")) continue;
+      obj[k] = interpolateEnv(v, env, [...at, k], problems);
+    }
+    return obj;
   }
   return node;
 }

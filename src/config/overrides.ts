@@ -1,12 +1,12 @@
 import type { z } from "zod";
 
 /**
- * Environment overrides derived from the schema: every scalar key of a fixed
+ * Applies, in place, environment overrides derived from the schema: every scalar key of a fixed
  * section can be set as SEALCACHE_<PATH> (SEALCACHE_SYNC_INTERVAL, SEALCACHE_SOCKET).
  * Records (providers, secrets) and lists are file-only: their keys are data.
  */
 export function envOverrides(schema: z.ZodTypeAny, raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out = structuredClone(raw);
+  const out = raw;
   for (const leaf of scalarLeaves(schema, [])) {
     const v = env[leaf.env];
     if (v === undefined) continue;

@@ -8,8 +8,8 @@ import { FIXTURE_ENV, FIXTURES, fixtures } from "./fixtures.js";
 // Each bad fixture and every issue it must produce, exactly and in order (CONVENTIONS #12).
 // A RegExp is used only where the text after the key path comes from the YAML parser.
 const EXPECTED: Record<string, readonly (string | RegExp)[]> = {
-  "bad-yaml-syntax.yaml": [/^line 5, column 1: YAML syntax: Flow map .*end with a \}$/],
-  "bad-duplicate-key.yaml": [/^line 4, column 1: YAML syntax: Map keys must be unique$/],
+  "bad-yaml-syntax.yaml": [/^line 5, column 1: YAML syntax: missed comma between flow collection entries$/],
+  "bad-duplicate-key.yaml": [/^line 4, column 1: YAML syntax: duplicated mapping key$/],
   "bad-unknown-top-level-key.yaml": ["datadir: unknown key (misspelled? see the config reference in README.md)"],
   "bad-unknown-nested-key.yaml": ["sync.intervall: unknown key (misspelled? see the config reference in README.md)"],
   "bad-unknown-provider-key.yaml": [
