@@ -29,14 +29,28 @@ export async function createKek(sodium: Sodium, sealer: Sealer, dataDir: string)
   if (exists(file)) throw new SealError(`${file} already exists; the cache is initialised (rotate-kek replaces a key)`);
   const kek = sodium.randombytes_buf(KEK_BYTES);
   const blob = await sealer.seal(kek);
-  const body: SealedFile = { format: 1, type: sealer.type, created_at: new Date().toISOString(), blob: Buffer.from(blob).toString("base64") };
-  writeFileAtomic(file, JSON.stringify(body) + "\n", 0o600);
+  writeSealedKek(file, sealer.type, blob);
   return kek;
+}
+
+/** Where rotate-kek puts the new sealed key until its transaction commits. */
+export function pendingKekPath(dataDir: string): string {
+  return path.join(dataDir, `${SEALED_KEK_FILE}.next`);
+}
+
+/** Writes a sealed-key file ({format, type, created_at, blob}) atomically, 0600. */
+export function writeSealedKek(file: string, type: string, blob: Uint8Array): void {
+  const body: SealedFile = { format: 1, type, created_at: new Date().toISOString(), blob: Buffer.from(blob).toString("base64") };
+  writeFileAtomic(file, JSON.stringify(body) + "\n", 0o600);
 }
 
 /** Reads and unseals the KEK. Never modifies anything on disk. */
 export async function loadKek(sealer: Sealer, dataDir: string): Promise<Uint8Array> {
-  const file = sealedKekPath(dataDir);
+  return loadKekFrom(sealer, sealedKekPath(dataDir));
+}
+
+/** Unseals the key in one sealed-key file (kek.sealed, or a rotation's pending one). */
+export async function loadKekFrom(sealer: Sealer, file: string): Promise<Uint8Array> {
   let parsed: SealedFile;
   try {
     parsed = JSON.parse(fs.readFileSync(file, "utf8")) as SealedFile;
