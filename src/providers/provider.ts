@@ -6,6 +6,13 @@ export interface SecretRef {
   readonly path: string;
   readonly key?: string | undefined;
   readonly version?: string | undefined;
+  /**
+   * The backend version of the value the sync engine holds for this secret and has
+   * confirmed under the current config in this process. A provider with a cheap
+   * version check (Vault KV v2 metadata, a still-valid Vault lease) may answer
+   * `unchanged` when the backend still has this version, instead of reading data.
+   */
+  readonly cachedVersion?: string | undefined;
 }
 
 /**
@@ -33,9 +40,28 @@ export function isProviderError(e: unknown): e is ProviderError {
   return e instanceof ProviderError;
 }
 
+/**
+ * `expiresAt` (ms since the epoch): when the value stops being usable (a Vault
+ * lease, STS credentials). The engine then fetches again at the earlier of the
+ * jittered interval and about 2/3 of the remaining lifetime.
+ * `unchanged: true`: the backend still holds `cachedVersion` (a cheap version check
+ * passed, a lease was renewed); `value` is then empty and the cached value is kept.
+ */
 export type FetchResult =
-  | { readonly name: string; readonly ok: true; readonly value: Uint8Array; readonly version: string | undefined }
+  | {
+      readonly name: string;
+      readonly ok: true;
+      readonly value: Uint8Array;
+      readonly version: string | undefined;
+      readonly expiresAt?: number | undefined;
+      readonly unchanged?: boolean | undefined;
+    }
   | { readonly name: string; readonly ok: false; readonly error: ProviderError };
+
+/** The answer for a secret whose backend version is still the one cached. */
+export function unchanged(name: string, version: string | undefined, expiresAt?: number): FetchResult {
+  return { name, ok: true, value: new Uint8Array(0), version, expiresAt, unchanged: true };
+}
 
 /**
  * The one seam every backend implements. `fetch` takes a batch (at most `maxBatch`)

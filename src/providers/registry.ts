@@ -4,7 +4,9 @@ import type { ProviderModule } from "./provider.js";
 import { fileSchema } from "./file/schema.js";
 import { envSchema } from "./env/schema.js";
 import { vaultSchema } from "./vault/schema.js";
-import { awsSecretsManagerSchema, awsSsmSchema, awsStsSchema } from "./aws/schema.js";
+import { awsSecretsManagerSchema } from "./aws-secrets-manager/schema.js";
+import { awsSsmSchema } from "./aws-ssm/schema.js";
+import { awsStsSchema } from "./aws-sts/schema.js";
 import { gcpSecretManagerSchema } from "./gcp-secret-manager/schema.js";
 import { azureKeyVaultSchema } from "./azure-key-vault/schema.js";
 
@@ -19,10 +21,10 @@ export interface ProviderType {
 export const providerTypes: Record<string, ProviderType> = {
   file: { schema: fileSchema, load: () => import("./file/provider.js") },
   env: { schema: envSchema, load: () => import("./env/provider.js") },
-  vault: { schema: vaultSchema },
-  "aws-secrets-manager": { schema: awsSecretsManagerSchema },
-  "aws-ssm": { schema: awsSsmSchema },
-  "aws-sts": { schema: awsStsSchema },
+  vault: { schema: vaultSchema, load: () => import("./vault/provider.js") },
+  "aws-secrets-manager": { schema: awsSecretsManagerSchema, load: () => import("./aws-secrets-manager/provider.js") },
+  "aws-ssm": { schema: awsSsmSchema, load: () => import("./aws-ssm/provider.js") },
+  "aws-sts": { schema: awsStsSchema, load: () => import("./aws-sts/provider.js") },
   "gcp-secret-manager": { schema: gcpSecretManagerSchema },
   "azure-key-vault": { schema: azureKeyVaultSchema },
 };

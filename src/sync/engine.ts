@@ -4,7 +4,7 @@ import type { Logger } from "../log.js";
 import { ProviderError, isProviderError, type FetchResult, type Provider, type SecretRef } from "../providers/provider.js";
 import type { BatchItem, ProviderState, SecretStore } from "../store/store.js";
 import { Semaphore } from "./semaphore.js";
-import { backoffDelay, jittered, resumeDue, staleAfter } from "./timing.js";
+import { backoffDelay, refreshDelay, resumeDue, staleAfter } from "./timing.js";
 
 /** A configured provider instance: loaded, or with the reason it is not active. */
 export interface ProviderHandle {
@@ -58,6 +58,10 @@ export class SyncEngine {
   readonly #state = new Map<string, ProviderRuntime>();
   readonly #running = new Set<Promise<void>>();
   readonly #aborts = new Set<AbortController>();
+  /** Source versions fetched as values by this process under the current config (for cheap checks). */
+  readonly #confirmed = new Map<string, string>();
+  /** When a leased value (Vault lease, STS credentials) stops being usable. */
+  readonly #expires = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -121,6 +125,8 @@ export class SyncEngine {
     if (now - meta.fetchedAt > staleAfter(sc.refresh ?? interval, jitter, timeout)) return true;
     const err = this.#o.store.secretError(name);
     if (err && err.at > meta.fetchedAt) return true;
+    const exp = this.#expires.get(name);
+    if (exp !== undefined && now >= exp) return true;
     const p = this.#state.get(sc.provider);
     return p !== undefined && p.failures > 0 && (p.lastErrorAt ?? 0) > meta.fetchedAt;
   }
@@ -195,8 +201,9 @@ export class SyncEngine {
       this.#inFlight.add(n);
       this.#forced.delete(n);
     }
+    const queuedAt = Date.now();
     const p = this.#sem
-      .run(() => this.#runBatch(handle, provider, names))
+      .run(() => this.#runBatch(handle, provider, names, queuedAt))
       .catch((e) => this.#log.error({ provider: handle.name, err: describeError(e) }, "sync batch failed unexpectedly"))
       .finally(() => {
         for (const n of names) this.#inFlight.delete(n);
@@ -206,11 +213,20 @@ export class SyncEngine {
     this.#running.add(p);
   }
 
-  async #runBatch(handle: ProviderHandle, provider: Provider, names: string[]): Promise<void> {
+  async #runBatch(handle: ProviderHandle, provider: Provider, names: string[], queuedAt: number): Promise<void> {
     if (this.#stopped) return;
+    // The provider failed while this batch waited for a slot: it waits for the same
+    // retry instead of hitting a backend that is down (or throttling) once more.
+    const st0 = this.#state.get(handle.name)!;
+    if (st0.failures > 0 && (st0.lastErrorAt ?? 0) >= queuedAt && st0.nextAttempt > Date.now()) {
+      for (const n of names) this.#due.set(n, st0.nextAttempt);
+      return;
+    }
     const refs: SecretRef[] = names.map((name) => {
       const sc = this.#o.secrets[name]!;
-      return { name, path: sc.path, key: sc.key, version: sc.version };
+      const confirmed = this.#confirmed.get(name);
+      const cachedVersion = confirmed !== undefined && this.#o.store.meta(name)?.sourceVersion === confirmed ? confirmed : undefined;
+      return { name, path: sc.path, key: sc.key, version: sc.version, cachedVersion };
     });
     const ac = new AbortController();
     this.#aborts.add(ac);
@@ -229,9 +245,18 @@ export class SyncEngine {
     }
     if (this.#stopped) return;
     const now = Date.now();
-    const items = this.#toItems(handle, names, results, now);
+    const expiry = new Map<string, number>();
+    const items = this.#toItems(handle, names, results, now, expiry);
     try {
       const changed = this.#o.store.apply(items);
+      for (const it of items) {
+        if (!it.ok) continue;
+        if (it.sourceVersion !== undefined) this.#confirmed.set(it.name, it.sourceVersion);
+        else this.#confirmed.delete(it.name);
+        const exp = expiry.get(it.name);
+        if (exp !== undefined) this.#expires.set(it.name, exp);
+        else this.#expires.delete(it.name);
+      }
       this.#log.info({ provider: handle.name, fetched: names.length, changed: changed.length, failed: items.filter((i) => !i.ok).length, ms: now - started }, "sync batch applied");
     } catch (e) {
       this.#providerFailed(handle, names, e);
@@ -245,11 +270,11 @@ export class SyncEngine {
     this.#o.store.saveProviderState(handle.name, st);
     if (wasOffline) this.#log.info({ provider: handle.name }, "provider back online");
     const { interval, jitter } = this.#o.sync;
-    for (const n of names) this.#due.set(n, now + jittered(this.#o.secrets[n]!.refresh ?? interval, jitter, this.#rand));
+    for (const n of names) this.#due.set(n, now + refreshDelay(this.#o.secrets[n]!.refresh ?? interval, jitter, this.#rand, now, expiry.get(n)));
   }
 
   /** Matches results to the batch; anything missing, duplicated or malformed is an error, not a value. */
-  #toItems(handle: ProviderHandle, names: string[], results: FetchResult[], at: number): BatchItem[] {
+  #toItems(handle: ProviderHandle, names: string[], results: FetchResult[], at: number, expiry: Map<string, number>): BatchItem[] {
     const wanted = new Set(names);
     const byName = new Map<string, FetchResult>();
     for (const r of Array.isArray(results) ? results : []) {
@@ -258,6 +283,8 @@ export class SyncEngine {
     return names.map((name): BatchItem => {
       const r = byName.get(name);
       if (!r) return { name, ok: false, kind: "permanent", message: `provider ${handle.name} returned no result for this secret`, at };
+      if (r.ok && typeof r.expiresAt === "number" && Number.isFinite(r.expiresAt)) expiry.set(name, r.expiresAt);
+      if (r.ok && r.unchanged === true) return this.#unchanged(handle, name, r.version, at);
       if (r.ok && r.value instanceof Uint8Array) return { name, ok: true, value: r.value, sourceVersion: r.version, at };
       const err = !r.ok ? r.error : undefined;
       const kind = isProviderError(err) ? err.kind : "permanent";
@@ -265,6 +292,26 @@ export class SyncEngine {
       this.#log.warn({ provider: handle.name, secret: name, kind }, "secret not refreshed; cached value kept");
       return { name, ok: false, kind, message, at };
     });
+  }
+
+  /**
+   * The backend confirmed the version held: the cached value is confirmed again
+   * (read back and re-applied, so the store only moves `fetched_at`).
+   */
+  #unchanged(handle: ProviderHandle, name: string, version: string | undefined, at: number): BatchItem {
+    let held: ReturnType<SecretStore["read"]>;
+    try {
+      held = this.#o.store.read(name);
+    } catch (e) {
+      held = undefined;
+      this.#log.warn({ provider: handle.name, secret: name, err: describeError(e) }, "cached value unreadable after a version check");
+    }
+    if (!held || held.meta.sourceVersion !== version) {
+      if (held) held.value.fill(0);
+      this.#confirmed.delete(name);
+      return { name, ok: false, kind: "transient", message: `provider ${handle.name} reported version ${String(version)} unchanged, but the cache holds another; fetching in full next time`, at };
+    }
+    return { name, ok: true, value: held.value, sourceVersion: version, at };
   }
 
   #providerFailed(handle: ProviderHandle, names: string[], e: unknown): void {

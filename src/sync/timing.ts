@@ -28,3 +28,17 @@ export function resumeDue(fetchedAt: number, interval: number, jitter: number, n
 export function staleAfter(interval: number, jitter: number, timeout: number): number {
   return Math.round(interval * (1 + jitter)) + timeout;
 }
+
+/** The soonest a leased value is fetched again, however short its remaining lifetime. */
+export const MIN_LEASE_REFRESH_MS = 500;
+
+/**
+ * The delay until the next fetch after a success: the jittered interval, or about
+ * 2/3 of the remaining lifetime of a value that expires (a Vault lease, STS
+ * credentials) when that comes first, so it is renewed or replaced in time.
+ */
+export function refreshDelay(interval: number, jitter: number, random: () => number, now: number, expiresAt?: number): number {
+  const d = jittered(interval, jitter, random);
+  if (expiresAt === undefined) return d;
+  return Math.max(MIN_LEASE_REFRESH_MS, Math.min(d, Math.floor(((expiresAt - now) * 2) / 3)));
+}

@@ -1,0 +1,134 @@
+import { createHash } from "node:crypto";
+import { extractKey } from "../extract.js";
+import { ProviderError, unchanged, type FetchResult, type SecretRef } from "../provider.js";
+import type { VaultClient } from "./client.js";
+import { AnswerRejected, isAnswerRejected } from "./transport.js";
+import { classify, statusOf } from "./errors.js";
+
+const enc = new TextEncoder();
+/** A renewal granting less than this share of the lease's first duration means max_ttl is near: replace it. */
+const SHORT_GRANT = 1 / 3;
+
+/** A Vault path, split the way its API is addressed. */
+export type VaultPath = { kind: "kv2"; mount: string; rest: string } | { kind: "read"; path: string };
+
+/**
+ * `MOUNT/data/REST` is KV v2 (the API path, as in Vault Agent templates); anything
+ * else (KV v1, `database/creds/ROLE`, `aws/creds/ROLE`...) is a plain read whose
+ * answer may carry a lease. The first `/data/` segment splits mount and key, so a
+ * KV v1 secret whose own name has a `data` segment is read as KV v2 (documented).
+ */
+export function parsePath(p: string): VaultPath {
+  const clean = p.replace(/^\/+/, "").replace(/^v1\//, "");
+  const i = clean.indexOf("/data/");
+  if (i > 0) return { kind: "kv2", mount: clean.slice(0, i), rest: clean.slice(i + "/data/".length) };
+  return { kind: "read", path: clean };
+}
+
+interface Lease {
+  id: string;
+  version: string;
+  duration: number;
+  expiresAt: number;
+}
+
+export interface ReadContext {
+  readonly client: VaultClient;
+  readonly signal: AbortSignal;
+  readonly leases: Map<string, Lease>;
+}
+
+/**
+ * One secret: a KV v2 version check (metadata `current_version`) before any data
+ * read, a lease renewal before a re-read, and the value picked out with `key`.
+ * Throws ProviderError only for outages (network, 5xx, 429); everything that is
+ * about this one secret becomes its FetchResult.
+ */
+export async function readSecret(ctx: ReadContext, ref: SecretRef): Promise<FetchResult> {
+  const where = `vault ${ref.path}`;
+  try {
+    const p = parsePath(ref.path);
+    return p.kind === "kv2" ? await readKv2(ctx, ref, p, where) : await readPlain(ctx, ref, p.path, where);
+  } catch (e) {
+    if (isAnswerRejected(e)) return { name: ref.name, ok: false, error: e };
+    const err = classify(e, where);
+    if (err.kind === "transient") throw err;
+    return { name: ref.name, ok: false, error: err };
+  }
+}
+
+async function readKv2(ctx: ReadContext, ref: SecretRef, p: { mount: string; rest: string }, where: string): Promise<FetchResult> {
+  const ro = { signal: ctx.signal };
+  if (ref.version !== undefined) {
+    if (!/^[1-9][0-9]*$/.test(ref.version)) return fail(ref, `${where}: version ${JSON.stringify(ref.version)} is not a KV v2 version number`);
+    // A pinned KV v2 version never changes: once held, no call at all.
+    if (ref.cachedVersion === ref.version) return unchanged(ref.name, ref.version);
+  } else if (ref.cachedVersion !== undefined) {
+    const meta = await ctx.client.read(`${p.mount}/metadata/${p.rest}`, ro);
+    const current = meta?.data?.current_version;
+    if (typeof current !== "number") throw new AnswerRejected(`${where}: metadata answer has no data.current_version; rejected`);
+    if (String(current) === ref.cachedVersion) return unchanged(ref.name, ref.cachedVersion);
+  }
+  const q = ref.version !== undefined ? `?version=${ref.version}` : "";
+  const body = await ctx.client.read(`${p.mount}/data/${p.rest}${q}`, ro);
+  const data = body?.data?.data;
+  const version = body?.data?.metadata?.version;
+  if (data === null && body?.data?.metadata?.deletion_time) return fail(ref, `${where}: version ${String(version)} is deleted`);
+  if (!isObject(data) || typeof version !== "number") throw new AnswerRejected(`${where}: not a KV v2 answer (data.data / data.metadata.version missing); rejected`);
+  return value(ref, data, String(version), where);
+}
+
+async function readPlain(ctx: ReadContext, ref: SecretRef, path: string, where: string): Promise<FetchResult> {
+  const ro = { signal: ctx.signal };
+  if (ref.version !== undefined) return fail(ref, `${where}: version can only be pinned for KV v2 paths (MOUNT/data/...)`);
+  const held = ctx.leases.get(ref.name);
+  if (held && ref.cachedVersion === held.version && Date.now() < held.expiresAt) {
+    try {
+      const r = await ctx.client.renew({ lease_id: held.id, increment: Math.round(held.duration / 1000), requestOptions: ro });
+      const granted = r?.lease_duration;
+      if (typeof granted === "number" && granted * 1000 >= held.duration * SHORT_GRANT) {
+        held.expiresAt = Date.now() + granted * 1000;
+        return unchanged(ref.name, held.version, held.expiresAt);
+      }
+      // Near its max_ttl: replace with fresh credentials now, while the old ones still work.
+    } catch (e) {
+      const st = statusOf(e);
+      if (st === undefined) throw e;
+      // 400 "lease not found or lease is not renewable", 403: replaced below.
+    }
+  }
+  ctx.leases.delete(ref.name);
+  const body = await ctx.client.read(path, ro);
+  const data = body?.data;
+  if (!isObject(data)) throw new AnswerRejected(`${where}: answer has no data object; rejected`);
+  const leaseId = body?.lease_id;
+  const duration = body?.lease_duration;
+  if (typeof leaseId === "string" && leaseId !== "" && typeof duration === "number" && duration > 0) {
+    const version = `lease:${createHash("sha256").update(leaseId).digest("hex").slice(0, 16)}`;
+    const lease: Lease = { id: leaseId, version, duration: duration * 1000, expiresAt: Date.now() + duration * 1000 };
+    // Only a renewable lease is worth remembering; others are simply read again before they expire.
+    if (body?.renewable === true) ctx.leases.set(ref.name, lease);
+    return value(ref, data, version, where, lease.expiresAt);
+  }
+  return value(ref, data, undefined, where);
+}
+
+function value(ref: SecretRef, data: Record<string, unknown>, version: string | undefined, where: string, expiresAt?: number): FetchResult {
+  const whole = enc.encode(JSON.stringify(data));
+  if (ref.key === undefined) return { name: ref.name, ok: true, value: whole, version, expiresAt };
+  try {
+    return { name: ref.name, ok: true, value: extractKey(whole, ref.key, where), version, expiresAt };
+  } catch (e) {
+    return { name: ref.name, ok: false, error: e as ProviderError };
+  } finally {
+    if (ref.key !== undefined) whole.fill(0);
+  }
+}
+
+function fail(ref: SecretRef, message: string): FetchResult {
+  return { name: ref.name, ok: false, error: new ProviderError("permanent", message) };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
