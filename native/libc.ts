@@ -2,14 +2,23 @@
 // use so importing this module has no side effects.
 import koffi from "koffi";
 
-let lib: { getsockopt: koffi.KoffiFunction; prctl: koffi.KoffiFunction } | undefined;
+interface Libc {
+  getsockopt: koffi.KoffiFunction;
+  prctl: koffi.KoffiFunction;
+  poll: koffi.KoffiFunction;
+  close: koffi.KoffiFunction;
+}
 
-function libc() {
+let lib: Libc | undefined;
+
+function libc(): Libc {
   if (!lib) {
     const c = koffi.load("libc.so.6");
     lib = {
       getsockopt: c.func("int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)"),
       prctl: c.func("int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)"),
+      poll: c.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)"),
+      close: c.func("int close(int fd)"),
     };
   }
   return lib;
@@ -18,7 +27,11 @@ function libc() {
 // asm-generic values, the same on x86_64, arm64 and armhf.
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
+const SO_PEERPIDFD = 77;
 const PR_SET_DUMPABLE = 4;
+const POLLIN = 0x1;
+const ENOPROTOOPT = 92;
+const EINTR = 4;
 
 export interface PeerCred {
   readonly pid: number;
@@ -33,6 +46,39 @@ export function peerCred(fd: number): PeerCred | undefined {
   const rc = libc().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, buf, len) as number;
   if (rc !== 0 || len[0] !== 12) return undefined;
   return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
+}
+
+/**
+ * A pidfd for the process that called connect() (SO_PEERPIDFD, Linux 6.5+). The
+ * caller owns the descriptor and closes it with closeFd. `unsupported` means the
+ * kernel has no SO_PEERPIDFD (fall back to start times); `gone` means the peer
+ * process has already exited and been reaped.
+ */
+export function peerPidfd(fd: number): { pidfd: number } | "unsupported" | "gone" {
+  const buf = Buffer.alloc(4);
+  const len = [4];
+  const rc = libc().getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, buf, len) as number;
+  if (rc === 0 && len[0] === 4) return { pidfd: buf.readInt32LE(0) };
+  return koffi.errno() === ENOPROTOOPT ? "unsupported" : "gone";
+}
+
+/** Whether the process a pidfd refers to has exited (the pidfd polls readable then). */
+export function pidfdExited(pidfd: number): boolean {
+  const pfd = Buffer.alloc(8);
+  for (;;) {
+    pfd.writeInt32LE(pidfd, 0);
+    pfd.writeInt16LE(POLLIN, 4);
+    pfd.writeInt16LE(0, 6);
+    const rc = libc().poll(pfd, 1, 0) as number;
+    if (rc === 0) return false;
+    if (rc > 0) return true; // POLLIN: exited; POLLERR/POLLNVAL: not a usable pidfd either way
+    if (koffi.errno() !== EINTR) return true;
+  }
+}
+
+/** Closes a descriptor this process owns that node does not manage (a pidfd). */
+export function closeFd(fd: number): void {
+  libc().close(fd);
 }
 
 /** Makes the process non-dumpable: no core file, no ptrace by same-uid processes. */

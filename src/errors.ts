@@ -11,6 +11,7 @@ export type ErrorCode =
   | "sealed"
   | "config"
   | "unavailable"
+  | "rate_limited"
   | "internal";
 
 export class SealcacheError extends Error {

@@ -26,6 +26,11 @@ async function main(argv: string[]): Promise<number> {
         json: { type: "boolean", default: false },
         raw: { type: "boolean", default: false },
         prefix: { type: "string" },
+        since: { type: "string" },
+        name: { type: "string" },
+        limit: { type: "string" },
+        reseal: { type: "boolean", default: false },
+        "recovery-key-file": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", default: false },
       },
@@ -56,7 +61,11 @@ async function main(argv: string[]): Promise<number> {
     case "refresh":
       return (await import("./cli/commands/refresh.js")).refresh(g, args, io);
     case "init":
-      return (await import("./cli/commands/init.js")).init(g, io);
+      return (await import("./cli/commands/init.js")).init(g, { reseal: v.reseal === true, recoveryKeyFile: v["recovery-key-file"] }, io);
+    case "rotate-kek":
+      return (await import("./cli/commands/rotate-kek.js")).rotateKekCommand(g, io);
+    case "audit":
+      return (await import("./cli/commands/audit.js")).audit(g, args, { since: v.since, name: v.name, limit: v.limit }, io);
     case "doctor":
       return (await import("./cli/commands/doctor.js")).doctor(g, io);
     default:

@@ -13,6 +13,7 @@ export function exitCodeFor(code: ErrorCode | string): number {
     case "not_synced":
     case "expired":
     case "unavailable":
+    case "rate_limited":
       return EXIT.unavailable;
     case "bad_request":
       return EXIT.usage;

@@ -10,7 +10,17 @@ COMMANDS
     list [--prefix P]      Secrets this account may read, with state and age (never values).
     status                 Daemon health: seal, providers, stale and unsynced secrets.
     refresh [NAME]         Ask the daemon to sync now (needs an admin policy rule).
-    init                   Create data_dir and seal a new cache key.
+    audit [--since 1h|ISO] [--name NAME] [--limit N]
+                           Who read what, what was denied, admin actions (needs an
+                           admin policy rule). Names and outcomes only, never values.
+    init                   Create data_dir and seal a new cache key (TPM seal types
+                           also print a recovery key, once).
+    init --reseal [--recovery-key-file F]
+                           Seal the existing cache key again to the TPM's current
+                           PCR values (after a firmware update); the key comes from
+                           the old seal, or from the recovery key in F.
+    rotate-kek             A new cache key; every data key re-wrapped in one
+                           transaction (through the daemon when it runs).
     doctor                 Check config, permissions, sealer, socket and backends.
     version                Print the version.
 
@@ -24,7 +34,7 @@ OPTIONS
 
 EXIT STATUS
     0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden, 5 unavailable (daemon down,
-    sealed, secret not synced or expired).
+    sealed, secret not synced or expired, rate limited).
 
 ENVIRONMENT
     SEALCACHE_<KEY>        Overrides a config key, e.g. SEALCACHE_SYNC_INTERVAL=1m,

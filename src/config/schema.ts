@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { providerTypes } from "../providers/registry.js";
 import { schemaTools, type SchemaTools } from "./tools.js";
+import { secretsSchema, type SecretConfig } from "./secrets-schema.js";
 
 export const SEAL_TYPES = ["tpm2", "host", "tpm2+host"] as const;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -42,12 +43,14 @@ export function configSchema(baseDir: string) {
           type: z.enum(SEAL_TYPES).default("tpm2"),
           tcti: z.string().min(1).default("device:/dev/tpmrm0"),
           pcrs: z.array(z.number().int().min(0).max(23)).default([]),
+          // TPM anti-rollback NV counter; the owner NV range. Default: DEFAULT_COUNTER_INDEX in src/seal/rollback.ts.
+          counter_index: z.number().int().min(0x01000000, "must be in the owner NV range 0x01000000-0x013fffff").max(0x013fffff, "must be in the owner NV range 0x01000000-0x013fffff").default(0x01005343),
         })
         .strict()
         .default({}),
       sync: syncSchema(t).default({}),
       providers: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "provider names are [a-z0-9][a-z0-9_-]*"), providerUnion).default({}),
-      secrets: z.record(t.secretName(), secretSchema(t)).default({}),
+      secrets: secretsSchema(),
       policy: z.array(policyRule).optional(),
       mqtt: z
         .object({
@@ -60,6 +63,14 @@ export function configSchema(baseDir: string) {
         })
         .strict()
         .optional(),
+      server: serverSchema().default({}),
+      audit: z
+        .object({
+          retention: t.duration().default("30d"),
+          max_rows: z.number().int().min(100).max(100_000_000).default(100_000),
+        })
+        .strict()
+        .default({}),
       metrics: z.object({ secret_names: z.boolean().default(false) }).strict().default({}),
       log: z.object({ level: z.enum(LOG_LEVELS).default("info") }).strict().default({}),
     })
@@ -95,20 +106,27 @@ function syncSchema(t: SchemaTools) {
     .strict();
 }
 
-function secretSchema(t: SchemaTools) {
+/** Limits on the socket: connections overall and per uid, and a per-uid request rate (token bucket). */
+function serverSchema() {
   return z
     .object({
-      provider: z.string().min(1),
-      path: z.string().min(1),
-      key: z.string().min(1).optional(),
-      version: z.string().min(1).optional(),
-      refresh: t.duration().optional(),
+      max_connections: z.number().int().min(1).max(65_536).default(256),
+      max_connections_per_uid: z.number().int().min(1).max(65_536).default(10),
+      rate: z
+        .object({
+          per_uid_rps: z.number().positive().max(1_000_000).default(100),
+          burst: z.number().int().min(1).max(1_000_000).default(200),
+        })
+        .strict()
+        .default({}),
     })
     .strict();
 }
 
+
 export type Config = z.output<ReturnType<typeof configSchema>>;
 export type SyncConfig = Config["sync"];
-export type SecretConfig = Config["secrets"][string];
+export type { SecretConfig };
 export type PolicyRule = NonNullable<Config["policy"]>[number];
 export type SealConfig = Config["seal"];
+export type ServerConfig = Config["server"];

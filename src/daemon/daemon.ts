@@ -3,10 +3,8 @@ import type { Config } from "../config/schema.js";
 import { describeError, isSealError, SealError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { Envelope } from "../crypto/envelope.js";
-import { loadSodium, type Sodium } from "../crypto/sodium.js";
+import { loadSodium } from "../crypto/sodium.js";
 import { createSealer } from "../seal/registry.js";
-import { ensurePrivateDir } from "../seal/permissions.js";
-import { createKek, hasSealedKek, loadKek } from "../seal/kek.js";
 import type { Sealer, SealerInfo } from "../seal/sealer.js";
 import { SecretStore } from "../store/store.js";
 import { providerTypes } from "../providers/registry.js";
@@ -19,12 +17,15 @@ import type { Core } from "../server/routes.js";
 import { Policy } from "../policy/policy.js";
 import { readAccounts } from "../policy/accounts.js";
 import { disableCoreDumps } from "../../native/libc.js";
-import { exists } from "../fsutil.js";
+import { CACHE_FILE, obtainKek } from "./unlock.js";
 import { buildHealth, buildGauges } from "./health.js";
 import { inactiveSections } from "./inactive.js";
 import { VERSION } from "../version.js";
+import { checkAntiRollback } from "./anti-rollback.js";
+import { rotateKek } from "./rotate.js";
+import type { RollbackCounter } from "../seal/rollback.js";
 
-export const CACHE_FILE = "cache.db";
+export { CACHE_FILE };
 
 export interface Daemon {
   stop(): Promise<void>;
@@ -54,6 +55,8 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
   let core: Core | undefined;
   let envelope: Envelope | undefined;
   let sealer: Sealer | undefined;
+  let rollback: RollbackCounter | undefined;
+  let providers: Map<string, ProviderHandle> | undefined;
   let sealedReason = "unsealing the cache key";
   let sealerInfo: SealerInfo | undefined;
   let stopping = false;
@@ -67,9 +70,22 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     sealerInfo = await sealer.describe();
     for (const w of sealerInfo.warnings) seal.warn(w);
     envelope = new Envelope(sodium, kek);
-    const store = new SecretStore({ file: path.join(config.data_dir, CACHE_FILE), envelope, logger: log.child({ part: "store" }) });
+    const store = new SecretStore({
+      file: path.join(config.data_dir, CACHE_FILE),
+      envelope,
+      logger: log.child({ part: "store" }),
+      audit: { retentionMs: config.audit.retention, maxRows: config.audit.max_rows },
+    });
+    try {
+      rollback = await checkAntiRollback({ seal: config.seal, store, dataDir: config.data_dir, logger: seal });
+    } catch (e) {
+      store.close();
+      envelope.destroy();
+      envelope = undefined;
+      throw e;
+    }
     log.info({ secrets: [...store.metas()].length, revision: store.revision }, "cache opened");
-    const providers = await loadProviders(config, log);
+    providers = await loadProviders(config, log);
     const sync = new SyncEngine({ store, secrets: config.secrets, providers, sync: config.sync, logger: log.child({ part: "sync" }) });
     const reader = new SecretReader({ store, sync, secrets: config.secrets, maxStale: config.sync.max_stale });
     store.onChange((names) => watch.notify(names));
@@ -105,12 +121,30 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     logger: log.child({ part: "server" }),
     policy,
     metrics,
+    limits: config.server,
+    selfUid: process.geteuid?.() ?? 0,
+    auditLog: () => core?.store.audit,
     metricNames: config.metrics.secret_names,
     core: () => core,
     sealedReason: () => sealedReason,
     health: () => buildHealth({ core, sealedReason, sealerInfo, inactive, policyWarnings: policy.warnings, started, version: VERSION }),
     gauges: () => buildGauges(core, config.metrics.secret_names),
+    rotateKek: () => rotateInPlace(),
   });
+
+  /** One rotation at a time; lookups keep being served from the store throughout. */
+  let rotating: Promise<{ rewrapped: number; seal: string }> | undefined;
+  function rotateInPlace(): Promise<{ rewrapped: number; seal: string }> {
+    rotating ??= (async () => {
+      if (!core || !sealer || !envelope) throw new SealError(`the cache is sealed: ${sealedReason}`);
+      const old = envelope;
+      const rewrapped = [...core.store.metas()].length;
+      envelope = await rotateKek({ sodium, sealer, dataDir: config.data_dir, store: core.store, logger: log.child({ part: "seal" }), counter: rollback });
+      old.destroy();
+      return { rewrapped, seal: sealer.type };
+    })().finally(() => (rotating = undefined));
+    return rotating;
+  }
 
   async function stop(): Promise<void> {
     if (stopping) return;
@@ -120,6 +154,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     watch.close();
     await server.close();
     await core?.sync.stop();
+    for (const h of providers?.values() ?? []) await h.provider?.close?.().catch((e: unknown) => log.warn({ provider: h.name, err: describeError(e) }, "provider did not close cleanly"));
     core?.store.close();
     envelope?.destroy();
     await sealer?.close?.();
@@ -127,21 +162,6 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
   }
 
   return { stop };
-}
-
-/** Unseals the KEK, or creates one on a data dir that has never held a cache. */
-async function obtainKek(sodium: Sodium, sealer: Sealer, dataDir: string, log: Logger): Promise<Uint8Array> {
-  try {
-    ensurePrivateDir(dataDir);
-  } catch (e) {
-    throw isSealError(e) ? e : new SealError(`data_dir ${dataDir} cannot be prepared: ${describeError(e)}`);
-  }
-  if (hasSealedKek(dataDir)) return loadKek(sealer, dataDir);
-  if (exists(path.join(dataDir, CACHE_FILE))) {
-    throw new SealError(`${dataDir}/kek.sealed is missing but ${CACHE_FILE} exists; restore kek.sealed, or move ${CACHE_FILE} away to start an empty cache`);
-  }
-  log.info({ type: sealer.type }, "no cache key yet; creating and sealing one");
-  return createKek(sodium, sealer, dataDir);
 }
 
 /** Loads only the provider types the config uses, each in its own chunk. */

@@ -17,8 +17,5 @@ export function inactiveSections(c: Config): string[] {
     out.push(`providers.${name} (type ${type}): not active in this build yet; its ${n} secret(s) stay not_synced`);
   }
   if (c.mqtt) out.push("mqtt: configured but not active in this build yet; no status is published and no refresh/revoke is received");
-  for (const [i, r] of (c.policy ?? []).entries()) {
-    if (r.match.unit !== undefined || r.match.exe !== undefined) out.push(`policy[${i}]: matching on unit/exe is not active in this build yet; the rule matches nobody`);
-  }
   return out;
 }

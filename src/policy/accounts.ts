@@ -26,14 +26,3 @@ function parse(file: string): Map<string, number> {
   }
   return out;
 }
-
-/** Supplementary groups of a live process, from /proc/PID/status. */
-export function processGroups(pid: number): number[] {
-  try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-    const line = /^Groups:\s*(.*)$/m.exec(status)?.[1] ?? "";
-    return line.split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}

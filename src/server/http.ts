@@ -1,14 +1,16 @@
 import fs from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import net from "node:net";
-import path from "node:path";
 import type { Socket } from "node:net";
+import type { ServerConfig } from "../config/schema.js";
 import { SealcacheError, describeError, isSealcacheError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { peerCred } from "../../native/libc.js";
-import { processGroups } from "../policy/accounts.js";
-import type { Caller } from "../policy/policy.js";
-import { createRoutes, type RequestContext, type RouteDeps } from "./routes.js";
+import type { AuditLog } from "../store/audit.js";
+import { AuditSink } from "./audit-sink.js";
+import { Admission, type Conn, type Refusal } from "./connections.js";
+import { RateLimiter, Throttle } from "./limits.js";
+import { PeerTracker } from "./peers.js";
+import { listen } from "./listen.js";
+import { createRoutes, type Noted, type RequestContext, type RouteDeps } from "./routes.js";
 import { rawErrorResponse, sendError } from "./respond.js";
 
 export const LIMITS = {
@@ -21,12 +23,20 @@ export const LIMITS = {
   requestTimeoutMs: 10_000,
   keepAliveTimeoutMs: 5_000,
   idleTimeoutMs: 15_000,
-  maxConnections: 256,
 } as const;
+
+export const DEFAULT_SERVER_LIMITS: ServerConfig = { max_connections: 256, max_connections_per_uid: 10, rate: { per_uid_rps: 100, burst: 200 } };
 
 export interface ServerOptions extends RouteDeps {
   readonly socketPath: string;
   readonly logger: Logger;
+  /** Connection caps and the per-uid request rate (config `server`). */
+  readonly limits?: ServerConfig;
+  /** The daemon's own uid: not subject to the per-uid limits. */
+  readonly selfUid: number;
+  /** The store's audit log, once the cache is unsealed. */
+  auditLog(): AuditLog | undefined;
+  readonly peers?: PeerTracker;
 }
 
 type Fail = (e: unknown, status?: number) => void;
@@ -36,15 +46,37 @@ export interface SocketServer {
 }
 
 /**
- * HTTP/1.1 on a Unix socket, mode 0660 in a 0750 folder. Every connection's peer
- * credentials are read from the kernel at accept; a request is answered only
- * after its caller is known, and limits on size and time keep one bad client
- * from holding the daemon.
+ * A 429 is answered after this delay: a client that honours Retry-After never
+ * notices, and one that ignores it cannot spin through refusals as fast as the
+ * daemon can write them (each of its connections gets a few per second).
+ */
+export const TARPIT_MS = 250;
+/**
+ * A connection that keeps sending while its refusals are still waiting out the
+ * tarpit (pipelining through 429s) is no longer read or answered, and is closed
+ * after this long; meanwhile it still counts against its uid's connection cap.
+ */
+const CUT_HOLD_MS = 1_000;
+
+/** Routes whose every request is audited; any other request is audited when it is refused as forbidden. */
+const AUDITED_ROUTES = new Set(["secret", "refresh", "rotate-kek", "revoke"]);
+
+/**
+ * HTTP/1.1 on a Unix socket, mode 0660 in a 0750 folder. Every connection's caller
+ * is identified from the kernel at accept (connections.ts, peers.ts); a request is
+ * answered only after its caller is known and still the process that connected,
+ * and limits on size, time, connections and rate keep one bad client from holding
+ * the daemon. Reads, denials and admin actions go to the audit trail.
  */
 export async function startServer(o: ServerOptions): Promise<SocketServer> {
   const log = o.logger;
+  const limits = o.limits ?? DEFAULT_SERVER_LIMITS;
   const routes = createRoutes(o);
-  const callers = new WeakMap<Socket, Caller | undefined>();
+  const audit = new AuditSink(() => o.auditLog());
+  const rate = new RateLimiter({ rps: limits.rate.per_uid_rps, burst: limits.rate.burst });
+  const rateReports = new Throttle({ windowMs: 10_000 });
+  /** 429s waiting out TARPIT_MS, per uid; beyond twice its connection cap, the connection is cut. */
+  const tarpitted = new Map<number, number>();
 
   const server = http.createServer({
     maxHeaderSize: LIMITS.maxHeaderBytes,
@@ -56,15 +88,21 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     // HTTP/1.1 request with a bare 400 instead of the API's JSON error.
     requireHostHeader: false,
   });
-  server.maxConnections = LIMITS.maxConnections;
-
-  server.on("connection", (socket: Socket) => {
-    socket.setTimeout(LIMITS.idleTimeoutMs, () => socket.destroy());
-    callers.set(socket, identify(socket));
+  const admission = new Admission({
+    server,
+    limits,
+    selfUid: o.selfUid,
+    peers: o.peers ?? new PeerTracker(),
+    logger: log,
+    idleTimeoutMs: LIMITS.idleTimeoutMs,
+    onRefused: (r: Refusal) => {
+      o.metrics.refused(r.code === "rate_limited" ? "per_uid" : "total");
+      if (r.held !== undefined) audit.record({ at: Date.now(), uid: r.cred?.uid ?? null, pid: r.cred?.pid ?? null, exe: null, unit: null, route: "connect", name: null, status: r.status, code: r.code });
+    },
   });
 
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable || (err.code === "ECONNRESET")) return socket.destroy();
+    if (!socket.writable || err.code === "ECONNRESET") return socket.destroy();
     const [status, reason, msg] =
       err.code === "HPE_HEADER_OVERFLOW"
         ? [431, "Request Header Fields Too Large", `request headers exceed ${LIMITS.maxHeaderBytes} bytes`]
@@ -76,21 +114,42 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
-    const at = { route: "other" };
+    const conn = admission.of(req.socket);
+    // Already parsed behind a request that cut the connection: no work, no answer.
+    if (conn?.cut) return;
+    const rawUrl = req.url ?? "/";
+    const at: Noted = classify(rawUrl);
     res.on("finish", () => {
       o.metrics.request(at.route, res.statusCode);
       if (log.isLevelEnabled("debug")) log.debug({ route: at.route, status: res.statusCode, us: Number((process.hrtime.bigint() - started) / 1000n) }, "request");
     });
+    res.on("close", () => {
+      if (at.audit) audit.record(entry(conn, at, res));
+    });
     const fail: Fail = (e, status) => {
+      if (isSealcacheError(e)) at.code = e.code;
       if (res.headersSent) return void res.destroy();
       if (isSealcacheError(e)) {
-        if (e.code === "forbidden") log.warn({ route: at.route, err: e.message }, "request denied");
+        if (e.code === "forbidden") {
+          at.audit = true;
+          log.warn({ route: at.route, uid: conn?.cred?.uid, pid: conn?.cred?.pid, err: e.message }, "request denied");
+        }
         return sendError(res, e, status);
       }
+      at.code = "internal";
       log.error({ route: at.route, err: describeError(e) }, "request failed");
       sendError(res, new SealcacheError("internal", "internal error; see the daemon log"));
     };
-    const rawUrl = req.url ?? "/";
+    at.audit = AUDITED_ROUTES.has(at.route);
+    if (conn?.limited) {
+      const wait = rate.take(conn.key);
+      if (wait > 0) return refuseRate(conn, at, wait, req, res, fail);
+    }
+    const gone = conn?.peer.check();
+    if (gone !== undefined || !conn) {
+      res.shouldKeepAlive = false;
+      return fail(new SealcacheError("forbidden", gone ?? "the connection's caller is unknown"));
+    }
     if (Buffer.byteLength(rawUrl) > LIMITS.maxUrlBytes) {
       res.shouldKeepAlive = false;
       return fail(new SealcacheError("bad_request", `request URL exceeds ${LIMITS.maxUrlBytes} bytes`), 414);
@@ -114,11 +173,42 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
       }
     });
     req.on("end", () => {
-      if (!rejected) dispatch(req, res, rawUrl, at, fail);
+      if (!rejected) dispatch(req, res, rawUrl, conn, at, fail);
     });
   });
 
-  function dispatch(req: IncomingMessage, res: ServerResponse, rawUrl: string, at: { route: string }, fail: Fail): void {
+  /**
+   * A 429 for a uid over its request rate, answered after TARPIT_MS; logged and
+   * audited once per uid per 10 s. A uid with more refusals waiting than twice its
+   * connection cap is pipelining through them: that connection is cut instead.
+   */
+  function refuseRate(conn: Conn, at: Noted, wait: number, req: IncomingMessage, res: ServerResponse, fail: Fail): void {
+    const held = rateReports.due(String(conn.key));
+    at.audit = held !== undefined;
+    if (held !== undefined) log.warn({ uid: conn.cred?.uid, pid: conn.cred?.pid, route: at.route, held_back: held }, "request refused: per-uid rate limit");
+    const pending = tarpitted.get(conn.key) ?? 0;
+    // (req.socket: a pipelined response has no socket until its turn comes.)
+    if (pending >= 2 * limits.max_connections_per_uid) return cut(conn, req.socket);
+    const r = limits.rate;
+    const err = new SealcacheError("rate_limited", `uid ${conn.cred?.uid ?? "(unknown)"} is over its request rate (server.rate: ${r.per_uid_rps}/s, burst ${r.burst}); retry after ${wait} s`, { retryAfter: wait });
+    tarpitted.set(conn.key, pending + 1);
+    setTimeout(() => {
+      const left = (tarpitted.get(conn.key) ?? 1) - 1;
+      if (left > 0) tarpitted.set(conn.key, left);
+      else tarpitted.delete(conn.key);
+      if (!res.destroyed) fail(err);
+    }, TARPIT_MS).unref();
+  }
+
+  function cut(conn: Conn, socket: Socket): void {
+    conn.cut = true;
+    o.metrics.refused("cut");
+    if (rateReports.due(`cut:${conn.key}`) !== undefined) log.warn({ uid: conn.cred?.uid, pid: conn.cred?.pid }, "connection dropped: it kept sending requests while refused (rate limit)");
+    socket.pause();
+    setTimeout(() => socket.destroy(), CUT_HOLD_MS).unref();
+  }
+
+  function dispatch(req: IncomingMessage, res: ServerResponse, rawUrl: string, conn: Conn, at: Noted, fail: Fail): void {
     let url: URL;
     try {
       url = new URL(rawUrl, "http://sealcache");
@@ -126,48 +216,45 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
       return fail(new SealcacheError("bad_request", "malformed request URL"));
     }
     const gone = new AbortController();
-    res.on("close", () => gone.abort());
-    const ctx: RequestContext = { req, res, url, caller: callers.get(req.socket), gone: gone.signal };
-    // Routed on the path as sent: URL parsing would resolve `.`/`..` segments (also
-    // percent-encoded ones) and read `\` as `/`, turning a bad name into another name.
-    const p = requestPath(rawUrl);
+    // Only a client that left before its answer aborts: abort() builds a DOMException
+    // with a stack, which on every finished response cost ~13% of lookup CPU.
+    res.on("close", () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const ctx: RequestContext = { req, res, url, caller: conn.peer.caller, gone: gone.signal, at };
     const method = req.method ?? "GET";
+    const p = requestPath(rawUrl);
     const only = (m: string) => {
       if (method === m) return;
       res.setHeader("Allow", m);
       throw Object.assign(new SealcacheError("bad_request", `${method} is not allowed on ${p}; use ${m}`), { status: 405 });
     };
     try {
-      if (p.startsWith("/v1/secrets/")) {
-        at.route = "secret";
-        only("GET");
-        let name: string;
-        try {
-          name = decodeURIComponent(p.slice("/v1/secrets/".length));
-        } catch {
-          throw new SealcacheError("bad_request", "secret name is not valid percent-encoding");
+      switch (at.route) {
+        case "secret": {
+          only("GET");
+          if (at.name === undefined) throw new SealcacheError("bad_request", "secret name is not valid percent-encoding");
+          return routes.getSecret(ctx, at.name);
         }
-        return routes.getSecret(ctx, name);
-      }
-      switch (p) {
-        case "/v1/secrets":
-          at.route = "list";
+        case "list":
           only("GET");
           return routes.listSecrets(ctx);
-        case "/v1/watch":
-          at.route = "watch";
+        case "watch":
           only("GET");
           return void routes.watch(ctx).catch((e) => fail(e));
-        case "/v1/refresh":
-          at.route = "refresh";
+        case "refresh":
           only("POST");
           return routes.refresh(ctx);
-        case "/v1/health":
-          at.route = "health";
+        case "audit":
+          only("GET");
+          return routes.audit(ctx);
+        case "rotate-kek":
+          only("POST");
+          return void routes.rotateKek(ctx).catch((e) => fail(e));
+        case "health":
           only("GET");
           return routes.health(ctx);
-        case "/metrics":
-          at.route = "metrics";
+        case "metrics":
           only("GET");
           return routes.metrics(ctx);
         default:
@@ -179,12 +266,13 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   }
 
   await listen(server, o.socketPath);
-  log.info({ socket: o.socketPath }, "listening");
+  log.info({ socket: o.socketPath, limits }, "listening");
   return {
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
+        admission.close();
         try {
           fs.unlinkSync(o.socketPath);
         } catch {
@@ -194,60 +282,56 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   };
 }
 
+const ROUTES: Record<string, string> = {
+  "/v1/secrets": "list",
+  "/v1/watch": "watch",
+  "/v1/refresh": "refresh",
+  "/v1/audit": "audit",
+  "/v1/rotate-kek": "rotate-kek",
+  "/v1/health": "health",
+  "/metrics": "metrics",
+};
+
+/**
+ * The route of a request target, and the secret it names. Routed on the path as
+ * sent: URL parsing would resolve `.`/`..` segments (also percent-encoded ones) and
+ * read `\` as `/`, turning a bad name into another name.
+ */
+function classify(rawUrl: string): Noted {
+  const p = requestPath(rawUrl);
+  if (p.startsWith("/v1/secrets/")) {
+    let name: string | undefined;
+    try {
+      name = decodeURIComponent(p.slice("/v1/secrets/".length));
+    } catch {
+      name = undefined;
+    }
+    return { route: "secret", name, code: undefined, audit: false };
+  }
+  return { route: ROUTES[p] ?? "other", name: undefined, code: undefined, audit: false };
+}
+
+/** The audit entry for a finished (or abandoned) request. Names only, never values. */
+function entry(conn: Conn | undefined, at: Noted, res: ServerResponse) {
+  const c = conn?.peer.caller;
+  const code = !res.writableFinished ? "aborted" : at.code ?? (res.statusCode < 400 ? "ok" : `http_${res.statusCode}`);
+  return {
+    at: Date.now(),
+    uid: conn?.cred?.uid ?? null,
+    pid: conn?.cred?.pid ?? null,
+    exe: c?.exe ?? null,
+    unit: c?.unit ?? null,
+    route: at.route,
+    // Names are at most 256 bytes; anything longer was refused and is cut for the record.
+    name: at.name === undefined ? null : at.name.slice(0, 256),
+    status: res.statusCode,
+    code,
+  };
+}
+
 /** The path of a request target (origin-form or absolute-form), without query, undecoded and unnormalised. */
 function requestPath(target: string): string {
   const t = target.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "");
   const end = t.search(/[?#]/);
   return end === -1 ? t : t.slice(0, end);
-}
-
-function identify(socket: Socket): Caller | undefined {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== "number" || fd < 0) return undefined;
-  const cred = peerCred(fd);
-  if (!cred) return undefined;
-  return { ...cred, groups: processGroups(cred.pid) };
-}
-
-/** Prepares the socket's folder, clears a stale socket left by a crash, listens, sets 0660. */
-async function listen(server: http.Server, socketPath: string): Promise<void> {
-  if (Buffer.byteLength(socketPath) > 107) {
-    throw new SealcacheError("config", `socket path ${socketPath} is longer than the 107 bytes a Unix socket path may have; choose a shorter socket path`);
-  }
-  const dir = path.dirname(socketPath);
-  if (!fs.existsSync(dir)) {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
-    fs.chmodSync(dir, 0o750);
-  }
-  if (fs.existsSync(socketPath)) {
-    if (await answers(socketPath)) {
-      throw new SealcacheError("unavailable", `another process is already serving on ${socketPath}; stop it or choose another socket path`);
-    }
-    fs.unlinkSync(socketPath);
-  }
-  // Create the socket file already restricted, then set the exact mode.
-  const old = process.umask(0o117);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(socketPath, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-  } finally {
-    process.umask(old);
-  }
-  fs.chmodSync(socketPath, 0o660);
-}
-
-function answers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }

@@ -10,6 +10,7 @@ export const STATUS: Record<ErrorCode, number> = {
   sealed: 503,
   config: 500,
   unavailable: 503,
+  rate_limited: 429,
   internal: 500,
 };
 
@@ -26,8 +27,13 @@ export function sendError(res: ServerResponse, e: SealcacheError, status = STATU
   sendJson(res, status, { error: e.code, message: e.message }, headers);
 }
 
-/** For the parser-level errors node:http reports before a request object exists. */
-export function rawErrorResponse(status: number, reason: string, message: string): string {
-  const body = JSON.stringify({ error: "bad_request", message });
-  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+/**
+ * A complete `Connection: close` answer written straight to a socket: for the
+ * parser-level errors node:http reports before a request object exists, and for
+ * connections refused at accept.
+ */
+export function rawErrorResponse(status: number, reason: string, message: string, code: ErrorCode = "bad_request", headers: Record<string, string> = {}): string {
+  const body = JSON.stringify({ error: code, message });
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`;
 }

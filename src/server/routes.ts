@@ -27,6 +27,8 @@ export interface RouteDeps {
   sealedReason(): string;
   health(): { ok: boolean; body: unknown };
   gauges(): Parameters<Metrics["render"]>[0];
+  /** rotate-kek on the open cache; resolves with what was re-wrapped. */
+  rotateKek(): Promise<{ rewrapped: number; seal: string }>;
 }
 
 export interface RequestContext {
@@ -36,10 +38,22 @@ export interface RequestContext {
   readonly caller: Caller | undefined;
   /** Aborted when the client goes away. */
   readonly gone: AbortSignal;
+  /** What the audit trail and metrics record about this request; routes fill in the name. */
+  readonly at: Noted;
+}
+
+/** The route a request took, the secret it named, the error code answered, and whether it is audited. */
+export interface Noted {
+  route: string;
+  name: string | undefined;
+  code: string | undefined;
+  audit: boolean;
 }
 
 const WATCH_DEFAULT_MS = 30_000;
 export const WATCH_MAX_MS = 300_000;
+const AUDIT_DEFAULT_LIMIT = 100;
+export const AUDIT_MAX_LIMIT = 10_000;
 
 export function createRoutes(d: RouteDeps) {
   function core(): Core {
@@ -126,8 +140,10 @@ export function createRoutes(d: RouteDeps) {
       if (names.length > 256) throw new SealcacheError("bad_request", "at most 256 names per watch");
       for (const n of names) {
         checkName(n);
+        ctx.at.name = n;
         mayRead(ctx.caller, n);
       }
+      ctx.at.name = undefined;
       const timeout = p.has("timeout") ? parseDuration(p.get("timeout")!) : WATCH_DEFAULT_MS;
       if (timeout === undefined || timeout > WATCH_MAX_MS) throw new SealcacheError("bad_request", `timeout must be a duration up to ${WATCH_MAX_MS / 1000}s`);
       const sinceRaw = p.get("since");
@@ -150,6 +166,7 @@ export function createRoutes(d: RouteDeps) {
     },
 
     refresh(ctx: RequestContext): void {
+      if (ctx.url.searchParams.has("name")) ctx.at.name = ctx.url.searchParams.get("name")!;
       if (!ctx.caller || !d.policy.isAdmin(ctx.caller)) {
         throw new SealcacheError("forbidden", `${describeCaller(ctx.caller)} may not trigger a refresh; it needs a policy rule with admin: true`);
       }
@@ -163,6 +180,33 @@ export function createRoutes(d: RouteDeps) {
       sendJson(ctx.res, 202, { queued });
     },
 
+    /** POST /v1/rotate-kek: admin only; the daemon owns the open cache, so rotation happens here. */
+    async rotateKek(ctx: RequestContext): Promise<void> {
+      if (!ctx.caller || !d.policy.isAdmin(ctx.caller)) {
+        throw new SealcacheError("forbidden", `${describeCaller(ctx.caller)} may not rotate the cache key; it needs a policy rule with admin: true`);
+      }
+      core();
+      sendJson(ctx.res, 200, await d.rotateKek());
+    },
+
+    /** GET /v1/audit?since=ISO|duration&name=N&limit=L: admin only; never values, there are none to give. */
+    audit(ctx: RequestContext): void {
+      if (!ctx.caller || !d.policy.isAdmin(ctx.caller)) {
+        throw new SealcacheError("forbidden", `${describeCaller(ctx.caller)} may not read the audit trail; it needs a policy rule with admin: true`);
+      }
+      const p = ctx.url.searchParams;
+      const since = parseSince(p.get("since"), Date.now());
+      const name = p.get("name") ?? undefined;
+      if (name !== undefined) checkName(name);
+      const limitRaw = p.get("limit");
+      const limit = limitRaw === null ? AUDIT_DEFAULT_LIMIT : Number(limitRaw);
+      if (!Number.isSafeInteger(limit) || limit < 1 || limit > AUDIT_MAX_LIMIT) throw new SealcacheError("bad_request", `limit must be a whole number from 1 to ${AUDIT_MAX_LIMIT}`);
+      const entries = core()
+        .store.audit.query({ since, name, limit })
+        .map((e) => ({ ...e, at: new Date(e.at).toISOString() }));
+      sendJson(ctx.res, 200, { entries });
+    },
+
     health(ctx: RequestContext): void {
       const h = d.health();
       sendJson(ctx.res, h.ok ? 200 : 503, h.body);
@@ -174,6 +218,16 @@ export function createRoutes(d: RouteDeps) {
       ctx.res.end(body);
     },
   };
+}
+
+/** `since` as an ISO 8601 time or a duration back from now ("1h", "30m", "90" seconds). */
+export function parseSince(raw: string | null, now: number): number | undefined {
+  if (raw === null || raw === "") return undefined;
+  const ms = parseDuration(raw);
+  if (ms !== undefined) return now - ms;
+  const t = /^\d{4}-\d{2}-\d{2}/.test(raw) ? Date.parse(raw) : NaN;
+  if (Number.isNaN(t)) throw new SealcacheError("bad_request", `since must be an ISO 8601 time or a duration such as 1h, got ${JSON.stringify(raw.slice(0, 40))}`);
+  return t;
 }
 
 export function describeCaller(c: Caller | undefined): string {

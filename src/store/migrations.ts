@@ -33,6 +33,24 @@ const MIGRATIONS: readonly string[] = [
     failures INTEGER NOT NULL DEFAULT 0
   ) WITHOUT ROWID;
   `,
+  // 2: the audit trail (src/store/audit.ts): who asked for what, and the answer. Never a value.
+  `
+  CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,               -- unix ms
+    uid INTEGER,
+    pid INTEGER,
+    exe TEXT,
+    unit TEXT,
+    route TEXT NOT NULL,
+    name TEXT,
+    status INTEGER NOT NULL,
+    code TEXT NOT NULL
+  );
+  -- One index: it halves the cost of each row against (name, at) as well, and a
+  -- query by name scans at most audit.max_rows rows, only when an admin asks.
+  CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

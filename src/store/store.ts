@@ -6,6 +6,7 @@ import type { Logger } from "../log.js";
 import { migrate } from "./migrations.js";
 import { quarantineFiles, type QuarantineRecord } from "./quarantine.js";
 import { RowDigest } from "./digest.js";
+import { AuditLog, type AuditSettings } from "./audit.js";
 
 export interface SecretMeta {
   readonly name: string;
@@ -55,6 +56,8 @@ export interface StoreOptions {
   readonly file: string;
   readonly envelope: Envelope;
   readonly logger: Logger;
+  /** Retention of the audit trail kept in the same database. */
+  readonly audit?: AuditSettings;
 }
 
 type ChangeListener = (names: readonly string[], revision: number) => void;
@@ -76,11 +79,13 @@ export class SecretStore {
   #errors = new Map<string, SecretError>();
   #digest = new RowDigest();
   #generation = 0;
+  readonly #audit: AuditLog;
 
   constructor(opts: StoreOptions) {
     this.#file = opts.file;
     this.#env = opts.envelope;
     this.#log = opts.logger;
+    this.#audit = new AuditLog({ settings: opts.audit, logger: opts.logger });
     try {
       this.#open();
     } catch (e) {
@@ -96,6 +101,11 @@ export class SecretStore {
 
   get quarantined(): readonly QuarantineRecord[] {
     return this.#quarantined;
+  }
+
+  /** The audit trail, written to whichever database the store has open. */
+  get audit(): AuditLog {
+    return this.#audit;
   }
 
   onChange(fn: ChangeListener): void {
@@ -216,7 +226,7 @@ export class SecretStore {
    * nowhere: only their data keys move. If the transaction fails nothing changes;
    * the caller keeps the old sealed key until this returns.
    */
-  rekey(next: Envelope): void {
+  rekey(next: Envelope, opts: { counter?: { index: number; value: number } } = {}): void {
     const old = this.#env;
     const rows = this.#stmts.all.all() as Row[];
     const digest = new RowDigest();
@@ -239,13 +249,13 @@ export class SecretStore {
       meta.set(r.name, { ...m, valueMac, element: nextElement });
       updates.push({ name: r.name, wrappedDek, valueMac });
     }
-    const counter = this.recordedCounter();
+    const counter = opts.counter ?? this.recordedCounter();
     const generation = this.#generation + 1;
     this.#db.transaction(() => {
       for (const u of updates) this.#stmts.rekeyRow.run(u.wrappedDek, u.valueMac, u.name);
       this.#stmts.setMeta.run("kek_check", next.mac("kek-check"));
       this.#writeDigest(generation, digest, next);
-      if (counter !== undefined) this.#writeCounter(counter, next);
+      if (counter !== undefined) this.#stmts.setMeta.run("rollback_counter", counterRecord(counter, next));
     })();
     this.#env = next;
     this.#meta = meta;
@@ -254,30 +264,25 @@ export class SecretStore {
   }
 
   /**
-   * The TPM anti-rollback counter value this cache last recorded, authenticated
-   * under the KEK; undefined if never recorded.
+   * The TPM anti-rollback counter (NV index and value) this cache last recorded,
+   * authenticated under the KEK; undefined if never recorded.
    */
-  recordedCounter(): number | undefined {
+  recordedCounter(): { index: number; value: number } | undefined {
     const row = this.#stmts.getMeta.get("rollback_counter") as { value: Buffer } | undefined;
     if (!row) return undefined;
     const buf = new Uint8Array(row.value);
-    if (buf.length !== 8 + 32) throw new IntegrityError("cache.db rollback counter record is malformed");
-    const value = new DataView(buf.buffer, buf.byteOffset).getBigUint64(0);
-    if (!this.#env.equal(buf.subarray(8), this.#env.mac("rollback-counter", value.toString()))) {
+    if (buf.length !== 4 + 8 + 32) throw new IntegrityError("cache.db rollback counter record is malformed");
+    const view = new DataView(buf.buffer, buf.byteOffset);
+    const index = view.getUint32(0);
+    const value = view.getBigUint64(4);
+    if (!this.#env.equal(buf.subarray(12), this.#env.mac("rollback-counter", String(index), value.toString()))) {
       throw new IntegrityError("cache.db rollback counter record fails authentication");
     }
-    return Number(value);
+    return { index, value: Number(value) };
   }
 
-  recordCounter(value: number): void {
-    this.#writeCounter(value, this.#env);
-  }
-
-  #writeCounter(value: number, env: Envelope): void {
-    const buf = new Uint8Array(8 + 32);
-    new DataView(buf.buffer).setBigUint64(0, BigInt(value));
-    buf.set(env.mac("rollback-counter", String(value)), 8);
-    this.#stmts.setMeta.run("rollback_counter", buf);
+  recordCounter(counter: { index: number; value: number }): void {
+    this.#stmts.setMeta.run("rollback_counter", counterRecord(counter, this.#env));
   }
 
   loadProviderStates(): Map<string, ProviderState> {
@@ -293,6 +298,7 @@ export class SecretStore {
   }
 
   close(): void {
+    this.#audit.detach();
     if (this.#db?.open) this.#db.close();
   }
 
@@ -313,6 +319,7 @@ export class SecretStore {
       this.#db = db;
       this.#stmts = prepare(db);
       this.#load();
+      this.#audit.attach(db);
     } catch (e) {
       if (db.open) db.close();
       throw e;
@@ -324,16 +331,18 @@ export class SecretStore {
     const s = this.#stmts;
     const kekCheck = env.mac("kek-check");
     const stored = s.getMeta.get("kek_check") as { value: Buffer } | undefined;
-    const rows = s.all.all() as Row[];
+    const count = (s.count.get() as { n: number }).n;
     if (!stored) {
-      if (rows.length > 0) throw new IntegrityError("cache.db has secrets but no key check: it was not written by this sealcache");
+      if (count > 0) throw new IntegrityError("cache.db has secrets but no key check: it was not written by this sealcache");
       s.setMeta.run("kek_check", kekCheck);
     } else if (!env.equal(new Uint8Array(stored.value), kekCheck)) {
       throw new IntegrityError("cache.db was written under a different cache key (kek.sealed was replaced or re-initialised)");
     }
     const meta = new Map<string, MetaEntry>();
     const digest = new RowDigest();
-    for (const r of rows) {
+    // Iterated, not loaded whole: at 10,000 secrets the rows' ciphertexts were
+    // megabytes of garbage the heap then kept.
+    for (const r of s.all.iterate() as IterableIterator<Row>) {
       const element = env.mac("row", r.name, String(r.version), r.wrapped_dek, r.ciphertext);
       digest.toggle(element);
       meta.set(r.name, {
@@ -357,7 +366,7 @@ export class SecretStore {
       const mac = buf.subarray(40);
       if (!env.equal(mac, env.mac("head", String(generation), acc))) throw new IntegrityError("cache.db digest record fails authentication");
       if (!env.equal(acc, digest.acc)) throw new IntegrityError("cache.db rows do not match the digest: rows were edited, swapped, removed or restored from an older copy");
-    } else if (rows.length > 0) {
+    } else if (count > 0) {
       throw new IntegrityError("cache.db has secrets but no digest record");
     }
     const errors = new Map<string, SecretError>();
@@ -381,6 +390,8 @@ export class SecretStore {
   /** Moves the database aside and forgets its contents; returns the names it held. */
   #quarantine(reason: string): string[] {
     const names = [...this.#meta.keys()];
+    // Buffered audit entries go to the fresh database, not into the evidence.
+    this.#audit.detach({ flush: false });
     this.close();
     const rec = quarantineFiles(this.#file, reason);
     this.#quarantined.push(rec);
@@ -391,6 +402,15 @@ export class SecretStore {
     this.#log.error({ quarantined: rec.path, reason }, "cache database failed its checks; moved aside and never served (secrets will be fetched again)");
     return names;
   }
+}
+
+function counterRecord(c: { index: number; value: number }, env: Envelope): Uint8Array {
+  const buf = new Uint8Array(4 + 8 + 32);
+  const view = new DataView(buf.buffer);
+  view.setUint32(0, c.index);
+  view.setBigUint64(4, BigInt(c.value));
+  buf.set(env.mac("rollback-counter", String(c.index), String(c.value)), 12);
+  return buf;
 }
 
 /**
@@ -424,6 +444,7 @@ function prepare(db: Database) {
   return {
     read: p("SELECT version, wrapped_dek, ciphertext FROM secrets WHERE name = ?"),
     all: p("SELECT * FROM secrets"),
+    count: p("SELECT count(*) AS n FROM secrets"),
     upsert: p(
       `INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -7,7 +7,7 @@ import { inactiveSections } from "../../daemon/inactive.js";
 import { describeError } from "../../errors.js";
 import { octal } from "../../fsutil.js";
 import { createLogger } from "../../log.js";
-import { Policy } from "../../policy/policy.js";
+import { everyoneWarnings, Policy } from "../../policy/policy.js";
 import { readAccounts } from "../../policy/accounts.js";
 import { hasSealedKek, sealedKekPath } from "../../seal/kek.js";
 import { assertPrivate } from "../../seal/permissions.js";
@@ -42,6 +42,7 @@ export async function doctor(g: GlobalOptions, io: Io): Promise<number> {
     await checkSocket(config, add);
     for (const msg of inactiveSections(config)) add("inactive", "warn", msg);
     for (const w of new Policy(config.policy, readAccounts(), process.geteuid?.() ?? 0).warnings) add("policy", "warn", w);
+    for (const w of everyoneWarnings(config.policy, readAccounts(), socketGroup(config.socket))) add("policy", "warn", w);
     if (!config.policy) add("policy", "ok", `no policy section: only uid ${process.geteuid?.() ?? 0} (the daemon's own account) may read`);
   }
   if (g.json) io.out(JSON.stringify({ ok: !checks.some((c) => c.level === "fail"), checks }) + "\n");
@@ -50,6 +51,15 @@ export async function doctor(g: GlobalOptions, io: Io): Promise<number> {
 }
 
 type Add = (check: string, level: Level, message: string) => void;
+
+/** The group that may open the socket (known once the daemon has created it). */
+function socketGroup(socket: string): number | undefined {
+  try {
+    return fs.statSync(socket).gid;
+  } catch {
+    return undefined;
+  }
+}
 
 async function checkDataDir(c: Config, add: Add): Promise<void> {
   if (!fs.existsSync(c.data_dir)) return add("data_dir", "warn", `${c.data_dir} does not exist yet; the daemon creates it (0700) at first start`);
@@ -82,6 +92,20 @@ async function checkSealer(c: Config, add: Add): Promise<void> {
     for (const w of info.warnings) add("seal", "warn", w);
   } catch (e) {
     add("seal", "fail", describeError(e));
+  }
+  if (c.seal.type !== "host") {
+    try {
+      const { openRollbackCounter } = await import("../../seal/rollback.js");
+      const counter = openRollbackCounter({ tcti: c.seal.tcti, index: c.seal.counter_index, logger: createLogger({ level: "silent" }) });
+      const info = await counter.describe();
+      await counter.close();
+      add("seal", info.ok ? "ok" : "fail", `anti-rollback counter: ${info.detail}`);
+    } catch (e) {
+      add("seal", "fail", `anti-rollback counter: ${describeError(e)}`);
+    }
+    if (fs.existsSync(c.data_dir) && !fs.existsSync(path.join(c.data_dir, "kek.recovery"))) {
+      add("seal", "warn", "no recovery key was made (data_dir/kek.recovery missing): if the TPM stops unsealing, the cache is refetched from the backends, and sealcache import'ed secrets are lost");
+    }
   }
   if (fs.existsSync(c.data_dir)) {
     add("seal", hasSealedKek(c.data_dir) ? "ok" : "warn", hasSealedKek(c.data_dir) ? `${sealedKekPath(c.data_dir)} present` : `no sealed cache key yet; sealcache init or the first daemon start creates one`);

@@ -87,15 +87,16 @@ test("/v1/health of a synced daemon: status ok, counts, provider last_success, h
 test("/v1/health reports an mqtt section and a vault provider as inactive; their secret stays not_synced; listing and lookups say so", async (t) => {
   const dir = tmpDir(t);
   const base = demoConfig(dir);
-  // Credential files the vault block names; validated at start although Vault is not active yet.
-  for (const f of ["role_id", "secret_id"]) fs.writeFileSync(path.join(dir, f), `test-${f}\n`, { mode: 0o600 });
+  // A credential file the gcp block names; validated at start although GCP is not active yet.
+  // (Vault became active with "Backends I"; GCP is the provider type still to come.)
+  fs.writeFileSync(path.join(dir, "gcp.json"), "{}\n", { mode: 0o600 });
   const cfg = {
     ...base,
     providers: {
       ...(base.providers as object),
-      vault: { type: "vault", address: "https://vault.invalid:8200", auth: { method: "approle", role_id_file: path.join(dir, "role_id"), secret_id_file: path.join(dir, "secret_id") } },
+      vault: { type: "gcp-secret-manager", project: "fleet", credentials_file: path.join(dir, "gcp.json") },
     },
-    secrets: { ...(base.secrets as object), "kafka/password": { provider: "vault", path: "secret/data/expanso/pipeline", key: "kafka_password" } },
+    secrets: { ...(base.secrets as object), "kafka/password": { provider: "vault", path: "projects/fleet/secrets/kafka-password" } },
     mqtt: { url: "mqtts://broker.invalid:8883", username: "gw-17" },
   };
   const d = await launch(t, dir, cfg, { waitFor: "socket" });
@@ -109,10 +110,10 @@ test("/v1/health reports an mqtt section and a vault provider as inactive; their
   assert.equal(h.secrets.ok, 3);
   assert.equal(h.secrets.not_synced, 1);
   assert.ok(h.inactive.some((s: string) => /^mqtt:/.test(s)), `mqtt listed as inactive: ${JSON.stringify(h.inactive)}`);
-  assert.ok(h.inactive.some((s: string) => /^providers\.vault \(type vault\)/.test(s)), `vault listed as inactive: ${JSON.stringify(h.inactive)}`);
+  assert.ok(h.inactive.some((s: string) => /^providers\.vault \(type gcp-secret-manager\)/.test(s)), `vault listed as inactive: ${JSON.stringify(h.inactive)}`);
   const vault = h.providers.find((p: { name: string }) => p.name === "vault");
   assert.ok(vault, "the vault provider is listed");
-  assert.equal(vault.type, "vault");
+  assert.equal(vault.type, "gcp-secret-manager");
   assert.equal(vault.active, false);
   assert.equal(vault.online, false);
   assert.equal(vault.last_success, null);

@@ -23,7 +23,7 @@ describe("good config fixtures", () => {
     const c = load("good-full.yaml");
     assert.equal(c.data_dir, "/var/lib/sealcache");
     assert.equal(c.socket, "/run/sealcache/sealcache.sock");
-    assert.deepEqual(c.seal, { type: "tpm2", tcti: "device:/dev/tpmrm0", pcrs: [7] });
+    assert.deepEqual(c.seal, { type: "tpm2", tcti: "device:/dev/tpmrm0", pcrs: [7], counter_index: 0x01005343 });
     assert.equal(c.sync.interval, 5 * 60_000);
     assert.equal(c.sync.jitter, 0.2);
     assert.equal(c.sync.max_stale, 0);
@@ -51,7 +51,7 @@ describe("good config fixtures", () => {
     const c = load("good-minimal.yaml");
     assert.equal(c.data_dir, "/var/lib/sealcache");
     assert.equal(c.socket, "/run/sealcache/sealcache.sock");
-    assert.deepEqual(c.seal, { type: "tpm2", tcti: "device:/dev/tpmrm0", pcrs: [] });
+    assert.deepEqual(c.seal, { type: "tpm2", tcti: "device:/dev/tpmrm0", pcrs: [], counter_index: 0x01005343 });
     assert.deepEqual(c.sync, { interval: 300_000, jitter: 0.2, max_stale: 0, concurrency: 4, timeout: 30_000, backoff_min: 2_000, backoff_max: 300_000 });
     assert.equal(c.policy, undefined, "no policy section stays absent (the daemon's own uid only)");
     assert.equal(c.mqtt, undefined);

@@ -57,7 +57,7 @@ test("without a policy only the daemon's own uid may read and administer; root i
   assert.ok(!p.isAdmin(caller(0)));
 });
 
-test("unknown accounts and unit/exe rules match nobody and are reported", () => {
+test("unknown accounts match nobody and are reported; a unit rule does not match a caller outside the unit", () => {
   const p = new Policy(
     [
       { match: { user: "ghost" }, allow: ["**"], admin: true },

@@ -1,0 +1,45 @@
+// Runs the benchmarks: all of them, or those named on the command line
+// (`npm run bench -- lookup memory`). Figures go to stdout as JSON lines.
+import fs from "node:fs";
+import { coldstartBench } from "./coldstart.js";
+import { contentionBench } from "./contention.js";
+import { lookupBench } from "./lookup.js";
+import { memoryBench } from "./memory.js";
+import { syncBench } from "./sync.js";
+import { unsealBench } from "./unseal.js";
+import { installCleanup } from "./support/cleanup.js";
+import { note } from "./support/report.js";
+import { MAIN } from "./support/servers.js";
+
+const BENCHES: Record<string, () => Promise<void>> = {
+  lookup: lookupBench,
+  coldstart: coldstartBench,
+  memory: memoryBench,
+  unseal: unsealBench,
+  contention: contentionBench,
+  sync: syncBench,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const unknown = argv.filter((n) => !(n in BENCHES));
+  if (unknown.length > 0) {
+    note(`unknown bench ${unknown.join(", ")}; choose from ${Object.keys(BENCHES).join(", ")}`);
+    return 2;
+  }
+  if (!fs.existsSync(MAIN)) {
+    note(`${MAIN} is missing; run npm run build first (npm run bench does)`);
+    return 1;
+  }
+  installCleanup();
+  const started = performance.now();
+  for (const name of argv.length > 0 ? argv : Object.keys(BENCHES)) {
+    const t = performance.now();
+    note(`${name}: running`);
+    await BENCHES[name]!();
+    note(`${name}: done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  }
+  note(`all done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));
