@@ -2,7 +2,7 @@
 // imported dynamically, so with splitting on each lands in its own chunk and a
 // gateway only parses the backends its config names.
 import { build } from "esbuild";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 
 const pkg = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
 
@@ -11,6 +11,9 @@ const banner = [
   "import { createRequire as __scCreateRequire } from 'node:module';",
   "const require = __scCreateRequire(import.meta.url);",
 ].join("\n");
+
+// Chunk names carry content hashes; without this, every build would leave the last one's behind.
+rmSync(new URL("./dist/", import.meta.url), { recursive: true, force: true });
 
 await build({
   entryPoints: { main: "src/main.ts" },

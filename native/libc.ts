@@ -7,6 +7,8 @@ interface Libc {
   prctl: koffi.KoffiFunction;
   poll: koffi.KoffiFunction;
   close: koffi.KoffiFunction;
+  mallocTrim: koffi.KoffiFunction | null;
+  mallopt: koffi.KoffiFunction | null;
 }
 
 let lib: Libc | undefined;
@@ -19,9 +21,36 @@ function libc(): Libc {
       prctl: c.func("int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)"),
       poll: c.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)"),
       close: c.func("int close(int fd)"),
+      // glibc only; musl has neither and needs neither.
+      mallocTrim: optional(() => c.func("int malloc_trim(size_t pad)")),
+      mallopt: optional(() => c.func("int mallopt(int param, int value)")),
     };
   }
   return lib;
+}
+
+function optional(fn: () => koffi.KoffiFunction): koffi.KoffiFunction | null {
+  try {
+    return fn();
+  } catch {
+    return null;
+  }
+}
+
+const M_ARENA_MAX = -8;
+
+/**
+ * glibc gives each thread that mallocs its own arena and keeps freed memory in
+ * them; on a gateway that is tens of MB of RSS after a large sync. Two arenas
+ * (main + libuv's pool) and a trim after sync bursts return it.
+ */
+export function limitMallocArenas(): boolean {
+  const f = libc().mallopt;
+  return f !== null && (f(M_ARENA_MAX, 2) as number) === 1;
+}
+
+export function trimMalloc(): void {
+  libc().mallocTrim?.(0);
 }
 
 // asm-generic values, the same on x86_64, arm64 and armhf.

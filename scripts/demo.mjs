@@ -13,7 +13,8 @@ const socket = path.join(root, ".demo/sealcache.sock");
 const rel = path.relative(process.cwd(), socket) || socket;
 
 fs.mkdirSync(path.join(root, ".demo"), { recursive: true, mode: 0o700 });
-const child = spawn(process.execPath, [path.join(root, "dist/main.mjs"), "daemon", "--config", config], { stdio: ["ignore", "inherit", "inherit"] });
+const flags = JSON.parse(fs.readFileSync(path.join(root, "packaging/daemon-node-flags.json"), "utf8"));
+const child = spawn(process.execPath, [...flags, path.join(root, "dist/main.mjs"), "daemon", "--config", config], { stdio: ["ignore", "inherit", "inherit"] });
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 0 : 1)));
 

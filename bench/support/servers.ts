@@ -1,9 +1,13 @@
+import { readFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { track } from "./cleanup.js";
 import type { Fixture } from "./fixture.js";
 import { get, sleep } from "./http.js";
+
+/** The Node flags the daemon ships with (packaging/daemon-node-flags.json): measured as shipped. */
+const DAEMON_NODE_FLAGS: string[] = JSON.parse(readFileSync(new URL("../../packaging/daemon-node-flags.json", import.meta.url), "utf8"));
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const MAIN = path.join(ROOT, "dist/main.mjs");
@@ -23,7 +27,7 @@ export interface ServerProcess {
 }
 
 export function startDaemon(fx: Fixture): ServerProcess {
-  return startServer("daemon", [MAIN, "daemon", "--config", fx.configFile], fx.socket);
+  return startServer("daemon", [...DAEMON_NODE_FLAGS, MAIN, "daemon", "--config", fx.configFile], fx.socket);
 }
 
 /**

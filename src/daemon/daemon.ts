@@ -16,7 +16,7 @@ import { startServer, type SocketServer } from "../server/http.js";
 import type { Core } from "../server/routes.js";
 import { Policy } from "../policy/policy.js";
 import { readAccounts } from "../policy/accounts.js";
-import { disableCoreDumps } from "../../native/libc.js";
+import { disableCoreDumps, limitMallocArenas, trimMalloc } from "../../native/libc.js";
 import { CACHE_FILE, obtainKek } from "./unlock.js";
 import { buildHealth, buildGauges } from "./health.js";
 import { inactiveSections } from "./inactive.js";
@@ -41,6 +41,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
   const log = logger;
   log.info({ version: VERSION, config: configFile, pid: process.pid }, "starting");
   if (!safely(() => disableCoreDumps())) log.warn("could not mark the process non-dumpable; core dumps may contain secrets (set LimitCORE=0)");
+  safely(() => limitMallocArenas());
 
   const inactive = inactiveSections(config);
   for (const msg of inactive) log.warn(msg);
@@ -86,7 +87,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     }
     log.info({ secrets: [...store.metas()].length, revision: store.revision }, "cache opened");
     providers = await loadProviders(config, log);
-    const sync = new SyncEngine({ store, secrets: config.secrets, providers, sync: config.sync, logger: log.child({ part: "sync" }) });
+    const sync = new SyncEngine({ onIdle: () => safely(() => (trimMalloc(), true)), store, secrets: config.secrets, providers, sync: config.sync, logger: log.child({ part: "sync" }) });
     const reader = new SecretReader({ store, sync, secrets: config.secrets, maxStale: config.sync.max_stale });
     store.onChange((names) => watch.notify(names));
     core = { reader, sync, store, watch };

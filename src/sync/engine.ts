@@ -34,6 +34,8 @@ export interface SyncEngineOptions {
   readonly sync: SyncConfig;
   readonly logger: Logger;
   readonly random?: () => number;
+  /** Called when a wave of batches has finished (the daemon returns freed memory to the OS). */
+  readonly onIdle?: () => void;
 }
 
 interface ProviderRuntime extends ProviderState {
@@ -208,6 +210,7 @@ export class SyncEngine {
       .finally(() => {
         for (const n of names) this.#inFlight.delete(n);
         this.#running.delete(p);
+        if (this.#running.size === 0) this.#o.onIdle?.();
         this.#schedule();
       });
     this.#running.add(p);

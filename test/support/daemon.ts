@@ -9,6 +9,8 @@ import { assertNoLeaks } from "./planted.js";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const MAIN = path.join(ROOT, "dist/main.mjs");
 const LOG_DIR = path.join(ROOT, "test/.logs");
+/** The Node flags the daemon ships with (see README, "Memory"): tests run it as shipped. */
+export const DAEMON_NODE_FLAGS: string[] = JSON.parse(fs.readFileSync(path.join(ROOT, "packaging/daemon-node-flags.json"), "utf8"));
 
 /** A config in a temp dir using a copy of the demo secrets; `patch` is merged over it. */
 export function demoConfig(dir: string, patch: Record<string, unknown> = {}): Record<string, unknown> {
@@ -61,7 +63,7 @@ export async function launch(
   const socket = String(config.socket);
   fs.mkdirSync(LOG_DIR, { recursive: true });
   const logFile = path.join(LOG_DIR, `${path.basename(dir)}.log`);
-  const child = spawn(process.execPath, [MAIN, "daemon", "--config", configFile], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, MAIN, "daemon", "--config", configFile], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const onData = (c: Buffer) => {
     out += c.toString("utf8");
