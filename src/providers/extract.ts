@@ -1,4 +1,4 @@
-import { ProviderError } from "./provider.js";
+import { ProviderError, type FetchResult, type SecretRef } from "./provider.js";
 
 const dec = new TextDecoder("utf-8", { fatal: true });
 const enc = new TextEncoder();
@@ -58,4 +58,19 @@ export function parseDotenv(text: string): Map<string, string> | undefined {
     out.set(m[1]!, v);
   }
   return out;
+}
+
+/**
+ * A secret's result from the bytes a backend answered, picking `key` when set.
+ * The whole value is zeroed once a key has been taken out of it.
+ */
+export function valueResult(ref: SecretRef, raw: Uint8Array, version: string | undefined, where: string, expiresAt?: number): FetchResult {
+  if (ref.key === undefined) return { name: ref.name, ok: true, value: raw, version, expiresAt };
+  try {
+    return { name: ref.name, ok: true, value: extractKey(raw, ref.key, where), version, expiresAt };
+  } catch (e) {
+    return { name: ref.name, ok: false, error: e as ProviderError };
+  } finally {
+    raw.fill(0);
+  }
 }

@@ -1,3 +1,4 @@
+import { LocalServer } from "./local-server.js";
 import { randomBytes, randomUUID } from "node:crypto";
 import http from "node:http";
 import type net from "node:net";
@@ -27,12 +28,8 @@ interface Param {
   versions: string[];
 }
 
-export class FakeAws {
+export class FakeAws extends LocalServer {
   readonly region: string;
-  readonly #server: { s: http.Server | undefined } = { s: undefined };
-  readonly #sockets = new Set<net.Socket>();
-  readonly #hung = new Set<http.ServerResponse>();
-  port = 0;
   readonly counts = new Map<string, number>();
   /** When each request arrived (ms), for backoff checks. */
   readonly times: number[] = [];
@@ -54,6 +51,7 @@ export class FakeAws {
   #fault: { kind: AwsFault; match: RegExp | undefined; times: number } | undefined;
 
   constructor(opts: { region?: string } = {}) {
+    super();
     this.region = opts.region ?? "eu-west-1";
     this.credentials.set(this.accessKeyId, { secretAccessKey: this.secretAccessKey });
   }
@@ -114,43 +112,10 @@ export class FakeAws {
 
   heal(): void {
     this.#fault = undefined;
-    for (const r of this.#hung) r.destroy();
-    this.#hung.clear();
+    this.releaseHung();
   }
 
-  async start(port = 0): Promise<this> {
-    const s = http.createServer((req, res) => void this.#handle(req, res));
-    s.on("connection", (sock: net.Socket) => {
-      this.#sockets.add(sock);
-      sock.on("close", () => this.#sockets.delete(sock));
-    });
-    await new Promise<void>((resolve, reject) => {
-      s.once("error", reject);
-      s.listen(port, "127.0.0.1", () => resolve());
-    });
-    this.#server.s = s;
-    this.port = (s.address() as net.AddressInfo).port;
-    return this;
-  }
-
-  async goAway(): Promise<void> {
-    const s = this.#server.s;
-    this.#server.s = undefined;
-    for (const r of this.#hung) r.destroy();
-    this.#hung.clear();
-    for (const sock of this.#sockets) sock.destroy();
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
-  }
-
-  async comeBack(): Promise<void> {
-    await this.start(this.port);
-  }
-
-  async stop(): Promise<void> {
-    await this.goAway();
-  }
-
-  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  protected async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
@@ -178,7 +143,7 @@ export class FakeAws {
         case "error":
           return err(500, isJson ? "InternalServiceError" : "InternalFailure", "An internal error occurred");
         case "hang":
-          this.#hung.add(res);
+          this.hung.add(res);
           return;
         case "garbage":
           res.writeHead(200, { "content-type": isJson ? "application/x-amz-json-1.1" : "text/xml" });

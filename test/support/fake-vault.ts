@@ -1,3 +1,4 @@
+import { LocalServer } from "./local-server.js";
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
@@ -45,12 +46,8 @@ export interface FakeVaultOptions {
   namespace?: string;
 }
 
-export class FakeVault {
+export class FakeVault extends LocalServer {
   readonly #o: FakeVaultOptions;
-  #server: http.Server | https.Server | undefined;
-  readonly #sockets = new Set<net.Socket>();
-  readonly #hung = new Set<http.ServerResponse>();
-  port = 0;
   readonly counts = new Map<string, number>();
   /** When each request arrived (ms), for backoff checks. */
   readonly times: number[] = [];
@@ -73,6 +70,7 @@ export class FakeVault {
   #fault: { kind: VaultFault; match: RegExp | undefined; times: number } | undefined;
 
   constructor(o: FakeVaultOptions = {}) {
+    super();
     this.#o = o;
     this.tokenTtl = o.tokenTtl ?? 3600;
     this.tokenMaxTtl = o.tokenMaxTtl ?? 24 * 3600;
@@ -129,52 +127,17 @@ export class FakeVault {
 
   heal(): void {
     this.#fault = undefined;
-    for (const r of this.#hung) r.destroy();
-    this.#hung.clear();
+    this.releaseHung();
   }
 
-  async start(port = 0): Promise<this> {
-    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.#handle(req, res);
+  protected override createServer(handler: http.RequestListener): http.Server | https.Server {
     const t = this.#o.tls;
-    this.#server = t
+    return t
       ? https.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: t.requireClientCert ?? false, rejectUnauthorized: t.requireClientCert ?? false }, handler)
       : http.createServer(handler);
-    this.#server.on("connection", (s: net.Socket) => {
-      this.#sockets.add(s);
-      s.on("close", () => this.#sockets.delete(s));
-    });
-    this.#server.on("secureConnection", (s: net.Socket) => {
-      this.#sockets.add(s);
-      s.on("close", () => this.#sockets.delete(s));
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.#server!.once("error", reject);
-      this.#server!.listen(port, "127.0.0.1", () => resolve());
-    });
-    this.port = (this.#server.address() as net.AddressInfo).port;
-    return this;
   }
 
-  /** Stops listening and cuts every connection: the daemon sees ECONNREFUSED / ECONNRESET. */
-  async goAway(): Promise<void> {
-    const s = this.#server;
-    this.#server = undefined;
-    for (const r of this.#hung) r.destroy();
-    this.#hung.clear();
-    for (const sock of this.#sockets) sock.destroy();
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
-  }
-
-  /** Listens again on the same port. */
-  async comeBack(): Promise<void> {
-    await this.start(this.port);
-  }
-
-  async stop(): Promise<void> {
-    await this.goAway();
-  }
-
-  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  protected async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const url = new URL(req.url ?? "/", "http://x");
@@ -196,7 +159,7 @@ export class FakeVault {
         case "sealed":
           return send(res, 503, { errors: ["Vault is sealed"] });
         case "hang":
-          this.#hung.add(res);
+          this.hung.add(res);
           return;
         case "garbage":
           res.writeHead(200, { "content-type": "application/json" });

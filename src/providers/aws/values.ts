@@ -1,19 +1,9 @@
-import { extractKey } from "../extract.js";
+import { valueResult } from "../extract.js";
 import { ProviderError, type FetchResult, type SecretRef } from "../provider.js";
 
-const enc = new TextEncoder();
+export { valueResult };
 
-/** Builds a secret's result from the bytes the backend answered, picking `key` when set. */
-export function valueResult(ref: SecretRef, raw: Uint8Array, version: string | undefined, where: string, expiresAt?: number): FetchResult {
-  if (ref.key === undefined) return { name: ref.name, ok: true, value: raw, version, expiresAt };
-  try {
-    return { name: ref.name, ok: true, value: extractKey(raw, ref.key, where), version, expiresAt };
-  } catch (e) {
-    return { name: ref.name, ok: false, error: e as ProviderError };
-  } finally {
-    raw.fill(0);
-  }
-}
+const enc = new TextEncoder();
 
 export function textBytes(s: string): Uint8Array {
   return enc.encode(s);

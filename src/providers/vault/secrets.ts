@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { extractKey } from "../extract.js";
+import { valueResult } from "../extract.js";
 import { ProviderError, unchanged, type FetchResult, type SecretRef } from "../provider.js";
 import type { VaultClient } from "./client.js";
 import { AnswerRejected, isAnswerRejected } from "./transport.js";
@@ -114,15 +114,7 @@ async function readPlain(ctx: ReadContext, ref: SecretRef, path: string, where: 
 }
 
 function value(ref: SecretRef, data: Record<string, unknown>, version: string | undefined, where: string, expiresAt?: number): FetchResult {
-  const whole = enc.encode(JSON.stringify(data));
-  if (ref.key === undefined) return { name: ref.name, ok: true, value: whole, version, expiresAt };
-  try {
-    return { name: ref.name, ok: true, value: extractKey(whole, ref.key, where), version, expiresAt };
-  } catch (e) {
-    return { name: ref.name, ok: false, error: e as ProviderError };
-  } finally {
-    if (ref.key !== undefined) whole.fill(0);
-  }
+  return valueResult(ref, enc.encode(JSON.stringify(data)), version, where, expiresAt);
 }
 
 function fail(ref: SecretRef, message: string): FetchResult {
