@@ -6,6 +6,7 @@ import { create as createSm } from "../../../src/providers/aws-secrets-manager/p
 import { create as createSsm } from "../../../src/providers/aws-ssm/provider.js";
 import { create as createSts } from "../../../src/providers/aws-sts/provider.js";
 import { FakeAws } from "../../support/fake-aws.js";
+import { field, text, failure, thrown, byName as by } from "../../support/results.js";
 import { assertNoLeaks, planted } from "../../support/planted.js";
 
 const dec = new TextDecoder();
@@ -37,26 +38,6 @@ async function setup(t: TestContext) {
   };
 }
 
-const by = (rs: FetchResult[]) => new Map(rs.map((r) => [r.name, r]));
-const field = (r: FetchResult | undefined, f: "version" | "unchanged") => (r?.ok ? r[f] : undefined);
-function text(r: FetchResult | undefined): string {
-  assert.ok(r?.ok, `expected a value, got ${r && !r.ok ? r.error.message : "nothing"}`);
-  return dec.decode(r.value);
-}
-function failure(r: FetchResult | undefined) {
-  assert.ok(r && !r.ok, "expected an error");
-  assertNoLeaks(r.error.message, "error message");
-  return r.error;
-}
-async function thrown(p: Promise<unknown>) {
-  try {
-    await p;
-  } catch (e) {
-    assertNoLeaks(String((e as Error).message), "thrown error");
-    return e as { kind: string; message: string };
-  }
-  assert.fail("expected the fetch to throw");
-}
 
 describe("AWS providers (official SDK clients against a local SigV4-verifying server)", () => {
   test("Secrets Manager: 45 secrets in 3 BatchGetSecretValue calls; stages, version ids, binary values, JSON keys", async (t) => {

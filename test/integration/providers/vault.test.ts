@@ -9,6 +9,7 @@ import { makeCerts } from "../../support/certs.js";
 import { FakeVault, type FakeVaultOptions } from "../../support/fake-vault.js";
 import { assertNoLeaks, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
+import { field, text, failure, thrown } from "../../support/results.js";
 import { sleep } from "../../support/daemon.js";
 
 const dec = new TextDecoder();
@@ -47,26 +48,6 @@ async function setup(t: TestContext, auth: "token" | "approle" | "kubernetes" | 
 }
 
 const by = (rs: FetchResult[]) => new Map(rs.map((r) => [r.name, r]));
-const field = (r: FetchResult | undefined, f: "version" | "unchanged") => (r?.ok ? r[f] : undefined);
-function text(r: FetchResult | undefined): string {
-  assert.ok(r?.ok, `expected a value, got ${r && !r.ok ? r.error.message : "nothing"}`);
-  assert.ok(!r.unchanged, "expected a value, got unchanged");
-  return dec.decode(r.value);
-}
-function failure(r: FetchResult | undefined) {
-  assert.ok(r && !r.ok, "expected an error");
-  assertNoLeaks(r.error.message, "error message");
-  return r.error;
-}
-async function thrown(p: Promise<unknown>) {
-  try {
-    await p;
-  } catch (e) {
-    assertNoLeaks(String((e as Error).message), "thrown error");
-    return e as { kind: string; message: string; retryAfter?: number };
-  }
-  assert.fail("expected the fetch to throw");
-}
 
 describe("vault provider (node-vault against a local Vault API)", () => {
   test("token auth: KV v2 with key, a metadata check instead of a data read while unchanged, rotation, pinned versions, KV v1, namespace header", async (t) => {
