@@ -20,6 +20,8 @@ export interface SecretMeta {
 interface MetaEntry extends SecretMeta {
   readonly valueMac: Uint8Array;
   readonly element: Uint8Array;
+  /** The wrapped DEK's random nonce as this store wrote it (see read()). */
+  readonly dekNonce: Uint8Array;
 }
 
 export interface SecretError {
@@ -135,11 +137,13 @@ export class SecretStore {
       const row = this.#stmts.read.get(name) as Pick<Row, "version" | "wrapped_dek" | "ciphertext"> | undefined;
       if (!row) throw new IntegrityError(`row ${JSON.stringify(name)} disappeared from cache.db`);
       if (row.version !== meta.version) throw new IntegrityError(`row ${JSON.stringify(name)} has version ${row.version}, expected ${meta.version} (rolled back)`);
-      // The same check as the digest at open, for this one row: versions restart at 1
-      // in a fresh database, so a row replayed from a quarantined copy (same KEK, name
-      // and version) would pass the AEAD alone.
-      const element = this.#env.mac("row", name, String(row.version), row.wrapped_dek, row.ciphertext);
-      if (!this.#env.equal(element, meta.element)) {
+      // Every write gives the wrapped DEK a fresh random nonce, kept in memory: a row
+      // that is not the one this store wrote (edited, swapped, or replayed from
+      // another copy of cache.db, where versions restart at 1) carries another nonce,
+      // and an edit that keeps the nonce fails the AEAD. Comparing 24 bytes costs a
+      // fraction of re-MACing the row on every lookup.
+      const dek = row.wrapped_dek;
+      if (dek.length < 1 + NONCE_BYTES || dek.compare(meta.dekNonce, 0, NONCE_BYTES, 1, 1 + NONCE_BYTES) !== 0) {
         throw new IntegrityError(`row ${JSON.stringify(name)} is not the one this store wrote (edited, swapped or replayed from another copy of cache.db)`);
       }
       return { meta, value: this.#env.openValue(name, row.version, row.wrapped_dek, row.ciphertext) };
@@ -183,7 +187,7 @@ export class SecretStore {
       if (old) digest.toggle(old.element);
       digest.toggle(element);
       writes.push({
-        entry: { name: it.name, version, sourceVersion, changedRev: nextGen, changedAt: it.at, fetchedAt: it.at, valueMac, element },
+        entry: { name: it.name, version, sourceVersion, changedRev: nextGen, changedAt: it.at, fetchedAt: it.at, valueMac, element, dekNonce: nonceOf(wrappedDek) },
         wrappedDek,
         ciphertext,
       });
@@ -246,7 +250,7 @@ export class SecretStore {
       const wrappedDek = old.rewrapDek(r.name, r.version, r.wrapped_dek, next);
       const nextElement = next.mac("row", r.name, String(r.version), wrappedDek, r.ciphertext);
       digest.toggle(nextElement);
-      meta.set(r.name, { ...m, valueMac, element: nextElement });
+      meta.set(r.name, { ...m, valueMac, element: nextElement, dekNonce: nonceOf(wrappedDek) });
       updates.push({ name: r.name, wrappedDek, valueMac });
     }
     const counter = opts.counter ?? this.recordedCounter();
@@ -354,6 +358,7 @@ export class SecretStore {
         fetchedAt: r.fetched_at,
         valueMac: new Uint8Array(r.value_mac),
         element,
+        dekNonce: nonceOf(r.wrapped_dek),
       });
     }
     const head = s.getMeta.get("digest") as { value: Buffer } | undefined;
@@ -430,6 +435,13 @@ export function keyMatches(file: string, envelope: Envelope): boolean | undefine
   } finally {
     db?.close();
   }
+}
+
+const NONCE_BYTES = 24;
+
+/** The nonce of a wrapped DEK ([format 1][nonce 24][ct]), copied. */
+function nonceOf(wrappedDek: Uint8Array): Uint8Array {
+  return new Uint8Array(wrappedDek.subarray(1, 1 + NONCE_BYTES));
 }
 
 /** Damage to the file or its contents, as opposed to a busy, full or unreadable disk. */

@@ -525,7 +525,8 @@ describe("SecretStore on a real SQLite file", () => {
           const r = rawRow(db, "app/a");
           writeRow(db, { ...r, ciphertext: flipByte(r.ciphertext, 30) });
         },
-        /not the one this store wrote/,
+        // The row keeps its DEK nonce, so the AEAD is what refuses it.
+        /failed authentication/,
       );
     });
 
