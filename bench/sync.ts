@@ -88,7 +88,7 @@ async function measure(
     const coldReq = total();
     note(`sync: ${prefix} cold requests ${JSON.stringify(counts())}`);
     emit("sync", `${prefix}_cold_s`, coldS, "s");
-    emit("sync", `${prefix}_cold_requests`, coldReq, "ratio");
+    emit("sync", `${prefix}_cold_requests`, coldReq, "requests");
     reset();
     const t1 = performance.now();
     const r = await req(socket, "/v1/refresh", { method: "POST" });
@@ -97,7 +97,7 @@ async function measure(
     const warmS = (lastRequest - t1) / 1000;
     note(`sync: ${prefix} warm requests ${JSON.stringify(counts())}`);
     emit("sync", `${prefix}_warm_s`, warmS, "s");
-    emit("sync", `${prefix}_warm_requests`, total(), "ratio");
+    emit("sync", `${prefix}_warm_requests`, total(), "requests");
     void n;
   } finally {
     await d.stop();

@@ -1,7 +1,7 @@
 // Figures go to stdout, one JSON line each, so `npm run bench | jq` works; everything
 // meant for a human (progress, target checks) goes to stderr.
 
-export type Unit = "ms" | "us" | "req/s" | "MB" | "s" | "ratio";
+export type Unit = "ms" | "us" | "req/s" | "MB" | "s" | "ratio" | "requests";
 
 export function emit(bench: string, metric: string, value: number, unit: Unit): number {
   process.stdout.write(JSON.stringify({ bench, metric, value: round(value), unit }) + "\n");

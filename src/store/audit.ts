@@ -19,6 +19,9 @@ export interface AuditEntry {
   readonly code: string;
 }
 
+/** An entry as the socket API and `sealcache audit --json` give it: the time as ISO 8601. */
+export type AuditEntryJson = Omit<AuditEntry, "at"> & { readonly at: string };
+
 export interface AuditSettings {
   /** Rows older than this are deleted. */
   readonly retentionMs: number;

@@ -1,19 +1,10 @@
+import type { AuditEntryJson } from "../../store/audit.js";
 import { getJson } from "../client.js";
 import { socketFor, type GlobalOptions, type Io } from "../context.js";
 import { UsageError } from "../exit.js";
 import { table } from "../format.js";
 
-interface Entry {
-  at: string;
-  uid: number | null;
-  pid: number | null;
-  exe: string | null;
-  unit: string | null;
-  route: string;
-  name: string | null;
-  status: number;
-  code: string;
-}
+type Entry = AuditEntryJson;
 
 /** `audit [--since 1h|ISO] [--name N] [--limit L]`: the daemon's audit trail (admin only). */
 export async function audit(g: GlobalOptions, args: string[], flags: { since: string | undefined; name: string | undefined; limit: string | undefined }, io: Io): Promise<number> {

@@ -12,6 +12,7 @@ import { cli, demoConfig, launch, MAIN, type RunningDaemon } from "../../support
 import { assertNoLeaks, databaseBytes } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 import { clientAs, crossUserUnavailable, ensureTestAccounts, installClient, runAs, shareWithGroup, unitCgroup, type Account, type TestAccounts, type UnitCgroup } from "../../support/users.js";
+import type { AuditEntryJson } from "../../../src/store/audit.js";
 import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD } from "./api-helpers.js";
 
 interface Answer {
@@ -19,17 +20,7 @@ interface Answer {
   body: string;
   retryAfter: string | null;
 }
-interface AuditRow {
-  at: string;
-  uid: number | null;
-  pid: number | null;
-  exe: string | null;
-  unit: string | null;
-  route: string;
-  name: string | null;
-  status: number;
-  code: string;
-}
+type AuditRow = AuditEntryJson;
 
 const skip = crossUserUnavailable();
 const cleanups: (() => void | Promise<void>)[] = [];
