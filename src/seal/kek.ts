@@ -51,6 +51,17 @@ export async function loadKek(sealer: Sealer, dataDir: string): Promise<Uint8Arr
 
 /** Unseals the key in one sealed-key file (kek.sealed, or a rotation's pending one). */
 export async function loadKekFrom(sealer: Sealer, file: string): Promise<Uint8Array> {
+  const sealed = readSealedKek(file);
+  if (sealed.type !== sealer.type) {
+    throw new SealError(`${file} was sealed with seal.type ${sealed.type} but the config says ${sealer.type}; set seal.type: ${sealed.type} or re-initialise`);
+  }
+  const kek = await sealer.unseal(sealed.blob);
+  if (kek.length !== KEK_BYTES) throw new SealError(`${file} unsealed to ${kek.length} bytes, expected ${KEK_BYTES}`);
+  return kek;
+}
+
+/** A sealed-key file's seal type and blob, without unsealing. SealError when missing or malformed. */
+export function readSealedKek(file: string): { type: string; blob: Uint8Array } {
   let parsed: SealedFile;
   try {
     parsed = JSON.parse(fs.readFileSync(file, "utf8")) as SealedFile;
@@ -62,10 +73,5 @@ export async function loadKekFrom(sealer: Sealer, file: string): Promise<Uint8Ar
   if (parsed.format !== 1 || typeof parsed.blob !== "string" || typeof parsed.type !== "string") {
     throw new SealError(`${file} has an unknown format`);
   }
-  if (parsed.type !== sealer.type) {
-    throw new SealError(`${file} was sealed with seal.type ${parsed.type} but the config says ${sealer.type}; set seal.type: ${parsed.type} or re-initialise`);
-  }
-  const kek = await sealer.unseal(new Uint8Array(Buffer.from(parsed.blob, "base64")));
-  if (kek.length !== KEK_BYTES) throw new SealError(`${file} unsealed to ${kek.length} bytes, expected ${KEK_BYTES}`);
-  return kek;
+  return { type: parsed.type, blob: new Uint8Array(Buffer.from(parsed.blob, "base64")) };
 }

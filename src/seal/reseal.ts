@@ -1,7 +1,6 @@
-import fs from "node:fs";
 import { SealError } from "../errors.js";
 import { KEK_BYTES } from "../crypto/envelope.js";
-import { sealedKekPath, writeSealedKek } from "./kek.js";
+import { readSealedKek, sealedKekPath, writeSealedKek } from "./kek.js";
 import type { Sealer } from "./sealer.js";
 
 /**
@@ -23,9 +22,7 @@ export async function resealKek(sealer: Sealer, dataDir: string, kek: Uint8Array
 /** kek.sealed's seal type and blob without unsealing (for status and doctor); undefined when absent or unreadable. */
 export function peekSealedKek(dataDir: string): { type: string; blob: Uint8Array } | undefined {
   try {
-    const parsed = JSON.parse(fs.readFileSync(sealedKekPath(dataDir), "utf8")) as { format?: unknown; type?: unknown; blob?: unknown };
-    if (parsed.format !== 1 || typeof parsed.blob !== "string" || typeof parsed.type !== "string") return undefined;
-    return { type: parsed.type, blob: new Uint8Array(Buffer.from(parsed.blob, "base64")) };
+    return readSealedKek(sealedKekPath(dataDir));
   } catch {
     return undefined;
   }

@@ -108,17 +108,6 @@ export class SyncEngine {
     return list;
   }
 
-  /** Resolves once nothing is due now and nothing is in flight (tests, `refresh --wait`). */
-  async idle(): Promise<void> {
-    for (;;) {
-      await Promise.allSettled([...this.#running]);
-      const now = Date.now();
-      const pending = [...this.#due.entries()].some(([n, at]) => at <= now && this.#providerReady(this.#o.secrets[n]!.provider, n, now));
-      if (this.#running.size === 0 && !pending) return;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-
   isStale(name: string, now: number): boolean {
     const meta = this.#o.store.meta(name);
     const sc = this.#o.secrets[name];
@@ -150,11 +139,6 @@ export class SyncEngine {
         next_attempt: s.failures > 0 ? iso(s.nextAttempt) : null,
       };
     });
-  }
-
-  #providerReady(provider: string, name: string, now: number): boolean {
-    const st = this.#state.get(provider);
-    return this.#forced.has(name) || !st || st.nextAttempt <= now;
   }
 
   #schedule(): void {
