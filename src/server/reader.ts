@@ -56,7 +56,7 @@ export class SecretReader {
     if (!meta) throw this.#notSynced(name);
     const stale = this.#sync.isStale(name, now);
     const age = now - meta.fetchedAt;
-    if (stale && this.#maxStale > 0 && age > this.#maxStale) {
+    if (this.#expired(stale, age)) {
       throw new SealcacheError("expired", `secret ${JSON.stringify(name)} could not be refreshed for ${Math.floor(age / 1000)} s, past sync.max_stale (${this.#maxStale / 1000} s)`);
     }
     let read;
@@ -80,7 +80,7 @@ export class SecretReader {
     if (!meta) return { name, state: "not_synced", provider, version: null, source_version: null, fetched_at: null, age_s: null, stale: false, error: err?.message ?? null };
     const stale = this.#sync.isStale(name, now);
     const age = now - meta.fetchedAt;
-    const state: SecretStateName = !stale ? "ok" : this.#maxStale > 0 && age > this.#maxStale ? "expired" : "stale";
+    const state: SecretStateName = !stale ? "ok" : this.#expired(stale, age) ? "expired" : "stale";
     return {
       name,
       state,
@@ -92,6 +92,11 @@ export class SecretReader {
       stale,
       error: err && err.at >= meta.fetchedAt ? err.message : null,
     };
+  }
+
+  /** Expired: could not be refreshed and older than sync.max_stale (0 = never). One rule for lookups and listings. */
+  #expired(stale: boolean, ageMs: number): boolean {
+    return stale && this.#maxStale > 0 && ageMs > this.#maxStale;
   }
 
   #notSynced(name: string): SealcacheError {

@@ -8,10 +8,19 @@ export interface Reply {
   json<T = any>(): T;
 }
 
+type RequestOptions = { method?: string; headers?: Record<string, string>; body?: string; agent?: http.Agent; timeoutMs?: number };
+
 /** One HTTP request over a Unix socket (fresh connection unless an agent is given). */
-export function req(socketPath: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string; agent?: http.Agent; timeoutMs?: number } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath, path, method: opts.method ?? "GET", headers: opts.headers, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 10_000 }, (res) => {
+export function req(socketPath: string, path: string, opts: RequestOptions = {}): Promise<Reply> {
+  return startRequest(socketPath, path, { timeoutMs: 10_000, ...opts }).promise;
+}
+
+/** A request that may be abandoned midway (a long-poll watch, a client that goes away). */
+export function startRequest(socketPath: string, path: string, opts: RequestOptions = {}) {
+  let settled = false;
+  let request!: http.ClientRequest;
+  const promise = new Promise<Reply>((resolve, reject) => {
+    request = http.request({ socketPath, path, method: opts.method ?? "GET", headers: opts.headers, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {
@@ -19,11 +28,24 @@ export function req(socketPath: string, path: string, opts: { method?: string; h
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
       });
     });
-    r.on("timeout", () => r.destroy(new Error(`timeout on ${path}`)));
-    r.on("error", reject);
-    if (opts.body) r.write(opts.body);
-    r.end();
+    request.on("timeout", () => request.destroy(new Error(`timeout on ${path}`)));
+    request.on("error", reject);
+    if (opts.body) request.write(opts.body);
+    request.end();
+  }).finally(() => {
+    settled = true;
   });
+  return {
+    promise,
+    get settled() {
+      return settled;
+    },
+    /** Drops the connection without waiting for the answer. */
+    abandon() {
+      promise.catch(() => undefined);
+      request.destroy();
+    },
+  };
 }
 
 /** Writes raw bytes on a new connection and collects what comes back until the server closes or `waitMs` passes. */

@@ -1,6 +1,5 @@
 // Helpers shared by the socket-API tests in this folder (not a test file itself).
 import assert from "node:assert/strict";
-import http from "node:http";
 import net from "node:net";
 import type { Reply } from "../../support/http.js";
 import { assertNoLeaks, DEMO_VALUES } from "../../support/planted.js";
@@ -174,38 +173,6 @@ export function assertRawError(r: RawResponse | undefined, status: number, code:
   assert.equal(j.error, code);
   assert.ok(j.message.length > 0);
   assertNoLeaks(r.body, `raw ${status} answer`);
-}
-
-/** A request that may be abandoned midway (a long-poll watch, a client that goes away). */
-export function startRequest(socketPath: string, path: string, opts: { method?: string; timeoutMs?: number } = {}) {
-  let settled = false;
-  let request!: http.ClientRequest;
-  const promise = new Promise<Reply>((resolve, reject) => {
-    request = http.request({ socketPath, path, method: opts.method ?? "GET", agent: false, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const body = Buffer.concat(chunks).toString("utf8");
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
-      });
-    });
-    request.on("timeout", () => request.destroy(new Error(`timeout on ${path}`)));
-    request.on("error", reject);
-    request.end();
-  }).finally(() => {
-    settled = true;
-  });
-  return {
-    promise,
-    get settled() {
-      return settled;
-    },
-    /** Drops the connection without waiting for the answer. */
-    abandon() {
-      promise.catch(() => undefined);
-      request.destroy();
-    },
-  };
 }
 
 /** Deterministic PRNG (mulberry32) for the fuzz loops. */

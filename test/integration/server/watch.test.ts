@@ -9,7 +9,8 @@ import { test } from "node:test";
 import { demoConfig, eventually, launch, sleep, type RunningDaemon } from "../../support/daemon.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
-import { API_TOKEN, DB_PASSWORD, assertApiError, assertServing, startRequest } from "./api-helpers.js";
+import { startRequest } from "../../support/http.js";
+import { API_TOKEN, DB_PASSWORD, assertApiError, assertServing } from "./api-helpers.js";
 
 const ME = process.getuid?.() ?? 0;
 
