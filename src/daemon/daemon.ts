@@ -24,6 +24,7 @@ import { VERSION } from "../version.js";
 import { checkAntiRollback } from "./anti-rollback.js";
 import { rotateKek } from "./rotate.js";
 import type { RollbackCounter } from "../seal/rollback.js";
+import { SystemdNotifier, sealedStatus, servingStatus } from "./notify.js";
 
 export { CACHE_FILE };
 
@@ -40,6 +41,7 @@ export interface Daemon {
 export async function startDaemon(config: Config, configFile: string, logger: Logger): Promise<Daemon> {
   const log = logger;
   log.info({ version: VERSION, config: configFile, pid: process.pid }, "starting");
+  const notifier = new SystemdNotifier({ logger: log.child({ part: "systemd" }) });
   if (!safely(() => disableCoreDumps())) log.warn("could not mark the process non-dumpable; core dumps may contain secrets (set LimitCORE=0)");
   safely(() => limitMallocArenas());
 
@@ -98,6 +100,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     try {
       await unsealAndBuild();
       log.info("unsealed; serving");
+      notifier.status(servingStatus(Object.keys(config.secrets).length));
     } catch (e) {
       if (!isSealError(e)) throw e;
       attempts++;
@@ -105,6 +108,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
       sealerInfo = sealer ? await sealer.describe().catch(() => sealerInfo) : sealerInfo;
       const delay = Math.min(300_000, 5_000 * 2 ** Math.min(attempts - 1, 6));
       log.error({ err: e.message, retry_in_ms: delay }, "cache key could not be unsealed; serving `sealed` until it can");
+      notifier.status(sealedStatus(sealedReason));
       if (!stopping) retryTimer = setTimeout(() => void attempt().catch(fatal), delay);
     }
   }
@@ -132,6 +136,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     gauges: () => buildGauges(core, config.metrics.secret_names),
     rotateKek: () => rotateInPlace(),
   });
+  notifier.ready(core ? servingStatus(Object.keys(config.secrets).length) : sealedStatus(sealedReason));
 
   /** One rotation at a time; lookups keep being served from the store throughout. */
   let rotating: Promise<{ rewrapped: number; seal: string }> | undefined;
@@ -151,6 +156,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     if (stopping) return;
     stopping = true;
     log.info("stopping");
+    notifier.stopping();
     clearTimeout(retryTimer);
     watch.close();
     await server.close();
@@ -159,6 +165,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     core?.store.close();
     envelope?.destroy();
     await sealer?.close?.();
+    notifier.close();
     log.info("stopped");
   }
 

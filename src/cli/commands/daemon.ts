@@ -1,4 +1,5 @@
 import { startDaemon } from "../../daemon/daemon.js";
+import { describeError } from "../../errors.js";
 import { createLogger } from "../../log.js";
 import { loadFull, type GlobalOptions } from "../context.js";
 
@@ -12,7 +13,14 @@ export async function daemon(g: GlobalOptions): Promise<number> {
       logger.info({ signal: sig }, "signal received");
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
-      void d.stop().then(resolve);
+      // A part that fails to close still ends in a logged, prompt exit (1), not an unhandled rejection.
+      void d
+        .stop()
+        .catch((e: unknown) => {
+          logger.error({ err: describeError(e) }, "did not stop cleanly");
+          process.exitCode = 1;
+        })
+        .finally(resolve);
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
