@@ -21,12 +21,15 @@ export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
   const common = { version: h.version, uptime_s: Math.floor((now - h.started) / 1000), seal, inactive: h.inactive, warnings: h.policyWarnings };
   if (!h.core) return { ok: false, body: { status: "sealed", sealed: true, sealed_reason: h.sealedReason, ...common } };
   const { reader, sync, store } = h.core;
-  const counts = { total: 0, ok: 0, stale: 0, expired: 0, not_synced: 0, errors: 0 };
+  // One count per name `list` shows: configured secrets, hierarchies (an SSM path
+  // ending in /* or /**) and the parameters found under them, each by its state.
+  const counts = { total: 0, ok: 0, stale: 0, expired: 0, not_synced: 0, errors: 0, hierarchies: 0 };
   for (const name of reader.configuredNames()) {
     const s = reader.status(name, now);
     counts.total++;
     counts[s.state]++;
     if (s.error) counts.errors++;
+    if (s.kind === "hierarchy") counts.hierarchies++;
   }
   const providers = sync.providerHealth();
   const used = providers.filter((p) => p.active);

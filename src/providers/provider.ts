@@ -7,10 +7,11 @@ export interface SecretRef {
   readonly key?: string | undefined;
   readonly version?: string | undefined;
   /**
-   * The backend version of the value the sync engine holds for this secret and has
-   * confirmed under the current config in this process. A provider with a cheap
-   * version check (Vault KV v2 metadata, a still-valid Vault lease) may answer
-   * `unchanged` when the backend still has this version, instead of reading data.
+   * The backend version of the value the cache holds for this secret, fetched under
+   * this same config (the cache records it with the config's fingerprint, so it
+   * survives a restart). A provider with a cheap version check (Vault KV v2
+   * metadata, a still-valid Vault lease, a pinned version) may answer `unchanged`
+   * when the backend still has this version, instead of reading data.
    */
   readonly cachedVersion?: string | undefined;
 }
@@ -55,8 +56,32 @@ export type FetchResult =
       readonly version: string | undefined;
       readonly expiresAt?: number | undefined;
       readonly unchanged?: boolean | undefined;
+      readonly members?: undefined;
     }
+  | HierarchyResult
   | { readonly name: string; readonly ok: false; readonly error: ProviderError };
+
+/** One value found under a hierarchy: its path below the hierarchy's prefix (`db/password`). */
+export interface Member {
+  readonly relative: string;
+  readonly value: Uint8Array;
+  readonly version: string | undefined;
+}
+
+/**
+ * The answer for a secret whose path names a hierarchy (see Provider.expands): every
+ * value under it, from one complete walk. The engine serves each as its own secret
+ * (`ENTRY/relative`) and stops serving those a later complete walk no longer finds.
+ */
+export interface HierarchyResult {
+  readonly name: string;
+  readonly ok: true;
+  readonly members: readonly Member[];
+  readonly value?: undefined;
+  readonly version?: undefined;
+  readonly expiresAt?: undefined;
+  readonly unchanged?: undefined;
+}
 
 /** The answer for a secret whose backend version is still the one cached. */
 export function unchanged(name: string, version: string | undefined, expiresAt?: number): FetchResult {
@@ -71,7 +96,22 @@ export function unchanged(name: string, version: string | undefined, expiresAt?:
  */
 export interface Provider {
   readonly maxBatch: number;
+  /**
+   * Which backend this instance reads (address, namespace, region, endpoint, role):
+   * part of the fingerprint a cached backend version is bound to, so pointing the
+   * provider elsewhere makes the next sync read in full. Nothing secret.
+   */
+  readonly backend?: string;
   fetch(refs: readonly SecretRef[], signal: AbortSignal): Promise<FetchResult[]>;
+  /** Whether `path` names a hierarchy of values (answered with a HierarchyResult) rather than one value. */
+  expands?(path: string): boolean;
+  /**
+   * Told after each sync transaction commits which backend version the cache now
+   * holds for each secret of the batch that succeeded (Vault revokes the leases
+   * those replaced). Best effort: it must not throw, and a slow one holds nothing up
+   * but shutdown.
+   */
+  committed?(held: ReadonlyMap<string, string | undefined>, signal: AbortSignal): Promise<void>;
   close?(): Promise<void>;
 }
 

@@ -1,6 +1,7 @@
 import type { Config } from "../config/schema.js";
 import { SealcacheError, isIntegrityError } from "../errors.js";
 import type { SecretStore, SecretMeta } from "../store/store.js";
+import type { Catalog } from "../sync/catalog.js";
 import type { SyncEngine } from "../sync/engine.js";
 
 export type SecretStateName = "ok" | "stale" | "expired" | "not_synced";
@@ -15,6 +16,12 @@ export interface SecretStatus {
   readonly age_s: number | null;
   readonly stale: boolean;
   readonly error: string | null;
+  /** `hierarchy` for an entry whose path names a hierarchy (its parameters are listed as their own names). */
+  readonly kind: "secret" | "hierarchy";
+  /** For a parameter found under a hierarchy: the hierarchy's name. */
+  readonly parent: string | null;
+  /** For a hierarchy: how many parameters its last walk found. */
+  readonly members: number | null;
 }
 
 export interface Lookup {
@@ -27,33 +34,56 @@ export interface Lookup {
 /**
  * The read side of the cache: what a secret's state is and whether it may be
  * served. Knows nothing of HTTP; errors carry the stable codes of DESIGN.md.
+ * Which names exist comes from the sync engine's catalog: the configured secrets
+ * and, for a hierarchy, the parameters its last walk found.
  */
 export class SecretReader {
   readonly #store: SecretStore;
   readonly #sync: SyncEngine;
-  readonly #secrets: Config["secrets"];
+  readonly #catalog: Catalog;
   readonly #maxStale: number;
 
-  constructor(opts: { store: SecretStore; sync: SyncEngine; secrets: Config["secrets"]; maxStale: number }) {
+  constructor(opts: { store: SecretStore; sync: SyncEngine; secrets?: Config["secrets"]; maxStale: number }) {
     this.#store = opts.store;
     this.#sync = opts.sync;
-    this.#secrets = opts.secrets;
+    this.#catalog = opts.sync.catalog;
     this.#maxStale = opts.maxStale;
   }
 
+  /**
+   * A name that holds (or will hold) a value: a configured secret, a parameter
+   * found under a hierarchy, or a name under a hierarchy not walked yet.
+   */
   isConfigured(name: string): boolean {
-    return Object.prototype.hasOwnProperty.call(this.#secrets, name);
+    return this.#catalog.isServable(name);
   }
 
+  /** Every name `list` shows: secrets, hierarchies and the parameters under them. */
   configuredNames(): string[] {
-    return Object.keys(this.#secrets).sort();
+    return this.#catalog.listed();
+  }
+
+  /** The hierarchy a listed name is, or belongs to. */
+  hierarchyOf(name: string): string | undefined {
+    const k = this.#catalog.kind(name);
+    return k && (k.kind === "hierarchy" || k.kind === "member") ? k.entry : undefined;
+  }
+
+  /** Parameters a hierarchy's last walk found. */
+  membersOf(entry: string): ReadonlySet<string> {
+    return this.#catalog.members(entry);
   }
 
   /** Returns the plaintext, which the caller must zero once written out. */
   lookup(name: string, now: number): Lookup {
-    if (!this.isConfigured(name)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured`);
+    const k = this.#catalog.kind(name);
+    if (!k) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured${this.#underWalked(name)}`);
+    if (k.kind === "hierarchy") {
+      throw new SealcacheError("not_found", `${JSON.stringify(name)} is a hierarchy, not a secret: each parameter under it is served as ${name}/NAME (sealcache list --prefix ${name}/)`);
+    }
+    if (k.kind === "pending") throw this.#notSynced(name, k.entry);
     const meta = this.#store.meta(name);
-    if (!meta) throw this.#notSynced(name);
+    if (!meta) throw this.#notSynced(name, k.entry);
     const stale = this.#sync.isStale(name, now);
     const age = now - meta.fetchedAt;
     if (this.#expired(stale, age)) {
@@ -68,29 +98,37 @@ export class SecretReader {
       this.#sync.trigger();
       throw new SealcacheError("not_synced", `secret ${JSON.stringify(name)} failed its integrity check; the cache was quarantined and is being refetched`, { retryAfter: 5 });
     }
-    if (!read) throw this.#notSynced(name);
+    if (!read) throw this.#notSynced(name, k.entry);
     return { meta: read.meta, value: read.value, stale, ageS: Math.max(0, Math.floor(age / 1000)) };
   }
 
   status(name: string, now: number): SecretStatus {
-    const sc = this.#secrets[name]!;
-    const meta = this.#store.meta(name);
+    const k = this.#catalog.kind(name);
+    const entry = k?.entry ?? name;
+    const provider = this.#catalog.entry(entry)?.provider ?? "";
+    const hierarchy = k?.kind === "hierarchy";
+    const base = { name, provider, kind: hierarchy ? ("hierarchy" as const) : ("secret" as const), parent: k?.kind === "member" ? entry : null, members: hierarchy ? this.#catalog.members(entry).size : null };
+    const fetchedAt = this.#sync.fetchedAt(name);
     const err = this.#store.secretError(name);
-    const provider = sc.provider;
-    if (!meta) return { name, state: "not_synced", provider, version: null, source_version: null, fetched_at: null, age_s: null, stale: false, error: err?.message ?? null };
+    // A parameter also shows its hierarchy's error when the last walk failed after it was fetched.
+    const walkErr = k?.kind === "member" ? this.#store.secretError(entry) : undefined;
+    if (fetchedAt === undefined) {
+      return { ...base, state: "not_synced", version: null, source_version: null, fetched_at: null, age_s: null, stale: false, error: err?.message ?? null };
+    }
+    const meta = hierarchy ? undefined : this.#store.meta(name);
     const stale = this.#sync.isStale(name, now);
-    const age = now - meta.fetchedAt;
+    const age = now - fetchedAt;
     const state: SecretStateName = !stale ? "ok" : this.#expired(stale, age) ? "expired" : "stale";
+    const error = err && err.at >= fetchedAt ? err.message : walkErr && walkErr.at > fetchedAt ? walkErr.message : null;
     return {
-      name,
+      ...base,
       state,
-      provider,
-      version: meta.version,
-      source_version: meta.sourceVersion,
-      fetched_at: new Date(meta.fetchedAt).toISOString(),
+      version: meta?.version ?? null,
+      source_version: meta?.sourceVersion ?? null,
+      fetched_at: new Date(fetchedAt).toISOString(),
       age_s: Math.max(0, Math.floor(age / 1000)),
       stale,
-      error: err && err.at >= meta.fetchedAt ? err.message : null,
+      error,
     };
   }
 
@@ -99,9 +137,19 @@ export class SecretReader {
     return stale && this.#maxStale > 0 && ageMs > this.#maxStale;
   }
 
-  #notSynced(name: string): SealcacheError {
-    const err = this.#store.secretError(name);
+  /** For a name under a walked hierarchy that is not one of its parameters: say so. */
+  #underWalked(name: string): string {
+    for (let i = name.lastIndexOf("/"); i > 0; i = name.lastIndexOf("/", i - 1)) {
+      const up = name.slice(0, i);
+      if (this.#catalog.isHierarchy(up)) return ` (the hierarchy ${up} holds no parameter of that name at its last walk)`;
+    }
+    return "";
+  }
+
+  #notSynced(name: string, entry: string): SealcacheError {
+    const err = this.#store.secretError(name) ?? (entry !== name ? this.#store.secretError(entry) : undefined);
     const why = err ? `: last attempt failed (${err.message})` : "";
-    return new SealcacheError("not_synced", `secret ${JSON.stringify(name)} is configured but has not been fetched yet${why}`, { retryAfter: 5 });
+    const what = entry !== name ? `is under the hierarchy ${entry}, which has not been read yet` : "is configured but has not been fetched yet";
+    return new SealcacheError("not_synced", `secret ${JSON.stringify(name)} ${what}${why}`, { retryAfter: 5 });
   }
 }

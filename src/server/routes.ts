@@ -126,9 +126,14 @@ export function createRoutes(d: RouteDeps) {
       const c = core();
       const now = Date.now();
       const caller = ctx.caller;
+      const may = (n: string) => caller !== undefined && d.policy.canRead(caller, n);
+      // A hierarchy's own row (its state and errors, never a value) is shown to a caller
+      // allowed its name, anything directly under it (app/prod/* or app/prod/**: the
+      // globs are tested against "app/prod/"), or one of the parameters it holds.
+      const visible = (n: string) => may(n) || (c.reader.hierarchyOf(n) === n && (may(n + "/") || [...c.reader.membersOf(n)].some(may)));
       const secrets = c.reader
         .configuredNames()
-        .filter((n) => n.startsWith(prefix) && caller !== undefined && d.policy.canRead(caller, n))
+        .filter((n) => n.startsWith(prefix) && visible(n))
         .map((n) => c.reader.status(n, now));
       sendJson(ctx.res, 200, { secrets });
     },
@@ -150,7 +155,10 @@ export function createRoutes(d: RouteDeps) {
       const since = sinceRaw === null ? undefined : Number(sinceRaw);
       if (since !== undefined && (!Number.isSafeInteger(since) || since < 0)) throw new SealcacheError("bad_request", "since must be a revision number from an earlier answer");
       const c = core();
-      for (const n of names) if (!c.reader.isConfigured(n)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(n)} is configured`);
+      for (const n of names) {
+        if (c.reader.hierarchyOf(n) === n) throw new SealcacheError("not_found", `${JSON.stringify(n)} is a hierarchy, not a secret: watch the parameters under it by name (${n}/NAME)`);
+        if (!c.reader.isConfigured(n)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(n)} is configured`);
+      }
       const answer = (changed: string[]) => sendJson(ctx.res, 200, { revision: c.store.revision, changed });
       if (since === undefined) return answer([]);
       // A revision from the future means the store was reset (quarantined): everything changed.
@@ -174,7 +182,8 @@ export function createRoutes(d: RouteDeps) {
       const c = core();
       if (name !== null) {
         checkName(name);
-        if (!c.reader.isConfigured(name)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured`);
+        // A hierarchy, or a name under one, refreshes the whole hierarchy.
+        if (!c.reader.isConfigured(name) && c.reader.hierarchyOf(name) !== name) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured`);
       }
       const queued = c.sync.trigger(name === null ? [] : [name]);
       sendJson(ctx.res, 202, { queued });

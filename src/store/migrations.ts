@@ -51,6 +51,15 @@ const MIGRATIONS: readonly string[] = [
   -- query by name scans at most audit.max_rows rows, only when an admin asks.
   CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
   `,
+  // 3: what a row's backend version is bound to, so it survives a restart (src/store/store.ts,
+  // "binding"): the fingerprint of the config the value was fetched under, and for a
+  // parameter found under a hierarchy, the hierarchy entry it belongs to. Both are
+  // covered by a keyed MAC in the digest; rows written before this migration have
+  // neither and are never trusted for a version check.
+  `
+  ALTER TABLE secrets ADD COLUMN held TEXT;     -- fingerprint of the config entry the value was fetched under
+  ALTER TABLE secrets ADD COLUMN origin TEXT;   -- the hierarchy entry a parameter was found under; NULL for a configured secret
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -7,6 +7,7 @@ import { migrate } from "./migrations.js";
 import { quarantineFiles, type QuarantineRecord } from "./quarantine.js";
 import { RowDigest } from "./digest.js";
 import { AuditLog, type AuditSettings } from "./audit.js";
+import { sqliteNativeBinding } from "./sqlite-binding.js";
 
 export interface SecretMeta {
   readonly name: string;
@@ -15,11 +16,21 @@ export interface SecretMeta {
   readonly changedRev: number;
   readonly changedAt: number;
   readonly fetchedAt: number;
+  /**
+   * Fingerprint of the config entry (provider, backend, path, key, version) the value
+   * was fetched under; with `sourceVersion`, what a cheap version check after a
+   * restart may trust. Null for rows written before schema 3.
+   */
+  readonly held: string | null;
+  /** For a parameter found under a hierarchy: the hierarchy's entry name. Null for a configured secret. */
+  readonly origin: string | null;
 }
 
 interface MetaEntry extends SecretMeta {
   readonly valueMac: Uint8Array;
   readonly element: Uint8Array;
+  /** Keyed MAC over (name, version, sourceVersion, held, origin); null for a row with neither held nor origin. */
+  readonly binding: Uint8Array | null;
   /** The wrapped DEK's random nonce as this store wrote it (see read()). */
   readonly dekNonce: Uint8Array;
 }
@@ -39,7 +50,15 @@ export interface ProviderState {
 }
 
 export type BatchItem =
-  | { readonly name: string; readonly ok: true; readonly value: Uint8Array; readonly sourceVersion: string | undefined; readonly at: number }
+  | {
+      readonly name: string;
+      readonly ok: true;
+      readonly value: Uint8Array;
+      readonly sourceVersion: string | undefined;
+      readonly at: number;
+      readonly held?: string | undefined;
+      readonly origin?: string | undefined;
+    }
   | { readonly name: string; readonly ok: false; readonly kind: string; readonly message: string; readonly at: number };
 
 interface Row {
@@ -52,6 +71,20 @@ interface Row {
   changed_rev: number;
   changed_at: number;
   fetched_at: number;
+  held: string | null;
+  origin: string | null;
+}
+
+/** Besides values and errors, what one sync transaction may change. */
+export interface ApplyExtras {
+  /**
+   * Names deleted from the cache: parameters a hierarchy no longer holds, as the
+   * backend answered in a complete walk. The only way a value ever leaves the cache
+   * short of a quarantine or an operator's revoke.
+   */
+  readonly removed?: readonly string[];
+  /** Names whose recorded error is cleared without a value (a hierarchy walked successfully). */
+  readonly cleared?: readonly string[];
 }
 
 export interface StoreOptions {
@@ -158,16 +191,19 @@ export class SecretStore {
 
   /**
    * Applies one sync batch in one transaction: new values are sealed (a fresh DEK
-   * each), unchanged ones only have fetched_at moved, errors are recorded against
-   * the secret. Nothing here ever deletes a cached value.
+   * each), unchanged ones only have fetched_at (and their binding) moved, errors are
+   * recorded against the secret, and `removed` names (parameters a hierarchy no
+   * longer holds) are deleted. Returns the names whose value changed or went away.
    */
-  apply(items: readonly BatchItem[]): string[] {
+  apply(items: readonly BatchItem[], extras: ApplyExtras = {}): string[] {
     const env = this.#env;
     const nextGen = this.#generation + 1;
     const digest = this.#digest.copy();
+    let digestMoved = false;
     const writes: { entry: MetaEntry; wrappedDek: Uint8Array; ciphertext: Uint8Array }[] = [];
-    const touches: { name: string; at: number; sourceVersion: string | null }[] = [];
+    const touches: MetaEntry[] = [];
     const errors: { name: string; err: SecretError | null }[] = [];
+    const removed: MetaEntry[] = [];
     for (const it of items) {
       if (!it.ok) {
         errors.push({ name: it.name, err: { kind: it.kind, message: it.message, at: it.at } });
@@ -176,51 +212,78 @@ export class SecretStore {
       if (this.#errors.has(it.name)) errors.push({ name: it.name, err: null });
       const old = this.#meta.get(it.name);
       const valueMac = env.mac("value", it.name, it.value);
-      const sourceVersion = it.sourceVersion ?? null;
+      const bound = { sourceVersion: it.sourceVersion ?? null, held: it.held ?? null, origin: it.origin ?? null };
       if (old && env.equal(old.valueMac, valueMac)) {
-        touches.push({ name: it.name, at: it.at, sourceVersion });
+        const same = old.sourceVersion === bound.sourceVersion && old.held === bound.held && old.origin === bound.origin;
+        const binding = same ? old.binding : bindingMac(env, it.name, old.version, bound);
+        if (!same && (old.binding || binding)) {
+          if (old.binding) digest.toggle(old.binding);
+          if (binding) digest.toggle(binding);
+          digestMoved = true;
+        }
+        touches.push({ ...old, ...bound, fetchedAt: it.at, binding });
         continue;
       }
       const version = (old?.version ?? 0) + 1;
       const { wrappedDek, ciphertext } = env.sealValue(it.name, version, it.value);
       const element = env.mac("row", it.name, String(version), wrappedDek, ciphertext);
-      if (old) digest.toggle(old.element);
+      const binding = bindingMac(env, it.name, version, bound);
+      if (old) toggleRow(digest, old);
       digest.toggle(element);
+      if (binding) digest.toggle(binding);
+      digestMoved = true;
       writes.push({
-        entry: { name: it.name, version, sourceVersion, changedRev: nextGen, changedAt: it.at, fetchedAt: it.at, valueMac, element, dekNonce: nonceOf(wrappedDek) },
+        entry: { name: it.name, version, ...bound, changedRev: nextGen, changedAt: it.at, fetchedAt: it.at, valueMac, element, binding, dekNonce: nonceOf(wrappedDek) },
         wrappedDek,
         ciphertext,
       });
     }
+    for (const name of extras.removed ?? []) {
+      const old = this.#meta.get(name);
+      if (!old || writes.some((w) => w.entry.name === name)) continue;
+      toggleRow(digest, old);
+      digestMoved = true;
+      removed.push(old);
+    }
+    for (const name of extras.cleared ?? []) if (this.#errors.has(name)) errors.push({ name, err: null });
+    // The generation (the revision watchers see) moves with values; a binding moved
+    // alone only rewrites the digest under the same generation.
+    const valuesChanged = writes.length > 0 || removed.length > 0;
+    const generation = valuesChanged ? nextGen : this.#generation;
     const s = this.#stmts;
     this.#db.transaction(() => {
       for (const w of writes) {
         const e = w.entry;
-        s.upsert.run(e.name, e.version, e.sourceVersion, w.wrappedDek, w.ciphertext, e.valueMac, e.changedRev, e.changedAt, e.fetchedAt);
+        s.upsert.run(e.name, e.version, e.sourceVersion, w.wrappedDek, w.ciphertext, e.valueMac, e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin);
       }
-      for (const t of touches) s.touch.run(t.at, t.sourceVersion, t.name);
+      for (const t of touches) s.touch.run(t.fetchedAt, t.sourceVersion, t.held, t.origin, t.name);
+      for (const r of removed) {
+        s.remove.run(r.name);
+        s.clearError.run(r.name);
+      }
       for (const { name, err } of errors) {
         if (err) s.setError.run(name, err.kind, err.message, err.at);
         else s.clearError.run(name);
       }
-      if (writes.length > 0) this.#writeDigest(nextGen, digest);
+      if (digestMoved) this.#writeDigest(generation, digest);
     })();
     // Memory follows only once the transaction has committed.
     for (const w of writes) this.#meta.set(w.entry.name, w.entry);
-    for (const t of touches) {
-      const old = this.#meta.get(t.name)!;
-      this.#meta.set(t.name, { ...old, fetchedAt: t.at, sourceVersion: t.sourceVersion });
+    for (const t of touches) this.#meta.set(t.name, t);
+    for (const r of removed) {
+      this.#meta.delete(r.name);
+      this.#errors.delete(r.name);
     }
     for (const { name, err } of errors) {
       if (err) this.#errors.set(name, err);
       else this.#errors.delete(name);
     }
-    const changed = writes.map((w) => w.entry.name);
-    if (writes.length > 0) {
+    const changed = [...writes.map((w) => w.entry.name), ...removed.map((r) => r.name)];
+    if (digestMoved) {
       this.#digest = digest;
-      this.#generation = nextGen;
-      this.#emit(changed);
+      this.#generation = generation;
     }
+    if (changed.length > 0) this.#emit(changed);
     return changed;
   }
 
@@ -249,8 +312,10 @@ export class SecretStore {
       }
       const wrappedDek = old.rewrapDek(r.name, r.version, r.wrapped_dek, next);
       const nextElement = next.mac("row", r.name, String(r.version), wrappedDek, r.ciphertext);
+      const binding = bindingMac(next, r.name, r.version, m);
       digest.toggle(nextElement);
-      meta.set(r.name, { ...m, valueMac, element: nextElement, dekNonce: nonceOf(wrappedDek) });
+      if (binding) digest.toggle(binding);
+      meta.set(r.name, { ...m, valueMac, element: nextElement, binding, dekNonce: nonceOf(wrappedDek) });
       updates.push({ name: r.name, wrappedDek, valueMac });
     }
     const counter = opts.counter ?? this.recordedCounter();
@@ -311,7 +376,7 @@ export class SecretStore {
   }
 
   #open(): void {
-    const db = new DatabaseCtor(this.#file, { fileMustExist: false });
+    const db = new DatabaseCtor(this.#file, { fileMustExist: false, nativeBinding: sqliteNativeBinding() });
     try {
       fs.chmodSync(this.#file, 0o600);
       db.pragma("journal_mode = WAL");
@@ -348,16 +413,20 @@ export class SecretStore {
     // megabytes of garbage the heap then kept.
     for (const r of s.all.iterate() as IterableIterator<Row>) {
       const element = env.mac("row", r.name, String(r.version), r.wrapped_dek, r.ciphertext);
+      const bound = { sourceVersion: r.source_version, held: r.held, origin: r.origin };
+      const binding = bindingMac(env, r.name, r.version, bound);
       digest.toggle(element);
+      if (binding) digest.toggle(binding);
       meta.set(r.name, {
         name: r.name,
         version: r.version,
-        sourceVersion: r.source_version,
+        ...bound,
         changedRev: r.changed_rev,
         changedAt: r.changed_at,
         fetchedAt: r.fetched_at,
         valueMac: new Uint8Array(r.value_mac),
         element,
+        binding,
         dekNonce: nonceOf(r.wrapped_dek),
       });
     }
@@ -409,6 +478,27 @@ export class SecretStore {
   }
 }
 
+/**
+ * The second digest element of a row that records what its backend version is
+ * bound to (schema 3): the version check after a restart trusts `sourceVersion`
+ * only under a matching `held`, and a hierarchy serves a row only with its
+ * `origin`, so editing any of them in the file must be caught like an edited
+ * value. Rows without either (written before schema 3) contribute none, which
+ * keeps their digest valid; clearing both on a newer row removes an element the
+ * digest expects. Kept apart from the row MAC so a touch that moves the version
+ * needs neither the ciphertext nor a new DEK.
+ */
+function bindingMac(env: Envelope, name: string, version: number, b: { sourceVersion: string | null; held: string | null; origin: string | null }): Uint8Array | null {
+  if (b.held === null && b.origin === null) return null;
+  const opt = (v: string | null) => (v === null ? "-" : `=${v}`);
+  return env.mac("binding", name, String(version), opt(b.sourceVersion), opt(b.held), opt(b.origin));
+}
+
+function toggleRow(digest: RowDigest, m: MetaEntry): void {
+  digest.toggle(m.element);
+  if (m.binding) digest.toggle(m.binding);
+}
+
 function counterRecord(c: { index: number; value: number }, env: Envelope): Uint8Array {
   const buf = new Uint8Array(4 + 8 + 32);
   const view = new DataView(buf.buffer);
@@ -427,7 +517,7 @@ export function keyMatches(file: string, envelope: Envelope): boolean | undefine
   if (!fs.existsSync(file)) return undefined;
   let db: Database | undefined;
   try {
-    db = new DatabaseCtor(file, { fileMustExist: true });
+    db = new DatabaseCtor(file, { fileMustExist: true, nativeBinding: sqliteNativeBinding() });
     const row = db.prepare("SELECT value FROM meta WHERE key = 'kek_check'").get() as { value: Buffer } | undefined;
     return row ? envelope.equal(new Uint8Array(row.value), envelope.mac("kek-check")) : undefined;
   } catch {
@@ -458,13 +548,15 @@ function prepare(db: Database) {
     all: p("SELECT * FROM secrets"),
     count: p("SELECT count(*) AS n FROM secrets"),
     upsert: p(
-      `INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at, held, origin)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(name) DO UPDATE SET version = excluded.version, source_version = excluded.source_version,
          wrapped_dek = excluded.wrapped_dek, ciphertext = excluded.ciphertext, value_mac = excluded.value_mac,
-         changed_rev = excluded.changed_rev, changed_at = excluded.changed_at, fetched_at = excluded.fetched_at`,
+         changed_rev = excluded.changed_rev, changed_at = excluded.changed_at, fetched_at = excluded.fetched_at,
+         held = excluded.held, origin = excluded.origin`,
     ),
-    touch: p("UPDATE secrets SET fetched_at = ?, source_version = ? WHERE name = ?"),
+    touch: p("UPDATE secrets SET fetched_at = ?, source_version = ?, held = ?, origin = ? WHERE name = ?"),
+    remove: p("DELETE FROM secrets WHERE name = ?"),
     rekeyRow: p("UPDATE secrets SET wrapped_dek = ?, value_mac = ? WHERE name = ?"),
     setError: p("INSERT OR REPLACE INTO secret_state (name, error_kind, error, error_at) VALUES (?, ?, ?, ?)"),
     clearError: p("DELETE FROM secret_state WHERE name = ?"),

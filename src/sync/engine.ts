@@ -1,8 +1,9 @@
 import type { SecretConfig, SyncConfig } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { ProviderError, isProviderError, type FetchResult, type Provider, type SecretRef } from "../providers/provider.js";
+import { ProviderError, isProviderError, type FetchResult, type HierarchyResult, type Provider, type SecretRef } from "../providers/provider.js";
 import type { BatchItem, ProviderState, SecretStore } from "../store/store.js";
+import { Catalog, type Skipped } from "./catalog.js";
 import { Semaphore } from "./semaphore.js";
 import { backoffDelay, refreshDelay, resumeDue, staleAfter } from "./timing.js";
 
@@ -42,6 +43,20 @@ interface ProviderRuntime extends ProviderState {
   nextAttempt: number;
 }
 
+/** What one batch's answers turn into: the store transaction, and what follows once it commits. */
+interface Outcome {
+  readonly items: BatchItem[];
+  readonly removed: string[];
+  readonly cleared: string[];
+  /** Hierarchies walked completely: their members from now on. */
+  readonly walks: Map<string, Set<string>>;
+  /** When a leased value (Vault lease, STS credentials) stops being usable. */
+  readonly expiry: Map<string, number>;
+}
+
+/** How many skipped parameters an error message names before summing up the rest. */
+const SKIPPED_NAMED = 5;
+
 /**
  * Decides when each secret is fetched and applies what comes back. One timer for
  * the earliest due secret; due secrets are grouped per provider into batches that
@@ -60,10 +75,13 @@ export class SyncEngine {
   readonly #state = new Map<string, ProviderRuntime>();
   readonly #running = new Set<Promise<void>>();
   readonly #aborts = new Set<AbortController>();
-  /** Source versions fetched as values by this process under the current config (for cheap checks). */
-  readonly #confirmed = new Map<string, string>();
+  /** Post-commit calls to providers (lease revocations), awaited at stop. */
+  readonly #after = new Set<Promise<void>>();
   /** When a leased value (Vault lease, STS credentials) stops being usable. */
   readonly #expires = new Map<string, number>();
+  /** When each hierarchy was last walked completely (or, after a restart, its newest member's fetch). */
+  readonly #walkedAt = new Map<string, number>();
+  readonly #catalog: Catalog;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -72,6 +90,15 @@ export class SyncEngine {
     this.#log = opts.logger;
     this.#rand = opts.random ?? Math.random;
     this.#sem = new Semaphore(opts.sync.concurrency);
+    const loaded = (p: string) => opts.providers.get(p)?.provider;
+    this.#catalog = new Catalog({ secrets: opts.secrets, isHierarchy: (sc) => loaded(sc.provider)?.expands?.(sc.path) === true, backend: (p) => loaded(p)?.backend ?? "" });
+    if (this.#catalog.hasHierarchies) {
+      this.#catalog.adopt(opts.store.metas());
+      for (const m of opts.store.metas()) {
+        const k = this.#catalog.kind(m.name);
+        if (k?.kind === "member") this.#walkedAt.set(k.entry, Math.max(this.#walkedAt.get(k.entry) ?? 0, m.fetchedAt));
+      }
+    }
     const saved = opts.store.loadProviderStates();
     for (const name of opts.providers.keys()) {
       const s = saved.get(name);
@@ -82,9 +109,10 @@ export class SyncEngine {
   start(): void {
     const now = Date.now();
     const { interval, jitter } = this.#o.sync;
-    for (const [name, sc] of Object.entries(this.#o.secrets)) {
-      const meta = this.#o.store.meta(name);
-      this.#due.set(name, meta ? resumeDue(meta.fetchedAt, sc.refresh ?? interval, jitter, now, this.#rand) : now);
+    for (const name of this.#catalog.entries()) {
+      const sc = this.#catalog.entry(name)!;
+      const at = this.fetchedAt(name);
+      this.#due.set(name, at !== undefined ? resumeDue(at, sc.refresh ?? interval, jitter, now, this.#rand) : now);
     }
     this.#schedule();
   }
@@ -94,11 +122,20 @@ export class SyncEngine {
     clearTimeout(this.#timer);
     for (const a of this.#aborts) a.abort();
     await Promise.allSettled([...this.#running]);
+    await Promise.allSettled([...this.#after]);
   }
 
-  /** Makes the named secrets (all when empty) due now, past any backoff. Returns what was queued. */
+  /** The configured secrets, hierarchies and the parameters found under them. */
+  get catalog(): Catalog {
+    return this.#catalog;
+  }
+
+  /**
+   * Makes the named entries due now, past any backoff (all when empty); a name
+   * under a hierarchy queues its hierarchy. Returns the entries queued.
+   */
   trigger(names: readonly string[] = []): string[] {
-    const list = names.length > 0 ? names.filter((n) => n in this.#o.secrets) : Object.keys(this.#o.secrets);
+    const list = names.length > 0 ? [...new Set(names.map((n) => this.#catalog.kind(n)?.entry).filter((e): e is string => e !== undefined))] : this.#catalog.entries();
     const now = Date.now();
     for (const n of list) {
       this.#due.set(n, now);
@@ -108,18 +145,27 @@ export class SyncEngine {
     return list;
   }
 
+  /** When the value (for a hierarchy: the last complete walk) was last confirmed by the backend. */
+  fetchedAt(name: string): number | undefined {
+    return this.#catalog.isHierarchy(name) ? this.#walkedAt.get(name) : this.#o.store.meta(name)?.fetchedAt;
+  }
+
   isStale(name: string, now: number): boolean {
-    const meta = this.#o.store.meta(name);
-    const sc = this.#o.secrets[name];
-    if (!meta || !sc) return true;
+    const k = this.#catalog.kind(name);
+    const fetchedAt = this.fetchedAt(name);
+    if (!k || fetchedAt === undefined || k.kind === "pending") return true;
+    const sc = this.#catalog.entry(k.entry)!;
     const { interval, jitter, timeout } = this.#o.sync;
-    if (now - meta.fetchedAt > staleAfter(sc.refresh ?? interval, jitter, timeout)) return true;
+    if (now - fetchedAt > staleAfter(sc.refresh ?? interval, jitter, timeout)) return true;
     const err = this.#o.store.secretError(name);
-    if (err && err.at > meta.fetchedAt) return true;
+    if (err && err.at > fetchedAt) return true;
+    // A parameter is as fresh as the last walk of its hierarchy that reached it.
+    const walkErr = k.kind === "member" ? this.#o.store.secretError(k.entry) : undefined;
+    if (walkErr && walkErr.at > fetchedAt) return true;
     const exp = this.#expires.get(name);
     if (exp !== undefined && now >= exp) return true;
     const p = this.#state.get(sc.provider);
-    return p !== undefined && p.failures > 0 && (p.lastErrorAt ?? 0) > meta.fetchedAt;
+    return p !== undefined && p.failures > 0 && (p.lastErrorAt ?? 0) > fetchedAt;
   }
 
   providerHealth(): ProviderHealth[] {
@@ -158,7 +204,7 @@ export class SyncEngine {
     const byProvider = new Map<string, string[]>();
     for (const [name, at] of this.#due) {
       if (at > now || this.#inFlight.has(name)) continue;
-      const provider = this.#o.secrets[name]!.provider;
+      const provider = this.#catalog.entry(name)!.provider;
       const st = this.#state.get(provider)!;
       if (!this.#forced.has(name) && st.nextAttempt > now) {
         this.#due.set(name, st.nextAttempt);
@@ -210,9 +256,11 @@ export class SyncEngine {
       return;
     }
     const refs: SecretRef[] = names.map((name) => {
-      const sc = this.#o.secrets[name]!;
-      const confirmed = this.#confirmed.get(name);
-      const cachedVersion = confirmed !== undefined && this.#o.store.meta(name)?.sourceVersion === confirmed ? confirmed : undefined;
+      const sc = this.#catalog.entry(name)!;
+      // A backend version is trusted only as recorded under this same config (the
+      // fingerprint is bound into the row's MAC, so the file cannot forge it).
+      const meta = this.#o.store.meta(name);
+      const cachedVersion = meta && meta.held === this.#catalog.fingerprint(name) ? (meta.sourceVersion ?? undefined) : undefined;
       return { name, path: sc.path, key: sc.key, version: sc.version, cachedVersion };
     });
     const ac = new AbortController();
@@ -232,18 +280,23 @@ export class SyncEngine {
     }
     if (this.#stopped) return;
     const now = Date.now();
-    const expiry = new Map<string, number>();
-    const items = this.#toItems(handle, names, results, now, expiry);
+    const out = this.#toOutcome(handle, names, results, now);
+    const { items, expiry } = out;
+    const held = new Map<string, string | undefined>();
     try {
-      const changed = this.#o.store.apply(items);
+      const changed = this.#o.store.apply(items, { removed: out.removed, cleared: out.cleared });
+      for (const [entry, members] of out.walks) {
+        this.#catalog.setMembers(entry, members);
+        this.#walkedAt.set(entry, now);
+      }
       for (const it of items) {
-        if (!it.ok) continue;
-        if (it.sourceVersion !== undefined) this.#confirmed.set(it.name, it.sourceVersion);
-        else this.#confirmed.delete(it.name);
+        if (!it.ok || it.origin !== undefined) continue;
+        held.set(it.name, it.sourceVersion);
         const exp = expiry.get(it.name);
         if (exp !== undefined) this.#expires.set(it.name, exp);
         else this.#expires.delete(it.name);
       }
+      if (out.removed.length > 0) this.#log.info({ provider: handle.name, removed: out.removed }, "parameters no longer in their hierarchy in the backend; no longer served");
       this.#log.info({ provider: handle.name, fetched: names.length, changed: changed.length, failed: items.filter((i) => !i.ok).length, ms: now - started }, "sync batch applied");
     } catch (e) {
       this.#providerFailed(handle, names, e);
@@ -251,34 +304,131 @@ export class SyncEngine {
     } finally {
       for (const it of items) if (it.ok) it.value.fill(0);
     }
+    if (held.size > 0 && provider.committed) this.#afterCommit(handle, provider, held);
     const st = this.#state.get(handle.name)!;
     const wasOffline = st.failures > 0;
     Object.assign(st, { lastSuccess: now, failures: 0, nextAttempt: 0 });
     this.#o.store.saveProviderState(handle.name, st);
     if (wasOffline) this.#log.info({ provider: handle.name }, "provider back online");
     const { interval, jitter } = this.#o.sync;
-    for (const n of names) this.#due.set(n, now + refreshDelay(this.#o.secrets[n]!.refresh ?? interval, jitter, this.#rand, now, expiry.get(n)));
+    for (const n of names) this.#due.set(n, now + refreshDelay(this.#catalog.entry(n)!.refresh ?? interval, jitter, this.#rand, now, expiry.get(n)));
+  }
+
+  /** Runs the provider's post-commit step (lease revocations) without holding the batch up; bounded by sync.timeout. */
+  #afterCommit(handle: ProviderHandle, provider: Provider, held: ReadonlyMap<string, string | undefined>): void {
+    const ac = new AbortController();
+    this.#aborts.add(ac);
+    const timer = setTimeout(() => ac.abort(), this.#o.sync.timeout);
+    const p = Promise.resolve()
+      .then(() => provider.committed!(held, ac.signal))
+      .catch((e: unknown) => this.#log.warn({ provider: handle.name, err: describeError(e) }, "post-sync step failed; ignored"))
+      .finally(() => {
+        clearTimeout(timer);
+        this.#aborts.delete(ac);
+        this.#after.delete(p);
+      });
+    this.#after.add(p);
   }
 
   /** Matches results to the batch; anything missing, duplicated or malformed is an error, not a value. */
-  #toItems(handle: ProviderHandle, names: string[], results: FetchResult[], at: number, expiry: Map<string, number>): BatchItem[] {
+  #toOutcome(handle: ProviderHandle, names: string[], results: FetchResult[], at: number): Outcome {
+    const out: Outcome = { items: [], removed: [], cleared: [], walks: new Map(), expiry: new Map() };
     const wanted = new Set(names);
     const byName = new Map<string, FetchResult>();
     for (const r of Array.isArray(results) ? results : []) {
       if (r && typeof r.name === "string" && wanted.has(r.name) && !byName.has(r.name)) byName.set(r.name, r);
     }
-    return names.map((name): BatchItem => {
+    for (const name of names) {
       const r = byName.get(name);
-      if (!r) return { name, ok: false, kind: "permanent", message: `provider ${handle.name} returned no result for this secret`, at };
-      if (r.ok && typeof r.expiresAt === "number" && Number.isFinite(r.expiresAt)) expiry.set(name, r.expiresAt);
-      if (r.ok && r.unchanged === true) return this.#unchanged(handle, name, r.version, at);
-      if (r.ok && r.value instanceof Uint8Array) return { name, ok: true, value: r.value, sourceVersion: r.version, at };
+      const tree = this.#catalog.isHierarchy(name);
+      if (!r) {
+        out.items.push({ name, ok: false, kind: "permanent", message: `provider ${handle.name} returned no result for this secret`, at });
+        continue;
+      }
+      if (tree && r.ok && Array.isArray(r.members)) {
+        this.#expand(handle, name, r as HierarchyResult, at, out);
+        continue;
+      }
+      if (!tree && r.ok && r.members === undefined) {
+        if (typeof r.expiresAt === "number" && Number.isFinite(r.expiresAt)) out.expiry.set(name, r.expiresAt);
+        if (r.unchanged === true) {
+          out.items.push(this.#unchanged(handle, name, r.version, at));
+          continue;
+        }
+        if (r.value instanceof Uint8Array) {
+          out.items.push({ name, ok: true, value: r.value, sourceVersion: r.version, at, held: this.#catalog.fingerprint(name) });
+          continue;
+        }
+      }
       const err = !r.ok ? r.error : undefined;
       const kind = isProviderError(err) ? err.kind : "permanent";
       const message = isProviderError(err) ? err.message : `provider ${handle.name} returned a malformed result`;
       this.#log.warn({ provider: handle.name, secret: name, kind }, "secret not refreshed; cached value kept");
-      return { name, ok: false, kind, message, at };
-    });
+      out.items.push({ name, ok: false, kind, message, at });
+    }
+    return out;
+  }
+
+  /**
+   * One complete walk of a hierarchy: each parameter becomes a secret of its own
+   * (ENTRY/relative, lower-cased); one whose name cannot be served is skipped and
+   * named in the hierarchy's error; members the walk no longer finds are removed.
+   * An empty walk removes nothing: a hierarchy that suddenly holds nothing is far
+   * more often a wrong path, a moved tree or a permission change than a fleet-wide
+   * revocation, so its cached parameters are kept (stale) and the emptiness is
+   * reported as the hierarchy's error.
+   */
+  #expand(handle: ProviderHandle, entry: string, r: HierarchyResult, at: number, out: Outcome): void {
+    const sc = this.#catalog.entry(entry)!;
+    const fp = this.#catalog.fingerprint(entry);
+    const where = `${handle.name} ${sc.path}`;
+    const skipped: Skipped[] = [];
+    const found = new Map<string, { relative: string; value: Uint8Array; version: string | undefined }[]>();
+    for (const m of r.members) {
+      if (!m || typeof m.relative !== "string" || !(m.value instanceof Uint8Array)) {
+        for (const x of r.members) if (x?.value instanceof Uint8Array) x.value.fill(0);
+        out.items.push({ name: entry, ok: false, kind: "transient", message: `provider ${handle.name} returned a malformed hierarchy for ${sc.path}; rejected`, at });
+        return;
+      }
+      const c = this.#catalog.childName(entry, m.relative);
+      if ("skipped" in c) {
+        skipped.push({ relative: m.relative, reason: c.skipped });
+        m.value.fill(0);
+        continue;
+      }
+      found.set(c.name, [...(found.get(c.name) ?? []), { relative: m.relative, value: m.value, version: typeof m.version === "string" ? m.version : undefined }]);
+    }
+    const members = new Set<string>();
+    for (const [name, list] of found) {
+      if (list.length > 1) {
+        // Parameter names differing only in case: neither is served rather than one at random.
+        for (const x of list) {
+          skipped.push({ relative: x.relative, reason: `its name ${name} is also the lower-cased name of ${list.filter((y) => y !== x).map((y) => y.relative).join(", ")}` });
+          x.value.fill(0);
+        }
+        continue;
+      }
+      const x = list[0]!;
+      members.add(name);
+      out.items.push({ name, ok: true, value: x.value, sourceVersion: x.version, at, held: fp, origin: entry });
+    }
+    const before = this.#catalog.members(entry);
+    if (r.members.length === 0 && before.size > 0) {
+      out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: the backend answered that the hierarchy holds no parameters now; the ${before.size} cached are kept (stale) in case the path or a permission changed; delete them one by one to stop serving them`, at });
+      return;
+    }
+    out.removed.push(...[...before].filter((n) => !members.has(n)));
+    out.walks.set(entry, members);
+    if (r.members.length === 0) {
+      out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: no parameters under this path (check it and the role's ssm:GetParametersByPath permission)`, at });
+    } else if (skipped.length > 0) {
+      this.#log.warn({ provider: handle.name, secret: entry, skipped: skipped.length }, "parameters under a hierarchy not served (see its error)");
+      const named = skipped.slice(0, SKIPPED_NAMED).map((s) => `${s.relative} (${s.reason})`);
+      const more = skipped.length > SKIPPED_NAMED ? `, and ${skipped.length - SKIPPED_NAMED} more` : "";
+      out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: ${skipped.length} parameter(s) not served: ${named.join("; ")}${more}`, at });
+    } else {
+      out.cleared.push(entry);
+    }
   }
 
   /**
@@ -293,12 +443,12 @@ export class SyncEngine {
       held = undefined;
       this.#log.warn({ provider: handle.name, secret: name, err: describeError(e) }, "cached value unreadable after a version check");
     }
-    if (!held || held.meta.sourceVersion !== version) {
+    const fp = this.#catalog.fingerprint(name);
+    if (!held || held.meta.sourceVersion !== version || held.meta.held !== fp) {
       if (held) held.value.fill(0);
-      this.#confirmed.delete(name);
       return { name, ok: false, kind: "transient", message: `provider ${handle.name} reported version ${String(version)} unchanged, but the cache holds another; fetching in full next time`, at };
     }
-    return { name, ok: true, value: held.value, sourceVersion: version, at };
+    return { name, ok: true, value: held.value, sourceVersion: version, at, held: fp };
   }
 
   #providerFailed(handle: ProviderHandle, names: string[], e: unknown): void {

@@ -106,6 +106,11 @@ export class FakeAws extends LocalServer {
     return p.versions.length;
   }
 
+  /** Deletes a parameter (DeleteParameter): later reads and walks no longer see it. */
+  deleteParam(name: string): void {
+    this.params.delete(name);
+  }
+
   fail(kind: AwsFault, opts: { match?: RegExp; times?: number } = {}): void {
     this.#fault = { kind, match: opts.match, times: opts.times ?? Infinity };
   }

@@ -15,6 +15,6 @@ export async function list(g: GlobalOptions, flags: { prefix: string | undefined
     io.out("no secrets this account may read\n");
     return 0;
   }
-  io.out(table(["NAME", "STATE", "AGE", "VERSION", "PROVIDER", "ERROR"], j.secrets.map((s) => [s.name, s.state, s.age_s === null ? "-" : `${s.age_s}s`, s.version === null ? "-" : String(s.version), s.provider, s.error ?? ""])));
+  io.out(table(["NAME", "STATE", "AGE", "VERSION", "PROVIDER", "ERROR"], j.secrets.map((s) => [s.name, s.state, s.age_s === null ? "-" : `${s.age_s}s`, s.kind === "hierarchy" ? `${s.members ?? 0} params` : s.version === null ? "-" : String(s.version), s.provider, s.error ?? ""])));
   return 0;
 }

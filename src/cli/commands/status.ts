@@ -33,7 +33,8 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
   for (const w of h.seal?.warnings ?? []) out.push(`WARNING: ${w}`);
   if (h.secrets) {
     const s = h.secrets;
-    out.push(`secrets: ${s.total} configured, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced, ${s.errors} with errors`);
+    const tree = s.hierarchies ? ` (${s.hierarchies} ${s.hierarchies === 1 ? "hierarchy" : "hierarchies"} and the parameters under them)` : "";
+    out.push(`secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced, ${s.errors} with errors`);
   }
   if (h.providers && h.providers.length > 0) {
     out.push("");

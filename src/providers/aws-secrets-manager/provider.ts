@@ -2,7 +2,7 @@ import { BatchGetSecretValueCommand, GetSecretValueCommand, SecretsManagerClient
 import type { z } from "zod";
 import { classifyAws, isAccessDenied } from "../aws/errors.js";
 import { credentialsFor } from "../aws/credentials.js";
-import { requestHandler } from "../aws/client.js";
+import { awsBackend, requestHandler } from "../aws/client.js";
 import { failed, textBytes, valueResult } from "../aws/values.js";
 import { chunks, mapPool } from "../pool.js";
 import { ProviderError, unchanged, type FetchResult, type Provider, type ProviderInit, type SecretRef } from "../provider.js";
@@ -82,6 +82,7 @@ export function create(init: ProviderInit<Options>): Provider {
 
   return {
     maxBatch: 100,
+    backend: awsBackend(o),
     async fetch(refs, signal) {
       const pinned = refs.filter((r) => r.version !== undefined);
       const current = refs.filter((r) => r.version === undefined);

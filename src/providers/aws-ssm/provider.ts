@@ -1,12 +1,11 @@
-import { createHash } from "node:crypto";
 import { GetParametersByPathCommand, GetParametersCommand, SSMClient, type Parameter } from "@aws-sdk/client-ssm";
 import type { z } from "zod";
 import { classifyAws, isAccessDenied } from "../aws/errors.js";
 import { credentialsFor } from "../aws/credentials.js";
-import { requestHandler } from "../aws/client.js";
+import { awsBackend, requestHandler } from "../aws/client.js";
 import { failed, textBytes, valueResult } from "../aws/values.js";
 import { chunks, mapPool } from "../pool.js";
-import { ProviderError, unchanged, type FetchResult, type Provider, type ProviderInit, type SecretRef } from "../provider.js";
+import { ProviderError, unchanged, type FetchResult, type Member, type Provider, type ProviderInit, type SecretRef } from "../provider.js";
 import type { awsSsmSchema } from "./schema.js";
 
 type Options = z.output<ReturnType<typeof awsSsmSchema>>;
@@ -16,10 +15,12 @@ export const BATCH = 10;
 
 /**
  * A hierarchy: `path: /app/prod/*` (one level) or `/app/prod/**` (recursive) reads
- * every parameter under `/app/prod/` with GetParametersByPath. The secret's value
- * is a JSON object {leaf: value} (leaf relative to the prefix, e.g. `db/host` when
- * recursive), and `key` picks one leaf; several secrets naming the same hierarchy
- * with different keys share one walk per sync.
+ * every parameter under `/app/prod/` with GetParametersByPath, and each becomes a
+ * secret of its own, named after the entry and the parameter's path below the
+ * prefix (entry `app/prod`, parameter `/app/prod/db/password`: `app/prod/db/password`;
+ * see src/sync/engine.ts for naming, removal and errors). `key` and `version` have
+ * no meaning there (name one parameter as `path` to pick a JSON key out of it, or
+ * to pin its version) and are refused for the entry.
  */
 export function hierarchyOf(path: string): { prefix: string; recursive: boolean } | undefined {
   const m = /^(.*\/)(\*\*?)$/.exec(path);
@@ -69,10 +70,10 @@ export function create(init: ProviderInit<Options>): Provider {
     });
   }
 
+  /** One complete walk (every page) of a hierarchy; anything malformed rejects the whole walk, since what it omits is removed. */
   async function getTree(prefix: string, recursive: boolean, refs: SecretRef[], signal: AbortSignal): Promise<FetchResult[]> {
     const where = `ssm ${prefix}${recursive ? "**" : "*"}`;
-    const tree: Record<string, string> = {};
-    const versions: string[] = [];
+    const found: { relative: string; value: string; version: string }[] = [];
     try {
       let token: string | undefined;
       let pages = 0;
@@ -82,9 +83,10 @@ export function create(init: ProviderInit<Options>): Provider {
           { abortSignal: signal },
         );
         for (const p of r.Parameters ?? []) {
-          if (typeof p.Name !== "string" || typeof p.Value !== "string" || !p.Name.startsWith(prefix)) continue;
-          tree[p.Name.slice(prefix.length)] = p.Value;
-          versions.push(`${p.Name}@${p.Version ?? "?"}`);
+          if (typeof p.Name !== "string" || typeof p.Value !== "string" || typeof p.Version !== "number" || !p.Name.startsWith(prefix) || p.Name.length === prefix.length) {
+            throw new ProviderError("transient", `${where}: GetParametersByPath answered a parameter without Name/Value/Version under the path; walk rejected`);
+          }
+          found.push({ relative: p.Name.slice(prefix.length), value: p.Value, version: String(p.Version) });
         }
         token = r.NextToken;
         if (++pages > 1000) throw new ProviderError("transient", `${where}: more than 1000 pages; rejected`);
@@ -94,20 +96,23 @@ export function create(init: ProviderInit<Options>): Provider {
       if (c.scope === "provider") throw c.error;
       return refs.map((r) => failed(r, c.error));
     }
-    if (versions.length === 0) return refs.map((r) => failed(r, new ProviderError("permanent", `${where}: no parameters under ${prefix}`)));
-    const version = "tree:" + createHash("sha256").update(versions.sort().join("\n")).digest("hex").slice(0, 16);
-    const json = JSON.stringify(tree, Object.keys(tree).sort());
-    return refs.map((ref) => (ref.version !== undefined ? failed(ref, new ProviderError("permanent", `${where}: version cannot be pinned for a hierarchy`)) : valueResult(ref, textBytes(json), version, where)));
+    // Each entry naming this hierarchy gets its own copies: the engine zeroes what it is given.
+    return refs.map((ref): FetchResult => ({ name: ref.name, ok: true, members: found.map((f): Member => ({ relative: f.relative, value: textBytes(f.value), version: f.version })) }));
   }
 
   return {
     maxBatch: 100,
+    backend: awsBackend(o),
+    expands: (path) => hierarchyOf(path) !== undefined,
     async fetch(refs, signal) {
       const out: FetchResult[] = [];
       const trees = new Map<string, SecretRef[]>();
       const plain: SecretRef[] = [];
       for (const r of refs) {
-        if (hierarchyOf(r.path)) trees.set(r.path, [...(trees.get(r.path) ?? []), r]);
+        if (hierarchyOf(r.path) && (r.key !== undefined || r.version !== undefined)) {
+          const what = r.key !== undefined ? "key" : "version";
+          out.push(failed(r, new ProviderError("permanent", `ssm ${r.path}: ${what} cannot be used with a hierarchy: each parameter under it is served as its own secret (${r.name}/NAME); to pick a ${what} of one parameter, give its own name as path`)));
+        } else if (hierarchyOf(r.path)) trees.set(r.path, [...(trees.get(r.path) ?? []), r]);
         // A pinned version never changes: once held, no call.
         else if (r.version !== undefined && r.cachedVersion !== undefined && /^\d+$/.test(r.version) && r.cachedVersion === r.version) out.push(unchanged(r.name, r.version));
         else plain.push(r);

@@ -20,3 +20,8 @@ export interface AwsOptions {
 export function requestHandler(): { connectionTimeout: number; httpAgent: http.Agent; httpsAgent: https.Agent } {
   return { connectionTimeout: 5_000, httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }), httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 16 }) };
 }
+
+/** Which account view a provider reads (Provider.backend): a cached version from another says nothing here. */
+export function awsBackend(o: AwsOptions): string {
+  return JSON.stringify([o.region ?? null, o.endpoint ?? null, o.role_arn ?? null, o.profile ?? null]);
+}

@@ -35,6 +35,7 @@ export function create(init: ProviderInit<Options>): Provider {
     // Vault has no batch read: a batch is read with `concurrency` requests in flight
     // and lands in the cache as one transaction.
     maxBatch: 100,
+    backend: JSON.stringify([o.address, o.namespace ?? null]),
     async fetch(refs, signal) {
       await auth.ensure(signal);
       let results = await readAll(refs, signal);

@@ -32,7 +32,7 @@ describe("AWS providers through the daemon (standard credential chain from the e
       secrets: {
         "db/password": { provider: "sm", path: "pipeline/db", key: "password", refresh: "1s" },
         "kafka/password": { provider: "ssm", path: "/pipeline/kafka_password" },
-        "kafka/host": { provider: "ssm", path: "/pipeline/cfg/*", key: "host" },
+        "pipeline/cfg": { provider: "ssm", path: "/pipeline/cfg/*" },
         "aws/creds": { provider: "sts", path: "gw-17" },
       },
       log: { level: "debug" },
@@ -40,7 +40,7 @@ describe("AWS providers through the daemon (standard credential chain from the e
     const d = await launch(t, dir, config, { waitFor: "synced", env: fa.env() });
     assert.equal((await value(d, "db/password")).value, db1);
     assert.equal((await value(d, "kafka/password")).value, kafka);
-    assert.equal((await value(d, "kafka/host")).value, "broker.internal");
+    assert.equal((await value(d, "pipeline/cfg/host")).value, "broker.internal");
     const creds = JSON.parse((await value(d, "aws/creds")).value);
     assert.match(creds.AccessKeyId, /^ASIA/);
     assert.ok(Date.parse(creds.Expiration) > Date.now() + 14 * 60_000);

@@ -10,6 +10,12 @@ import { field, text, failure, thrown, byName as by } from "../../support/result
 import { assertNoLeaks, planted } from "../../support/planted.js";
 
 const dec = new TextDecoder();
+
+/** A hierarchy's members by their path below the prefix, values decoded. */
+function members(r: FetchResult | undefined): Map<string, { value: string; version: string | undefined }> {
+  assert.ok(r?.ok && r.members, `expected a hierarchy, got ${r && !r.ok ? r.error.message : "a value"}`);
+  return new Map(r.members.map((m) => [m.relative, { value: dec.decode(m.value), version: m.version }]));
+}
 const never = () => new AbortController().signal;
 const ROLE = "arn:aws:iam::123456789012:role/edge-gateway";
 
@@ -78,7 +84,7 @@ describe("AWS providers (official SDK clients against a local SigV4-verifying se
     assert.equal(text(r2.get("prev")), old);
     assert.equal(text(r2.get("byid")), old);
     const bin = r2.get("bin")!;
-    assert.ok(bin.ok && Buffer.from(bin.value).equals(Buffer.from([0, 1, 2, 255])));
+    assert.ok(bin.ok && Buffer.from(bin.value!).equals(Buffer.from([0, 1, 2, 255])));
     assert.deepEqual([failure(r2.get("missing")).kind, failure(r2.get("missing")).message], ["permanent", "secretsmanager app/none: not found (ResourceNotFoundException)"]);
     assert.equal(fa.count("secretsmanager.BatchGetSecretValue"), 1);
     assert.equal(fa.count("secretsmanager.GetSecretValue"), 2, "pinned versions go one by one");
@@ -174,20 +180,37 @@ describe("AWS providers (official SDK clients against a local SigV4-verifying se
     fa.putParam("/app/prod/host", "db.internal");
     for (let i = 0; i < 12; i++) fa.putParam(`/app/prod/flags/f${i}`, String(i));
     fa.resetCounts();
+    assert.equal(p.expands?.("/app/prod/*"), true);
+    assert.equal(p.expands?.("/app/prod/**"), true);
+    assert.equal(p.expands?.("/app/prod/host"), false);
     const r4 = by(
       await p.fetch(
         [
-          { name: "app/all", path: "/app/prod/*" },
-          { name: "app/db", path: "/app/prod/*", key: "db_password" },
-          { name: "app/f11", path: "/app/prod/**", key: "flags/f11" },
+          { name: "app/prod", path: "/app/prod/*" },
+          { name: "app/all", path: "/app/prod/**" },
+          { name: "app/keyed", path: "/app/prod/*", key: "db_password" },
+          { name: "app/pinned", path: "/app/prod/*", version: "1" },
         ],
         never(),
       ),
     );
-    assert.deepEqual(JSON.parse(text(r4.get("app/all"))), { db_password: db, host: "db.internal" });
-    assert.equal(text(r4.get("app/db")), db);
-    assert.equal(text(r4.get("app/f11")), "11");
+    const one = members(r4.get("app/prod"));
+    assert.deepEqual([...one.keys()], ["db_password", "host"], "one level: the parameters directly under the prefix");
+    assert.deepEqual(one.get("db_password"), { value: db, version: "1" });
+    assert.deepEqual(one.get("host"), { value: "db.internal", version: "1" });
+    const all = members(r4.get("app/all"));
+    assert.equal(all.size, 14);
+    assert.deepEqual(all.get("flags/f11"), { value: "11", version: "1" });
+    assert.match(failure(r4.get("app/keyed")).message, /key cannot be used with a hierarchy: each parameter under it is served as its own secret \(app\/keyed\/NAME\)/);
+    assert.equal(failure(r4.get("app/keyed")).kind, "permanent");
+    assert.match(failure(r4.get("app/pinned")).message, /version cannot be used with a hierarchy/);
     assert.equal(fa.count("ssm.GetParametersByPath"), 1 + 2, "one walk per hierarchy, 10 per page (14 recursive = 2 pages)");
+    assert.equal(fa.count("ssm.GetParameters"), 0);
+
+    // A page holding a parameter without a Value rejects the whole walk: what a walk omits is removed downstream.
+    fa.fail("garbage", { match: /GetParametersByPath/, times: 1 });
+    const g = failure((await p.fetch([{ name: "app/prod", path: "/app/prod/*" }], never()))[0]);
+    assert.equal(g.kind, "transient");
   });
 
   test("STS: AssumeRole credentials as a secret (credential_process JSON) with their expiry; not called again until 2/3 of the lifetime", async (t) => {

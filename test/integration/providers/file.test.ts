@@ -58,7 +58,7 @@ describe("file provider", () => {
     assert.equal(await value(p, { path: "empty" }), "");
     const r = await fetchOne(p, { path: "bin" });
     assert.ok(r.ok);
-    assert.deepEqual(Buffer.from(r.value), bin.subarray(0, 5));
+    assert.deepEqual(Buffer.from(r.value!), bin.subarray(0, 5));
   });
 
   test("a batch answers every secret by name, in subfolders, with keys from JSON and .env files", async (t) => {

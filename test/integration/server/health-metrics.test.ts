@@ -11,7 +11,7 @@ import { tmpDir } from "../../support/tmp.js";
 import { API_TOKEN, assertApiError } from "./api-helpers.js";
 
 const DEMO_NAMES = ["demo/api-token", "demo/db-password", "demo/kafka-password"];
-const LIST_FIELDS = ["age_s", "error", "fetched_at", "name", "provider", "source_version", "stale", "state", "version"];
+const LIST_FIELDS = ["age_s", "error", "fetched_at", "kind", "members", "name", "parent", "provider", "source_version", "stale", "state", "version"];
 
 function recent(iso: unknown, withinMs = 120_000): boolean {
   const t = Date.parse(String(iso));
@@ -60,7 +60,7 @@ test("/v1/health of a synced daemon: status ok, counts, provider last_success, h
   assert.equal(h.sealed, false);
   assert.equal(h.online, true);
   assert.ok(Number.isSafeInteger(h.revision) && h.revision >= 1);
-  assert.deepEqual(h.secrets, { total: 3, ok: 3, stale: 0, expired: 0, not_synced: 0, errors: 0 });
+  assert.deepEqual(h.secrets, { total: 3, ok: 3, stale: 0, expired: 0, not_synced: 0, errors: 0, hierarchies: 0 });
   assert.equal(h.providers.length, 1);
   const p = h.providers[0];
   assert.equal(p.name, "demo");

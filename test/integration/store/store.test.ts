@@ -9,6 +9,7 @@ import { isIntegrityError } from "../../../src/errors.js";
 import { createLogger } from "../../../src/log.js";
 import { SecretStore, type BatchItem } from "../../../src/store/store.js";
 import { quarantineFiles } from "../../../src/store/quarantine.js";
+import { SCHEMA_VERSION } from "../../../src/store/migrations.js";
 import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
@@ -413,7 +414,7 @@ describe("SecretStore on a real SQLite file", () => {
     test("(d') a row added (a copy of another under a new name)", (t) => {
       const f = fixture(t);
       const vals = seeded(f);
-      tamper(f.file, (db) => db.prepare("INSERT INTO secrets SELECT 'app/z', version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at FROM secrets WHERE name = 'app/a'").run());
+      tamper(f.file, (db) => db.prepare("INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at) SELECT 'app/z', version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at FROM secrets WHERE name = 'app/a'").run());
       assertQuarantinedAtOpen(f, f.open(), [...Object.keys(vals), "app/z"], /rows do not match the digest/);
     });
 
@@ -614,7 +615,7 @@ describe("SecretStore on a real SQLite file", () => {
       assert.throws(() => f.open(), /newer than this sealcache/);
       assert.ok(!fs.existsSync(quarantineDir(f)), "nothing quarantined");
       // Put the version back: the data is all still there.
-      tamper(f.file, (db) => db.pragma("user_version = 1"));
+      tamper(f.file, (db) => db.pragma(`user_version = ${SCHEMA_VERSION}`));
       const s = f.open();
       assert.deepEqual(s.quarantined, []);
       for (const [n, v] of Object.entries(vals)) sameValue(readText(s, n), v);
@@ -641,5 +642,98 @@ describe("quarantineFiles", () => {
     assert.match(fs.readFileSync(a.path.replace(/\.db$/, ".reason.txt"), "utf8"), /first reason/);
     assert.match(fs.readFileSync(b.path.replace(/\.db$/, ".reason.txt"), "utf8"), /second reason/);
     assert.ok(!fs.existsSync(file), "the live path is free for a fresh database");
+  });
+});
+
+describe("what a row's backend version is bound to (schema 3: held, origin)", () => {
+  function bound(name: string, value: string, at: number, sourceVersion: string, held: string, origin?: string): BatchItem {
+    return { name, ok: true, value: enc.encode(value), sourceVersion, at, held, origin };
+  }
+
+  /** A configured secret with a trusted version and a parameter found under a hierarchy, store closed. */
+  function seededBound(f: Fixture): void {
+    const s = f.open();
+    s.apply([ok("legacy/a", f.value("legacy"), 500, "v9"), bound("app/x", f.value("x"), 1000, "3", "fp-x"), bound("app/prod/db", f.value("db"), 1000, "7", "fp-h", "app/prod")]);
+    s.close();
+  }
+
+  test("survives a reopen; a touch that moves only the binding keeps the revision and the digest valid", (t) => {
+    const f = fixture(t);
+    seededBound(f);
+    const s = f.open();
+    assert.deepEqual(s.quarantined, []);
+    const x = s.meta("app/x")!;
+    assert.deepEqual([x.sourceVersion, x.held, x.origin], ["3", "fp-x", null]);
+    const db = s.meta("app/prod/db")!;
+    assert.deepEqual([db.sourceVersion, db.held, db.origin], ["7", "fp-h", "app/prod"]);
+    assert.deepEqual([s.meta("legacy/a")!.held, s.meta("legacy/a")!.origin], [null, null], "written without a binding");
+    const rev = s.revision;
+    const xv = readText(s, "app/x")!;
+    assert.deepEqual(s.apply([bound("app/x", xv, 2000, "4", "fp-x2")]), [], "same value: no change");
+    assert.equal(s.revision, rev, "the revision moves with values only");
+    s.close();
+    const r = f.open();
+    assert.deepEqual(r.quarantined, []);
+    assert.deepEqual([r.meta("app/x")!.sourceVersion, r.meta("app/x")!.held], ["4", "fp-x2"]);
+  });
+
+  test("a removed name is deleted with its error, announced, and leaves the digest valid", (t) => {
+    const f = fixture(t);
+    seededBound(f);
+    const s = f.open();
+    s.apply([failed("app/prod/db", "boom", 1500, "permanent")]);
+    const seen: (readonly string[])[] = [];
+    s.onChange((names) => seen.push(names));
+    const rev = s.revision;
+    assert.deepEqual(s.apply([], { removed: ["app/prod/db", "never/there"] }), ["app/prod/db"]);
+    assert.deepEqual(seen, [["app/prod/db"]]);
+    assert.equal(s.revision, rev + 1);
+    assert.equal(s.meta("app/prod/db"), undefined);
+    assert.equal(s.read("app/prod/db"), undefined);
+    assert.equal(s.secretError("app/prod/db"), undefined);
+    s.close();
+    const r = f.open();
+    assert.deepEqual(r.quarantined, []);
+    assert.equal(r.meta("app/prod/db"), undefined);
+    sameValue(readText(r, "app/x"), f.values[1]);
+  });
+
+  const edits: [string, (db: Database.Database) => void][] = [
+    ["a bound source_version edited (to skip fetching a rotated value)", (db) => db.prepare("UPDATE secrets SET source_version = '4' WHERE name = 'app/x'").run()],
+    ["held edited (to trust a version under another config)", (db) => db.prepare("UPDATE secrets SET held = 'fp-other' WHERE name = 'app/x'").run()],
+    ["origin set on a configured secret's row (to forge a hierarchy member)", (db) => db.prepare("UPDATE secrets SET origin = 'app' WHERE name = 'app/x'").run()],
+    ["origin moved to another hierarchy", (db) => db.prepare("UPDATE secrets SET origin = 'app' WHERE name = 'app/prod/db'").run()],
+    ["held and origin cleared (to pass as a row from before schema 3)", (db) => db.prepare("UPDATE secrets SET held = NULL, origin = NULL WHERE name = 'app/prod/db'").run()],
+    ["a binding added to a row written without one", (db) => db.prepare("UPDATE secrets SET held = 'fp-x' WHERE name = 'legacy/a'").run()],
+  ];
+  for (const [what, edit] of edits) {
+    test(`${what}: quarantined at open`, (t) => {
+      const f = fixture(t);
+      seededBound(f);
+      tamper(f.file, edit);
+      assertQuarantinedAtOpen(f, f.open(), ["app/x", "app/prod/db", "legacy/a"], /rows do not match the digest/);
+    });
+  }
+
+  test("a database from schema 2 opens: its rows keep their digest and are bound at their next sync", (t) => {
+    const f = fixture(t);
+    const v = f.value("old");
+    const s = f.open();
+    s.apply([ok("app/old", v, 1000, "5")]);
+    s.close();
+    // What schema 2 wrote: no held/origin columns at all.
+    tamper(f.file, (db) => {
+      db.exec("ALTER TABLE secrets DROP COLUMN held; ALTER TABLE secrets DROP COLUMN origin;");
+      db.pragma("user_version = 2");
+    });
+    const r = f.open();
+    assert.deepEqual(r.quarantined, []);
+    assert.deepEqual([r.meta("app/old")!.held, r.meta("app/old")!.sourceVersion], [null, "5"]);
+    r.apply([{ name: "app/old", ok: true, value: enc.encode(v), sourceVersion: "5", at: 2000, held: "fp" }]);
+    r.close();
+    const again = f.open();
+    assert.deepEqual(again.quarantined, []);
+    assert.equal(again.meta("app/old")!.held, "fp");
+    assert.equal(again.meta("app/old")!.version, 1);
   });
 });
