@@ -9,12 +9,12 @@ import { planted } from "./planted.js";
  * A local Vault that speaks the HTTP API the daemon uses (through node-vault):
  * AppRole / Kubernetes / JWT login, token lookup-self and renew-self with TTLs and
  * max TTLs, KV v1, KV v2 (data with ?version=, metadata current_version), dynamic
- * secrets with leases and sys/leases/renew, X-Vault-Namespace, and Vault's JSON
+ * secrets with leases and sys/leases/renew and /revoke, X-Vault-Namespace, and Vault's JSON
  * error shape `{"errors": [...]}`. It can be told to throttle (429), fail (500),
  * be sealed (503), hang, answer garbage or a truncated body, or go away, and it
  * counts requests per operation.
  */
-export type VaultOp = "login" | "lookup-self" | "renew-self" | "lease-renew" | "kv2-data" | "kv2-metadata" | "read";
+export type VaultOp = "login" | "lookup-self" | "renew-self" | "lease-renew" | "lease-revoke" | "kv2-data" | "kv2-metadata" | "read";
 export type VaultFault = "throttle" | "error" | "sealed" | "hang" | "garbage" | "truncated";
 
 interface TokenInfo {
@@ -66,6 +66,10 @@ export class FakeVault extends LocalServer {
   /** Whether renew-self / sys/leases/renew are refused (403 / 400). */
   refuseTokenRenewal = false;
   refuseLeaseRenewal = false;
+  /** Whether the token's policy lacks `update` on sys/leases/revoke (403, as Vault answers). */
+  refuseLeaseRevoke = false;
+  /** Lease ids revoked through sys/leases/revoke, in order. */
+  readonly revoked: string[] = [];
   readonly namespacesSeen = new Set<string>();
   #fault: { kind: VaultFault; match: RegExp | undefined; times: number } | undefined;
 
@@ -213,6 +217,17 @@ export class FakeVault extends LocalServer {
       lease.expiresAt = Date.now() + granted * 1000;
       return send(res, 200, { lease_id: body.lease_id, renewable: true, lease_duration: granted, request_id: randomBytes(8).toString("hex") });
     }
+    if (path === "sys/leases/revoke" && (m === "PUT" || m === "POST")) {
+      if (this.refuseLeaseRevoke) return send(res, 403, { errors: ["1 error occurred:\n\t* permission denied\n\n"] });
+      const id = typeof body.lease_id === "string" ? body.lease_id : "";
+      if (id === "") return send(res, 400, { errors: ["lease_id must be specified"] });
+      // Revoking a lease Vault no longer has (expired, already revoked) is not an error.
+      if (this.leases.delete(id)) this.revoked.push(id);
+      // sync defaults to true: the revocation is done when Vault answers 204; sync=false queues it (202).
+      res.writeHead(body.sync === false ? 202 : 204);
+      res.end();
+      return;
+    }
     if (m !== "GET") return send(res, 405, { errors: ["unsupported operation"] });
     for (const d of this.denied) if (path === d || path.startsWith(d + "/") || path.startsWith(d + "?")) return send(res, 403, { errors: ["1 error occurred:\n\t* permission denied\n\n"] });
 
@@ -267,6 +282,7 @@ export class FakeVault extends LocalServer {
     if (path === "auth/token/lookup-self") return "lookup-self";
     if (path === "auth/token/renew-self") return "renew-self";
     if (path === "sys/leases/renew") return "lease-renew";
+    if (path === "sys/leases/revoke") return "lease-revoke";
     if (/\/metadata\//.test(path)) return "kv2-metadata";
     if (/\/data\//.test(path)) return "kv2-data";
     void method;

@@ -25,17 +25,21 @@ export function parsePath(p: string): VaultPath {
   return { kind: "read", path: clean };
 }
 
-interface Lease {
+export interface Lease {
   id: string;
   version: string;
   duration: number;
   expiresAt: number;
+  renewable: boolean;
 }
 
 export interface ReadContext {
   readonly client: VaultClient;
   readonly signal: AbortSignal;
+  /** The lease of the credentials last read for each secret. */
   readonly leases: Map<string, Lease>;
+  /** Leases replaced by newer credentials, revoked once the cache holds the new ones (see revokeReplaced). */
+  readonly replaced: Map<string, Lease[]>;
 }
 
 /**
@@ -82,7 +86,7 @@ async function readPlain(ctx: ReadContext, ref: SecretRef, path: string, where: 
   const ro = { signal: ctx.signal };
   if (ref.version !== undefined) return fail(ref, `${where}: version can only be pinned for KV v2 paths (MOUNT/data/...)`);
   const held = ctx.leases.get(ref.name);
-  if (held && ref.cachedVersion === held.version && Date.now() < held.expiresAt) {
+  if (held && held.renewable && ref.cachedVersion === held.version && Date.now() < held.expiresAt) {
     try {
       const r = await ctx.client.renew({ lease_id: held.id, increment: Math.round(held.duration / 1000), requestOptions: ro });
       const granted = r?.lease_duration;
@@ -97,20 +101,33 @@ async function readPlain(ctx: ReadContext, ref: SecretRef, path: string, where: 
       // 400 "lease not found or lease is not renewable", 403: replaced below.
     }
   }
-  ctx.leases.delete(ref.name);
   const body = await ctx.client.read(path, ro);
   const data = body?.data;
   if (!isObject(data)) throw new AnswerRejected(`${where}: answer has no data object; rejected`);
   const leaseId = body?.lease_id;
   const duration = body?.lease_duration;
+  // The credentials just read replace the previous ones: their lease is revoked
+  // once the cache holds the new value (a lease not renewable is read again before
+  // it expires, and replaced the same way).
+  if (held && held.id !== leaseId) retire(ctx, ref.name, held);
+  ctx.leases.delete(ref.name);
   if (typeof leaseId === "string" && leaseId !== "" && typeof duration === "number" && duration > 0) {
     const version = `lease:${createHash("sha256").update(leaseId).digest("hex").slice(0, 16)}`;
-    const lease: Lease = { id: leaseId, version, duration: duration * 1000, expiresAt: Date.now() + duration * 1000 };
-    // Only a renewable lease is worth remembering; others are simply read again before they expire.
-    if (body?.renewable === true) ctx.leases.set(ref.name, lease);
+    const lease: Lease = { id: leaseId, version, duration: duration * 1000, expiresAt: Date.now() + duration * 1000, renewable: body?.renewable === true };
+    ctx.leases.set(ref.name, lease);
     return value(ref, data, version, where, lease.expiresAt);
   }
   return value(ref, data, undefined, where);
+}
+
+function retire(ctx: ReadContext, name: string, lease: Lease): void {
+  ctx.replaced.set(name, [...(ctx.replaced.get(name) ?? []), lease]);
+}
+
+/** A lease id without its random part, for logs: the secret engine path (`database/creds/edge/…`). */
+export function leasePath(id: string): string {
+  const i = id.lastIndexOf("/");
+  return i > 0 ? `${id.slice(0, i)}/…` : "…";
 }
 
 function value(ref: SecretRef, data: Record<string, unknown>, version: string | undefined, where: string, expiresAt?: number): FetchResult {

@@ -94,6 +94,13 @@ describe("vault through the daemon", () => {
       return v.version === 2 && v;
     }, 5_000, "new credentials");
     assert.equal(JSON.parse(replaced.value).username, "v-edge-2");
+    fv.refuseLeaseRenewal = false;
+    // The replaced lease is revoked once the new credentials are in the cache; the held one is not.
+    await eventually(() => fv.revoked.length === 1, 3_000, "old lease revoked");
+    assert.match(fv.revoked[0]!, /^database\/creds\/edge\//);
+    assert.equal(fv.leases.size, 1, "only the lease of the credentials served is left");
+    assert.ok(!fv.revoked.includes([...fv.leases.keys()][0]!));
+    await d.waitForLog(/"secret":"db\/creds","lease":"database\/creds\/edge\/…".*replaced lease revoked/);
   });
 
   test("every error class keeps the cached value and shows the right state in /v1/health, the list and `status`", async (t) => {

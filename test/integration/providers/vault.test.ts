@@ -245,6 +245,94 @@ describe("vault provider (node-vault against a local Vault API)", () => {
     assert.ok(s2.ok && !s2.unchanged && text(s2) !== text(s1), "replaced, not renewed for 10 s");
   });
 
+  test("replaced leases are revoked once the cache holds the new credentials; a refused or failing revocation is logged, never thrown, and retried only when transient", async (t) => {
+    const { fv, p, logs } = await setup(t, "token");
+    let n = 0;
+    fv.dynamic.set("database/creds/edge", { ttl: 60, maxTtl: 3600, renewable: true, make: () => ({ username: `v-edge-${++n}`, password: planted(`db${n}`) }) });
+    const ref: SecretRef = { name: "db", path: "database/creds/edge", key: "username" };
+    const read = async (cached?: FetchResult) => {
+      const r = (await p.fetch([{ ...ref, cachedVersion: cached?.ok ? cached.version : undefined }], never()))[0]!;
+      assert.ok(r.ok && r.version, "a value with a lease version");
+      return { r, lease: [...fv.leases.keys()].at(-1)! };
+    };
+    const committed = (r: FetchResult) => p.committed!(new Map([["db", r.ok ? r.version : undefined]]), never());
+    const l1 = await read();
+    await committed(l1.r);
+    assert.equal(fv.count("lease-revoke"), 0, "nothing replaced yet");
+
+    fv.refuseLeaseRenewal = true;
+    const l2 = await read(l1.r);
+    assert.equal(text(l2.r), "v-edge-2");
+    assert.equal(fv.count("lease-revoke"), 0, "the old credentials are still what the cache serves until the new ones are committed");
+    await committed(l2.r);
+    assert.deepEqual(fv.revoked, [l1.lease]);
+    await committed(l2.r);
+    assert.equal(fv.count("lease-revoke"), 1, "revoked once");
+    assert.ok(fv.leases.has(l2.lease), "the credentials held are never revoked");
+
+    // A replacement whose commit failed (the cache still holds l2) is replaced again: both go once l4 is held.
+    const l3 = await read(l2.r);
+    const l4 = await read(l2.r);
+    await committed(l4.r);
+    assert.deepEqual(fv.revoked.slice(1).sort(), [l2.lease, l3.lease].sort());
+    assert.ok(fv.leases.has(l4.lease));
+
+    // A lease that is not renewable is read again before it expires; the one it replaced is revoked.
+    fv.dynamic.set("aws/creds/edge", { ttl: 60, maxTtl: 60, renewable: false, make: () => ({ access_key: `AKIA${++n}` }) });
+    const a1 = (await p.fetch([{ name: "aws", path: "aws/creds/edge" }], never()))[0]!;
+    const a1Lease = [...fv.leases.keys()].at(-1)!;
+    const a2 = (await p.fetch([{ name: "aws", path: "aws/creds/edge", cachedVersion: a1.ok ? a1.version : "" }], never()))[0]!;
+    assert.ok(a2.ok && !a2.unchanged && a2.version !== (a1.ok && a1.version));
+    await p.committed!(new Map([["aws", a2.ok ? a2.version : undefined]]), never());
+    assert.equal(fv.revoked.at(-1), a1Lease);
+
+    // Refused (403): logged, not thrown, not retried.
+    fv.refuseLeaseRevoke = true;
+    const l5 = await read(l4.r);
+    const before = fv.count("lease-revoke");
+    await committed(l5.r);
+    assert.equal(fv.count("lease-revoke"), before + 1);
+    assert.match(logs(), /permission denied \(HTTP 403\).*could not revoke a replaced lease; it ends at its TTL/);
+    fv.refuseLeaseRevoke = false;
+    await committed(l5.r);
+    assert.equal(fv.count("lease-revoke"), before + 1, "a refused revocation is not retried");
+    assert.ok(fv.leases.has(l4.lease), "left to expire");
+
+    // Vault failing (500): retried after the next successful sync of the secret.
+    fv.fail("error", { match: /^sys\/leases\/revoke$/, times: 1 });
+    const l6 = await read(l5.r);
+    await committed(l6.r);
+    assert.ok(!fv.revoked.includes(l5.lease));
+    assert.match(logs(), /answered HTTP 500.*could not revoke a replaced lease; retrying after the next sync/);
+    await committed(l6.r);
+    assert.equal(fv.revoked.at(-1), l5.lease);
+    assert.ok(!logs().includes(l5.lease), "lease ids are logged by their path only");
+  });
+
+  test("the fake Vault's sys/leases/revoke answers as Vault does: 204, 400 without lease_id, 403 without the capability, 204 for an unknown lease", async (t) => {
+    const { fv } = await setup(t, "token");
+    const token = fv.issueToken();
+    fv.dynamic.set("database/creds/x", { ttl: 60, maxTtl: 60, renewable: true, make: () => ({ u: "x" }) });
+    const read = await fetch(`${fv.url}/v1/database/creds/x`, { headers: { "x-vault-token": token } });
+    const leaseId = (await read.json()).lease_id as string;
+    const revoke = (body: unknown, tok = token) => fetch(`${fv.url}/v1/sys/leases/revoke`, { method: "PUT", headers: { "x-vault-token": tok, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const noId = await revoke({});
+    assert.deepEqual([noId.status, await noId.json()], [400, { errors: ["lease_id must be specified"] }]);
+    assert.equal((await revoke({ lease_id: leaseId }, "hvs.nope")).status, 403);
+    fv.refuseLeaseRevoke = true;
+    const denied = await revoke({ lease_id: leaseId });
+    assert.equal(denied.status, 403);
+    assert.match((await denied.json()).errors[0], /permission denied/);
+    fv.refuseLeaseRevoke = false;
+    const ok = await revoke({ lease_id: leaseId });
+    assert.deepEqual([ok.status, await ok.text()], [204, ""]);
+    assert.deepEqual(fv.revoked, [leaseId]);
+    const renew = await fetch(`${fv.url}/v1/sys/leases/renew`, { method: "PUT", headers: { "x-vault-token": token }, body: JSON.stringify({ lease_id: leaseId }) });
+    assert.equal(renew.status, 400, "a revoked lease cannot be renewed");
+    assert.equal((await revoke({ lease_id: leaseId })).status, 204, "revoking it again is not an error");
+    assert.deepEqual(fv.revoked, [leaseId]);
+  });
+
   test("TLS: CA file and client certificate; a server the CA did not sign is refused", async (t) => {
     const certs = makeCerts(path.join(tmpDir(t), "certs"));
     const tls = { key: fs.readFileSync(certs.serverKey), cert: fs.readFileSync(certs.serverCert), ca: fs.readFileSync(certs.caFile), requireClientCert: true };
