@@ -63,6 +63,11 @@ export class SecretReader {
     return this.#catalog.listed();
   }
 
+  /** Whether a refresh of `name` queues anything: a configured entry, or a name under a hierarchy. */
+  isRefreshable(name: string): boolean {
+    return this.#catalog.owner(name) !== undefined;
+  }
+
   /** The hierarchy a listed name is, or belongs to. */
   hierarchyOf(name: string): string | undefined {
     const k = this.#catalog.kind(name);

@@ -182,8 +182,9 @@ export function createRoutes(d: RouteDeps) {
       const c = core();
       if (name !== null) {
         checkName(name);
-        // A hierarchy, or a name under one, refreshes the whole hierarchy.
-        if (!c.reader.isConfigured(name) && c.reader.hierarchyOf(name) !== name) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured`);
+        // A hierarchy, or any name under one (a parameter may have been created since
+        // the last walk), refreshes the whole hierarchy.
+        if (!c.reader.isRefreshable(name)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured`);
       }
       const queued = c.sync.trigger(name === null ? [] : [name]);
       sendJson(ctx.res, 202, { queued });

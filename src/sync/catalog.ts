@@ -147,6 +147,10 @@ export class Catalog {
   }
 
   /** Which entry a name belongs to: a configured name is its own; otherwise the most specific hierarchy above it. */
+  owner(name: string): string | undefined {
+    return this.#claimant(name);
+  }
+
   #claimant(name: string): string | undefined {
     if (this.entry(name)) return name;
     for (const h of this.#hierarchies) if (name.startsWith(h + "/")) return h;

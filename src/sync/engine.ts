@@ -132,10 +132,11 @@ export class SyncEngine {
 
   /**
    * Makes the named entries due now, past any backoff (all when empty); a name
-   * under a hierarchy queues its hierarchy. Returns the entries queued.
+   * under a hierarchy (held or not: it may have been created since) queues its
+   * hierarchy. Returns the entries queued.
    */
   trigger(names: readonly string[] = []): string[] {
-    const list = names.length > 0 ? [...new Set(names.map((n) => this.#catalog.kind(n)?.entry).filter((e): e is string => e !== undefined))] : this.#catalog.entries();
+    const list = names.length > 0 ? [...new Set(names.map((n) => this.#catalog.owner(n)).filter((e): e is string => e !== undefined))] : this.#catalog.entries();
     const now = Date.now();
     for (const n of list) {
       this.#due.set(n, now);

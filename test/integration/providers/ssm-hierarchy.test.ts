@@ -118,6 +118,10 @@ describe("an SSM hierarchy is synced as many names", () => {
     await d.waitForLog(/"removed":\["app\/prod\/api-key"\].*no longer served/);
     // The other parameters are untouched.
     assert.equal((await value(d, "app/prod/db/password")).version, 2);
+    // A refresh of any name under the hierarchy (it may have been created since) walks the hierarchy.
+    const q = await d.get("/v1/refresh?name=app/prod/not-yet", { method: "POST" });
+    assert.deepEqual([q.status, q.json().queued], [202, ["app/prod"]]);
+    assert.equal((await d.get("/v1/refresh?name=app/elsewhere", { method: "POST" })).status, 404);
   });
 
   test("before the first walk names under the hierarchy are not_synced (503, Retry-After); parameters whose names cannot be served are skipped and reported; key on a hierarchy is refused", async (t) => {
