@@ -3,7 +3,8 @@ import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { ProviderError, isProviderError, type FetchResult, type HierarchyResult, type Provider, type SecretRef } from "../providers/provider.js";
 import type { BatchItem, ProviderState, SecretStore } from "../store/store.js";
-import { Catalog, type Skipped } from "./catalog.js";
+import { Catalog } from "./catalog.js";
+import { expandWalk, type Outcome } from "./hierarchy.js";
 import { Semaphore } from "./semaphore.js";
 import { backoffDelay, refreshDelay, resumeDue, staleAfter } from "./timing.js";
 
@@ -43,19 +44,6 @@ interface ProviderRuntime extends ProviderState {
   nextAttempt: number;
 }
 
-/** What one batch's answers turn into: the store transaction, and what follows once it commits. */
-interface Outcome {
-  readonly items: BatchItem[];
-  readonly removed: string[];
-  readonly cleared: string[];
-  /** Hierarchies walked completely: their members from now on. */
-  readonly walks: Map<string, Set<string>>;
-  /** When a leased value (Vault lease, STS credentials) stops being usable. */
-  readonly expiry: Map<string, number>;
-}
-
-/** How many skipped parameters an error message names before summing up the rest. */
-const SKIPPED_NAMED = 5;
 
 /**
  * Decides when each secret is fetched and applies what comes back. One timer for
@@ -347,7 +335,8 @@ export class SyncEngine {
         continue;
       }
       if (tree && r.ok && Array.isArray(r.members)) {
-        this.#expand(handle, name, r as HierarchyResult, at, out);
+        const skipped = expandWalk(this.#catalog, handle.name, name, r as HierarchyResult, at, out);
+        if (skipped > 0) this.#log.warn({ provider: handle.name, secret: name, skipped }, "parameters under a hierarchy not served (see its error)");
         continue;
       }
       if (!tree && r.ok && r.members === undefined) {
@@ -368,68 +357,6 @@ export class SyncEngine {
       out.items.push({ name, ok: false, kind, message, at });
     }
     return out;
-  }
-
-  /**
-   * One complete walk of a hierarchy: each parameter becomes a secret of its own
-   * (ENTRY/relative, lower-cased); one whose name cannot be served is skipped and
-   * named in the hierarchy's error; members the walk no longer finds are removed.
-   * An empty walk removes nothing: a hierarchy that suddenly holds nothing is far
-   * more often a wrong path, a moved tree or a permission change than a fleet-wide
-   * revocation, so its cached parameters are kept (stale) and the emptiness is
-   * reported as the hierarchy's error.
-   */
-  #expand(handle: ProviderHandle, entry: string, r: HierarchyResult, at: number, out: Outcome): void {
-    const sc = this.#catalog.entry(entry)!;
-    const fp = this.#catalog.fingerprint(entry);
-    const where = `${handle.name} ${sc.path}`;
-    const skipped: Skipped[] = [];
-    const found = new Map<string, { relative: string; value: Uint8Array; version: string | undefined }[]>();
-    for (const m of r.members) {
-      if (!m || typeof m.relative !== "string" || !(m.value instanceof Uint8Array)) {
-        for (const x of r.members) if (x?.value instanceof Uint8Array) x.value.fill(0);
-        out.items.push({ name: entry, ok: false, kind: "transient", message: `provider ${handle.name} returned a malformed hierarchy for ${sc.path}; rejected`, at });
-        return;
-      }
-      const c = this.#catalog.childName(entry, m.relative);
-      if ("skipped" in c) {
-        skipped.push({ relative: m.relative, reason: c.skipped });
-        m.value.fill(0);
-        continue;
-      }
-      found.set(c.name, [...(found.get(c.name) ?? []), { relative: m.relative, value: m.value, version: typeof m.version === "string" ? m.version : undefined }]);
-    }
-    const members = new Set<string>();
-    for (const [name, list] of found) {
-      if (list.length > 1) {
-        // Parameter names differing only in case: neither is served rather than one at random.
-        for (const x of list) {
-          skipped.push({ relative: x.relative, reason: `its name ${name} is also the lower-cased name of ${list.filter((y) => y !== x).map((y) => y.relative).join(", ")}` });
-          x.value.fill(0);
-        }
-        continue;
-      }
-      const x = list[0]!;
-      members.add(name);
-      out.items.push({ name, ok: true, value: x.value, sourceVersion: x.version, at, held: fp, origin: entry });
-    }
-    const before = this.#catalog.members(entry);
-    if (r.members.length === 0 && before.size > 0) {
-      out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: the backend answered that the hierarchy holds no parameters now; the ${before.size} cached are kept (stale) in case the path or a permission changed; delete them one by one to stop serving them`, at });
-      return;
-    }
-    out.removed.push(...[...before].filter((n) => !members.has(n)));
-    out.walks.set(entry, members);
-    if (r.members.length === 0) {
-      out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: no parameters under this path (check it and the role's ssm:GetParametersByPath permission)`, at });
-    } else if (skipped.length > 0) {
-      this.#log.warn({ provider: handle.name, secret: entry, skipped: skipped.length }, "parameters under a hierarchy not served (see its error)");
-      const named = skipped.slice(0, SKIPPED_NAMED).map((s) => `${s.relative} (${s.reason})`);
-      const more = skipped.length > SKIPPED_NAMED ? `, and ${skipped.length - SKIPPED_NAMED} more` : "";
-      out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: ${skipped.length} parameter(s) not served: ${named.join("; ")}${more}`, at });
-    } else {
-      out.cleared.push(entry);
-    }
   }
 
   /**

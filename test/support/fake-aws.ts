@@ -15,7 +15,7 @@ import { verifySigV4, type SigV4Credentials } from "./sigv4.js";
  * operation ("secretsmanager.GetSecretValue", "ssm.GetParameters", "sts.AssumeRole"...).
  */
 export const ACCOUNT = "123456789012";
-export type AwsFault = "throttle" | "error" | "hang" | "garbage" | "truncated" | "badsig";
+export type AwsFault = "throttle" | "error" | "hang" | "garbage" | "truncated" | "badsig" | "malformed";
 
 interface SmVersion {
   id: string;
@@ -161,6 +161,9 @@ export class FakeAws extends LocalServer {
           res.write(full.slice(0, Math.floor(full.length / 2)), () => setTimeout(() => res.socket?.destroy(), 20));
           return;
         }
+        case "malformed":
+          // Well-formed JSON that is not what the API documents: a parameter without its Value.
+          return sendJson(res, op === "ssm.GetParametersByPath" ? { Parameters: [{ Name: "/x/y", Type: "String", Version: 1 }] } : {});
         case "badsig":
           return isJson ? jsonError(res, 400, "InvalidSignatureException", "The request signature we calculated does not match the signature you provided.") : xmlError(res, 403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.");
       }

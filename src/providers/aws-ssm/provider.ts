@@ -92,6 +92,8 @@ export function create(init: ProviderInit<Options>): Provider {
         if (++pages > 1000) throw new ProviderError("transient", `${where}: more than 1000 pages; rejected`);
       } while (token);
     } catch (e) {
+      // Our own rejections (a malformed or endless answer) are about this hierarchy, not an outage.
+      if (e instanceof ProviderError) return refs.map((r) => failed(r, e));
       const c = classifyAws(e, where);
       if (c.scope === "provider") throw c.error;
       return refs.map((r) => failed(r, c.error));

@@ -207,10 +207,14 @@ describe("AWS providers (official SDK clients against a local SigV4-verifying se
     assert.equal(fa.count("ssm.GetParametersByPath"), 1 + 2, "one walk per hierarchy, 10 per page (14 recursive = 2 pages)");
     assert.equal(fa.count("ssm.GetParameters"), 0);
 
-    // A page holding a parameter without a Value rejects the whole walk: what a walk omits is removed downstream.
-    fa.fail("garbage", { match: /GetParametersByPath/, times: 1 });
-    const g = failure((await p.fetch([{ name: "app/prod", path: "/app/prod/*" }], never()))[0]);
-    assert.equal(g.kind, "transient");
+    // An unreadable page, or one holding a parameter without its Value, rejects the whole walk (what a walk
+    // omits is removed downstream), for this hierarchy only: the provider is not taken offline.
+    for (const fault of ["garbage", "malformed"] as const) {
+      fa.fail(fault, { match: /GetParametersByPath/, times: 1 });
+      const g = failure((await p.fetch([{ name: "app/prod", path: "/app/prod/*" }], never()))[0]);
+      assert.equal(g.kind, "transient", fault);
+      assert.match(g.message, fault === "malformed" ? /without Name\/Value\/Version.*walk rejected/ : /could not be read/);
+    }
   });
 
   test("STS: AssumeRole credentials as a secret (credential_process JSON) with their expiry; not called again until 2/3 of the lifetime", async (t) => {
