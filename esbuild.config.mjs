@@ -13,7 +13,8 @@ const banner = [
 ].join("\n");
 
 // Chunk names carry content hashes; without this, every build would leave the last one's behind.
-rmSync(new URL("./dist/", import.meta.url), { recursive: true, force: true });
+// Only the bundle's own files go: dist/packages and dist/stage belong to `npm run package`.
+for (const f of ["chunks/", "main.mjs", "main.mjs.map"]) rmSync(new URL(`./dist/${f}`, import.meta.url), { recursive: true, force: true });
 
 await build({
   entryPoints: { main: "src/main.ts" },

@@ -128,7 +128,7 @@ export async function buildNative({ arch, nodeMajors, outDir, cacheDir, log = (s
     await installPruned(src, path.join(outDir, "node_modules", name), keep(a));
   }
   const koffi = path.join(outDir, "node_modules/koffi", `build/koffi/${a.koffi}/koffi.node`);
-  await run(`${a.tools}strip`, ["--strip-unneeded", koffi]);
+  await run(`${a.tools}strip`, ["--strip-unneeded", "--remove-section=.comment", "--remove-section=.note", koffi]);
   await verifyElf(koffi, arch);
   await checkRequires(path.join(outDir, "node_modules"));
 
@@ -223,7 +223,7 @@ async function compileBetterSqlite3({ arch, majors, outDir, cacheDir, log }) {
     const cache = before ? ccacheSummary(before, ccacheCounts(await run(ccache, ["--print-stats"], { env }))) : "no ccache";
     const file = path.join(outDir, "native", `better_sqlite3-node-v${abi}.node`);
     await copyFile(path.join(work, "build/Release/better_sqlite3.node"), file);
-    await run(`${a.tools}strip`, ["--strip-unneeded", file]);
+    await run(`${a.tools}strip`, ["--strip-unneeded", "--remove-section=.comment", "--remove-section=.note", file]);
     await verifyElf(file, arch);
     log(`${arch}: better-sqlite3 for Node ${nodeRelease(arch, major)} (ABI ${abi}) in ${seconds} s (${cache}), ${kib(await stat(file))} KiB`);
     out.push({ major, node: nodeRelease(arch, major), abi, file, seconds, cache });
@@ -240,6 +240,10 @@ function compilerEnv(a, cacheDir, ccache) {
   const cc = (tool) => (ccache ? `${ccache} ${a.tools}${tool}` : `${a.tools}${tool}`);
   return {
     ...env,
+    // Debian's hardening defaults (dpkg-buildflags): this code handles secrets.
+    CFLAGS: "-D_FORTIFY_SOURCE=2 -fstack-protector-strong -Wformat -Werror=format-security",
+    CXXFLAGS: "-D_FORTIFY_SOURCE=2 -fstack-protector-strong -Wformat -Werror=format-security",
+    LDFLAGS: "-Wl,-z,relro -Wl,-z,now",
     CC: cc("gcc"),
     CXX: cc("g++"),
     LINK: `${a.tools}g++`,

@@ -25,7 +25,7 @@ test("the README's first command, run in a fresh copy, serves a demo secret", as
   const dir = tmpDir(t, "sc-readme-");
   fs.cpSync(ROOT, dir, {
     recursive: true,
-    filter: (src) => !/^\/(\.git|\.demo|dist|test\/\.logs)(\/|$)/.test(src.slice(ROOT.length)),
+    filter: (src) => !/^\/(\.git|\.demo|\.cache|\.scratch|dist|test\/\.logs)(\/|$)/.test(src.slice(ROOT.length)),
   });
   const command = readmeCommand("demo");
   const child = spawn("bash", ["-c", command], { cwd: dir, detached: true, stdio: ["ignore", "pipe", "pipe"] });

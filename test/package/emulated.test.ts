@@ -1,0 +1,66 @@
+// The arm64 (and armhf) packages' own files — bundle, launcher flags, native
+// addons — run under qemu user-mode emulation with that architecture's Node from
+// npm: a real daemon serving a secret over a real socket to this (x86) host.
+import assert from "node:assert/strict";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+// @ts-expect-error -- plain ESM build script without type declarations
+import { fetchNode } from "../../packaging/native.mjs";
+import { eventually, ROOT } from "../support/daemon.js";
+import { req } from "../support/http.js";
+import { assertNoLeaks, DEMO_VALUES } from "../support/planted.js";
+import { builtPackage } from "../support/packages.js";
+import { stopChild } from "../support/chroot.js";
+
+const EMULATORS: Record<string, { qemu: string; sysroot: string; arch: string }> = {
+  arm64: { qemu: "qemu-aarch64-static", sysroot: "/usr/aarch64-linux-gnu", arch: "arm64" },
+  armhf: { qemu: "qemu-arm-static", sysroot: "/usr/arm-linux-gnueabihf", arch: "arm" },
+};
+
+for (const [arch, emu] of Object.entries(EMULATORS)) {
+  test(`the ${arch} package's daemon runs under ${emu.qemu} and serves a secret over its socket`, async (t) => {
+    const deb = builtPackage("deb", arch);
+    const work = fs.mkdtempSync(`/tmp/sc-pkg-${arch}-`);
+    t.after(() => fs.rmSync(work, { recursive: true, force: true }));
+    const root = path.join(work, "root");
+    execFileSync("dpkg-deb", ["-x", deb, root]);
+    const node = path.join(await fetchNode({ arch, major: 20, cacheDir: path.join(ROOT, ".cache/packaging") }), "bin/node");
+
+    // The packaged launcher, with the emulator in front of its node and the root in front of its paths.
+    const launcher = fs.readFileSync(path.join(root, "usr/bin/sealcache"), "utf8");
+    const m = /^exec \/usr\/bin\/node (.*) (\/usr\/lib\/sealcache\/main\.mjs) "\$@"$/m.exec(launcher);
+    assert.ok(m, launcher);
+    const argv = (...args: string[]) => ["-L", emu.sysroot, node, ...m[1]!.split(" "), path.join(root, m[2]!), ...args];
+
+    fs.mkdirSync(path.join(work, "files"));
+    fs.writeFileSync(path.join(work, "files/api-token"), DEMO_VALUES[0]);
+    const config = path.join(work, "sealcache.yaml");
+    const socket = path.join(work, "sealcache.sock");
+    fs.writeFileSync(config, [`data_dir: ${work}/data`, `socket: ${socket}`, "seal: { type: host }", `providers: { local: { type: file, dir: ${work}/files } }`, "secrets: { demo/api-token: { provider: local, path: api-token } }", "policy: [{ match: { uid: 0 }, allow: ['**'], admin: true }]", ""].join("\n"));
+
+    const version = spawnSync(emu.qemu, argv("--version"), { encoding: "utf8" });
+    assert.match(version.stdout, /^sealcache \d/, version.stderr);
+    const arch_ = spawnSync(emu.qemu, ["-L", emu.sysroot, node, "-p", "process.arch"], { encoding: "utf8" });
+    assert.equal(arch_.stdout.trim(), emu.arch, "the Node under qemu is the package's architecture");
+
+    const log = path.join(work, "daemon.log");
+    const fd = fs.openSync(log, "w");
+    const daemon = spawn(emu.qemu, argv("daemon", "--config", config), { stdio: ["ignore", fd, fd] });
+    fs.closeSync(fd);
+    try {
+      const started = Date.now();
+      const reply = await eventually(async () => {
+        const r = await req(socket, "/v1/secrets/demo/api-token").catch(() => undefined);
+        return r?.status === 200 ? r : undefined;
+      }, 120_000, `the ${arch} daemon to serve the secret`);
+      t.diagnostic(`${arch} under qemu: first secret served ${((Date.now() - started) / 1000).toFixed(1)} s after start`);
+      assert.equal(JSON.parse(reply.body).value, DEMO_VALUES[0]);
+      assert.equal(await stopChild(daemon), 0, "the daemon exits 0 on SIGTERM");
+    } finally {
+      if (daemon.exitCode === null) await stopChild(daemon, "SIGKILL");
+      assertNoLeaks(fs.readFileSync(log), `the ${arch} daemon's output`);
+    }
+  });
+}

@@ -1,0 +1,15 @@
+// The packages `npm run test:package` builds before its tests run.
+import fs from "node:fs";
+import path from "node:path";
+import { ROOT } from "./daemon.js";
+
+export const PACKAGES = path.join(ROOT, "dist/packages");
+const RPM_ARCH: Record<string, string> = { amd64: "x86_64", arm64: "aarch64", armhf: "armv7hl" };
+
+export function builtPackage(kind: "deb" | "rpm", arch: string, release = 1): string {
+  const version = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).version as string;
+  const name = kind === "deb" ? `sealcache_${version}-${release}_${arch}.deb` : `sealcache-${version}-${release}.${RPM_ARCH[arch]}.rpm`;
+  const file = path.join(PACKAGES, name);
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing: run npm run test:package (it builds the packages first)`);
+  return file;
+}
