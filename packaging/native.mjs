@@ -344,9 +344,27 @@ async function fetchPackage(name, cacheDir, log) {
 }
 
 /** `npm pack name@version` into cacheDir/downloads once; checked against the lock's integrity when it has one. */
-async function npmPack(name, version, cacheDir, integrity, log) {
-  const dir = path.join(cacheDir, "downloads");
-  const file = path.join(dir, `${name.replace(/^@/, "").replace("/", "-")}-${version}.tgz`);
+function npmPack(name, version, cacheDir, integrity, log) {
+  const file = path.join(cacheDir, "downloads", `${name.replace(/^@/, "").replace("/", "-")}-${version}.tgz`);
+  return sharedWork(file, () => npmPackNow(name, version, file, integrity, log));
+}
+
+/**
+ * Architectures are built side by side (packaging/build.mjs) and need the same
+ * tarballs: one download or extraction per file per process, the others wait on it.
+ */
+const inFlight = new Map();
+function sharedWork(key, fn) {
+  if (!inFlight.has(key)) {
+    const p = fn();
+    inFlight.set(key, p);
+    p.catch(() => inFlight.delete(key));
+  }
+  return inFlight.get(key);
+}
+
+async function npmPackNow(name, version, file, integrity, log) {
+  const dir = path.dirname(file);
   if (!existsSync(file)) {
     log(`npm pack ${name}@${version}`);
     // Into a private folder first, so an interrupted download never looks complete.
@@ -365,7 +383,11 @@ async function npmPack(name, version, cacheDir, integrity, log) {
 }
 
 /** Extracts an npm tarball (without its package/ prefix) into dir unless a previous run completed it. */
-async function extractOnce(tgz, dir) {
+function extractOnce(tgz, dir) {
+  return sharedWork(dir, () => extractNow(tgz, dir));
+}
+
+async function extractNow(tgz, dir) {
   const done = path.join(dir, ".extracted");
   if (existsSync(done)) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
