@@ -14,6 +14,27 @@ export interface SecretRef {
    * when the backend still has this version, instead of reading data.
    */
   readonly cachedVersion?: string | undefined;
+  /**
+   * The lease the cached value is held under, as the cache recorded it (sealed) with
+   * `cachedVersion`: after a restart, what lets a provider renew the credentials it
+   * already handed out instead of minting new ones, and revoke them when it must
+   * replace them. Only given with `cachedVersion`.
+   */
+  readonly cachedLease?: LeaseState | undefined;
+}
+
+/**
+ * A lease on a value (a Vault dynamic secret). The cache keeps it sealed beside the
+ * value so a restart renews or revokes it. `id` is a handle on the credentials'
+ * life: never logged in full (log the engine path, see vault/secrets.ts leasePath).
+ */
+export interface LeaseState {
+  readonly id: string;
+  /** The duration the lease was first issued for (ms); a renewal asks for as much again. */
+  readonly duration: number;
+  /** When it ends unless renewed (ms since the epoch). */
+  readonly expiresAt: number;
+  readonly renewable: boolean;
 }
 
 /**
@@ -47,6 +68,8 @@ export function isProviderError(e: unknown): e is ProviderError {
  * jittered interval and about 2/3 of the remaining lifetime.
  * `unchanged: true`: the backend still holds `cachedVersion` (a cheap version check
  * passed, a lease was renewed); `value` is then empty and the cached value is kept.
+ * `lease`: the lease the value is now held under (after a renewal, with its new
+ * expiry); the cache records it with the value. Absent: the value has no lease.
  */
 export type FetchResult =
   | {
@@ -56,6 +79,7 @@ export type FetchResult =
       readonly version: string | undefined;
       readonly expiresAt?: number | undefined;
       readonly unchanged?: boolean | undefined;
+      readonly lease?: LeaseState | undefined;
       readonly members?: undefined;
     }
   | HierarchyResult
@@ -81,11 +105,12 @@ export interface HierarchyResult {
   readonly version?: undefined;
   readonly expiresAt?: undefined;
   readonly unchanged?: undefined;
+  readonly lease?: undefined;
 }
 
-/** The answer for a secret whose backend version is still the one cached. */
-export function unchanged(name: string, version: string | undefined, expiresAt?: number): FetchResult {
-  return { name, ok: true, value: new Uint8Array(0), version, expiresAt, unchanged: true };
+/** The answer for a secret whose backend version is still the one cached (held under `lease`, if it has one). */
+export function unchanged(name: string, version: string | undefined, expiresAt?: number, lease?: LeaseState): FetchResult {
+  return { name, ok: true, value: new Uint8Array(0), version, expiresAt, unchanged: true, lease };
 }
 
 /**

@@ -60,6 +60,16 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE secrets ADD COLUMN held TEXT;     -- fingerprint of the config entry the value was fetched under
   ALTER TABLE secrets ADD COLUMN origin TEXT;   -- the hierarchy entry a parameter was found under; NULL for a configured secret
   `,
+  // 4: the lease a value is held under (Vault dynamic secrets), so a restart renews the
+  // credentials it holds, or revokes them when it replaces them, instead of minting new
+  // ones and leaving the old ones live until their TTL. Sealed like a value (its own
+  // DEK, associated data naming the secret and its version) because the lease id is a
+  // handle on the credentials' life, and covered by the row's binding MAC in the
+  // digest, so an edited, cleared or swapped lease is quarantined. Both NULL: no lease.
+  `
+  ALTER TABLE secrets ADD COLUMN lease_dek BLOB;  -- the lease's data key, wrapped by the KEK
+  ALTER TABLE secrets ADD COLUMN lease BLOB;      -- the lease record, sealed under lease_dek
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

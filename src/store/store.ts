@@ -8,6 +8,9 @@ import { quarantineFiles, type QuarantineRecord } from "./quarantine.js";
 import { RowDigest } from "./digest.js";
 import { AuditLog, type AuditSettings } from "./audit.js";
 import { sqliteNativeBinding } from "./sqlite-binding.js";
+import { openLease, rewrapLease, sealLease, type SealedLease, type StoredLease } from "./lease.js";
+
+export type { StoredLease } from "./lease.js";
 
 export interface SecretMeta {
   readonly name: string;
@@ -24,13 +27,17 @@ export interface SecretMeta {
   readonly held: string | null;
   /** For a parameter found under a hierarchy: the hierarchy's entry name. Null for a configured secret. */
   readonly origin: string | null;
+  /** Whether a lease is recorded with the value (schema 4; read it with lease()). */
+  readonly leased: boolean;
 }
 
 interface MetaEntry extends SecretMeta {
   readonly valueMac: Uint8Array;
   readonly element: Uint8Array;
-  /** Keyed MAC over (name, version, sourceVersion, held, origin); null for a row with neither held nor origin. */
+  /** Keyed MAC over (name, version, sourceVersion, held, origin, sealed lease); null for a row with none of held, origin, lease. */
   readonly binding: Uint8Array | null;
+  /** The lease as sealed in the row (kept sealed in memory too; opened by lease()). */
+  readonly sealedLease: SealedLease | null;
   /** The wrapped DEK's random nonce as this store wrote it (see read()). */
   readonly dekNonce: Uint8Array;
 }
@@ -58,6 +65,8 @@ export type BatchItem =
       readonly at: number;
       readonly held?: string | undefined;
       readonly origin?: string | undefined;
+      /** The lease the value is held under; absent: none (a lease recorded before is dropped). */
+      readonly lease?: StoredLease | undefined;
     }
   | { readonly name: string; readonly ok: false; readonly kind: string; readonly message: string; readonly at: number };
 
@@ -73,6 +82,8 @@ interface Row {
   fetched_at: number;
   held: string | null;
   origin: string | null;
+  lease_dek: Buffer | null;
+  lease: Buffer | null;
 }
 
 /** Besides values and errors, what one sync transaction may change. */
@@ -166,7 +177,7 @@ export class SecretStore {
   read(name: string): { meta: SecretMeta; value: Uint8Array } | undefined {
     const meta = this.#meta.get(name);
     if (!meta) return undefined;
-    try {
+    return this.#guarded(() => {
       const row = this.#stmts.read.get(name) as Pick<Row, "version" | "wrapped_dek" | "ciphertext"> | undefined;
       if (!row) throw new IntegrityError(`row ${JSON.stringify(name)} disappeared from cache.db`);
       if (row.version !== meta.version) throw new IntegrityError(`row ${JSON.stringify(name)} has version ${row.version}, expected ${meta.version} (rolled back)`);
@@ -180,6 +191,25 @@ export class SecretStore {
         throw new IntegrityError(`row ${JSON.stringify(name)} is not the one this store wrote (edited, swapped or replayed from another copy of cache.db)`);
       }
       return { meta, value: this.#env.openValue(name, row.version, row.wrapped_dek, row.ciphertext) };
+    });
+  }
+
+  /**
+   * The lease recorded with a secret's value (see BatchItem.lease), opened from the
+   * sealed copy this store wrote or checked against the digest at open. A lease
+   * that fails to open quarantines the database like a value would.
+   */
+  lease(name: string): StoredLease | undefined {
+    const meta = this.#meta.get(name);
+    if (!meta?.sealedLease) return undefined;
+    const sealed = meta.sealedLease;
+    return this.#guarded(() => openLease(this.#env, name, meta.version, sealed));
+  }
+
+  /** Runs a read; damage it finds quarantines the database (announcing the names lost) and throws IntegrityError. */
+  #guarded<T>(fn: () => T): T {
+    try {
+      return fn();
     } catch (e) {
       if (!isCorruption(e)) throw e;
       const lost = this.#quarantine(describeError(e));
@@ -214,26 +244,29 @@ export class SecretStore {
       const valueMac = env.mac("value", it.name, it.value);
       const bound = { sourceVersion: it.sourceVersion ?? null, held: it.held ?? null, origin: it.origin ?? null };
       if (old && env.equal(old.valueMac, valueMac)) {
-        const same = old.sourceVersion === bound.sourceVersion && old.held === bound.held && old.origin === bound.origin;
-        const binding = same ? old.binding : bindingMac(env, it.name, old.version, bound);
+        // A lease given again is sealed again: it moved (a renewal is what confirms a leased value).
+        const same = old.sourceVersion === bound.sourceVersion && old.held === bound.held && old.origin === bound.origin && !it.lease && !old.sealedLease;
+        const sealedLease = it.lease ? sealLease(env, it.name, old.version, it.lease) : null;
+        const binding = same ? old.binding : bindingMac(env, it.name, old.version, { ...bound, sealedLease });
         if (!same && (old.binding || binding)) {
           if (old.binding) digest.toggle(old.binding);
           if (binding) digest.toggle(binding);
           digestMoved = true;
         }
-        touches.push({ ...old, ...bound, fetchedAt: it.at, binding });
+        touches.push({ ...old, ...bound, fetchedAt: it.at, binding, sealedLease, leased: sealedLease !== null });
         continue;
       }
       const version = (old?.version ?? 0) + 1;
       const { wrappedDek, ciphertext } = env.sealValue(it.name, version, it.value);
+      const sealedLease = it.lease ? sealLease(env, it.name, version, it.lease) : null;
       const element = env.mac("row", it.name, String(version), wrappedDek, ciphertext);
-      const binding = bindingMac(env, it.name, version, bound);
+      const binding = bindingMac(env, it.name, version, { ...bound, sealedLease });
       if (old) toggleRow(digest, old);
       digest.toggle(element);
       if (binding) digest.toggle(binding);
       digestMoved = true;
       writes.push({
-        entry: { name: it.name, version, ...bound, changedRev: nextGen, changedAt: it.at, fetchedAt: it.at, valueMac, element, binding, dekNonce: nonceOf(wrappedDek) },
+        entry: { name: it.name, version, ...bound, leased: sealedLease !== null, sealedLease, changedRev: nextGen, changedAt: it.at, fetchedAt: it.at, valueMac, element, binding, dekNonce: nonceOf(wrappedDek) },
         wrappedDek,
         ciphertext,
       });
@@ -254,9 +287,9 @@ export class SecretStore {
     this.#db.transaction(() => {
       for (const w of writes) {
         const e = w.entry;
-        s.upsert.run(e.name, e.version, e.sourceVersion, w.wrappedDek, w.ciphertext, e.valueMac, e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin);
+        s.upsert.run(e.name, e.version, e.sourceVersion, w.wrappedDek, w.ciphertext, e.valueMac, e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin, e.sealedLease?.dek ?? null, e.sealedLease?.ct ?? null);
       }
-      for (const t of touches) s.touch.run(t.fetchedAt, t.sourceVersion, t.held, t.origin, t.name);
+      for (const t of touches) s.touch.run(t.fetchedAt, t.sourceVersion, t.held, t.origin, t.sealedLease?.dek ?? null, t.sealedLease?.ct ?? null, t.name);
       for (const r of removed) {
         s.remove.run(r.name);
         s.clearError.run(r.name);
@@ -298,7 +331,7 @@ export class SecretStore {
     const rows = this.#stmts.all.all() as Row[];
     const digest = new RowDigest();
     const meta = new Map<string, MetaEntry>();
-    const updates: { name: string; wrappedDek: Uint8Array; valueMac: Uint8Array }[] = [];
+    const updates: { name: string; wrappedDek: Uint8Array; valueMac: Uint8Array; leaseDek: Uint8Array | null }[] = [];
     for (const r of rows) {
       const m = this.#meta.get(r.name);
       const element = old.mac("row", r.name, String(r.version), r.wrapped_dek, r.ciphertext);
@@ -311,17 +344,22 @@ export class SecretStore {
         value.fill(0);
       }
       const wrappedDek = old.rewrapDek(r.name, r.version, r.wrapped_dek, next);
+      // The lease as this store holds it (checked at open or written since), not as the file may now say.
+      const sealedLease = m.sealedLease ? rewrapLease(old, next, r.name, r.version, m.sealedLease) : null;
       const nextElement = next.mac("row", r.name, String(r.version), wrappedDek, r.ciphertext);
-      const binding = bindingMac(next, r.name, r.version, m);
+      const binding = bindingMac(next, r.name, r.version, { ...m, sealedLease });
       digest.toggle(nextElement);
       if (binding) digest.toggle(binding);
-      meta.set(r.name, { ...m, valueMac, element: nextElement, binding, dekNonce: nonceOf(wrappedDek) });
-      updates.push({ name: r.name, wrappedDek, valueMac });
+      meta.set(r.name, { ...m, valueMac, element: nextElement, binding, sealedLease, dekNonce: nonceOf(wrappedDek) });
+      updates.push({ name: r.name, wrappedDek, valueMac, leaseDek: sealedLease?.dek ?? null });
     }
     const counter = opts.counter ?? this.recordedCounter();
     const generation = this.#generation + 1;
     this.#db.transaction(() => {
-      for (const u of updates) this.#stmts.rekeyRow.run(u.wrappedDek, u.valueMac, u.name);
+      for (const u of updates) {
+        this.#stmts.rekeyRow.run(u.wrappedDek, u.valueMac, u.name);
+        if (u.leaseDek) this.#stmts.rekeyLease.run(u.leaseDek, u.name);
+      }
       this.#stmts.setMeta.run("kek_check", next.mac("kek-check"));
       this.#writeDigest(generation, digest, next);
       if (counter !== undefined) this.#stmts.setMeta.run("rollback_counter", counterRecord(counter, next));
@@ -414,13 +452,17 @@ export class SecretStore {
     for (const r of s.all.iterate() as IterableIterator<Row>) {
       const element = env.mac("row", r.name, String(r.version), r.wrapped_dek, r.ciphertext);
       const bound = { sourceVersion: r.source_version, held: r.held, origin: r.origin };
-      const binding = bindingMac(env, r.name, r.version, bound);
+      if ((r.lease_dek === null) !== (r.lease === null)) throw new IntegrityError(`row ${JSON.stringify(r.name)} has half a lease (lease_dek and lease are set together)`);
+      const sealedLease = r.lease_dek && r.lease ? { dek: new Uint8Array(r.lease_dek), ct: new Uint8Array(r.lease) } : null;
+      const binding = bindingMac(env, r.name, r.version, { ...bound, sealedLease });
       digest.toggle(element);
       if (binding) digest.toggle(binding);
       meta.set(r.name, {
         name: r.name,
         version: r.version,
         ...bound,
+        leased: sealedLease !== null,
+        sealedLease,
         changedRev: r.changed_rev,
         changedAt: r.changed_at,
         fetchedAt: r.fetched_at,
@@ -488,10 +530,18 @@ export class SecretStore {
  * digest expects. Kept apart from the row MAC so a touch that moves the version
  * needs neither the ciphertext nor a new DEK.
  */
-function bindingMac(env: Envelope, name: string, version: number, b: { sourceVersion: string | null; held: string | null; origin: string | null }): Uint8Array | null {
-  if (b.held === null && b.origin === null) return null;
+function bindingMac(
+  env: Envelope,
+  name: string,
+  version: number,
+  b: { sourceVersion: string | null; held: string | null; origin: string | null; sealedLease: SealedLease | null },
+): Uint8Array | null {
+  if (b.held === null && b.origin === null && b.sealedLease === null) return null;
   const opt = (v: string | null) => (v === null ? "-" : `=${v}`);
-  return env.mac("binding", name, String(version), opt(b.sourceVersion), opt(b.held), opt(b.origin));
+  // The sealed lease (schema 4) is appended only when there is one, so rows without
+  // a lease keep the MAC they had under schema 3.
+  const lease = b.sealedLease ? [b.sealedLease.dek, b.sealedLease.ct] : [];
+  return env.mac("binding", name, String(version), opt(b.sourceVersion), opt(b.held), opt(b.origin), ...lease);
 }
 
 function toggleRow(digest: RowDigest, m: MetaEntry): void {
@@ -548,16 +598,17 @@ function prepare(db: Database) {
     all: p("SELECT * FROM secrets"),
     count: p("SELECT count(*) AS n FROM secrets"),
     upsert: p(
-      `INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at, held, origin)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at, held, origin, lease_dek, lease)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(name) DO UPDATE SET version = excluded.version, source_version = excluded.source_version,
          wrapped_dek = excluded.wrapped_dek, ciphertext = excluded.ciphertext, value_mac = excluded.value_mac,
          changed_rev = excluded.changed_rev, changed_at = excluded.changed_at, fetched_at = excluded.fetched_at,
-         held = excluded.held, origin = excluded.origin`,
+         held = excluded.held, origin = excluded.origin, lease_dek = excluded.lease_dek, lease = excluded.lease`,
     ),
-    touch: p("UPDATE secrets SET fetched_at = ?, source_version = ?, held = ?, origin = ? WHERE name = ?"),
+    touch: p("UPDATE secrets SET fetched_at = ?, source_version = ?, held = ?, origin = ?, lease_dek = ?, lease = ? WHERE name = ?"),
     remove: p("DELETE FROM secrets WHERE name = ?"),
     rekeyRow: p("UPDATE secrets SET wrapped_dek = ?, value_mac = ? WHERE name = ?"),
+    rekeyLease: p("UPDATE secrets SET lease_dek = ? WHERE name = ?"),
     setError: p("INSERT OR REPLACE INTO secret_state (name, error_kind, error, error_at) VALUES (?, ?, ?, ?)"),
     clearError: p("DELETE FROM secret_state WHERE name = ?"),
     errors: p("SELECT name, error_kind, error, error_at FROM secret_state"),

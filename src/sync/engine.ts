@@ -1,12 +1,12 @@
 import type { SecretConfig, SyncConfig } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { ProviderError, isProviderError, type FetchResult, type HierarchyResult, type Provider, type SecretRef } from "../providers/provider.js";
-import type { BatchItem, ProviderState, SecretStore } from "../store/store.js";
+import { ProviderError, isProviderError, type FetchResult, type HierarchyResult, type LeaseState, type Provider, type SecretRef } from "../providers/provider.js";
+import type { BatchItem, ProviderState, SecretStore, StoredLease } from "../store/store.js";
 import { Catalog } from "./catalog.js";
 import { expandWalk, type Outcome } from "./hierarchy.js";
 import { Semaphore } from "./semaphore.js";
-import { backoffDelay, refreshDelay, resumeDue, staleAfter } from "./timing.js";
+import { backoffDelay, refreshDelay, resumeDue, resumeLeaseDue, staleAfter } from "./timing.js";
 
 /** A configured provider instance: loaded, or with the reason it is not active. */
 export interface ProviderHandle {
@@ -100,7 +100,16 @@ export class SyncEngine {
     for (const name of this.#catalog.entries()) {
       const sc = this.#catalog.entry(name)!;
       const at = this.fetchedAt(name);
-      this.#due.set(name, at !== undefined ? resumeDue(at, sc.refresh ?? interval, jitter, now, this.#rand) : now);
+      let due = at !== undefined ? resumeDue(at, sc.refresh ?? interval, jitter, now, this.#rand) : now;
+      // A value held under a lease (recorded with it in the cache) keeps the lease's
+      // schedule across the restart: renewed at 2/3 of what is left, replaced at once
+      // if it ran out meanwhile; and it is stale from its expiry on, as before.
+      const lease = this.#o.store.meta(name)?.leased && this.#trustedVersion(name) !== undefined ? this.#cachedLease(name) : undefined;
+      if (lease) {
+        this.#expires.set(name, lease.expiresAt);
+        due = resumeLeaseDue(due, now, lease.expiresAt);
+      }
+      this.#due.set(name, due);
     }
     this.#schedule();
   }
@@ -246,11 +255,9 @@ export class SyncEngine {
     }
     const refs: SecretRef[] = names.map((name) => {
       const sc = this.#catalog.entry(name)!;
-      // A backend version is trusted only as recorded under this same config (the
-      // fingerprint is bound into the row's MAC, so the file cannot forge it).
-      const meta = this.#o.store.meta(name);
-      const cachedVersion = meta && meta.held === this.#catalog.fingerprint(name) ? (meta.sourceVersion ?? undefined) : undefined;
-      return { name, path: sc.path, key: sc.key, version: sc.version, cachedVersion };
+      const cachedVersion = this.#trustedVersion(name);
+      const cachedLease = cachedVersion !== undefined ? this.#cachedLease(name) : undefined;
+      return { name, path: sc.path, key: sc.key, version: sc.version, cachedVersion, cachedLease };
     });
     const ac = new AbortController();
     this.#aborts.add(ac);
@@ -303,6 +310,31 @@ export class SyncEngine {
     for (const n of names) this.#due.set(n, now + refreshDelay(this.#catalog.entry(n)!.refresh ?? interval, jitter, this.#rand, now, expiry.get(n)));
   }
 
+  /**
+   * The backend version the cache holds for `name`, if it may be trusted: only as
+   * recorded under this same config (the fingerprint is bound into the row's MAC,
+   * so the file cannot forge it).
+   */
+  #trustedVersion(name: string): string | undefined {
+    const meta = this.#o.store.meta(name);
+    return meta && meta.held === this.#catalog.fingerprint(name) ? (meta.sourceVersion ?? undefined) : undefined;
+  }
+
+  /**
+   * The lease recorded with the cached value of `name` (Vault dynamic secrets), so a
+   * restart renews the credentials held instead of minting new ones. One that does
+   * not open has quarantined the cache (the store logs why): the secret is read anew.
+   */
+  #cachedLease(name: string): StoredLease | undefined {
+    if (!this.#o.store.meta(name)?.leased) return undefined;
+    try {
+      return this.#o.store.lease(name);
+    } catch (e) {
+      this.#log.warn({ secret: name, err: describeError(e) }, "cached lease unreadable; the secret will be read again");
+      return undefined;
+    }
+  }
+
   /** Runs the provider's post-commit step (lease revocations) without holding the batch up; bounded by sync.timeout. */
   #afterCommit(handle: ProviderHandle, provider: Provider, held: ReadonlyMap<string, string | undefined>): void {
     const ac = new AbortController();
@@ -341,12 +373,13 @@ export class SyncEngine {
       }
       if (!tree && r.ok && r.members === undefined) {
         if (typeof r.expiresAt === "number" && Number.isFinite(r.expiresAt)) out.expiry.set(name, r.expiresAt);
+        const lease = leaseOf(r.lease);
         if (r.unchanged === true) {
-          out.items.push(this.#unchanged(handle, name, r.version, at));
+          out.items.push(this.#unchanged(handle, name, r.version, at, lease));
           continue;
         }
         if (r.value instanceof Uint8Array) {
-          out.items.push({ name, ok: true, value: r.value, sourceVersion: r.version, at, held: this.#catalog.fingerprint(name) });
+          out.items.push({ name, ok: true, value: r.value, sourceVersion: r.version, at, held: this.#catalog.fingerprint(name), lease });
           continue;
         }
       }
@@ -363,7 +396,7 @@ export class SyncEngine {
    * The backend confirmed the version held: the cached value is confirmed again
    * (read back and re-applied, so the store only moves `fetched_at`).
    */
-  #unchanged(handle: ProviderHandle, name: string, version: string | undefined, at: number): BatchItem {
+  #unchanged(handle: ProviderHandle, name: string, version: string | undefined, at: number, lease: StoredLease | undefined): BatchItem {
     let held: ReturnType<SecretStore["read"]>;
     try {
       held = this.#o.store.read(name);
@@ -376,7 +409,7 @@ export class SyncEngine {
       if (held) held.value.fill(0);
       return { name, ok: false, kind: "transient", message: `provider ${handle.name} reported version ${String(version)} unchanged, but the cache holds another; fetching in full next time`, at };
     }
-    return { name, ok: true, value: held.value, sourceVersion: version, at, held: fp };
+    return { name, ok: true, value: held.value, sourceVersion: version, at, held: fp, lease };
   }
 
   #providerFailed(handle: ProviderHandle, names: string[], e: unknown): void {
@@ -402,6 +435,14 @@ export class SyncEngine {
     for (const n of names) this.#due.set(n, now + this.#o.sync.interval);
     this.#log.warn({ provider: handle.name, type: handle.type, secrets: names.length }, handle.inactive ?? "provider not active");
   }
+}
+
+/** A provider's lease as the store records it; anything malformed is not recorded (the value then simply has no lease). */
+function leaseOf(l: LeaseState | undefined): StoredLease | undefined {
+  if (!l || typeof l !== "object") return undefined;
+  const time = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  if (typeof l.id !== "string" || l.id === "" || !time(l.duration) || !time(l.expiresAt) || typeof l.renewable !== "boolean") return undefined;
+  return { id: l.id, duration: l.duration, expiresAt: l.expiresAt, renewable: l.renewable };
 }
 
 function aborted(signal: AbortSignal, ms: number): Promise<never> {

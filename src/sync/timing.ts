@@ -40,5 +40,20 @@ export const MIN_LEASE_REFRESH_MS = 500;
 export function refreshDelay(interval: number, jitter: number, random: () => number, now: number, expiresAt?: number): number {
   const d = jittered(interval, jitter, random);
   if (expiresAt === undefined) return d;
-  return Math.max(MIN_LEASE_REFRESH_MS, Math.min(d, Math.floor(((expiresAt - now) * 2) / 3)));
+  return Math.min(Math.max(d, MIN_LEASE_REFRESH_MS), leaseDelay(now, expiresAt));
+}
+
+/** About 2/3 of a lease's remaining lifetime (at least MIN_LEASE_REFRESH_MS): when it is renewed or replaced. */
+export function leaseDelay(now: number, expiresAt: number): number {
+  return Math.max(MIN_LEASE_REFRESH_MS, Math.floor(((expiresAt - now) * 2) / 3));
+}
+
+/**
+ * When a cached leased value is next due after a restart: as resumeDue says, or at
+ * 2/3 of what is left of the lease recorded with it if that comes first, so a lease
+ * still running is renewed on the same schedule as within one process, and one
+ * that ran out while the daemon was down is replaced at once.
+ */
+export function resumeLeaseDue(resumed: number, now: number, expiresAt: number): number {
+  return Math.min(resumed, now + leaseDelay(now, expiresAt));
 }

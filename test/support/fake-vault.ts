@@ -70,6 +70,10 @@ export class FakeVault extends LocalServer {
   refuseLeaseRevoke = false;
   /** Lease ids revoked through sys/leases/revoke, in order. */
   readonly revoked: string[] = [];
+  /** Lease ids sys/leases/renew was asked to renew (granted or not), in order. */
+  readonly renewed: string[] = [];
+  /** Lease ids issued by dynamic-secret reads, in order. */
+  readonly issued: string[] = [];
   readonly namespacesSeen = new Set<string>();
   #fault: { kind: VaultFault; match: RegExp | undefined; times: number } | undefined;
 
@@ -210,6 +214,7 @@ export class FakeVault extends LocalServer {
       return send(res, 200, { auth: { client_token: token, lease_duration: granted, renewable: true, policies: ["default", "edge"] } });
     }
     if (path === "sys/leases/renew" && (m === "PUT" || m === "POST")) {
+      if (typeof body.lease_id === "string") this.renewed.push(body.lease_id);
       const lease = typeof body.lease_id === "string" ? this.leases.get(body.lease_id) : undefined;
       if (this.refuseLeaseRenewal || !lease || !lease.renewable || Date.now() >= lease.expiresAt) return send(res, 400, { errors: ["lease not found or lease is not renewable"] });
       const inc = typeof body.increment === "number" ? body.increment : lease.ttl;
@@ -254,6 +259,7 @@ export class FakeVault extends LocalServer {
       const leaseId = `${path}/${randomBytes(8).toString("hex")}`;
       const now = Date.now();
       this.leases.set(leaseId, { ttl: dyn.ttl, renewable: dyn.renewable, expiresAt: now + dyn.ttl * 1000, maxExpiresAt: now + dyn.maxTtl * 1000 });
+      this.issued.push(leaseId);
       return send(res, 200, { request_id: randomBytes(8).toString("hex"), lease_id: leaseId, renewable: dyn.renewable, lease_duration: dyn.ttl, data: dyn.make() });
     }
     return send(res, 404, { errors: [] });

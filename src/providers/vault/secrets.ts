@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { valueResult } from "../extract.js";
-import { ProviderError, unchanged, type FetchResult, type SecretRef } from "../provider.js";
+import { ProviderError, unchanged, type FetchResult, type LeaseState, type SecretRef } from "../provider.js";
 import type { VaultClient } from "./client.js";
 import { AnswerRejected, isAnswerRejected } from "./transport.js";
 import { classify, statusOf } from "./errors.js";
@@ -36,7 +36,7 @@ export interface Lease {
 export interface ReadContext {
   readonly client: VaultClient;
   readonly signal: AbortSignal;
-  /** The lease of the credentials last read for each secret. */
+  /** The lease of the credentials last read (or, after a restart, restored from the cache) for each secret. */
   readonly leases: Map<string, Lease>;
   /** Leases replaced by newer credentials, revoked once the cache holds the new ones (see revokeReplaced). */
   readonly replaced: Map<string, Lease[]>;
@@ -85,14 +85,14 @@ async function readKv2(ctx: ReadContext, ref: SecretRef, p: { mount: string; res
 async function readPlain(ctx: ReadContext, ref: SecretRef, path: string, where: string): Promise<FetchResult> {
   const ro = { signal: ctx.signal };
   if (ref.version !== undefined) return fail(ref, `${where}: version can only be pinned for KV v2 paths (MOUNT/data/...)`);
-  const held = ctx.leases.get(ref.name);
+  const held = heldLease(ctx, ref);
   if (held && held.renewable && ref.cachedVersion === held.version && Date.now() < held.expiresAt) {
     try {
       const r = await ctx.client.renew({ lease_id: held.id, increment: Math.round(held.duration / 1000), requestOptions: ro });
       const granted = r?.lease_duration;
       if (typeof granted === "number" && granted * 1000 >= held.duration * SHORT_GRANT) {
         held.expiresAt = Date.now() + granted * 1000;
-        return unchanged(ref.name, held.version, held.expiresAt);
+        return unchanged(ref.name, held.version, held.expiresAt, stateOf(held));
       }
       // Near its max_ttl: replace with fresh credentials now, while the old ones still work.
     } catch (e) {
@@ -112,12 +112,39 @@ async function readPlain(ctx: ReadContext, ref: SecretRef, path: string, where: 
   if (held && held.id !== leaseId) retire(ctx, ref.name, held);
   ctx.leases.delete(ref.name);
   if (typeof leaseId === "string" && leaseId !== "" && typeof duration === "number" && duration > 0) {
-    const version = `lease:${createHash("sha256").update(leaseId).digest("hex").slice(0, 16)}`;
+    const version = leaseVersion(leaseId);
     const lease: Lease = { id: leaseId, version, duration: duration * 1000, expiresAt: Date.now() + duration * 1000, renewable: body?.renewable === true };
     ctx.leases.set(ref.name, lease);
-    return value(ref, data, version, where, lease.expiresAt);
+    const r = value(ref, data, version, where, lease.expiresAt);
+    return r.ok && r.members === undefined ? { ...r, lease: stateOf(lease) } : r;
   }
   return value(ref, data, undefined, where);
+}
+
+/** The backend version of credentials read under a lease: a short hash of its id (the id itself is not logged). */
+function leaseVersion(leaseId: string): string {
+  return `lease:${createHash("sha256").update(leaseId).digest("hex").slice(0, 16)}`;
+}
+
+/**
+ * The lease of the credentials the cache holds: the one this process read, or,
+ * on the first sync after a restart, the one the cache recorded with the value
+ * (taken only when it is the lease that version was read under). From then on it
+ * is renewed, or replaced and revoked, exactly like one read by this process.
+ */
+function heldLease(ctx: ReadContext, ref: SecretRef): Lease | undefined {
+  const mem = ctx.leases.get(ref.name);
+  if (mem) return mem;
+  const c = ref.cachedLease;
+  if (!c || ref.cachedVersion === undefined || leaseVersion(c.id) !== ref.cachedVersion) return undefined;
+  const restored: Lease = { id: c.id, version: ref.cachedVersion, duration: c.duration, expiresAt: c.expiresAt, renewable: c.renewable };
+  ctx.leases.set(ref.name, restored);
+  return restored;
+}
+
+/** What the cache records of a lease (a copy: the provider keeps mutating its own). */
+function stateOf(l: Lease): LeaseState {
+  return { id: l.id, duration: l.duration, expiresAt: l.expiresAt, renewable: l.renewable };
 }
 
 function retire(ctx: ReadContext, name: string, lease: Lease): void {

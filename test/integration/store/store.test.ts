@@ -7,7 +7,7 @@ import { Envelope, KEK_BYTES } from "../../../src/crypto/envelope.js";
 import { loadSodium, type Sodium } from "../../../src/crypto/sodium.js";
 import { isIntegrityError } from "../../../src/errors.js";
 import { createLogger } from "../../../src/log.js";
-import { SecretStore, type BatchItem } from "../../../src/store/store.js";
+import { SecretStore, type BatchItem, type StoredLease } from "../../../src/store/store.js";
 import { quarantineFiles } from "../../../src/store/quarantine.js";
 import { SCHEMA_VERSION } from "../../../src/store/migrations.js";
 import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
@@ -723,7 +723,7 @@ describe("what a row's backend version is bound to (schema 3: held, origin)", ()
     s.close();
     // What schema 2 wrote: no held/origin columns at all.
     tamper(f.file, (db) => {
-      db.exec("ALTER TABLE secrets DROP COLUMN held; ALTER TABLE secrets DROP COLUMN origin;");
+      db.exec("ALTER TABLE secrets DROP COLUMN held; ALTER TABLE secrets DROP COLUMN origin; ALTER TABLE secrets DROP COLUMN lease_dek; ALTER TABLE secrets DROP COLUMN lease;");
       db.pragma("user_version = 2");
     });
     const r = f.open();
@@ -735,5 +735,154 @@ describe("what a row's backend version is bound to (schema 3: held, origin)", ()
     assert.deepEqual(again.quarantined, []);
     assert.equal(again.meta("app/old")!.held, "fp");
     assert.equal(again.meta("app/old")!.version, 1);
+  });
+});
+
+describe("the lease a value is held under (schema 4: sealed with the row, bound in the digest)", () => {
+  function leaseFor(f: Fixture, tag: string, expiresAt: number): StoredLease {
+    const id = `database/creds/edge/${f.value(`lease-${tag}`)}`;
+    return { id, duration: 60_000, expiresAt, renewable: true };
+  }
+  function leased(name: string, value: string, at: number, sourceVersion: string, lease: StoredLease | undefined): BatchItem {
+    return { name, ok: true, value: enc.encode(value), sourceVersion, at, held: "fp-" + name, lease };
+  }
+  /** Two leased secrets and one without a lease, store closed; returns the leases. */
+  function seededLeases(f: Fixture): { a: StoredLease; b: StoredLease } {
+    const a = leaseFor(f, "a", 100_000);
+    const b = leaseFor(f, "b", 100_000);
+    const s = f.open();
+    s.apply([leased("db/a", f.value("a"), 1000, "lease:a", a), leased("db/b", f.value("b"), 1000, "lease:b", b), bound3("app/kv", f.value("kv"))]);
+    s.close();
+    return { a, b };
+  }
+  function bound3(name: string, value: string): BatchItem {
+    return { name, ok: true, value: enc.encode(value), sourceVersion: "3", at: 1000, held: "fp-kv" };
+  }
+
+  test("sealed with the value (never in clear on disk), kept across a reopen, moved by a renewal, dropped with a value that has none", (t) => {
+    const f = fixture(t);
+    const { a, b } = seededLeases(f);
+    assertNoLeaks(databaseBytes(f.file), "cache.db holding leases", f.values);
+    const s = f.open();
+    assert.deepEqual(s.quarantined, []);
+    assert.deepEqual(s.lease("db/a"), a);
+    assert.deepEqual(s.lease("db/b"), b);
+    assert.equal(s.meta("db/a")!.leased, true);
+    assert.equal(s.meta("app/kv")!.leased, false);
+    assert.equal(s.lease("app/kv"), undefined);
+    assert.equal(s.lease("never/there"), undefined);
+
+    // A renewal: the same value, the same lease with a later expiry. Only the row's binding moves.
+    const rev = s.revision;
+    const renewed = { ...a, expiresAt: 200_000 };
+    assert.deepEqual(s.apply([leased("db/a", readText(s, "db/a")!, 2000, "lease:a", renewed)]), []);
+    assert.equal(s.revision, rev);
+    assert.deepEqual(s.lease("db/a"), renewed);
+    assert.equal(s.meta("db/a")!.version, 1);
+    s.close();
+    const r = f.open();
+    assert.deepEqual(r.quarantined, []);
+    assert.deepEqual(r.lease("db/a"), renewed);
+
+    // Replaced: a new value under a new lease.
+    const next = leaseFor(f, "a2", 300_000);
+    assert.deepEqual(r.apply([leased("db/a", f.value("a2"), 3000, "lease:a2", next)]), ["db/a"]);
+    assert.equal(r.meta("db/a")!.version, 2);
+    assert.deepEqual(r.lease("db/a"), next);
+    // The same value confirmed without a lease (the config now names a plain read): the lease is dropped.
+    assert.deepEqual(r.apply([leased("db/b", readText(r, "db/b")!, 3000, "lease:b", undefined)]), []);
+    assert.equal(r.meta("db/b")!.leased, false);
+    assert.equal(r.lease("db/b"), undefined);
+    r.close();
+    const again = f.open();
+    assert.deepEqual(again.quarantined, []);
+    assert.deepEqual(again.lease("db/a"), next);
+    assert.equal(again.lease("db/b"), undefined);
+    assertNoLeaks(databaseBytes(f.file), "cache.db after renewals and replacements", f.values);
+  });
+
+  test("rotate-kek re-wraps the lease's data key: it opens under the new key, also after a reopen", (t) => {
+    const f = fixture(t);
+    const { a } = seededLeases(f);
+    const s = f.open();
+    const kek2 = sodium.randombytes_buf(KEK_BYTES);
+    s.rekey(new Envelope(sodium, kek2.slice()));
+    assert.deepEqual(s.lease("db/a"), a);
+    s.close();
+    const r = f.open(kek2);
+    assert.deepEqual(r.quarantined, []);
+    assert.deepEqual(r.lease("db/a"), a);
+  });
+
+  const edits: [string, RegExp, (db: Database.Database) => void][] = [
+    ["a flipped byte in the sealed lease", /rows do not match the digest/, (db) => {
+      const r = db.prepare("SELECT lease FROM secrets WHERE name = 'db/a'").get() as { lease: Buffer };
+      db.prepare("UPDATE secrets SET lease = ? WHERE name = 'db/a'").run(flipByte(r.lease, 30));
+    }],
+    ["a flipped byte in the lease's wrapped data key", /rows do not match the digest/, (db) => {
+      const r = db.prepare("SELECT lease_dek FROM secrets WHERE name = 'db/a'").get() as { lease_dek: Buffer };
+      db.prepare("UPDATE secrets SET lease_dek = ? WHERE name = 'db/a'").run(flipByte(r.lease_dek, 40));
+    }],
+    ["the lease cleared (to make a restart re-read and leave the old lease live)", /rows do not match the digest/, (db) => db.prepare("UPDATE secrets SET lease_dek = NULL, lease = NULL WHERE name = 'db/a'").run()],
+    ["half the lease cleared", /half a lease/, (db) => db.prepare("UPDATE secrets SET lease = NULL WHERE name = 'db/a'").run()],
+    ["the leases of two rows swapped", /rows do not match the digest/, (db) => {
+      const get = db.prepare("SELECT lease_dek, lease FROM secrets WHERE name = ?");
+      const ra = get.get("db/a") as { lease_dek: Buffer; lease: Buffer };
+      const rb = get.get("db/b") as { lease_dek: Buffer; lease: Buffer };
+      const set = db.prepare("UPDATE secrets SET lease_dek = ?, lease = ? WHERE name = ?");
+      set.run(rb.lease_dek, rb.lease, "db/a");
+      set.run(ra.lease_dek, ra.lease, "db/b");
+    }],
+    ["a lease copied onto a row that had none", /rows do not match the digest/, (db) => {
+      const ra = db.prepare("SELECT lease_dek, lease FROM secrets WHERE name = 'db/a'").get() as { lease_dek: Buffer; lease: Buffer };
+      db.prepare("UPDATE secrets SET lease_dek = ?, lease = ? WHERE name = 'app/kv'").run(ra.lease_dek, ra.lease);
+    }],
+  ];
+  for (const [what, reason, edit] of edits) {
+    test(`${what}: quarantined at open`, (t) => {
+      const f = fixture(t);
+      seededLeases(f);
+      tamper(f.file, edit);
+      assertQuarantinedAtOpen(f, f.open(), ["db/a", "db/b", "app/kv"], reason);
+    });
+  }
+
+  test("an older lease of the same row restored after a renewal: quarantined at open", (t) => {
+    const f = fixture(t);
+    const { a } = seededLeases(f);
+    const before = (() => {
+      const db = new Database(f.file, { readonly: true });
+      try {
+        return db.prepare("SELECT lease_dek, lease FROM secrets WHERE name = 'db/a'").get() as { lease_dek: Buffer; lease: Buffer };
+      } finally {
+        db.close();
+      }
+    })();
+    const s = f.open();
+    s.apply([leased("db/a", readText(s, "db/a")!, 2000, "lease:a", { ...a, expiresAt: 500_000 })]);
+    s.close();
+    tamper(f.file, (db) => db.prepare("UPDATE secrets SET lease_dek = ?, lease = ? WHERE name = 'db/a'").run(before.lease_dek, before.lease));
+    assertQuarantinedAtOpen(f, f.open(), ["db/a", "db/b", "app/kv"], /rows do not match the digest/);
+  });
+
+  test("a database from schema 3 opens with its digest intact; its rows get a lease at their next sync", (t) => {
+    const f = fixture(t);
+    const s = f.open();
+    const v = f.value("old");
+    s.apply([bound3("app/kv", f.value("kv")), { name: "db/a", ok: true, value: enc.encode(v), sourceVersion: "lease:a", at: 1000, held: "fp-db/a" }]);
+    s.close();
+    tamper(f.file, (db) => {
+      db.exec("ALTER TABLE secrets DROP COLUMN lease_dek; ALTER TABLE secrets DROP COLUMN lease;");
+      db.pragma("user_version = 3");
+    });
+    const r = f.open();
+    assert.deepEqual(r.quarantined, []);
+    assert.equal(r.lease("db/a"), undefined);
+    const a = leaseFor(f, "a", 100_000);
+    r.apply([leased("db/a", v, 2000, "lease:a", a)]);
+    r.close();
+    const again = f.open();
+    assert.deepEqual(again.quarantined, []);
+    assert.deepEqual(again.lease("db/a"), a);
   });
 });
