@@ -368,7 +368,7 @@ async function npmPackNow(name, version, file, integrity, log) {
   if (!existsSync(file)) {
     log(`npm pack ${name}@${version}`);
     // Into a private folder first, so an interrupted download never looks complete.
-    const tmp = path.join(dir, `.pack-${process.pid}`);
+    const tmp = path.join(dir, `.pack-${process.pid}-${path.basename(file)}`);
     await mkdir(tmp, { recursive: true });
     const [packed] = JSON.parse(await run("npm", ["pack", `${name}@${version}`, "--json", "--pack-destination", tmp], { cwd: tmp }));
     await rename(path.join(tmp, packed.filename), file);
