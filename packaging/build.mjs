@@ -43,13 +43,13 @@ export async function buildPackages({ arches, nodeMajors, release, log = (s) => 
   await eachLimit(plan, availableParallelism(), async (p) => {
     log(`${p.arch}: staging (Node ${p.majors.join(", ")})`);
     const t0 = Date.now();
-    await stageTree({ repo, arch: p.arch, root: p.staged, nodeMajors: p.majors, cacheDir, log });
+    p.needs = (await stageTree({ repo, arch: p.arch, root: p.staged, nodeMajors: p.majors, cacheDir, log })).needs;
     p.seconds = (Date.now() - t0) / 1000;
   });
   const results = [];
-  for (const { arch, majors, work, staged, seconds } of plan) {
-    const deb = buildDeb({ repo, meta, arch, staged, work, out, nodeMajors: majors });
-    const rpm = buildRpm({ repo, meta, arch, staged, work, out });
+  for (const { arch, majors, work, staged, seconds, needs } of plan) {
+    const deb = buildDeb({ repo, meta, arch, staged, work, out, nodeMajors: majors, needs });
+    const rpm = buildRpm({ repo, meta, arch, staged, work, out, nodeMajors: majors });
     // Only the host's own architecture can start here without an emulator.
     const rss = arch === HOST_ARCH[process.arch] ? await idleRssMiB(staged) : undefined;
     results.push({ arch, deb, rpm, installedKiB: installedKiB(staged), nodeMajors: majors, seconds, rss });
@@ -71,7 +71,7 @@ function readMeta(release) {
   const lock = JSON.parse(fs.readFileSync(path.join(repo, "package-lock.json"), "utf8"));
   const thirdParty = Object.entries(lock.packages)
     .filter(([k, v]) => k.startsWith("node_modules/") && !v.dev && !v.optional)
-    .map(([k, v]) => ({ name: k.replace(/^.*node_modules\//, ""), version: v.version, license: licence(v.license) }))
+    .map(([k, v]) => ({ name: k.replace(/^.*node_modules\//, ""), dir: path.join(repo, k), version: v.version, license: licence(v.license) }))
     .sort((a, b) => (a.name < b.name ? -1 : 1));
   const epoch = Number(process.env.SOURCE_DATE_EPOCH ?? gitEpoch());
   return {
@@ -91,7 +91,19 @@ function readMeta(release) {
       "last good values keep being served, marked stale.",
     ].join("\n"),
     thirdParty,
+    notices: notices(thirdParty),
   };
+}
+
+/** The licence texts of the bundled npm packages (MIT, BSD and ISC ask for their notice to travel with the code). */
+function notices(thirdParty) {
+  const parts = ["Third-party software bundled in /usr/lib/sealcache, with its licence texts.\n"];
+  for (const p of thirdParty) {
+    const files = fs.existsSync(p.dir) ? fs.readdirSync(p.dir).filter((f) => /^(licen[cs]e|copying|notice)/i.test(f)).sort() : [];
+    const text = files.map((f) => fs.readFileSync(path.join(p.dir, f), "utf8").trim()).join("\n\n");
+    parts.push(`${"=".repeat(72)}\n${p.name} ${p.version} (${p.license})\n${"=".repeat(72)}\n${text || `Licence: ${p.license} (the package ships no licence file).`}\n`);
+  }
+  return parts.join("\n");
 }
 
 function licence(l) {

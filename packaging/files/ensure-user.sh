@@ -1,6 +1,7 @@
 # Shared by the .deb postinst and the .rpm %pre (inlined at build time).
-# The group is also the socket's group: agents join it to connect; the daemon's
-# files are 0600/0700, so membership grants nothing else.
+# The group is also the socket's group: agents join it to connect. The daemon's
+# files, and the backend credential files an operator adds, belong to the user
+# alone (0600/0400, 0700), so membership grants nothing else.
 if ! getent group sealcache >/dev/null; then
 	groupadd --system sealcache
 fi

@@ -21,7 +21,7 @@ const TPM_DEPENDS = [
 ];
 
 /**
- * @param {{ repo: string, meta: import("../build.mjs").Meta, arch: string, staged: string, work: string, out: string, nodeMajors: number[] }} o
+ * @param {{ repo: string, meta: import("../build.mjs").Meta, arch: string, staged: string, work: string, out: string, nodeMajors: number[], needs: { versions: Record<string, string> } }} o
  * @returns {string} the .deb's path
  */
 export function buildDeb(o) {
@@ -31,6 +31,7 @@ export function buildDeb(o) {
   const doc = "usr/share/doc/sealcache";
   write(root, `${doc}/copyright`, copyright(o.repo, meta), 0o644);
   write(root, `${doc}/changelog.Debian.gz`, gzip(changelog(meta)), 0o644);
+  write(root, `${doc}/THIRD-PARTY-NOTICES.gz`, gzip(meta.notices), 0o644);
   write(root, "usr/share/lintian/overrides/sealcache", fs.readFileSync(path.join(o.repo, "packaging/deb/lintian-overrides")), 0o644);
   normalise(root, meta.epoch);
 
@@ -42,8 +43,8 @@ export function buildDeb(o) {
     write(root, `DEBIAN/${script}`, text, 0o755);
   }
   write(root, "DEBIAN/conffiles", "/etc/sealcache/sealcache.yaml\n", 0o644);
-  write(root, "DEBIAN/md5sums", md5sums(root), 0o644);
-  write(root, "DEBIAN/control", control(meta, o.arch, installedKiB(root), o.nodeMajors), 0o644);
+  write(root, "DEBIAN/md5sums", md5sums(root, new Set(["etc/sealcache/sealcache.yaml"])), 0o644);
+  write(root, "DEBIAN/control", control(meta, o.arch, installedKiB(root), o.nodeMajors, libraryDepends(o.needs)), 0o644);
 
   fs.mkdirSync(o.out, { recursive: true });
   const file = path.join(o.out, `sealcache_${meta.version}-${meta.release}_${DEB_ARCH[o.arch]}.deb`);
@@ -54,11 +55,27 @@ export function buildDeb(o) {
   return file;
 }
 
-function control(meta, arch, kib, nodeMajors) {
+/** GLIBCXX symbol version → the GCC release whose libstdc++ first has it. */
+const GCC_OF_GLIBCXX = { 28: "10", 29: "11", 30: "12", 31: "13", 32: "13.2", 33: "14" };
+
+/**
+ * libc6 and libstdc++6 floors read from the addons' own symbol versions
+ * (native.mjs `needs`), so a newer build host or koffi cannot produce a package
+ * that installs and then fails in dlopen.
+ */
+function libraryDepends(needs) {
+  const glibc = needs?.versions?.GLIBC;
+  const cxx = Number(needs?.versions?.GLIBCXX?.split(".")[2]);
+  const gcc = GCC_OF_GLIBCXX[cxx];
+  if (!glibc || !gcc) throw new Error(`cannot derive libc6/libstdc++6 from the addons' needs ${JSON.stringify(needs?.versions)}: extend GCC_OF_GLIBCXX in packaging/lib/deb.mjs`);
+  return [`libc6 (>= ${glibc})`, `libstdc++6 (>= ${gcc})`, "libgcc-s1"];
+}
+
+function control(meta, arch, kib, nodeMajors, libraries) {
   // The better-sqlite3 addon is built per Node ABI: the upper bound is the first
   // major this package carries no binding for.
   const nodeHigh = Math.max(...nodeMajors) + 1;
-  const depends = [`nodejs (>= ${Math.min(...nodeMajors)})`, `nodejs (<< ${nodeHigh})`, "libc6 (>= 2.34)", "libstdc++6 (>= 12)", "libgcc-s1", "passwd", ...TPM_DEPENDS];
+  const depends = [`nodejs (>= ${Math.min(...nodeMajors)})`, `nodejs (<< ${nodeHigh})`, ...libraries, "passwd", ...TPM_DEPENDS];
   return [
     "Package: sealcache",
     `Version: ${meta.version}-${meta.release}`,
@@ -75,13 +92,14 @@ function control(meta, arch, kib, nodeMajors) {
   ].join("\n");
 }
 
-function md5sums(root) {
+/** dpkg's md5sums, without conffiles (dpkg tracks those in its own status, as dh_md5sums leaves them out). */
+function md5sums(root, conffiles) {
   const lines = [];
   const walk = (dir) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = path.join(dir, e.name);
       const rel = path.relative(root, p);
-      if (rel === "DEBIAN") continue;
+      if (rel === "DEBIAN" || conffiles.has(rel)) continue;
       if (e.isDirectory()) walk(p);
       else if (e.isFile()) lines.push(`${crypto.createHash("md5").update(fs.readFileSync(p)).digest("hex")}  ${rel}`);
     }
@@ -106,7 +124,8 @@ function copyright(repo, meta) {
     "Files: *",
     "Copyright: 2026 sealcache developers",
     "License: Apache-2.0",
-    "Comment: /usr/lib/sealcache bundles these npm packages (name version: licence):",
+    "Comment: /usr/lib/sealcache bundles these npm packages (name version: licence);",
+    " their licence texts are in /usr/share/doc/sealcache/THIRD-PARTY-NOTICES.gz:",
     third.replace(/^ /gm, "  "),
     "",
     "License: Apache-2.0",

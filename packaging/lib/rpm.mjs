@@ -8,7 +8,7 @@ import { copyTree, normalise, write } from "./stage.mjs";
 export const RPM_ARCH = { amd64: "x86_64", arm64: "aarch64", armhf: "armv7hl" };
 
 /**
- * @param {{ repo: string, meta: import("../build.mjs").Meta, arch: string, staged: string, work: string, out: string }} o
+ * @param {{ repo: string, meta: import("../build.mjs").Meta, arch: string, staged: string, work: string, out: string, nodeMajors: number[] }} o
  * @returns {string} the .rpm's path
  */
 export function buildRpm(o) {
@@ -17,7 +17,7 @@ export function buildRpm(o) {
   const root = path.join(o.work, "rpm-root");
   copyTree(o.staged, root);
   write(root, "usr/share/licenses/sealcache/LICENSE", fs.readFileSync(path.join(o.repo, "LICENSE")), 0o644);
-  write(root, "usr/share/licenses/sealcache/THIRD-PARTY", meta.thirdParty.map((p) => `${p.name} ${p.version}: ${p.license}\n`).join(""), 0o644);
+  write(root, "usr/share/licenses/sealcache/THIRD-PARTY", meta.notices, 0o644);
   fs.mkdirSync(path.join(root, "var/lib/sealcache"), { recursive: true });
   normalise(root, meta.epoch);
 
@@ -32,6 +32,8 @@ export function buildRpm(o) {
     .replaceAll("@RELEASE@", String(meta.release))
     .replaceAll("@HOMEPAGE@", meta.homepage)
     .replaceAll("@RPMARCH@", rpmArch)
+    .replaceAll("@NODEMIN@", String(Math.min(...o.nodeMajors)))
+    .replaceAll("@NODEHIGH@", String(Math.max(...o.nodeMajors) + 1))
     .replaceAll("@STAGE@", root)
     .replaceAll("@EMAIL@", meta.email)
     .replaceAll("@DATE@", `${date[0].replace(",", "")} ${date[2]} ${date[1]} ${date[3]}`)

@@ -26,7 +26,7 @@ export async function stageTree(o) {
   for (const f of fs.readdirSync(path.join(dist, "chunks"))) {
     if (f.endsWith(".mjs")) fs.copyFileSync(path.join(dist, "chunks", f), path.join(lib, "chunks", f));
   }
-  await buildNative({ arch: o.arch, nodeMajors: o.nodeMajors, outDir: lib, cacheDir: o.cacheDir, log: o.log });
+  const native = await buildNative({ arch: o.arch, nodeMajors: o.nodeMajors, outDir: lib, cacheDir: o.cacheDir, log: o.log });
 
   const flags = JSON.parse(fs.readFileSync(path.join(repo, "packaging/daemon-node-flags.json"), "utf8"));
   // exec, so node is the unit's main PID (Type=notify, NotifyAccess=main).
@@ -36,6 +36,7 @@ export async function stageTree(o) {
   const help = execFileSync(process.execPath, [path.join(dist, "main.mjs"), "--help"], { encoding: "utf8" });
   const version = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")).version;
   write(root, "usr/share/man/man1/sealcache.1.gz", gzip(manPage(help, version)), 0o644);
+  return { needs: native.needs };
 }
 
 /** Copies a staged tree and adds files; used to derive the .deb and .rpm roots. */

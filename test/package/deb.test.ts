@@ -90,8 +90,9 @@ test("the daemon runs as the sealcache user and serves a secret over its socket 
   fs.writeFileSync(path.join(root, "etc/sealcache/sealcache.yaml"), CONFIG);
   fs.mkdirSync(path.join(root, "etc/sealcache/files"));
   fs.writeFileSync(path.join(root, "etc/sealcache/files/api-token"), token);
-  mustInRoot(root, ["chgrp", "-R", "sealcache", "/etc/sealcache/files"]);
-  mustInRoot(root, ["chmod", "-R", "g+rX,o-rwx", "/etc/sealcache/files"]);
+  // As the conffile says: backend files belong to the sealcache user alone, not to its group (the agents').
+  mustInRoot(root, ["chown", "-R", "sealcache:root", "/etc/sealcache/files"]);
+  mustInRoot(root, ["chmod", "-R", "u=rX,go=", "/etc/sealcache/files"]);
   mustInRoot(root, ["useradd", "--create-home", "--groups", "sealcache", "agent"]);
   mustInRoot(root, ["useradd", "--create-home", "stranger"]);
 
@@ -102,6 +103,8 @@ test("the daemon runs as the sealcache user and serves a secret over its socket 
 
   const agent = inRoot(root, ["setpriv", "--reuid=agent", "--regid=agent", "--init-groups", "sealcache", "get", "--raw", "demo/api-token"]);
   assert.equal(agent.stdout, token, agent.stderr);
+  const peek = inRoot(root, ["setpriv", "--reuid=agent", "--regid=agent", "--init-groups", "cat", "/etc/sealcache/files/api-token"]);
+  assert.notEqual(peek.status, 0, "an agent in group sealcache cannot read the backend file behind the socket");
   const stranger = inRoot(root, ["setpriv", "--reuid=stranger", "--regid=stranger", "--init-groups", "sealcache", "get", "demo/api-token"]);
   assert.equal(stranger.status, 5, "a user outside group sealcache cannot reach the socket");
   assertNoLeaks(stranger.stderr, "a refused CLI's error");

@@ -41,7 +41,8 @@ for (const arch of ARCHES) {
   test(`the ${arch} .deb declares nodejs, the TPM libraries and the conffile`, () => {
     const deb = builtPackage("deb", arch);
     const depends = execFileSync("dpkg-deb", ["-f", deb, "Depends"], { encoding: "utf8" });
-    assert.match(depends, /nodejs \(>= 20\)/);
+    assert.match(depends, /nodejs \(>= 20\), nodejs \(<< \d+\)/);
+    assert.match(depends, /libc6 \(>= 2\.\d+\), libstdc\+\+6 \(>= \d+/, "library floors derived from the addons");
     assert.match(depends, /libtss2-esys-3\.0\.2-0/);
     assert.match(depends, /libtss2-tcti-device0/);
     assert.match(depends, /libtss2-tctildr0/);
@@ -71,9 +72,10 @@ for (const arch of ARCHES) {
     const scripts = execFileSync("rpm", ["-qp", "--scripts", rpm], { encoding: "utf8" });
     assert.match(scripts, /preinstall scriptlet[\s\S]*useradd --system --gid sealcache/);
     assert.match(scripts, /postinstall scriptlet[\s\S]*systemctl --no-reload preset sealcache\.service/);
-    assert.match(scripts, /preuninstall scriptlet[\s\S]*disable --now sealcache\.service/);
+    assert.match(scripts, /preuninstall scriptlet[\s\S]*disable sealcache\.service[\s\S]*stop sealcache\.service/);
     const requires = execFileSync("rpm", ["-qpR", rpm], { encoding: "utf8" });
-    assert.match(requires, /^nodejs >= 20$/m);
+    // Epochs spelled out: Fedora's nodejs is 1:X, NodeSource's 2:X; a bare `>= 20` would accept 1:16.
+    assert.match(requires, /^\(\(nodejs >= 1:20 with nodejs < 1:\d+\) or \(nodejs >= 2:20 with nodejs < 2:\d+\)\)$/m);
     assert.match(requires, /^tpm2-tss$/m);
     const perms = execFileSync("rpm", ["-qp", "--qf", "[%{FILEMODES:perms} %{FILEUSERNAME} %{FILENAMES}\n]", rpm], { encoding: "utf8" });
     assert.match(perms, /^drwx------ sealcache \/var\/lib\/sealcache$/m);

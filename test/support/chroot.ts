@@ -72,11 +72,24 @@ function envArgs(env: Record<string, string> = {}): string[] {
 export function repackHostNode(outDir: string): string {
   const status = spawnSync("dpkg-query", ["-W", "-f=${Version}", "nodejs"], { encoding: "utf8" });
   if (status.status !== 0) throw new Error("this machine's Node is not from a nodejs .deb; install nodejs (>= 20) from NodeSource or Debian to run the package tests");
-  // Uncompressed: xz over Node's 100 MB takes minutes on a small CI box, for a file that lives seconds.
-  execFileSync("dpkg-repack", ["--deb-option=-Znone", "nodejs"], { cwd: outDir, stdio: "ignore" });
-  const deb = fs.readdirSync(outDir).find((f) => f.startsWith("nodejs_") && f.endsWith(".deb"));
-  if (!deb) throw new Error("dpkg-repack nodejs wrote no .deb");
-  return path.join(outDir, deb);
+  // One repack per installed version, shared by the test files (they run side by side).
+  const cached = path.join(CACHE, `nodejs-repack-${status.stdout.replace(/[^\w.+-]/g, "_")}.deb`);
+  if (!fs.existsSync(cached)) {
+    fs.mkdirSync(CACHE, { recursive: true });
+    const tmp = fs.mkdtempSync(path.join(CACHE, "repack-"));
+    try {
+      // Uncompressed: xz over Node's 100 MB takes minutes on a small CI box, for a file that lives seconds.
+      execFileSync("dpkg-repack", ["--deb-option=-Znone", "nodejs"], { cwd: tmp, stdio: "ignore" });
+      const deb = fs.readdirSync(tmp).find((f) => f.startsWith("nodejs_") && f.endsWith(".deb"));
+      if (!deb) throw new Error("dpkg-repack nodejs wrote no .deb");
+      fs.renameSync(path.join(tmp, deb), cached);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  const out = path.join(outDir, `nodejs_${status.stdout}_repack.deb`);
+  fs.copyFileSync(cached, out);
+  return out;
 }
 
 /** Kills a process started by spawnInRoot and waits for it. */
