@@ -39,4 +39,15 @@ EXIT STATUS
 ENVIRONMENT
     SEALCACHE_<KEY>        Overrides a config key, e.g. SEALCACHE_SYNC_INTERVAL=1m,
                            SEALCACHE_LOG_LEVEL=debug. Precedence: file < environment < flags.
+
+FILES
+    /etc/sealcache/sealcache.yaml       The config: data_dir, socket, seal, sync, providers,
+                                        secrets, policy, log (commented; a conffile).
+    /var/lib/sealcache/                 data_dir: cache.db and the sealed cache key (0700).
+    /run/sealcache/sealcache.sock       The socket (0660, group sealcache: agents join it).
+    /usr/lib/systemd/system/sealcache.service
+                                        The hardened unit; change it with systemctl edit sealcache.
+
+SEE ALSO
+    systemctl(1), journalctl(1); the README's "Config reference" and "Socket API".
 `;

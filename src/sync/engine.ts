@@ -250,7 +250,7 @@ export class SyncEngine {
     // retry instead of hitting a backend that is down (or throttling) once more.
     const st0 = this.#state.get(handle.name)!;
     if (st0.failures > 0 && (st0.lastErrorAt ?? 0) >= queuedAt && st0.nextAttempt > Date.now()) {
-      for (const n of names) this.#due.set(n, st0.nextAttempt);
+      for (const n of names) this.#reschedule(n, st0.nextAttempt);
       return;
     }
     const refs: SecretRef[] = names.map((name) => {
@@ -307,7 +307,16 @@ export class SyncEngine {
     this.#o.store.saveProviderState(handle.name, st);
     if (wasOffline) this.#log.info({ provider: handle.name }, "provider back online");
     const { interval, jitter } = this.#o.sync;
-    for (const n of names) this.#due.set(n, now + refreshDelay(this.#catalog.entry(n)!.refresh ?? interval, jitter, this.#rand, now, expiry.get(n)));
+    for (const n of names) this.#reschedule(n, now + refreshDelay(this.#catalog.entry(n)!.refresh ?? interval, jitter, this.#rand, now, expiry.get(n)));
+  }
+
+  /**
+   * The next fetch of a name whose fetch just ended, unless a refresh was asked for
+   * while it was in flight: that request wants a value fetched after it was made,
+   * so the name stays due now.
+   */
+  #reschedule(name: string, at: number): void {
+    if (!this.#forced.has(name)) this.#due.set(name, at);
   }
 
   /**
@@ -427,7 +436,7 @@ export class SyncEngine {
     } catch (err) {
       this.#log.error({ provider: handle.name, err: describeError(err) }, "could not record provider state");
     }
-    for (const n of names) this.#due.set(n, st.nextAttempt);
+    for (const n of names) this.#reschedule(n, st.nextAttempt);
     this.#log.warn({ provider: handle.name, kind, err: message, failures: st.failures, retry_in_ms: st.nextAttempt - now }, "provider unreachable; serving cached values as stale");
   }
 

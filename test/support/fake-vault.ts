@@ -15,7 +15,7 @@ import { planted } from "./planted.js";
  * counts requests per operation.
  */
 export type VaultOp = "login" | "lookup-self" | "renew-self" | "lease-renew" | "lease-revoke" | "kv2-data" | "kv2-metadata" | "read";
-export type VaultFault = "throttle" | "error" | "sealed" | "hang" | "garbage" | "truncated";
+export type VaultFault = "throttle" | "error" | "sealed" | "hang" | "garbage" | "truncated" | "slow";
 
 interface TokenInfo {
   ttl: number;
@@ -169,6 +169,15 @@ export class FakeVault extends LocalServer {
         case "hang":
           this.hung.add(res);
           return;
+        case "slow": {
+          // A correct answer as of now, delivered a second late: the request stays in flight.
+          const end = res.end.bind(res) as (...a: unknown[]) => void;
+          (res as unknown as { end: (...a: unknown[]) => http.ServerResponse }).end = (...a: unknown[]) => {
+            setTimeout(() => end(...a), 1_000);
+            return res;
+          };
+          break;
+        }
         case "garbage":
           res.writeHead(200, { "content-type": "application/json" });
           res.end("<html><body>Welcome to the captive portal " + planted("garbage") + "</body></html>");

@@ -73,6 +73,20 @@ describe("vault through the daemon", () => {
     assert.equal((await value(d, "other")).version, 1);
   });
 
+  test("a refresh asked for while that secret's fetch is in flight is not lost: it fetches again once the first fetch lands", async (t) => {
+    const fv = await new FakeVault({ namespace: "edge" }).start();
+    t.after(() => fv.stop());
+    fv.putKv2("secret/data/app", { v: planted("v1") });
+    const d = await start(t, fv, { app: { provider: "vault", path: "secret/data/app", key: "v", refresh: "1h" } });
+    const v2 = planted("v2");
+    fv.fail("slow", { match: /metadata\/app$/, times: 1 });
+    await refresh(d); // in flight for a second, answering version 1
+    await sleep(300);
+    fv.putKv2("secret/data/app", { v: v2 });
+    await refresh(d); // asked after the rotation: must see version 2
+    await eventually(async () => (await value(d, "app")).value === v2, 5_000, "the second refresh's value");
+  });
+
   test("a dynamic secret's lease is renewed before it expires and replaced when renewal is refused", async (t) => {
     const fv = await new FakeVault({ namespace: "edge" }).start();
     t.after(() => fv.stop());
