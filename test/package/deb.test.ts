@@ -11,7 +11,7 @@ import { inRoot, makeDebianRoot, mustInRoot, repackHostNode, spawnInRoot, stopCh
 import { eventually } from "../support/daemon.js";
 import { assertNoLeaks, DEMO_VALUES } from "../support/planted.js";
 import { req } from "../support/http.js";
-import { builtPackage } from "../support/packages.js";
+import { builtPackage, packagedConfig } from "../support/packages.js";
 
 const work = fs.mkdtempSync("/tmp/sc-pkg-deb-");
 const root = path.join(work, "root");
@@ -20,18 +20,7 @@ const socket = path.join(root, "run/sealcache/sealcache.sock");
 const [token] = DEMO_VALUES;
 let daemon: ChildProcess | undefined;
 
-const CONFIG = `# changed by the operator
-data_dir: /var/lib/sealcache
-socket: /run/sealcache/sealcache.sock
-seal: { type: host }
-providers:
-  local: { type: file, dir: /etc/sealcache/files }
-secrets:
-  demo/api-token: { provider: local, path: api-token }
-policy:
-  - { match: { uid: 0 }, allow: ["**"], admin: true }
-  - { match: { user: agent }, allow: ["demo/*"] }
-`;
+const CONFIG = `# changed by the operator\n${packagedConfig("{ user: agent }")}`;
 
 before(() => {
   makeDebianRoot(root);

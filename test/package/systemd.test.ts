@@ -12,7 +12,7 @@ import { makeDebianRoot, mustInRoot, repackHostNode } from "../support/chroot.js
 import { eventually } from "../support/daemon.js";
 import { bootMachine, inMachine, MACHINE_PACKAGES, mustInMachine, stopMachine, unitProperties, type Machine } from "../support/nspawn.js";
 import { assertNoLeaks, DEMO_VALUES } from "../support/planted.js";
-import { builtPackage } from "../support/packages.js";
+import { builtPackage, packagedConfig } from "../support/packages.js";
 
 const work = fs.mkdtempSync("/tmp/sc-pkg-sd-");
 const root = path.join(work, "root");
@@ -23,17 +23,7 @@ const STATE = ["ActiveState", "SubState", "MainPID", "StatusText", "NRestarts", 
 const timings: string[] = [];
 let machine: Machine | undefined;
 
-const CONFIG = `data_dir: /var/lib/sealcache
-socket: /run/sealcache/sealcache.sock
-seal: { type: host }
-providers:
-  local: { type: file, dir: /etc/sealcache/files }
-secrets:
-  demo/api-token: { provider: local, path: api-token }
-policy:
-  - { match: { uid: 0 }, allow: ["**"], admin: true }
-  - { match: { user: agent, unit: edge-agent }, allow: ["demo/*"] }
-`;
+const CONFIG = packagedConfig("{ user: agent, unit: edge-agent }");
 
 async function timed<T>(label: string, fn: () => T | Promise<T>): Promise<T> {
   const start = Date.now();

@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import path from "node:path";
 import { LocalServer } from "./local-server.js";
 import { randomBytes } from "node:crypto";
 import http from "node:http";
@@ -309,4 +311,23 @@ function send(res: http.ServerResponse, status: number, body: unknown, headers: 
   const s = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(s)), ...headers });
   res.end(s);
+}
+
+/**
+ * A daemon config in `dir` reading `secrets` from this fake Vault in namespace
+ * `edge` through AppRole (role and secret id files written 0600), host-sealed,
+ * with quick backoff; `sync` overrides the sync section's keys.
+ */
+export function approleDaemonConfig(dir: string, fv: FakeVault, secrets: Record<string, unknown>, sync: Record<string, unknown> = {}): Record<string, unknown> {
+  fs.writeFileSync(path.join(dir, "role_id"), fv.approle.roleId, { mode: 0o600 });
+  fs.writeFileSync(path.join(dir, "secret_id"), fv.approle.secretId, { mode: 0o600 });
+  return {
+    data_dir: path.join(dir, "data"),
+    socket: path.join(dir, "s.sock"),
+    seal: { type: "host" },
+    sync: { interval: "30s", backoff_min: "200ms", backoff_max: "1s", timeout: "2s", ...sync },
+    providers: { vault: { type: "vault", address: fv.url, namespace: "edge", auth: { method: "approle", role_id_file: path.join(dir, "role_id"), secret_id_file: path.join(dir, "secret_id") } } },
+    secrets,
+    log: { level: "debug" },
+  };
 }

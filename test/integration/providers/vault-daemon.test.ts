@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import path from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { cli, eventually, launch, sleep, type RunningDaemon } from "../../support/daemon.js";
-import { FakeVault, type VaultFault } from "../../support/fake-vault.js";
+import { approleDaemonConfig, FakeVault, type VaultFault } from "../../support/fake-vault.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
@@ -20,18 +18,7 @@ const refresh = async (d: RunningDaemon) => assert.equal((await d.get("/v1/refre
 /** A daemon on an AppRole-authenticated fake Vault. */
 async function start(t: TestContext, fv: FakeVault, secrets: Record<string, unknown>, sync: Record<string, unknown> = {}) {
   const dir = tmpDir(t);
-  fs.writeFileSync(path.join(dir, "role_id"), fv.approle.roleId, { mode: 0o600 });
-  fs.writeFileSync(path.join(dir, "secret_id"), fv.approle.secretId, { mode: 0o600 });
-  const config = {
-    data_dir: path.join(dir, "data"),
-    socket: path.join(dir, "s.sock"),
-    seal: { type: "host" },
-    sync: { interval: "30s", backoff_min: "200ms", backoff_max: "1s", timeout: "2s", ...sync },
-    providers: { vault: { type: "vault", address: fv.url, namespace: "edge", auth: { method: "approle", role_id_file: path.join(dir, "role_id"), secret_id_file: path.join(dir, "secret_id") } } },
-    secrets,
-    log: { level: "debug" },
-  };
-  return launch(t, dir, config, { waitFor: "synced" });
+  return launch(t, dir, approleDaemonConfig(dir, fv, secrets, sync), { waitFor: "synced" });
 }
 
 describe("vault through the daemon", () => {

@@ -8,7 +8,7 @@ import path from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import Database from "better-sqlite3";
 import { eventually, launch, sleep, type RunningDaemon } from "../../support/daemon.js";
-import { FakeVault } from "../../support/fake-vault.js";
+import { approleDaemonConfig, FakeVault } from "../../support/fake-vault.js";
 import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
@@ -33,17 +33,7 @@ async function vaultWithDynamic(t: TestContext, ttl: number): Promise<FakeVault>
 /** The daemon's config in a temp dir: one dynamic secret, refreshed hourly, so only its lease brings the engine back. */
 function setup(t: TestContext, fv: FakeVault): { dir: string; config: Record<string, unknown>; dbFile: string } {
   const dir = tmpDir(t);
-  fs.writeFileSync(path.join(dir, "role_id"), fv.approle.roleId, { mode: 0o600 });
-  fs.writeFileSync(path.join(dir, "secret_id"), fv.approle.secretId, { mode: 0o600 });
-  const config = {
-    data_dir: path.join(dir, "data"),
-    socket: path.join(dir, "s.sock"),
-    seal: { type: "host" },
-    sync: { interval: "30s", backoff_min: "200ms", backoff_max: "1s", timeout: "2s" },
-    providers: { vault: { type: "vault", address: fv.url, namespace: "edge", auth: { method: "approle", role_id_file: path.join(dir, "role_id"), secret_id_file: path.join(dir, "secret_id") } } },
-    secrets: { [NAME]: { provider: "vault", path: "database/creds/edge", refresh: "1h" } },
-    log: { level: "debug" },
-  };
+  const config = approleDaemonConfig(dir, fv, { [NAME]: { provider: "vault", path: "database/creds/edge", refresh: "1h" } });
   return { dir, config, dbFile: path.join(dir, "data", "cache.db") };
 }
 
