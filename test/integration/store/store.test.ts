@@ -88,6 +88,15 @@ function readText(store: SecretStore, name: string): string | undefined {
   return s;
 }
 
+/** Rewrites a cache file as an older schema wrote it: the columns later migrations added are dropped. */
+function asSchema(file: string, version: 2 | 3): void {
+  const added = { 2: ["held", "origin", "lease_dek", "lease"], 3: ["lease_dek", "lease"] }[version];
+  tamper(file, (db) => {
+    db.exec(added.map((c) => `ALTER TABLE secrets DROP COLUMN ${c};`).join(" "));
+    db.pragma(`user_version = ${version}`);
+  });
+}
+
 /** Runs `fn` on a separate connection to the (closed or open) database, as an attacker with file access would. */
 function tamper(file: string, fn: (db: Database.Database) => void): void {
   const db = new Database(file);
@@ -721,11 +730,7 @@ describe("what a row's backend version is bound to (schema 3: held, origin)", ()
     const s = f.open();
     s.apply([ok("app/old", v, 1000, "5")]);
     s.close();
-    // What schema 2 wrote: no held/origin columns at all.
-    tamper(f.file, (db) => {
-      db.exec("ALTER TABLE secrets DROP COLUMN held; ALTER TABLE secrets DROP COLUMN origin; ALTER TABLE secrets DROP COLUMN lease_dek; ALTER TABLE secrets DROP COLUMN lease;");
-      db.pragma("user_version = 2");
-    });
+    asSchema(f.file, 2);
     const r = f.open();
     assert.deepEqual(r.quarantined, []);
     assert.deepEqual([r.meta("app/old")!.held, r.meta("app/old")!.sourceVersion], [null, "5"]);
@@ -871,10 +876,7 @@ describe("the lease a value is held under (schema 4: sealed with the row, bound 
     const v = f.value("old");
     s.apply([bound3("app/kv", f.value("kv")), { name: "db/a", ok: true, value: enc.encode(v), sourceVersion: "lease:a", at: 1000, held: "fp-db/a" }]);
     s.close();
-    tamper(f.file, (db) => {
-      db.exec("ALTER TABLE secrets DROP COLUMN lease_dek; ALTER TABLE secrets DROP COLUMN lease;");
-      db.pragma("user_version = 3");
-    });
+    asSchema(f.file, 3);
     const r = f.open();
     assert.deepEqual(r.quarantined, []);
     assert.equal(r.lease("db/a"), undefined);
