@@ -15,6 +15,7 @@ import { stageTree, installedKiB, LIBDIR } from "./lib/stage.mjs";
 import { buildDeb } from "./lib/deb.mjs";
 import { buildRpm } from "./lib/rpm.mjs";
 import { exposure, idleRssMiB } from "./lib/figures.mjs";
+import { ARCHES } from "./native.mjs";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const targets = JSON.parse(fs.readFileSync(path.join(repo, "packaging/targets.json"), "utf8"));
@@ -51,13 +52,12 @@ export async function buildPackages({ arches, nodeMajors, release, log = (s) => 
     const deb = buildDeb({ repo, meta, arch, staged, work, out, nodeMajors: majors, needs });
     const rpm = buildRpm({ repo, meta, arch, staged, work, out, nodeMajors: majors });
     // Only the host's own architecture can start here without an emulator.
-    const rss = arch === HOST_ARCH[process.arch] ? await idleRssMiB(staged) : undefined;
+    const rss = ARCHES[arch].gypArch === process.arch ? await idleRssMiB(staged) : undefined;
     results.push({ arch, deb, rpm, installedKiB: installedKiB(staged), nodeMajors: majors, seconds, rss });
   }
   return results;
 }
 
-const HOST_ARCH = { x64: "amd64", arm64: "arm64", arm: "armhf" };
 
 async function eachLimit(items, limit, fn) {
   const queue = [...items];

@@ -6,8 +6,6 @@ import crypto from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { copyTree, gzip, installedKiB, normalise, write } from "./stage.mjs";
 
-export const DEB_ARCH = { amd64: "amd64", arm64: "arm64", armhf: "armhf" };
-
 /**
  * TPM libraries are opened with dlopen (native/tpm2), so no shlibs tooling sees
  * them: they are named here. Each has an alternative for the t64 names of newer releases.
@@ -47,7 +45,7 @@ export function buildDeb(o) {
   write(root, "DEBIAN/control", control(meta, o.arch, installedKiB(root), o.nodeMajors, libraryDepends(o.needs)), 0o644);
 
   fs.mkdirSync(o.out, { recursive: true });
-  const file = path.join(o.out, `sealcache_${meta.version}-${meta.release}_${DEB_ARCH[o.arch]}.deb`);
+  const file = path.join(o.out, `sealcache_${meta.version}-${meta.release}_${o.arch}.deb`);
   execFileSync("dpkg-deb", ["--root-owner-group", "-Zxz", "-z9", "--build", root, file], {
     stdio: ["ignore", "ignore", "inherit"],
     env: { ...process.env, SOURCE_DATE_EPOCH: String(meta.epoch) },
@@ -79,7 +77,8 @@ function control(meta, arch, kib, nodeMajors, libraries) {
   return [
     "Package: sealcache",
     `Version: ${meta.version}-${meta.release}`,
-    `Architecture: ${DEB_ARCH[arch]}`,
+    // The packaging's arch names are Debian's.
+    `Architecture: ${arch}`,
     `Maintainer: ${meta.maintainer}`,
     `Installed-Size: ${kib}`,
     `Depends: ${depends.join(", ")}`,

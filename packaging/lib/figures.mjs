@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import net from "node:net";
 import { spawn, spawnSync } from "node:child_process";
+import { launcherCommand } from "./stage.mjs";
 
 /** `systemd-analyze security --offline` on the unit; undefined where systemd-analyze is missing. */
 export function exposure(unitFile) {
@@ -19,16 +20,14 @@ export function exposure(unitFile) {
  * settle and reads VmRSS. Returns MiB, or undefined when it cannot run here.
  */
 export async function idleRssMiB(stagedRoot, { settleMs = 3000 } = {}) {
-  const launcher = fs.readFileSync(path.join(stagedRoot, "usr/bin/sealcache"), "utf8");
-  const m = /^exec \/usr\/bin\/node (.*) \/(usr\/lib\/sealcache\/main\.mjs) "\$@"$/m.exec(launcher);
-  if (!m) return undefined;
+  const { flags, main } = launcherCommand(stagedRoot);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sc-rss-"));
   const socket = path.join(dir, "s.sock");
   fs.mkdirSync(path.join(dir, "files"));
   fs.writeFileSync(path.join(dir, "files/token"), "figure-only-not-a-secret\n");
   const config = path.join(dir, "sealcache.yaml");
   fs.writeFileSync(config, [`data_dir: ${dir}/data`, `socket: ${socket}`, "seal: { type: host }", `providers: { local: { type: file, dir: ${dir}/files } }`, "secrets: { demo/token: { provider: local, path: token } }", ""].join("\n"));
-  const child = spawn(process.execPath, [...m[1].split(" "), path.join(stagedRoot, m[2]), "daemon", "--config", config], { stdio: "ignore" });
+  const child = spawn(process.execPath, [...flags, main, "daemon", "--config", config], { stdio: "ignore" });
   try {
     const deadline = Date.now() + 20_000;
     while (!(await answers(socket))) {

@@ -39,6 +39,18 @@ export async function stageTree(o) {
   return { needs: native.needs };
 }
 
+/**
+ * The packaged launcher's command, read back from an installed or staged tree:
+ * node's flags and main.mjs's path inside `root`. The figures and the emulated
+ * test start the daemon exactly as the launcher would, with another node in front.
+ */
+export function launcherCommand(root) {
+  const text = fs.readFileSync(path.join(root, "usr/bin/sealcache"), "utf8");
+  const m = /^exec \/usr\/bin\/node (.*) \/(usr\/lib\/sealcache\/main\.mjs) "\$@"$/m.exec(text);
+  if (!m) throw new Error(`${root}/usr/bin/sealcache is not the launcher stageTree writes:\n${text}`);
+  return { flags: m[1].split(" "), main: path.join(root, m[2]) };
+}
+
 /** Copies a staged tree and adds files; used to derive the .deb and .rpm roots. */
 export function copyTree(from, to) {
   fs.rmSync(to, { recursive: true, force: true });

@@ -7,19 +7,20 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 // @ts-expect-error -- plain ESM build script without type declarations
-import { fetchNode } from "../../packaging/native.mjs";
+import { ARCHES, fetchNode } from "../../packaging/native.mjs";
+// @ts-expect-error -- plain ESM build script without type declarations
+import { launcherCommand } from "../../packaging/lib/stage.mjs";
 import { eventually, ROOT } from "../support/daemon.js";
 import { req } from "../support/http.js";
 import { assertNoLeaks, DEMO_VALUES } from "../support/planted.js";
 import { builtPackage } from "../support/packages.js";
 import { stopChild } from "../support/chroot.js";
 
-const EMULATORS: Record<string, { qemu: string; sysroot: string; arch: string }> = {
-  arm64: { qemu: "qemu-aarch64-static", sysroot: "/usr/aarch64-linux-gnu", arch: "arm64" },
-  armhf: { qemu: "qemu-arm-static", sysroot: "/usr/arm-linux-gnueabihf", arch: "arm" },
-};
+// The architectures the packaging runs under qemu; gypArch is also what process.arch says there.
+type ArchFacts = { qemu: string | null; sysroot: string; gypArch: string };
+const EMULATED = Object.entries(ARCHES as Record<string, ArchFacts>).flatMap(([arch, a]) => (a.qemu ? [{ arch, qemu: a.qemu, sysroot: a.sysroot, gypArch: a.gypArch }] : []));
 
-for (const [arch, emu] of Object.entries(EMULATORS)) {
+for (const { arch, ...emu } of EMULATED) {
   test(`the ${arch} package's daemon runs under ${emu.qemu} and serves a secret over its socket`, async (t) => {
     const deb = builtPackage("deb", arch);
     const work = fs.mkdtempSync(`/tmp/sc-pkg-${arch}-`);
@@ -29,10 +30,8 @@ for (const [arch, emu] of Object.entries(EMULATORS)) {
     const node = path.join(await fetchNode({ arch, major: 20, cacheDir: path.join(ROOT, ".cache/packaging") }), "bin/node");
 
     // The packaged launcher, with the emulator in front of its node and the root in front of its paths.
-    const launcher = fs.readFileSync(path.join(root, "usr/bin/sealcache"), "utf8");
-    const m = /^exec \/usr\/bin\/node (.*) (\/usr\/lib\/sealcache\/main\.mjs) "\$@"$/m.exec(launcher);
-    assert.ok(m, launcher);
-    const argv = (...args: string[]) => ["-L", emu.sysroot, node, ...m[1]!.split(" "), path.join(root, m[2]!), ...args];
+    const { flags, main } = launcherCommand(root) as { flags: string[]; main: string };
+    const argv = (...args: string[]) => ["-L", emu.sysroot, node, ...flags, main, ...args];
 
     fs.mkdirSync(path.join(work, "files"));
     fs.writeFileSync(path.join(work, "files/api-token"), DEMO_VALUES[0]);
@@ -43,7 +42,7 @@ for (const [arch, emu] of Object.entries(EMULATORS)) {
     const version = spawnSync(emu.qemu, argv("--version"), { encoding: "utf8" });
     assert.match(version.stdout, /^sealcache \d/, version.stderr);
     const arch_ = spawnSync(emu.qemu, ["-L", emu.sysroot, node, "-p", "process.arch"], { encoding: "utf8" });
-    assert.equal(arch_.stdout.trim(), emu.arch, "the Node under qemu is the package's architecture");
+    assert.equal(arch_.stdout.trim(), emu.gypArch, "the Node under qemu is the package's architecture");
 
     const log = path.join(work, "daemon.log");
     const fd = fs.openSync(log, "w");

@@ -4,7 +4,10 @@ import path from "node:path";
 import { ROOT } from "./daemon.js";
 
 export const PACKAGES = path.join(ROOT, "dist/packages");
-const RPM_ARCH: Record<string, string> = { amd64: "x86_64", arm64: "aarch64", armhf: "armv7hl" };
+// @ts-expect-error -- plain ESM build script without type declarations
+import { RPM_ARCH as RPM_ARCHES } from "../../packaging/lib/rpm.mjs";
+
+const RPM_ARCH = RPM_ARCHES as Record<string, string>;
 
 /**
  * The config the package tests write over the shipped conffile: host sealing, one

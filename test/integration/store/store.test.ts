@@ -388,8 +388,8 @@ describe("SecretStore on a real SQLite file", () => {
       assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /swapped/);
     });
 
-    test("(c) an older copy of one row restored after it was updated", (t) => {
-      const f = fixture(t);
+    /** Seeds the store, keeps a copy of app/b's row, then updates app/b to version 2. */
+    function copiedThenUpdated(f: ReturnType<typeof fixture>): { vals: ReturnType<typeof seeded>; old: RawRow } {
       const vals = seeded(f);
       let old: RawRow | undefined;
       tamper(f.file, (db) => (old = rawRow(db, "app/b")));
@@ -397,19 +397,20 @@ describe("SecretStore on a real SQLite file", () => {
       s.apply([ok("app/b", f.value("b-v2"), 2000)]);
       assert.equal(s.meta("app/b")!.version, 2);
       s.close();
-      tamper(f.file, (db) => writeRow(db, old!));
+      return { vals, old: old! };
+    }
+
+    test("(c) an older copy of one row restored after it was updated", (t) => {
+      const f = fixture(t);
+      const { vals, old } = copiedThenUpdated(f);
+      tamper(f.file, (db) => writeRow(db, old));
       assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /restored from an older copy/);
     });
 
     test("(c') an older row relabelled with the current version number", (t) => {
       const f = fixture(t);
-      const vals = seeded(f);
-      let old: RawRow | undefined;
-      tamper(f.file, (db) => (old = rawRow(db, "app/b")));
-      const s = f.open();
-      s.apply([ok("app/b", f.value("b-v2"), 2000)]);
-      s.close();
-      tamper(f.file, (db) => writeRow(db, { ...old!, version: 2, changed_rev: 2 }));
+      const { vals, old } = copiedThenUpdated(f);
+      tamper(f.file, (db) => writeRow(db, { ...old, version: 2, changed_rev: 2 }));
       assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /rows were edited/);
     });
 
