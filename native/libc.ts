@@ -7,6 +7,7 @@ interface Libc {
   prctl: koffi.KoffiFunction;
   poll: koffi.KoffiFunction;
   close: koffi.KoffiFunction;
+  flock: koffi.KoffiFunction;
   mallocTrim: koffi.KoffiFunction | null;
   mallopt: koffi.KoffiFunction | null;
 }
@@ -21,6 +22,7 @@ function libc(): Libc {
       prctl: c.func("int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)"),
       poll: c.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)"),
       close: c.func("int close(int fd)"),
+      flock: c.func("int flock(int fd, int op)"),
       // glibc only; musl has neither and needs neither.
       mallocTrim: optional(() => c.func("int malloc_trim(size_t pad)")),
       mallopt: optional(() => c.func("int mallopt(int param, int value)")),
@@ -61,6 +63,9 @@ const PR_SET_DUMPABLE = 4;
 const POLLIN = 0x1;
 const ENOPROTOOPT = 92;
 const EINTR = 4;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
 
 export interface PeerCred {
   readonly pid: number;
@@ -113,4 +118,19 @@ export function closeFd(fd: number): void {
 /** Makes the process non-dumpable: no core file, no ptrace by same-uid processes. */
 export function disableCoreDumps(): boolean {
   return (libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) as number) === 0;
+}
+
+/**
+ * Takes an exclusive flock(2) on an open descriptor without waiting: true when
+ * taken, false when another open file description holds it. The lock lasts as long
+ * as the descriptor stays open (node opens with O_CLOEXEC, so children never
+ * inherit it). Other failures throw with the errno.
+ */
+export function tryLockExclusive(fd: number): boolean {
+  for (;;) {
+    if ((libc().flock(fd, LOCK_EX | LOCK_NB) as number) === 0) return true;
+    const errno = koffi.errno();
+    if (errno === EWOULDBLOCK) return false;
+    if (errno !== EINTR) throw Object.assign(new Error(`flock failed (errno ${errno})`), { errno });
+  }
 }

@@ -12,6 +12,8 @@ export type ErrorCode =
   | "config"
   | "unavailable"
   | "rate_limited"
+  /** data_dir is held by another process (the daemon, or an offline command). */
+  | "locked"
   | "internal";
 
 export class SealcacheError extends Error {

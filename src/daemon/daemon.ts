@@ -25,6 +25,8 @@ import { checkAntiRollback } from "./anti-rollback.js";
 import { rotateKek } from "./rotate.js";
 import type { RollbackCounter } from "../seal/rollback.js";
 import { SystemdNotifier, sealedStatus, servingStatus } from "./notify.js";
+import { lockDataDir, type DataDirLock } from "./data-dir-lock.js";
+import { ensurePrivateDir } from "../seal/permissions.js";
 
 export { CACHE_FILE };
 
@@ -65,9 +67,13 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
   let stopping = false;
   let retryTimer: NodeJS.Timeout | undefined;
   let attempts = 0;
+  let lock: DataDirLock | undefined;
 
   async function unsealAndBuild(): Promise<void> {
     const seal = log.child({ part: "seal" });
+    // Before a byte of data_dir is read: another process holding it is fatal (exit 1),
+    // a data_dir that cannot be prepared is a sealed state an operator can fix.
+    lock ??= lockOwnDataDir(config.data_dir);
     sealer ??= await createSealer({ dataDir: config.data_dir, seal: config.seal, sodium, logger: seal });
     const kek = await obtainKek(sodium, sealer, config.data_dir, seal);
     sealerInfo = await sealer.describe();
@@ -119,9 +125,10 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     void stop();
   }
 
-  await attempt();
-
-  const server: SocketServer = await startServer({
+  let server: SocketServer | undefined;
+  try {
+    await attempt();
+    server = await startServer({
     socketPath: config.socket,
     logger: log.child({ part: "server" }),
     policy,
@@ -135,7 +142,13 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     health: () => buildHealth({ core, sealedReason, sealerInfo, inactive, policyWarnings: policy.warnings, started, version: VERSION }),
     gauges: () => buildGauges(core, config.metrics.secret_names),
     rotateKek: () => rotateInPlace(),
-  });
+    });
+  } catch (e) {
+    // Whatever started before the failure (sync timers, the store, the lock) stops
+    // now: a daemon that cannot serve must not keep running, let alone writing.
+    await stop();
+    throw e;
+  }
   notifier.ready(core ? servingStatus(Object.keys(config.secrets).length) : sealedStatus(sealedReason));
 
   /** One rotation at a time; lookups keep being served from the store throughout. */
@@ -159,12 +172,13 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     notifier.stopping();
     clearTimeout(retryTimer);
     watch.close();
-    await server.close();
+    await server?.close();
     await core?.sync.stop();
     for (const h of providers?.values() ?? []) await h.provider?.close?.().catch((e: unknown) => log.warn({ provider: h.name, err: describeError(e) }, "provider did not close cleanly"));
     core?.store.close();
     envelope?.destroy();
     await sealer?.close?.();
+    lock?.release();
     notifier.close();
     log.info("stopped");
   }
@@ -191,6 +205,16 @@ async function loadProviders(config: Config, log: Logger): Promise<Map<string, P
     out.set(name, { name, type, provider: mod.create({ name, options: opts, logger: log.child({ part: "provider", provider: name }) }), inactive: undefined });
   }
   return out;
+}
+
+/** data_dir prepared (0700, ours) and locked for this process's life; see lockDataDir. */
+function lockOwnDataDir(dataDir: string): DataDirLock {
+  try {
+    ensurePrivateDir(dataDir);
+  } catch (e) {
+    throw isSealError(e) ? e : new SealError(`data_dir ${dataDir} cannot be prepared: ${describeError(e)}`);
+  }
+  return lockDataDir(dataDir, "starting the daemon");
 }
 
 function safely(fn: () => boolean): boolean {

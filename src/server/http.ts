@@ -21,7 +21,8 @@ export const LIMITS = {
   maxBodyBytes: 1024,
   headersTimeoutMs: 5_000,
   requestTimeoutMs: 10_000,
-  keepAliveTimeoutMs: 5_000,
+  // How long a kept-alive connection may sit idle between requests (the README says 15 s; a test holds it to that).
+  keepAliveTimeoutMs: 15_000,
   idleTimeoutMs: 15_000,
 } as const;
 

@@ -11,6 +11,8 @@ export const STATUS: Record<ErrorCode, number> = {
   config: 500,
   unavailable: 503,
   rate_limited: 429,
+  // Never answered on the socket (the daemon holding data_dir is the one answering); listed for completeness.
+  locked: 503,
   internal: 500,
 };
 

@@ -9,6 +9,8 @@ import { createLogger } from "../../log.js";
 import { createSealer } from "../../seal/registry.js";
 import { SecretStore } from "../../store/store.js";
 import { replyError, request } from "../client.js";
+import { lockDataDir } from "../../daemon/data-dir-lock.js";
+import { ensurePrivateDir } from "../../seal/permissions.js";
 import { loadFull, type GlobalOptions, type Io } from "../context.js";
 
 /**
@@ -31,6 +33,9 @@ export async function rotateKekCommand(g: GlobalOptions, io: Io): Promise<number
     return 0;
   }
   const logger = createLogger({ level: "silent" });
+  ensurePrivateDir(config.data_dir);
+  // A daemon starting up (its socket not answering yet) or another offline command holds it: refused, naming the pid.
+  const lock = lockDataDir(config.data_dir, "rotate-kek");
   const sodium = await loadSodium();
   const sealer = await createSealer({ dataDir: config.data_dir, seal: config.seal, sodium, logger });
   try {
@@ -50,5 +55,6 @@ export async function rotateKekCommand(g: GlobalOptions, io: Io): Promise<number
     }
   } finally {
     await sealer.close?.();
+    lock.release();
   }
 }
