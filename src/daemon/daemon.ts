@@ -55,7 +55,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
   for (const w of policy.warnings) log.warn(w);
   const metrics = new Metrics();
   const watch = new WatchHub();
-  const started = Date.now();
+  const started = performance.now();
 
   let core: Core | undefined;
   let envelope: Envelope | undefined;

@@ -7,6 +7,7 @@ export interface HealthInput {
   readonly sealerInfo: SealerInfo | undefined;
   readonly inactive: readonly string[];
   readonly policyWarnings: readonly string[];
+  /** performance.now() at start: uptime runs on the monotonic clock. */
   readonly started: number;
   readonly version: string;
 }
@@ -16,11 +17,11 @@ export interface HealthInput {
  * backend is "degraded" with 200, since cached values are still being served.
  */
 export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
-  const now = Date.now();
   const seal = h.sealerInfo ? { type: h.sealerInfo.type, ok: h.sealerInfo.ok, detail: h.sealerInfo.detail, warnings: h.sealerInfo.warnings } : null;
-  const common = { version: h.version, uptime_s: Math.floor((now - h.started) / 1000), seal, inactive: h.inactive, warnings: h.policyWarnings };
+  const common = { version: h.version, uptime_s: Math.floor((performance.now() - h.started) / 1000), seal, inactive: h.inactive, warnings: h.policyWarnings };
   if (!h.core) return { ok: false, body: { status: "sealed", sealed: true, sealed_reason: h.sealedReason, ...common } };
   const { reader, sync, store } = h.core;
+  const now = reader.now();
   // One count per name `list` shows: configured secrets, hierarchies (an SSM path
   // ending in /* or /**) and the parameters found under them, each by its state.
   const counts = { total: 0, ok: 0, stale: 0, expired: 0, not_synced: 0, errors: 0, hierarchies: 0 };
@@ -55,7 +56,7 @@ type Gauge = { name: string; help: string; samples: [string, number][] };
 export function buildGauges(core: Core | undefined, withNames: boolean): Gauge[] {
   const gauges: Gauge[] = [{ name: "sealcache_sealed", help: "1 while the cache key is not unsealed.", samples: [["", core ? 0 : 1]] }];
   if (!core) return gauges;
-  const now = Date.now();
+  const now = core.reader.now();
   const byState = new Map<string, number>([["ok", 0], ["stale", 0], ["expired", 0], ["not_synced", 0]]);
   const perSecret: [string, number][] = [];
   for (const name of core.reader.configuredNames()) {

@@ -2,7 +2,9 @@ import type { Config } from "../config/schema.js";
 import { SealcacheError, isIntegrityError } from "../errors.js";
 import type { SecretStore, SecretMeta } from "../store/store.js";
 import type { Catalog } from "../sync/catalog.js";
+import { readClocks, systemClock, type Clock, type Now } from "../sync/clock.js";
 import type { SyncEngine } from "../sync/engine.js";
+import type { Freshness } from "../sync/freshness.js";
 
 export type SecretStateName = "ok" | "stale" | "expired" | "not_synced";
 
@@ -28,7 +30,10 @@ export interface Lookup {
   readonly meta: SecretMeta;
   readonly value: Uint8Array;
   readonly stale: boolean;
-  readonly ageS: number;
+  /** Whole seconds since the last confirmation; null when it cannot be known (see Freshness). */
+  readonly ageS: number | null;
+  /** When it was last confirmed, in today's wall clock. */
+  readonly fetchedAt: number;
 }
 
 /**
@@ -41,13 +46,22 @@ export class SecretReader {
   readonly #store: SecretStore;
   readonly #sync: SyncEngine;
   readonly #catalog: Catalog;
+  readonly #fresh: Freshness;
+  readonly #clock: Clock;
   readonly #maxStale: number;
 
-  constructor(opts: { store: SecretStore; sync: SyncEngine; secrets?: Config["secrets"]; maxStale: number }) {
+  constructor(opts: { store: SecretStore; sync: SyncEngine; secrets?: Config["secrets"]; maxStale: number; clock?: Clock }) {
     this.#store = opts.store;
     this.#sync = opts.sync;
     this.#catalog = opts.sync.catalog;
+    this.#fresh = opts.sync.freshness;
+    this.#clock = opts.clock ?? systemClock;
     this.#maxStale = opts.maxStale;
+  }
+
+  /** Both clocks, read once for a request or a listing (see src/sync/clock.ts). */
+  now(): Now {
+    return readClocks(this.#clock);
   }
 
   /**
@@ -80,7 +94,7 @@ export class SecretReader {
   }
 
   /** Returns the plaintext, which the caller must zero once written out. */
-  lookup(name: string, now: number): Lookup {
+  lookup(name: string, now: Now): Lookup {
     const k = this.#catalog.kind(name);
     if (!k) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured${this.#underWalked(name)}`);
     if (k.kind === "hierarchy") {
@@ -89,10 +103,10 @@ export class SecretReader {
     if (k.kind === "pending") throw this.#notSynced(name, k.entry);
     const meta = this.#store.meta(name);
     if (!meta) throw this.#notSynced(name, k.entry);
-    const stale = this.#sync.isStale(name, now);
-    const age = now - meta.fetchedAt;
+    const stale = this.#fresh.isStale(name, now);
+    const age = this.#fresh.age(name, now);
     if (this.#expired(stale, age)) {
-      throw new SealcacheError("expired", `secret ${JSON.stringify(name)} could not be refreshed for ${Math.floor(age / 1000)} s, past sync.max_stale (${this.#maxStale / 1000} s)`);
+      throw new SealcacheError("expired", `secret ${JSON.stringify(name)} could not be refreshed for ${Math.floor(age! / 1000)} s, past sync.max_stale (${this.#maxStale / 1000} s)`);
     }
     let read;
     try {
@@ -104,10 +118,10 @@ export class SecretReader {
       throw new SealcacheError("not_synced", `secret ${JSON.stringify(name)} failed its integrity check; the cache was quarantined and is being refetched`, { retryAfter: 5 });
     }
     if (!read) throw this.#notSynced(name, k.entry);
-    return { meta: read.meta, value: read.value, stale, ageS: Math.max(0, Math.floor(age / 1000)) };
+    return { meta: read.meta, value: read.value, stale, ageS: seconds(age), fetchedAt: this.#fresh.confirmedAt(name, now) ?? meta.fetchedAt };
   }
 
-  status(name: string, now: number): SecretStatus {
+  status(name: string, now: Now): SecretStatus {
     // One object literal, no spreads: health and metrics call this for every name
     // on every poll, and spreading a shared base cost ~12x the rest of it.
     const k = this.#catalog.kind(name);
@@ -117,18 +131,18 @@ export class SecretReader {
     const kind = hierarchy ? "hierarchy" : "secret";
     const parent = k?.kind === "member" ? entry : null;
     const members = hierarchy ? this.#catalog.members(entry).size : null;
-    const fetchedAt = this.#sync.fetchedAt(name);
+    const fetchedAt = this.#fresh.confirmedAt(name, now);
     const err = this.#store.secretError(name);
     if (fetchedAt === undefined) {
       return { name, state: "not_synced", provider, version: null, source_version: null, fetched_at: null, age_s: null, stale: false, error: err?.message ?? null, kind, parent, members };
     }
     // A parameter also shows its hierarchy's error when the last walk failed after it was fetched.
-    const walkErr = parent !== null ? this.#store.secretError(entry) : undefined;
     const meta = hierarchy ? undefined : this.#store.meta(name);
-    const stale = this.#sync.isStale(name, now);
-    const age = now - fetchedAt;
+    const stale = this.#fresh.isStale(name, now);
+    const age = this.#fresh.age(name, now);
     const state: SecretStateName = !stale ? "ok" : this.#expired(stale, age) ? "expired" : "stale";
-    const error = err && err.at >= fetchedAt ? err.message : walkErr && walkErr.at > fetchedAt ? walkErr.message : null;
+    const walkErr = parent !== null && this.#fresh.errorAfter(entry, name, true) ? this.#store.secretError(entry) : undefined;
+    const error = err && this.#fresh.errorAfter(name, name, false) ? err.message : walkErr ? walkErr.message : null;
     return {
       name,
       state,
@@ -136,7 +150,7 @@ export class SecretReader {
       version: meta?.version ?? null,
       source_version: meta?.sourceVersion ?? null,
       fetched_at: new Date(fetchedAt).toISOString(),
-      age_s: Math.max(0, Math.floor(age / 1000)),
+      age_s: seconds(age),
       stale,
       error,
       kind,
@@ -145,9 +159,14 @@ export class SecretReader {
     };
   }
 
-  /** Expired: could not be refreshed and older than sync.max_stale (0 = never). One rule for lookups and listings. */
-  #expired(stale: boolean, ageMs: number): boolean {
-    return stale && this.#maxStale > 0 && ageMs > this.#maxStale;
+  /**
+   * Expired: could not be refreshed and older than sync.max_stale (0 = never). One
+   * rule for lookups and listings. An age that cannot be known is stale, not
+   * expired: refusing every value on a gateway that booted without a clock would
+   * stop its pipelines for what is a clock problem (README "Clocks").
+   */
+  #expired(stale: boolean, ageMs: number | undefined): boolean {
+    return stale && this.#maxStale > 0 && ageMs !== undefined && ageMs > this.#maxStale;
   }
 
   /** For a name under a walked hierarchy that is not one of its parameters: say so. */
@@ -165,4 +184,8 @@ export class SecretReader {
     const what = entry !== name ? `is under the hierarchy ${entry}, which has not been read yet` : "is configured but has not been fetched yet";
     return new SealcacheError("not_synced", `secret ${JSON.stringify(name)} ${what}${why}`, { retryAfter: 5 });
   }
+}
+
+function seconds(ms: number | undefined): number | null {
+  return ms === undefined ? null : Math.max(0, Math.floor(ms / 1000));
 }

@@ -82,16 +82,17 @@ export function createRoutes(d: RouteDeps) {
         throw new SealcacheError("bad_request", `format must be json or raw, got ${JSON.stringify(format.slice(0, 16))}`);
       }
       mayRead(ctx.caller, name);
-      const now = Date.now();
-      const found = core().reader.lookup(name, now);
+      const reader = core().reader;
+      const found = reader.lookup(name, reader.now());
       const { meta, value, stale, ageS } = found;
       try {
-        const headers = {
-          Age: String(ageS),
+        const headers: Record<string, string> = {
           "Sealcache-Stale": String(stale),
           "Sealcache-Version": String(meta.version),
           "Cache-Control": "no-store",
         };
+        // No Age when it cannot be known (a clock that is behind): absent, rather than a wrong 0.
+        if (ageS !== null) headers.Age = String(ageS);
         if (format === "raw") {
           ctx.res.writeHead(200, { ...headers, "Content-Type": "application/octet-stream", "Content-Length": value.length });
           ctx.res.end(Buffer.from(value));
@@ -107,7 +108,7 @@ export function createRoutes(d: RouteDeps) {
               ...(utf8 ? {} : { encoding: "base64" }),
               version: meta.version,
               source_version: meta.sourceVersion,
-              fetched_at: new Date(meta.fetchedAt).toISOString(),
+              fetched_at: new Date(found.fetchedAt).toISOString(),
               stale,
               age_s: ageS,
             },
@@ -124,7 +125,7 @@ export function createRoutes(d: RouteDeps) {
       const prefix = ctx.url.searchParams.get("prefix") ?? "";
       if (prefix.length > 256) throw new SealcacheError("bad_request", "prefix is longer than 256 bytes");
       const c = core();
-      const now = Date.now();
+      const now = c.reader.now();
       const caller = ctx.caller;
       const may = (n: string) => caller !== undefined && d.policy.canRead(caller, n);
       // A hierarchy's own row (its state and errors, never a value) is shown to a caller

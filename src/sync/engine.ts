@@ -4,9 +4,11 @@ import type { Logger } from "../log.js";
 import { ProviderError, isProviderError, type FetchResult, type HierarchyResult, type LeaseState, type Provider, type SecretRef } from "../providers/provider.js";
 import type { BatchItem, ProviderState, SecretStore, StoredLease } from "../store/store.js";
 import { Catalog } from "./catalog.js";
+import { StepDetector, readClocks, systemClock, type Clock, type Now } from "./clock.js";
+import { Freshness } from "./freshness.js";
 import { expandWalk, type Outcome } from "./hierarchy.js";
 import { Semaphore } from "./semaphore.js";
-import { backoffDelay, refreshDelay, resumeDue, resumeLeaseDue, staleAfter } from "./timing.js";
+import { backoffDelay, refreshDelay, resumeDelay, resumeLeaseDue, overdueSpread } from "./timing.js";
 
 /** A configured provider instance: loaded, or with the reason it is not active. */
 export interface ProviderHandle {
@@ -36,11 +38,14 @@ export interface SyncEngineOptions {
   readonly sync: SyncConfig;
   readonly logger: Logger;
   readonly random?: () => number;
+  /** Monotonic and wall clocks (tests pass fakes). */
+  readonly clock?: Clock;
   /** Called when a wave of batches has finished (the daemon returns freed memory to the OS). */
   readonly onIdle?: () => void;
 }
 
 interface ProviderRuntime extends ProviderState {
+  /** Monotonic time before which the provider is not tried again (backoff). */
   nextAttempt: number;
 }
 
@@ -56,7 +61,11 @@ export class SyncEngine {
   readonly #o: SyncEngineOptions;
   readonly #log: Logger;
   readonly #rand: () => number;
+  readonly #clock: Clock;
+  readonly #steps = new StepDetector();
+  readonly #fresh: Freshness;
   readonly #sem: Semaphore;
+  /** When each entry is next due (monotonic ms). */
   readonly #due = new Map<string, number>();
   readonly #inFlight = new Set<string>();
   readonly #forced = new Set<string>();
@@ -65,10 +74,6 @@ export class SyncEngine {
   readonly #aborts = new Set<AbortController>();
   /** Post-commit calls to providers (lease revocations), awaited at stop. */
   readonly #after = new Set<Promise<void>>();
-  /** When a leased value (Vault lease, STS credentials) stops being usable. */
-  readonly #expires = new Map<string, number>();
-  /** When each hierarchy was last walked completely (or, after a restart, its newest member's fetch). */
-  readonly #walkedAt = new Map<string, number>();
   readonly #catalog: Catalog;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -77,41 +82,56 @@ export class SyncEngine {
     this.#o = opts;
     this.#log = opts.logger;
     this.#rand = opts.random ?? Math.random;
+    this.#clock = opts.clock ?? systemClock;
     this.#sem = new Semaphore(opts.sync.concurrency);
     const loaded = (p: string) => opts.providers.get(p)?.provider;
     this.#catalog = new Catalog({ secrets: opts.secrets, isHierarchy: (sc) => loaded(sc.provider)?.expands?.(sc.path) === true, backend: (p) => loaded(p)?.backend ?? "" });
+    this.#fresh = new Freshness({ catalog: this.#catalog, store: opts.store, sync: opts.sync });
     if (this.#catalog.hasHierarchies) {
       this.#catalog.adopt(opts.store.metas());
       for (const m of opts.store.metas()) {
         const k = this.#catalog.kind(m.name);
-        if (k?.kind === "member") this.#walkedAt.set(k.entry, Math.max(this.#walkedAt.get(k.entry) ?? 0, m.fetchedAt));
+        if (k?.kind === "member") this.#fresh.inheritWalk(k.entry, m.fetchedAt);
       }
     }
     const saved = opts.store.loadProviderStates();
     for (const name of opts.providers.keys()) {
       const s = saved.get(name);
       this.#state.set(name, { lastSuccess: s?.lastSuccess ?? null, lastError: s?.lastError ?? null, lastErrorKind: s?.lastErrorKind ?? null, lastErrorAt: s?.lastErrorAt ?? null, failures: s?.failures ?? 0, nextAttempt: 0 });
+      if (s && s.failures > 0) this.#fresh.providerFailed(name, { wall: s.lastErrorAt ?? 0 });
     }
   }
 
   start(): void {
-    const now = Date.now();
+    const now = this.#now();
+    this.#steps.check(now);
     const { interval, jitter } = this.#o.sync;
     for (const name of this.#catalog.entries()) {
       const sc = this.#catalog.entry(name)!;
-      const at = this.fetchedAt(name);
-      let due = at !== undefined ? resumeDue(at, sc.refresh ?? interval, jitter, now, this.#rand) : now;
+      // On schedule from the recorded fetch; at once (spread) when it is overdue, never
+      // fetched, or recorded "in the future" by a clock that is now behind.
+      let due = this.#fresh.has(name) ? now.mono + resumeDelay(this.#fresh.age(name, now), sc.refresh ?? interval, jitter, this.#rand) : now.mono;
       // A value held under a lease (recorded with it in the cache) keeps the lease's
       // schedule across the restart: renewed at 2/3 of what is left, replaced at once
       // if it ran out meanwhile; and it is stale from its expiry on, as before.
       const lease = this.#o.store.meta(name)?.leased && this.#trustedVersion(name) !== undefined ? this.#cachedLease(name) : undefined;
       if (lease) {
-        this.#expires.set(name, lease.expiresAt);
-        due = resumeLeaseDue(due, now, lease.expiresAt);
+        const expires = now.mono + (lease.expiresAt - now.wall);
+        this.#fresh.setExpiry(name, expires);
+        due = resumeLeaseDue(due, now.mono, expires);
       }
       this.#due.set(name, due);
     }
     this.#schedule();
+  }
+
+  /** How fresh each name is (the read model behind lookups, list, status, health and metrics). */
+  get freshness(): Freshness {
+    return this.#fresh;
+  }
+
+  #now(): Now {
+    return readClocks(this.#clock);
   }
 
   async stop(): Promise<void> {
@@ -134,7 +154,7 @@ export class SyncEngine {
    */
   trigger(names: readonly string[] = []): string[] {
     const list = names.length > 0 ? [...new Set(names.map((n) => this.#catalog.owner(n)).filter((e): e is string => e !== undefined))] : this.#catalog.entries();
-    const now = Date.now();
+    const now = this.#clock.mono();
     for (const n of list) {
       this.#due.set(n, now);
       this.#forced.add(n);
@@ -143,30 +163,8 @@ export class SyncEngine {
     return list;
   }
 
-  /** When the value (for a hierarchy: the last complete walk) was last confirmed by the backend. */
-  fetchedAt(name: string): number | undefined {
-    return this.#catalog.isHierarchy(name) ? this.#walkedAt.get(name) : this.#o.store.meta(name)?.fetchedAt;
-  }
-
-  isStale(name: string, now: number): boolean {
-    const k = this.#catalog.kind(name);
-    const fetchedAt = this.fetchedAt(name);
-    if (!k || fetchedAt === undefined || k.kind === "pending") return true;
-    const sc = this.#catalog.entry(k.entry)!;
-    const { interval, jitter, timeout } = this.#o.sync;
-    if (now - fetchedAt > staleAfter(sc.refresh ?? interval, jitter, timeout)) return true;
-    const err = this.#o.store.secretError(name);
-    if (err && err.at > fetchedAt) return true;
-    // A parameter is as fresh as the last walk of its hierarchy that reached it.
-    const walkErr = k.kind === "member" ? this.#o.store.secretError(k.entry) : undefined;
-    if (walkErr && walkErr.at > fetchedAt) return true;
-    const exp = this.#expires.get(name);
-    if (exp !== undefined && now >= exp) return true;
-    const p = this.#state.get(sc.provider);
-    return p !== undefined && p.failures > 0 && (p.lastErrorAt ?? 0) > fetchedAt;
-  }
-
   providerHealth(): ProviderHealth[] {
+    const now = this.#now();
     return [...this.#o.providers.values()].map((h) => {
       const s = this.#state.get(h.name)!;
       const iso = (t: number | null) => (t ? new Date(t).toISOString() : null);
@@ -180,7 +178,7 @@ export class SyncEngine {
         last_error_kind: h.inactive ? "inactive" : s.lastErrorKind,
         last_error_at: iso(s.lastErrorAt),
         failures: s.failures,
-        next_attempt: s.failures > 0 ? iso(s.nextAttempt) : null,
+        next_attempt: s.failures > 0 ? iso(now.wall + Math.max(0, s.nextAttempt - now.mono)) : null,
       };
     });
   }
@@ -191,14 +189,17 @@ export class SyncEngine {
     let next = Infinity;
     for (const [n, at] of this.#due) if (!this.#inFlight.has(n) && at < next) next = at;
     if (next === Infinity) return;
-    // Capped so a clock step or a long sleep is noticed within a minute.
-    const delay = Math.min(Math.max(0, next - Date.now()), 60_000);
+    // Capped so a wall-clock step is noticed (and logged) within a minute.
+    const delay = Math.min(Math.max(0, next - this.#clock.mono()), 60_000);
     this.#timer = setTimeout(() => this.#tick(), delay);
   }
 
   #tick(): void {
     if (this.#stopped) return;
-    const now = Date.now();
+    const clocks = this.#now();
+    const step = this.#steps.check(clocks);
+    if (step !== undefined) this.#stepped(step, clocks.mono);
+    const now = clocks.mono;
     const byProvider = new Map<string, string[]>();
     for (const [name, at] of this.#due) {
       if (at > now || this.#inFlight.has(name)) continue;
@@ -226,12 +227,28 @@ export class SyncEngine {
     this.#schedule();
   }
 
+  /**
+   * The wall clock was stepped. Nothing here runs on it, but whatever was fetched
+   * or decided with a clock that was wrong (most often: a board that booted at
+   * 1970 and has just had NTP) deserves a fresh look: every entry is refreshed
+   * soon, spread over the jitter window so a fleet's NTP sync is no stampede.
+   */
+  #stepped(ms: number, now: number): void {
+    this.#log.warn({ step_s: Math.round(ms / 1000) }, "wall clock stepped; schedules and ages run on the monotonic clock, refreshing every secret within the jitter window");
+    const { interval, jitter } = this.#o.sync;
+    for (const name of this.#catalog.entries()) {
+      if (this.#inFlight.has(name)) continue;
+      const at = now + overdueSpread(this.#catalog.entry(name)!.refresh ?? interval, jitter, this.#rand);
+      this.#due.set(name, Math.min(this.#due.get(name) ?? at, at));
+    }
+  }
+
   #dispatch(handle: ProviderHandle, provider: Provider, names: string[]): void {
     for (const n of names) {
       this.#inFlight.add(n);
       this.#forced.delete(n);
     }
-    const queuedAt = Date.now();
+    const queuedAt = this.#clock.mono();
     const p = this.#sem
       .run(() => this.#runBatch(handle, provider, names, queuedAt))
       .catch((e) => this.#log.error({ provider: handle.name, err: describeError(e) }, "sync batch failed unexpectedly"))
@@ -249,7 +266,7 @@ export class SyncEngine {
     // The provider failed while this batch waited for a slot: it waits for the same
     // retry instead of hitting a backend that is down (or throttling) once more.
     const st0 = this.#state.get(handle.name)!;
-    if (st0.failures > 0 && (st0.lastErrorAt ?? 0) >= queuedAt && st0.nextAttempt > Date.now()) {
+    if (st0.failures > 0 && this.#fresh.providerFailedSince(handle.name, queuedAt) && st0.nextAttempt > this.#clock.mono()) {
       for (const n of names) this.#reschedule(n, st0.nextAttempt);
       return;
     }
@@ -262,7 +279,7 @@ export class SyncEngine {
     const ac = new AbortController();
     this.#aborts.add(ac);
     const timer = setTimeout(() => ac.abort(), this.#o.sync.timeout);
-    const started = Date.now();
+    const started = this.#clock.mono();
     let results: FetchResult[];
     try {
       this.#log.debug({ provider: handle.name, count: refs.length }, "sync batch start");
@@ -275,25 +292,34 @@ export class SyncEngine {
       this.#aborts.delete(ac);
     }
     if (this.#stopped) return;
-    const now = Date.now();
-    const out = this.#toOutcome(handle, names, results, now);
+    const clocks = this.#now();
+    const now = clocks.mono;
+    // Items carry the wall clock: fetched_at is what the cache records for after a restart.
+    const out = this.#toOutcome(handle, names, results, clocks.wall);
     const { items, expiry } = out;
     const held = new Map<string, string | undefined>();
+    // A lease's end as the provider computed it (wall), on the monotonic clock from here on.
+    const expiresMono = (n: string) => {
+      const e = expiry.get(n);
+      return e === undefined ? undefined : now + (e - clocks.wall);
+    };
     try {
       const changed = this.#o.store.apply(items, { removed: out.removed, cleared: out.cleared });
       for (const [entry, members] of out.walks) {
         this.#catalog.setMembers(entry, members);
-        this.#walkedAt.set(entry, now);
+        this.#fresh.confirm(entry, now);
       }
+      for (const n of out.removed) this.#fresh.forget(n);
       for (const it of items) {
-        if (!it.ok || it.origin !== undefined) continue;
+        if (!it.ok) continue;
+        this.#fresh.confirm(it.name, now);
+        if (it.origin !== undefined) continue;
         held.set(it.name, it.sourceVersion);
-        const exp = expiry.get(it.name);
-        if (exp !== undefined) this.#expires.set(it.name, exp);
-        else this.#expires.delete(it.name);
+        this.#fresh.setExpiry(it.name, expiresMono(it.name));
       }
+      for (const it of items) if (!it.ok) this.#fresh.noteError(it.name, now);
       if (out.removed.length > 0) this.#log.info({ provider: handle.name, removed: out.removed }, "parameters no longer in their hierarchy in the backend; no longer served");
-      this.#log.info({ provider: handle.name, fetched: names.length, changed: changed.length, failed: items.filter((i) => !i.ok).length, ms: now - started }, "sync batch applied");
+      this.#log.info({ provider: handle.name, fetched: names.length, changed: changed.length, failed: items.filter((i) => !i.ok).length, ms: Math.round(now - started) }, "sync batch applied");
     } catch (e) {
       this.#providerFailed(handle, names, e);
       return;
@@ -303,11 +329,12 @@ export class SyncEngine {
     if (held.size > 0 && provider.committed) this.#afterCommit(handle, provider, held);
     const st = this.#state.get(handle.name)!;
     const wasOffline = st.failures > 0;
-    Object.assign(st, { lastSuccess: now, failures: 0, nextAttempt: 0 });
+    Object.assign(st, { lastSuccess: clocks.wall, failures: 0, nextAttempt: 0 });
+    this.#fresh.providerRecovered(handle.name);
     this.#o.store.saveProviderState(handle.name, st);
     if (wasOffline) this.#log.info({ provider: handle.name }, "provider back online");
     const { interval, jitter } = this.#o.sync;
-    for (const n of names) this.#reschedule(n, now + refreshDelay(this.#catalog.entry(n)!.refresh ?? interval, jitter, this.#rand, now, expiry.get(n)));
+    for (const n of names) this.#reschedule(n, now + refreshDelay(this.#catalog.entry(n)!.refresh ?? interval, jitter, this.#rand, now, expiresMono(n)));
   }
 
   /**
@@ -422,7 +449,7 @@ export class SyncEngine {
   }
 
   #providerFailed(handle: ProviderHandle, names: string[], e: unknown): void {
-    const now = Date.now();
+    const { mono: now, wall } = this.#now();
     const st = this.#state.get(handle.name)!;
     const kind = isProviderError(e) ? e.kind : "transient";
     const message = isProviderError(e) ? e.message : `unexpected error from provider ${handle.name}: ${describeError(e)}`;
@@ -430,14 +457,15 @@ export class SyncEngine {
     const { backoff_min: min, backoff_max: max } = this.#o.sync;
     const retryAfter = isProviderError(e) && e.retryAfter ? e.retryAfter * 1000 : 0;
     st.nextAttempt = now + Math.max(retryAfter, backoffDelay(st.failures, min, max, this.#rand));
-    Object.assign(st, { lastError: message, lastErrorKind: kind, lastErrorAt: now });
+    Object.assign(st, { lastError: message, lastErrorKind: kind, lastErrorAt: wall });
+    this.#fresh.providerFailed(handle.name, { mono: now });
     try {
       this.#o.store.saveProviderState(handle.name, st);
     } catch (err) {
       this.#log.error({ provider: handle.name, err: describeError(err) }, "could not record provider state");
     }
     for (const n of names) this.#reschedule(n, st.nextAttempt);
-    this.#log.warn({ provider: handle.name, kind, err: message, failures: st.failures, retry_in_ms: st.nextAttempt - now }, "provider unreachable; serving cached values as stale");
+    this.#log.warn({ provider: handle.name, kind, err: message, failures: st.failures, retry_in_ms: Math.round(st.nextAttempt - now) }, "provider unreachable; serving cached values as stale");
   }
 
   #recordInactive(handle: ProviderHandle, names: string[], now: number): void {

@@ -14,14 +14,23 @@ export function jittered(interval: number, jitter: number, random: () => number)
 }
 
 /**
- * When a cached secret is next due after a restart: on schedule if its refresh is
- * still ahead, otherwise spread over a jittered window, so a fleet rebooting after
- * a power cut does not refetch everything in the same second.
+ * How long after a restart a cached secret is next due, given its age (ms since
+ * its recorded fetch; undefined when unknown: fetched_at in the future, from a
+ * clock that is now behind): on schedule if its refresh is still ahead, otherwise
+ * spread over a jittered window, so a fleet rebooting after a power cut does not
+ * refetch everything in the same second. An unknown age is treated as overdue.
  */
-export function resumeDue(fetchedAt: number, interval: number, jitter: number, now: number, random: () => number): number {
-  const onSchedule = fetchedAt + jittered(interval, jitter, random);
-  if (onSchedule > now) return onSchedule;
-  return now + Math.round(random() * jitter * Math.min(interval, 5 * 60_000));
+export function resumeDelay(age: number | undefined, interval: number, jitter: number, random: () => number): number {
+  if (age !== undefined) {
+    const left = jittered(interval, jitter, random) - age;
+    if (left > 0) return left;
+  }
+  return overdueSpread(interval, jitter, random);
+}
+
+/** The window an overdue secret is spread over (at start, after a wall-clock step): jitter × min(interval, 5 min). */
+export function overdueSpread(interval: number, jitter: number, random: () => number): number {
+  return Math.round(random() * jitter * Math.min(interval, 5 * 60_000));
 }
 
 /** The age past which a value counts as stale even without a recorded failure. */

@@ -12,6 +12,7 @@ import { FakeAws } from "../../support/fake-aws.js";
 import { req } from "../../support/http.js";
 import { assertNoLeaks, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
+import { LOCK_FILE } from "../../../src/daemon/data-dir-lock.js";
 
 interface Run {
   readonly pid: number;
@@ -40,7 +41,7 @@ function writeConfig(dir: string, name: string, config: Record<string, unknown>)
 function snapshot(dataDir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const f of fs.readdirSync(dataDir).sort()) {
-    if (f === "sealcache.lock") continue;
+    if (f === LOCK_FILE) continue;
     const p = path.join(dataDir, f);
     const st = fs.statSync(p);
     out[f] = st.isFile() ? `${st.size}:${crypto.createHash("sha256").update(fs.readFileSync(p)).digest("hex")}:${st.mtimeMs}` : "dir";

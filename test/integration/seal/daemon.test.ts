@@ -7,11 +7,13 @@ import { demoConfig, eventually, launch, type RunningDaemon } from "../../suppor
 import { assertNoLeaks, DEMO_VALUES } from "../../support/planted.js";
 import { startSwtpm } from "../../support/swtpm.js";
 import { tmpDir } from "../../support/tmp.js";
+import { LOCK_FILE } from "../../../src/daemon/data-dir-lock.js";
 
-/** sha256 of each file present, so "untouched" means byte for byte, and no file appeared. */
+/** sha256 of each file present, so "untouched" means byte for byte, and no file appeared (the lock file holds each holder's pid). */
 function snapshot(dataDir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const f of fs.readdirSync(dataDir).sort()) {
+    if (f === LOCK_FILE) continue;
     const p = path.join(dataDir, f);
     if (fs.statSync(p).isFile()) out[f] = createHash("sha256").update(fs.readFileSync(p)).digest("hex");
   }

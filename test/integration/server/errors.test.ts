@@ -11,6 +11,7 @@ import { req } from "../../support/http.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD, assertApiError } from "./api-helpers.js";
+import { LOCK_FILE } from "../../../src/daemon/data-dir-lock.js";
 
 const ME = process.getuid?.() ?? 0;
 
@@ -224,6 +225,7 @@ test("sealed 503: a host key opened to others is refused at restart; the cache f
     Object.fromEntries(
       fs
         .readdirSync(data)
+        .filter((f) => f !== LOCK_FILE) // it holds each holder's pid
         .sort()
         .map((f) => {
           const p = path.join(data, f);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { MIN_LEASE_REFRESH_MS, refreshDelay, resumeDue, resumeLeaseDue } from "../../../src/sync/timing.js";
+import { MIN_LEASE_REFRESH_MS, refreshDelay, resumeDelay, resumeLeaseDue } from "../../../src/sync/timing.js";
 
 const mid = () => 0.5; // jittered(interval) == interval
 const NOW = 1_000_000;
@@ -24,7 +24,7 @@ describe("refreshDelay: jittered interval, or ~2/3 of a lease's remaining lifeti
 
 describe("resumeLeaseDue: a lease recorded in the cache keeps its schedule across a restart", () => {
   test("a lease still running is renewed at 2/3 of what is left, unless the refresh comes first", () => {
-    const resumed = resumeDue(NOW - 10_000, 3_600_000, 0.2, NOW, mid); // refresh 1 h, fetched 10 s ago
+    const resumed = NOW + resumeDelay(10_000, 3_600_000, 0.2, mid); // refresh 1 h, fetched 10 s ago
     assert.equal(resumed, NOW - 10_000 + 3_600_000);
     assert.equal(resumeLeaseDue(resumed, NOW, NOW + 30_000), NOW + 20_000);
     assert.equal(resumeLeaseDue(NOW + 5_000, NOW, NOW + 30_000), NOW + 5_000, "an earlier refresh wins");

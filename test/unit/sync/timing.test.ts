@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { backoffDelay, jittered, resumeDue, staleAfter } from "../../../src/sync/timing.js";
+import { backoffDelay, jittered, resumeDelay, staleAfter } from "../../../src/sync/timing.js";
 
 const fixed = (v: number) => () => v;
 /** A deterministic sequence of "random" numbers in [0, 1). */
@@ -71,9 +71,12 @@ describe("jittered: interval spread uniformly over ±jitter", () => {
   });
 });
 
-describe("resumeDue: after a restart", () => {
+describe("resumeDelay: after a restart", () => {
   const INTERVAL = 60 * 60_000; // 1h
   const NOW = 10_000_000_000;
+  /** The due time resumeDelay gives for a value recorded at `fetchedAt`, with the clock at NOW. */
+  const resumeDue = (fetchedAt: number, interval: number, jitter: number, now: number, rand: () => number) =>
+    now + resumeDelay(fetchedAt > now ? undefined : now - fetchedAt, interval, jitter, rand);
 
   test("a secret whose refresh is still ahead stays on its (jittered) schedule", () => {
     const fetchedAt = NOW - 10 * 60_000;
@@ -109,6 +112,13 @@ describe("resumeDue: after a restart", () => {
 
   test("jitter 0: overdue secrets are due now", () => {
     assert.equal(resumeDue(NOW - 2 * INTERVAL, INTERVAL, 0, NOW, fixed(0.7)), NOW);
+  });
+
+  test("an unknown age (fetched_at in the future: the clock is behind) is overdue, spread like one, never due 'later' by the clock's error", () => {
+    // A gateway that booted at 1970 over a cache filled in the present: before, it waited out the whole step.
+    assert.equal(resumeDelay(undefined, INTERVAL, 0.2, fixed(1)), 60_000);
+    assert.equal(resumeDelay(undefined, INTERVAL, 0.2, fixed(0)), 0);
+    assert.equal(resumeDue(NOW + 365 * 86_400_000, INTERVAL, 0.2, NOW, fixed(0.5)), NOW + 30_000);
   });
 });
 
