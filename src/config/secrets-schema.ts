@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.js";
 import { nameProblem } from "./names.js";
+import { quote, typeOf } from "./quote.js";
 
 /** One entry of the `secrets` section, after validation. */
 export interface SecretConfig {
@@ -19,7 +20,7 @@ const nonEmpty: Field = (v) =>
 
 const duration: Field = (v) => {
   const ms = typeof v === "string" || typeof v === "number" ? parseDuration(v) : undefined;
-  return ms === undefined ? { ok: false, message: `expected a duration such as "30s", "5m" or "1h", got ${JSON.stringify(v)}` } : { ok: true, value: ms };
+  return ms === undefined ? { ok: false, message: `expected a duration such as "30s", "5m" or "1h", got ${quote(v)}` } : { ok: true, value: ms };
 };
 
 // Adding a key to a secret entry is adding a line here.
@@ -47,7 +48,7 @@ export function secretsSchema() {
     const out: Record<string, SecretConfig> = {};
     for (const [name, entry] of Object.entries(raw)) {
       const problem = nameProblem(name);
-      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [name], message: `secret name ${JSON.stringify(name)} ${problem}` });
+      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [name], message: `secret name ${quote(name)} ${problem}` });
       if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, path: [name], message: `expected object, got ${typeOf(entry)}` });
         continue;
@@ -70,8 +71,4 @@ export function secretsSchema() {
     }
     return out;
   });
-}
-
-function typeOf(v: unknown): string {
-  return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
 }
