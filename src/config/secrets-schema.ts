@@ -11,6 +11,8 @@ export interface SecretConfig {
   readonly version?: string;
   /** ms */
   readonly refresh?: number;
+  /** An empty value is served (otherwise it is an error for the secret and the cached value is kept). */
+  readonly allow_empty?: boolean;
 }
 
 type Field = (v: unknown) => { ok: true; value: unknown } | { ok: false; message: string };
@@ -23,6 +25,8 @@ const duration: Field = (v) => {
   return ms === undefined ? { ok: false, message: `expected a duration such as "30s", "5m" or "1h", got ${quote(v)}` } : { ok: true, value: ms };
 };
 
+const boolean: Field = (v) => (typeof v === "boolean" ? { ok: true, value: v } : { ok: false, message: `expected boolean, got ${typeOf(v)}` });
+
 // Adding a key to a secret entry is adding a line here.
 const FIELDS: Record<string, { check: Field; required: boolean }> = {
   provider: { check: nonEmpty, required: true },
@@ -30,6 +34,7 @@ const FIELDS: Record<string, { check: Field; required: boolean }> = {
   key: { check: nonEmpty, required: false },
   version: { check: nonEmpty, required: false },
   refresh: { check: duration, required: false },
+  allow_empty: { check: boolean, required: false },
 };
 
 /**
