@@ -77,7 +77,7 @@ function parseText(text: string, bad: BadByte | undefined, opts: LoadOptions): L
     checked = checkTree(raw, aliasBudget(text.length), bad);
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
-    checked = { problems: ["the config is nested too deeply"], bomb: true };
+    checked = { problems: ["the config is nested too deeply"] };
   }
   if (checked.problems.length > 0) throw configError(file, checked.problems);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
@@ -98,12 +98,11 @@ function parseText(text: string, bad: BadByte | undefined, opts: LoadOptions): L
   }
 
   const parsed = schema.safeParse(merged);
-  const issues = [...overrideProblems, ...(parsed.success ? [] : formatIssues(parsed.error, sources))];
-  if (issues.length > 0) {
-    const fromFile = issues.some((i) => !i.startsWith("environment ") && !i.startsWith("flag "));
-    throw configError(file, issues, fromFile ? undefined : "overrides");
+  if (!parsed.success || overrideProblems.length > 0) {
+    const found = parsed.success ? [] : formatIssues(parsed.error, sources);
+    const issues = [...overrideProblems, ...found.map((f) => f.text)];
+    throw configError(file, issues, found.every((f) => f.overridden) ? "overrides" : undefined);
   }
-  if (!parsed.success) throw new Error("unreachable: a failed parse has issues");
   if (opts.checkFiles) {
     const fileProblems = unreadableFiles(parsed.data, []);
     if (fileProblems.length > 0) throw configError(file, fileProblems);
@@ -138,30 +137,33 @@ function setPath(obj: Record<string, unknown>, keys: string[], value: unknown): 
  * One line per issue, naming the key path, or the environment variable or flag
  * that set the key (the file is not at fault there). Values are quoted clipped.
  */
-function formatIssues(err: z.ZodError, sources: Sources): string[] {
+function formatIssues(err: z.ZodError, sources: Sources): { text: string; overridden: boolean }[] {
   return err.issues.map((i) => {
-    const joined = i.path.join(".");
-    const where = sources.get(joined) ?? keyPath(i.path);
-    switch (i.code) {
-      case z.ZodIssueCode.unrecognized_keys: {
-        const listed = i.keys.slice(0, MAX_ISSUES).map((k) => `${keyPath([...i.path, k])}: unknown key (misspelled? see the config reference in README.md)`);
-        if (i.keys.length > MAX_ISSUES) listed.push(`... and ${i.keys.length - MAX_ISSUES} more unknown keys under ${where}`);
-        return listed.join("\n  ");
-      }
-      case z.ZodIssueCode.invalid_type:
-        return i.received === "undefined" ? `${where}: required (expected ${i.expected})` : `${where}: expected ${i.expected}, got ${i.received}`;
-      case z.ZodIssueCode.invalid_union_discriminator:
-        return `${where}: must be one of ${i.options.map((o) => JSON.stringify(o)).join(", ")}`;
-      case z.ZodIssueCode.invalid_enum_value:
-        return `${where}: must be one of ${i.options.map((o) => JSON.stringify(o)).join(", ")}, got ${quote(i.received)}`;
-      case z.ZodIssueCode.too_small:
-        return `${where}: must be at least ${String(i.minimum)}${i.type === "string" ? " characters" : ""}`;
-      case z.ZodIssueCode.too_big:
-        return `${where}: must be at most ${String(i.maximum)}`;
-      default:
-        return `${where}: ${i.message}`;
-    }
+    const source = sources.get(i.path.join("."));
+    return { text: formatIssue(i, source ?? keyPath(i.path)), overridden: source !== undefined };
   });
+}
+
+function formatIssue(i: z.ZodIssue, where: string): string {
+  switch (i.code) {
+    case z.ZodIssueCode.unrecognized_keys: {
+      const listed = i.keys.slice(0, MAX_ISSUES).map((k) => `${keyPath([...i.path, k])}: unknown key (misspelled? see the config reference in README.md)`);
+      if (i.keys.length > MAX_ISSUES) listed.push(`... and ${i.keys.length - MAX_ISSUES} more unknown keys under ${where}`);
+      return listed.join("\n  ");
+    }
+    case z.ZodIssueCode.invalid_type:
+      return i.received === "undefined" ? `${where}: required (expected ${i.expected})` : `${where}: expected ${i.expected}, got ${i.received}`;
+    case z.ZodIssueCode.invalid_union_discriminator:
+      return `${where}: must be one of ${i.options.map((o) => JSON.stringify(o)).join(", ")}`;
+    case z.ZodIssueCode.invalid_enum_value:
+      return `${where}: must be one of ${i.options.map((o) => JSON.stringify(o)).join(", ")}, got ${quote(i.received)}`;
+    case z.ZodIssueCode.too_small:
+      return `${where}: must be at least ${String(i.minimum)}${i.type === "string" ? " characters" : ""}`;
+    case z.ZodIssueCode.too_big:
+      return `${where}: must be at most ${String(i.maximum)}`;
+    default:
+      return `${where}: ${i.message}`;
+  }
 }
 
 /** Every `*_file` key must name a readable regular file. Contents are read later, at use. */

@@ -26,7 +26,7 @@ export function aliasBudget(chars: number): number {
  * or string value holds a NUL character (`"\0"` escapes included) or, when the
  * file held them, a NUL byte or invalid UTF-8 (the markers decodeConfig left).
  */
-export function checkTree(root: unknown, budget: number, bad: BadByte | undefined): { problems: string[]; bomb: boolean } {
+export function checkTree(root: unknown, budget: number, bad: BadByte | undefined): { problems: string[] } {
   const problems: string[] = [];
   const at: (string | number)[] = [];
   let visits = 0;
@@ -64,10 +64,10 @@ export function checkTree(root: unknown, budget: number, bad: BadByte | undefine
     return true;
   };
   if (!visit(root)) {
-    return { problems: [`YAML aliases (*name) expand this config to more than ${budget} values; refused as an alias bomb (see "Config reference" in README.md)`], bomb: true };
+    return { problems: [`YAML aliases (*name) expand this config to more than ${budget} values; refused as an alias bomb (see "Config reference" in README.md)`] };
   }
   if (bad && problems.length === 0) {
     problems.push(`line ${bad.line}, column ${bad.column}: ${bad.kind === "nul" ? "a NUL byte" : "bytes that are not valid UTF-8"}; the config must be UTF-8 text without NUL bytes`);
   }
-  return { problems, bomb: false };
+  return { problems };
 }
