@@ -91,7 +91,8 @@ function parseText(text: string, bad: BadByte | undefined, opts: LoadOptions): L
   const schema = configSchema(baseDir);
   const sources: Sources = new Map();
   const overrideProblems: string[] = [];
-  const merged = envOverrides(schema, interpolated, env, sources, overrideProblems, referencedIn(text));
+  const own = envProviderVariables(interpolated);
+  const merged = envOverrides(schema, interpolated, env, sources, overrideProblems, (name) => own.has(name) || referencedIn(text, name));
   for (const [keyPath, o] of Object.entries(opts.overrides ?? {})) {
     setPath(merged, keyPath.split("."), o.value);
     sources.set(keyPath, o.source);
@@ -119,8 +120,26 @@ function configError(file: string, issues: string[], from?: "overrides"): Config
 }
 
 /** Whether the file uses an environment variable as `${NAME}` (looked at only for unknown SEALCACHE_* names). */
-function referencedIn(text: string): (name: string) => boolean {
-  return (name) => text.includes(`\${${name}}`);
+function referencedIn(text: string, name: string): boolean {
+  return text.includes(`\${${name}}`);
+}
+
+/** The variables `env` providers read (prefix + path): an operator may well name them SEALCACHE_*. */
+function envProviderVariables(raw: Record<string, unknown>): Set<string> {
+  const out = new Set<string>();
+  const providers = raw.providers;
+  const secrets = raw.secrets;
+  if (!isRecord(providers) || !isRecord(secrets)) return out;
+  for (const entry of Object.values(secrets)) {
+    if (!isRecord(entry) || typeof entry.provider !== "string" || typeof entry.path !== "string") continue;
+    const p = providers[entry.provider];
+    if (isRecord(p) && p.type === "env") out.add(`${typeof p.prefix === "string" ? p.prefix : ""}${entry.path}`);
+  }
+  return out;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function setPath(obj: Record<string, unknown>, keys: string[], value: unknown): void {

@@ -137,6 +137,13 @@ describe("SEALCACHE_<PATH> environment overrides and precedence", () => {
     assert.equal(c.socket, "/run/gw.sock");
   });
 
+  test("a SEALCACHE_* variable an env provider reads (prefix + path) is a secret, not a misspelt key", () => {
+    const text = "providers: { e: { type: env, prefix: SEALCACHE_SECRET_ }, bare: { type: env } }\nsecrets: { a: { provider: e, path: TOKEN }, b: { provider: bare, path: SEALCACHE_PW } }\n";
+    const c = parseConfig(text, { file: FILE, env: { SEALCACHE_SECRET_TOKEN: "x", SEALCACHE_PW: "y" } }).config;
+    assert.equal(c.secrets.a?.path, "TOKEN");
+    assert.throws(() => parseConfig(text, { file: FILE, env: { SEALCACHE_SECRET_OTHER: "x" } }), (e: unknown) => isConfigError(e) && /^environment SEALCACHE_SECRET_OTHER: not a config key/.test(e.issues[0]!));
+  });
+
   test("every SEALCACHE_* name the code reads is a config key or on the allow-list, and the allow-list is in the README", () => {
     const keys = new Set(scalarLeaves(configSchema("/"), []).map((l) => l.env));
     const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
