@@ -25,7 +25,9 @@ function calls(): Calls {
     const c = koffi.load("libc.so.6");
     lib = {
       // syscall(2) is variadic; every argument here is an integer or a pointer, which
-      // the x86_64, arm64 and armhf Linux ABIs pass alike for variadic and fixed calls.
+      // the x86_64, arm64 and armhf Linux ABIs pass alike for variadic and fixed calls
+      // (and glibc's syscall is assembly that only moves registers). koffi cannot
+      // call a variadic function any other way than on this thread either.
       syscall: c.func("long syscall(long nr, int dirfd, const char *path, const uint8_t *how, size_t size)"),
       openat: c.func("int openat(int dirfd, const char *path, int flags, int mode)"),
       readlinkat: c.func("long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)"),
