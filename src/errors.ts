@@ -33,11 +33,16 @@ export function isSealcacheError(e: unknown): e is SealcacheError {
   return e instanceof SealcacheError;
 }
 
-/** A config file that cannot be used: names the file and the key path. */
+/**
+ * A config file that cannot be used: names the file and the key path. `from:
+ * "overrides"` when every issue is an environment variable's or a flag's (each
+ * issue names it), so the header does not blame a file that is fine.
+ */
 export class ConfigError extends SealcacheError {
   readonly issues: readonly string[];
-  constructor(file: string, issues: readonly string[]) {
-    super("config", `invalid config ${file}:\n  ${issues.join("\n  ")}`);
+  constructor(file: string, issues: readonly string[], from?: "overrides") {
+    const head = from === "overrides" ? `invalid config overrides (environment or flags) for ${file}` : `invalid config ${file}`;
+    super("config", `${head}:\n  ${issues.join("\n  ")}`);
     this.name = "ConfigError";
     this.issues = issues;
   }

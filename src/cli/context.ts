@@ -1,5 +1,5 @@
 import path from "node:path";
-import { DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig } from "../config/load.js";
+import { DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig, type Override } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { isConfigError } from "../errors.js";
 
@@ -21,11 +21,11 @@ export interface Io {
  * CLI flags as config overrides. Path flags are taken from the working directory,
  * as a shell user expects (relative paths in the file are taken from its folder).
  */
-export function overridesOf(g: GlobalOptions): Record<string, string> {
-  const o: Record<string, string> = {};
-  if (g.socket) o.socket = path.resolve(g.socket);
-  if (g.dataDir) o.data_dir = path.resolve(g.dataDir);
-  if (g.logLevel) o["log.level"] = g.logLevel;
+export function overridesOf(g: GlobalOptions): Record<string, Override> {
+  const o: Record<string, Override> = {};
+  if (g.socket) o.socket = { value: path.resolve(g.socket), source: "flag --socket" };
+  if (g.dataDir) o.data_dir = { value: path.resolve(g.dataDir), source: "flag --data-dir" };
+  if (g.logLevel) o["log.level"] = { value: g.logLevel, source: "flag --log-level" };
   return o;
 }
 

@@ -1,3 +1,5 @@
+import { clip, keyPath, quote } from "./quote.js";
+
 /**
  * Replaces `${NAME}` in every string of a parsed YAML tree with the environment
  * variable's value; `$${` stays a literal `${`. An unset variable is an error
@@ -33,12 +35,12 @@ function interpolateString(s: string, env: NodeJS.ProcessEnv, at: string[], prob
     if (name !== undefined) {
       const v = env[name];
       if (v === undefined) {
-        problems.push(`${at.join(".")}: environment variable ${name} is not set`);
+        problems.push(`${keyPath(at)}: environment variable ${clip(name)} is not set`);
         return "";
       }
       return v;
     }
-    problems.push(`${at.join(".")}: ${JSON.stringify(whole)} is not a valid reference; use \${NAME} with NAME made of letters, digits and _ (or $\${ for a literal)`);
+    problems.push(`${keyPath(at)}: ${quote(whole)} is not a valid reference; use \${NAME} with NAME made of letters, digits and _ (or $\${ for a literal)`);
     void bad;
     return "";
   });

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { providerTypes } from "../providers/registry.js";
 import { schemaTools, type SchemaTools } from "./tools.js";
+import { clip, quote } from "./quote.js";
 import { secretsSchema, type SecretConfig } from "./secrets-schema.js";
 
 export const SEAL_TYPES = ["tpm2", "host", "tpm2+host"] as const;
@@ -81,14 +82,21 @@ export function configSchema(baseDir: string) {
           ctx.addIssue({
             code: z.ZodIssueCode.custom,
             path: ["secrets", name, "provider"],
-            message: `no provider named ${JSON.stringify(s.provider)}; defined providers: ${Object.keys(c.providers).join(", ") || "(none)"}`,
+            message: `no provider named ${quote(s.provider)}; defined providers: ${listNames(Object.keys(c.providers))}`,
           });
         }
       }
       if (c.mqtt?.password_secret && !(c.mqtt.password_secret in c.secrets)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["mqtt", "password_secret"], message: `no secret named ${JSON.stringify(c.mqtt.password_secret)} under secrets` });
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["mqtt", "password_secret"], message: `no secret named ${quote(c.mqtt.password_secret)} under secrets` });
       }
     });
+}
+
+/** Names for an error: the first ten (each clipped) and how many more. */
+function listNames(names: readonly string[]): string {
+  if (names.length === 0) return "(none)";
+  const shown = names.slice(0, 10).map(clip).join(", ");
+  return names.length > 10 ? `${shown} and ${names.length - 10} more` : shown;
 }
 
 function syncSchema(t: SchemaTools) {

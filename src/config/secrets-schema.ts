@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.js";
 import { nameProblem } from "./names.js";
+import { quote, typeOf } from "./quote.js";
 
 /** One entry of the `secrets` section, after validation. */
 export interface SecretConfig {
@@ -10,6 +11,8 @@ export interface SecretConfig {
   readonly version?: string;
   /** ms */
   readonly refresh?: number;
+  /** An empty value is served (otherwise it is an error for the secret and the cached value is kept). */
+  readonly allow_empty?: boolean;
 }
 
 type Field = (v: unknown) => { ok: true; value: unknown } | { ok: false; message: string };
@@ -19,8 +22,10 @@ const nonEmpty: Field = (v) =>
 
 const duration: Field = (v) => {
   const ms = typeof v === "string" || typeof v === "number" ? parseDuration(v) : undefined;
-  return ms === undefined ? { ok: false, message: `expected a duration such as "30s", "5m" or "1h", got ${JSON.stringify(v)}` } : { ok: true, value: ms };
+  return ms === undefined ? { ok: false, message: `expected a duration such as "30s", "5m" or "1h", got ${quote(v)}` } : { ok: true, value: ms };
 };
+
+const boolean: Field = (v) => (typeof v === "boolean" ? { ok: true, value: v } : { ok: false, message: `expected boolean, got ${typeOf(v)}` });
 
 // Adding a key to a secret entry is adding a line here.
 const FIELDS: Record<string, { check: Field; required: boolean }> = {
@@ -29,6 +34,7 @@ const FIELDS: Record<string, { check: Field; required: boolean }> = {
   key: { check: nonEmpty, required: false },
   version: { check: nonEmpty, required: false },
   refresh: { check: duration, required: false },
+  allow_empty: { check: boolean, required: false },
 };
 
 /**
@@ -47,7 +53,7 @@ export function secretsSchema() {
     const out: Record<string, SecretConfig> = {};
     for (const [name, entry] of Object.entries(raw)) {
       const problem = nameProblem(name);
-      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [name], message: `secret name ${JSON.stringify(name)} ${problem}` });
+      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [name], message: `secret name ${quote(name)} ${problem}` });
       if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, path: [name], message: `expected object, got ${typeOf(entry)}` });
         continue;
@@ -70,8 +76,4 @@ export function secretsSchema() {
     }
     return out;
   });
-}
-
-function typeOf(v: unknown): string {
-  return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
 }

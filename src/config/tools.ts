@@ -2,6 +2,7 @@ import path from "node:path";
 import { z } from "zod";
 import { parseDuration } from "./duration.js";
 import { nameProblem } from "./names.js";
+import { quote } from "./quote.js";
 
 /**
  * Schema building blocks shared by the core schema and each provider's own schema
@@ -28,7 +29,7 @@ export function schemaTools(baseDir: string): SchemaTools {
       z.union([z.string(), z.number()]).transform((v, ctx) => {
         const ms = parseDuration(v);
         if (ms === undefined) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a duration such as "30s", "5m" or "1h", got ${JSON.stringify(v)}` });
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a duration such as "30s", "5m" or "1h", got ${quote(v)}` });
           return z.NEVER;
         }
         return ms;
@@ -36,7 +37,7 @@ export function schemaTools(baseDir: string): SchemaTools {
     secretName: () =>
       z.string().superRefine((n, ctx) => {
         const problem = nameProblem(n);
-        if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `secret name ${JSON.stringify(n)} ${problem}` });
+        if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `secret name ${quote(n)} ${problem}` });
       }) as unknown as z.ZodEffects<z.ZodString, string, string>,
   };
 }

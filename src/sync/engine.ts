@@ -414,6 +414,13 @@ export class SyncEngine {
           out.items.push(this.#unchanged(handle, name, r.version, at, lease));
           continue;
         }
+        if (r.value instanceof Uint8Array && r.value.length === 0 && this.#catalog.entry(name)!.allow_empty !== true) {
+          // One rule for every provider: an empty value is far more often a file caught
+          // between truncate and write, or a half-provisioned backend, than a real secret.
+          this.#log.warn({ provider: handle.name, secret: name }, "secret not refreshed: empty value; cached value kept");
+          out.items.push({ name, ok: false, kind: "transient", message: `provider ${handle.name} returned an empty value; the cached value is kept (set allow_empty: true on the secret if empty is valid)`, at });
+          continue;
+        }
         if (r.value instanceof Uint8Array) {
           out.items.push({ name, ok: true, value: r.value, sourceVersion: r.version, at, held: this.#catalog.fingerprint(name), lease });
           continue;

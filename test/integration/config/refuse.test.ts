@@ -16,9 +16,9 @@ interface Run {
 }
 
 /** `sealcache daemon --config FILE`, killed if it is still running after `ms` (it must not start). */
-function daemonOn(file: string, ms = 10_000): Promise<Run> {
+function daemonOn(file: string, ms = 10_000, opts: { args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, "daemon", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [MAIN, "daemon", "--config", file, ...(opts.args ?? [])], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
@@ -109,5 +109,25 @@ describe("the daemon refuses to start on a bad config", () => {
     assert.match(r.stderr, /no provider named "lokal"; defined providers: demo/);
     assert.deepEqual(snapshot(dataDir), before, "data_dir must be untouched");
     assert.equal(fs.existsSync(String(good.socket)), false, "no socket left behind");
+  });
+
+  test("a bad environment override or flag is blamed on the variable or flag, not the file; a misspelt SEALCACHE_* name is refused", async (t) => {
+    const dir = tmpDir(t);
+    const config = demoConfig(dir);
+    const file = path.join(dir, "sealcache.yaml");
+    fs.writeFileSync(file, stringify(config));
+    const cases: [string, { args?: string[]; env?: NodeJS.ProcessEnv }, string][] = [
+      ["environment value", { env: { SEALCACHE_SYNC_INTERVAL: "abc" } }, 'environment SEALCACHE_SYNC_INTERVAL: expected a duration such as "30s", "5m" or "1h", got "abc"'],
+      ["flag value", { args: ["--log-level", "loud"] }, 'flag --log-level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"'],
+      ["misspelt name", { env: { SEALCACHE_SYNC_INTERVALL: "1m" } }, "environment SEALCACHE_SYNC_INTERVALL: not a config key (did you mean SEALCACHE_SYNC_INTERVAL?)"],
+    ];
+    for (const [what, opts, issue] of cases) {
+      const r = await daemonOn(file, 10_000, opts);
+      assert.equal(r.code, 1, `${what}: exit code; stderr:\n${r.stderr}`);
+      assert.ok(r.stderr.includes(`invalid config overrides (environment or flags) for ${file}:`), `${what}: the header does not blame the file:\n${r.stderr}`);
+      assert.ok(!r.stderr.includes(`invalid config ${file}`), `${what}:\n${r.stderr}`);
+      assert.ok(r.stderr.includes(issue), `${what}: stderr names the source:\n${r.stderr}`);
+      assert.equal(fs.existsSync(String(config.data_dir)), false, `${what}: data_dir must not be created`);
+    }
   });
 });

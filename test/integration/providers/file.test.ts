@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
-import { describe, test } from "node:test";
+import { beforeEach, describe, test } from "node:test";
 import { createLogger } from "../../../src/log.js";
+import type { Resolution } from "../../../src/providers/file/beneath.js";
 import { create } from "../../../src/providers/file/provider.js";
 import { isProviderError, type FetchResult, type Provider, type SecretRef } from "../../../src/providers/provider.js";
 import { assertNoLeaks, planted } from "../../support/planted.js";
@@ -12,8 +14,12 @@ import { tmpDir } from "../../support/tmp.js";
 const logger = createLogger({ level: "silent" });
 const dec = new TextDecoder();
 
+// Every test runs with each way of opening beneath `dir` (src/providers/file/beneath.ts):
+// openat2 where the kernel has it, and the component walk older kernels get.
+let resolution: Resolution = "openat2";
+
 function fileProvider(dir: string, maxBytes = 1024 * 1024): Provider {
-  return create({ name: "local", options: { type: "file", dir, max_bytes: maxBytes }, logger });
+  return create({ name: "local", options: { type: "file", dir, max_bytes: maxBytes }, logger }, { resolution });
 }
 
 async function fetchOne(p: Provider, ref: Omit<SecretRef, "name"> & { name?: string }): Promise<FetchResult> {
@@ -39,7 +45,11 @@ async function failsWith(p: Provider, ref: Omit<SecretRef, "name">, re: RegExp):
   assertNoLeaks(r.error.message, "file provider error");
 }
 
-describe("file provider", () => {
+for (const how of ["openat2", "walk"] as const) describe(`file provider (${how})`, () => {
+  beforeEach(() => {
+    resolution = how;
+  });
+
   test("one final newline (LF or CRLF) is stripped; everything else is kept byte for byte", async (t) => {
     const dir = tmpDir(t);
     const tok = planted("tok");
@@ -220,5 +230,48 @@ describe("file provider", () => {
     const p = fileProvider(dir, 64);
     assert.equal(await value(p, { path: "fits" }), "x".repeat(64));
     await failsWith(p, { path: "big" }, /big is \d+ bytes, over max_bytes 64$/);
+  });
+
+  test("symlink loops, links into /proc, devices and sockets are refused; nothing outside is opened", async (t) => {
+    const base = tmpDir(t);
+    const dir = path.join(base, "secrets");
+    fs.mkdirSync(dir);
+    fs.symlinkSync("loop-b", path.join(dir, "loop-a"));
+    fs.symlinkSync("loop-a", path.join(dir, "loop-b"));
+    fs.symlinkSync("self", path.join(dir, "self"));
+    fs.symlinkSync("/proc/self/root/etc/hostname", path.join(dir, "proc-root"));
+    fs.symlinkSync("/proc/self/fd/0", path.join(dir, "proc-fd"));
+    fs.symlinkSync("/dev/zero", path.join(dir, "zero"));
+    execFileSync("mknod", [path.join(dir, "null"), "c", "1", "3"]);
+    const sock = net.createServer().listen(path.join(dir, "sock"));
+    t.after(() => sock.close());
+    await new Promise((r) => sock.once("listening", r));
+    const p = fileProvider(dir);
+    await failsWith(p, { path: "loop-a" }, /loop-a cannot be read \(ELOOP: a symlink loop, or a link into \/proc\)$/);
+    await failsWith(p, { path: "self" }, /self cannot be read \(ELOOP/);
+    await failsWith(p, { path: "proc-root" }, /proc-root resolves outside /);
+    await failsWith(p, { path: "proc-fd" }, /proc-fd resolves outside /);
+    await failsWith(p, { path: "zero" }, /zero resolves outside /);
+    await failsWith(p, { path: "null" }, /null is not a regular file$/);
+    await failsWith(p, { path: "sock" }, /sock is not a regular file$/);
+  });
+
+  test("an absolute symlink is followed when it names a file inside dir (by its configured or its real path)", async (t) => {
+    const base = tmpDir(t);
+    const real = path.join(base, "real");
+    fs.mkdirSync(path.join(real, "sub"), { recursive: true });
+    fs.writeFileSync(path.join(real, "sub", "tok"), "inside\n");
+    fs.symlinkSync(real, path.join(base, "mount"));
+    fs.symlinkSync(path.join(real, "sub", "tok"), path.join(real, "by-real"));
+    fs.symlinkSync(path.join(base, "mount", "sub", "tok"), path.join(real, "by-mount"));
+    fs.symlinkSync(path.join(base, "mount", "sub"), path.join(real, "folder-link"));
+    fs.symlinkSync("../tok", path.join(real, "sub", "up"));
+    fs.writeFileSync(path.join(real, "tok"), "top\n");
+    const p = fileProvider(path.join(base, "mount"));
+    assert.equal(await value(p, { path: "by-real" }), "inside");
+    assert.equal(await value(p, { path: "by-mount" }), "inside");
+    assert.equal(await value(p, { path: "folder-link/tok" }), "inside");
+    assert.equal(await value(p, { path: "folder-link/up" }), "top");
+    await failsWith(p, { path: "folder-link" }, /folder-link is not a regular file$/);
   });
 });
