@@ -4,6 +4,7 @@ import type { Config } from "../../config/schema.js";
 import { loadSodium } from "../../crypto/sodium.js";
 import { CACHE_FILE } from "../../daemon/daemon.js";
 import { inactiveSections } from "../../daemon/inactive.js";
+import type { Failing } from "../../daemon/health.js";
 import { describeError } from "../../errors.js";
 import { octal } from "../../fsutil.js";
 import { createLogger } from "../../log.js";
@@ -14,6 +15,7 @@ import { assertPrivate } from "../../seal/permissions.js";
 import { createSealer } from "../../seal/registry.js";
 import { request } from "../client.js";
 import { configPath, loadFull, type GlobalOptions, type Io } from "../context.js";
+import { failingFooter, failingSecrets } from "../failing.js";
 
 type Level = "ok" | "warn" | "fail";
 interface Check {
@@ -121,15 +123,48 @@ async function checkSocket(c: Config, add: Add): Promise<void> {
   if (!fs.existsSync(c.socket)) return add("socket", "fail", `${c.socket} does not exist: the daemon is not running (systemctl status sealcache)`);
   const mode = fs.statSync(c.socket).mode;
   if ((mode & 0o007) !== 0) add("socket", "fail", `${c.socket} has mode ${octal(mode)}: any account can connect; the daemon sets 0660`);
+  let h: DoctorHealth;
+  let status: number;
   try {
     const r = await request(c.socket, "GET", "/v1/health", 5_000);
-    const h = JSON.parse(r.body.toString("utf8")) as { status: string; sealed_reason?: string; providers?: { name: string; active: boolean; online: boolean; last_error: string | null }[] };
-    add("socket", r.status === 200 ? "ok" : "fail", `daemon answers on ${c.socket}: ${h.status}${h.sealed_reason ? ` (${h.sealed_reason})` : ""}`);
-    for (const p of h.providers ?? []) {
-      if (!p.active) continue;
-      add("backend", p.online ? "ok" : "warn", `${p.name}: ${p.online ? "online" : `offline${p.last_error ? ` (${p.last_error})` : " (no successful fetch yet)"}`}`);
-    }
+    status = r.status;
+    h = JSON.parse(r.body.toString("utf8")) as DoctorHealth;
   } catch (e) {
-    add("socket", "fail", describeError(e));
+    return add("socket", "fail", describeError(e));
   }
+  const level = status !== 200 ? "fail" : h.status === "ok" ? "ok" : "warn";
+  add("socket", level, `daemon answers on ${c.socket}: ${h.status}${h.sealed_reason ? ` (${h.sealed_reason})` : ""}${h.status === "degraded" ? degradedWhy(h) : ""}`);
+  for (const p of h.providers ?? []) {
+    if (!p.active) continue;
+    add("backend", p.online ? "ok" : "warn", `${p.name}: ${p.online ? "online" : `offline${p.last_error ? ` (${p.last_error})` : " (no successful fetch yet)"}`}`);
+  }
+  const failing = await failingSecrets(c.socket, h.failing);
+  if (failing) {
+    for (const f of failing.shown) add("secret", "warn", `${f.name} (${f.state}): ${f.error}`);
+    for (const line of failingFooter(failing)) add("secret", "warn", line);
+  }
+}
+
+interface DoctorHealth {
+  status: string;
+  sealed_reason?: string;
+  secrets?: { stale: number; expired: number; not_synced: number; errors: number };
+  failing?: Failing;
+  providers?: { name: string; active: boolean; online: boolean; last_error: string | null }[];
+  quarantined?: unknown[];
+}
+
+/** What makes a serving daemon degraded, in a few words. */
+function degradedWhy(h: DoctorHealth): string {
+  const s = h.secrets;
+  const parts: string[] = [];
+  const n = (k: number, one: string) => `${k} ${one}${k === 1 ? "" : "s"}`;
+  const offline = (h.providers ?? []).filter((p) => p.active && !p.online).length;
+  if (offline > 0) parts.push(`${n(offline, "provider")} offline`);
+  if (s?.errors) parts.push(`${n(s.errors, "secret")} failing`);
+  if (s?.stale) parts.push(`${s.stale} stale`);
+  if (s?.expired) parts.push(`${s.expired} expired`);
+  if (s?.not_synced) parts.push(`${s.not_synced} not synced`);
+  if (h.quarantined?.length) parts.push(`${n(h.quarantined.length, "database")} quarantined`);
+  return parts.length > 0 ? ` (${parts.join(", ")})` : "";
 }
