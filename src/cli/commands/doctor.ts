@@ -16,6 +16,7 @@ import { createSealer } from "../../seal/registry.js";
 import { request } from "../client.js";
 import { configPath, loadFull, type GlobalOptions, type Io } from "../context.js";
 import { failingFooter, failingSecrets } from "../failing.js";
+import { plural } from "../format.js";
 
 type Level = "ok" | "warn" | "fail";
 interface Check {
@@ -81,7 +82,7 @@ async function checkDataDir(c: Config, add: Add): Promise<void> {
   const q = path.join(c.data_dir, "quarantine");
   if (fs.existsSync(q)) {
     const n = fs.readdirSync(q).filter((f) => f.endsWith(".reason.txt")).length;
-    if (n > 0) add("cache", "warn", `${n} quarantined database(s) in ${q}; read the .reason.txt files, then delete them`);
+    if (n > 0) add("cache", "warn", `${plural(n, "quarantined database")} in ${q}; read the .reason.txt files, then delete them`);
   }
 }
 
@@ -158,13 +159,12 @@ interface DoctorHealth {
 function degradedWhy(h: DoctorHealth): string {
   const s = h.secrets;
   const parts: string[] = [];
-  const n = (k: number, one: string) => `${k} ${one}${k === 1 ? "" : "s"}`;
   const offline = (h.providers ?? []).filter((p) => p.active && !p.online).length;
-  if (offline > 0) parts.push(`${n(offline, "provider")} offline`);
-  if (s?.errors) parts.push(`${n(s.errors, "secret")} failing`);
+  if (offline > 0) parts.push(`${plural(offline, "provider")} offline`);
+  if (s?.errors) parts.push(`${plural(s.errors, "secret")} failing`);
   if (s?.stale) parts.push(`${s.stale} stale`);
   if (s?.expired) parts.push(`${s.expired} expired`);
   if (s?.not_synced) parts.push(`${s.not_synced} not synced`);
-  if (h.quarantined?.length) parts.push(`${n(h.quarantined.length, "database")} quarantined`);
+  if (h.quarantined?.length) parts.push(`${plural(h.quarantined.length, "database")} quarantined`);
   return parts.length > 0 ? ` (${parts.join(", ")})` : "";
 }

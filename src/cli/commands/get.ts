@@ -24,7 +24,9 @@ export async function get(g: GlobalOptions, args: string[], flags: { raw: boolea
     return 0;
   }
   if (g.json) {
-    io.out(r.body.toString("utf8") + "\n");
+    // The daemon's JSON bodies end with a newline already.
+    const text = r.body.toString("utf8");
+    io.out(text.endsWith("\n") ? text : text + "\n");
     return 0;
   }
   const j = JSON.parse(r.body.toString("utf8")) as SecretReply;

@@ -23,7 +23,8 @@ export async function init(g: GlobalOptions, flags: { reseal: boolean; recoveryK
     return flags.reseal ? await reseal(config, g, flags.recoveryKeyFile, io) : await initialise(config, g, io);
   } catch (e) {
     if (!isSealError(e)) throw e;
-    io.err(`sealcache: init: ${e.message}\n`);
+    const message = `init: ${e.message}`;
+    io.err(g.json ? JSON.stringify({ error: e.code, message }) + "\n" : `sealcache: ${message}\n`);
     return EXIT.failure;
   }
 }

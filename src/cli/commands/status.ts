@@ -1,7 +1,7 @@
 import { request } from "../client.js";
 import { socketFor, type GlobalOptions, type Io } from "../context.js";
 import { failingFooter, failingSecrets } from "../failing.js";
-import { table } from "../format.js";
+import { plural, table } from "../format.js";
 import type { Failing } from "../../daemon/health.js";
 import type { ProviderHealth } from "../../sync/engine.js";
 
@@ -36,7 +36,7 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
   for (const w of h.seal?.warnings ?? []) out.push(`WARNING: ${w}`);
   if (h.secrets) {
     const s = h.secrets;
-    const tree = s.hierarchies ? ` (${s.hierarchies} ${s.hierarchies === 1 ? "hierarchy" : "hierarchies"} and the parameters under them)` : "";
+    const tree = s.hierarchies ? ` (${plural(s.hierarchies, "hierarchy", "hierarchies")} and the parameters under them)` : "";
     out.push(`secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced, ${s.errors} with errors`);
   }
   const failing = await failingSecrets(socket, h.failing);

@@ -168,7 +168,7 @@ describe("an SSM hierarchy is synced as many names", () => {
     const h = l.get("app/prod")!;
     assert.equal(h.state, "ok");
     assert.equal(h.members, 1, "only db/password is served");
-    assert.match(String(h.error), /^ssm \/app\/prod\/\*\*: 4 parameter\(s\) not served: /);
+    assert.match(String(h.error), /^ssm \/app\/prod\/\*\*: 4 parameters not served: /);
     assert.match(String(h.error), /xxxx.* \(its name "app\/prod\/x+" is longer than 256 bytes\)/);
     assert.match(String(h.error), /Token \(its name app\/prod\/token is also the lower-cased name of token\)/);
     assert.match(String(h.error), /override \(its name app\/prod\/override is a configured secret, which wins\)/);
