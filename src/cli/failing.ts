@@ -1,6 +1,6 @@
 import type { Failing, FailingSecret } from "../daemon/health.js";
 import type { SecretStatus } from "../server/reader.js";
-import { getJson } from "./client.js";
+import { getJson, type Target } from "./client.js";
 
 /** How many failing secrets `status` and `doctor` name; the rest are counted. */
 export const SHOWN = 10;
@@ -17,12 +17,12 @@ export interface FailingView {
  * allows it, otherwise those this account may read (policy decides, through
  * /v1/secrets, which already shows each one's error), the rest only counted.
  */
-export async function failingSecrets(socket: string, failing: Failing | undefined): Promise<FailingView | undefined> {
+export async function failingSecrets(target: Target, failing: Failing | undefined): Promise<FailingView | undefined> {
   if (!failing || failing.count === 0) return undefined;
   if (failing.secrets) return { count: failing.count, shown: failing.secrets.slice(0, SHOWN), hidden: 0 };
   let readable: SecretStatus[] = [];
   try {
-    readable = (await getJson<{ secrets: SecretStatus[] }>(socket, "/v1/secrets")).secrets.filter((s) => s.error !== null);
+    readable = (await getJson<{ secrets: SecretStatus[] }>(target, "/v1/secrets")).secrets.filter((s) => s.error !== null);
   } catch {
     // Counts alone, then: the daemon answered health a moment ago.
   }

@@ -21,7 +21,9 @@ COMMANDS
                            also print a recovery key, once). --reseal: seal the
                            existing cache key again to the TPM's current PCR values
                            (after a firmware update); the key comes from the old
-                           seal, or from the recovery key in F.
+                           seal, or from the recovery key in F. Refused while the
+                           daemon runs unsealed; a daemon waiting to unseal picks
+                           up the new seal.
     rotate-kek             A new cache key; every data key re-wrapped in one
                            transaction (through the daemon when it runs).
     doctor                 Check config, permissions, sealer, socket and backends.
@@ -38,8 +40,9 @@ OPTIONS
     -h, --help             This text.
 
 EXIT STATUS
-    0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden, 5 unavailable (daemon down,
-    sealed, secret not synced or expired, rate limited).
+    0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden (by policy, or not in the
+    socket's group), 5 unavailable (daemon down, sealed, secret not synced or
+    expired, rate limited).
 
 ENVIRONMENT
     SEALCACHE_CONFIG       The config file when --config is not given.

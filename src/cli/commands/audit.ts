@@ -20,9 +20,9 @@ export async function audit(g: GlobalOptions, args: string[], flags: { since: st
   if (flags.since !== undefined) q.set("since", flags.since);
   if (flags.name !== undefined) q.set("name", flags.name);
   if (flags.limit !== undefined) q.set("limit", flags.limit);
-  const { socket } = socketFor(g);
+  const target = socketFor(g);
   const qs = q.toString();
-  const j = await getJson<{ entries: Entry[] }>(socket, `/v1/audit${qs ? `?${qs}` : ""}`);
+  const j = await getJson<{ entries: Entry[] }>(target, `/v1/audit${qs ? `?${qs}` : ""}`);
   if (g.json) {
     io.out(JSON.stringify(j) + "\n");
     return 0;

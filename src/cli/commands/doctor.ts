@@ -5,7 +5,7 @@ import { loadSodium } from "../../crypto/sodium.js";
 import { CACHE_FILE } from "../../daemon/daemon.js";
 import { inactiveSections } from "../../daemon/inactive.js";
 import type { Failing } from "../../daemon/health.js";
-import { describeError } from "../../errors.js";
+import { describeError, isSealcacheError } from "../../errors.js";
 import { octal } from "../../fsutil.js";
 import { createLogger } from "../../log.js";
 import { everyoneWarnings, Policy } from "../../policy/policy.js";
@@ -17,6 +17,7 @@ import { request } from "../client.js";
 import { configPath, loadFull, type GlobalOptions, type Io } from "../context.js";
 import { failingFooter, failingSecrets } from "../failing.js";
 import { plural } from "../format.js";
+import { probeBackends } from "./doctor-backends.js";
 
 type Level = "ok" | "warn" | "fail";
 interface Check {
@@ -55,13 +56,21 @@ export async function doctor(g: GlobalOptions, io: Io): Promise<number> {
 
 type Add = (check: string, level: Level, message: string) => void;
 
-/** The group that may open the socket (known once the daemon has created it). */
+/**
+ * The group that may open the socket: the socket's own once the daemon has created
+ * it; before that, its folder's (the packaged unit's RuntimeDirectory belongs to
+ * the daemon's group, and a 0750 folder admits that group only), so the policy
+ * check runs before the first start too.
+ */
 function socketGroup(socket: string): number | undefined {
-  try {
-    return fs.statSync(socket).gid;
-  } catch {
-    return undefined;
+  for (const p of [socket, path.dirname(socket)]) {
+    try {
+      return fs.statSync(p).gid;
+    } catch {
+      /* not there yet */
+    }
   }
+  return undefined;
 }
 
 async function checkDataDir(c: Config, add: Add): Promise<void> {
@@ -115,13 +124,22 @@ async function checkSealer(c: Config, add: Add): Promise<void> {
   }
 }
 
+/**
+ * The socket and, through it, the daemon's view of the backends and secrets. With
+ * no daemon answering, doctor checks the backends it can itself; before the first
+ * start (no cache yet) a missing socket is expected, so a warning, not a failure.
+ */
 async function checkSocket(c: Config, add: Add): Promise<void> {
   const dir = path.dirname(c.socket);
   if (fs.existsSync(dir)) {
     const mode = fs.statSync(dir).mode;
     if ((mode & 0o007) !== 0) add("socket", "warn", `${dir} has mode ${octal(mode)}: other accounts can reach the socket folder; 0750 is expected`);
   }
-  if (!fs.existsSync(c.socket)) return add("socket", "fail", `${c.socket} does not exist: the daemon is not running (systemctl status sealcache)`);
+  if (!fs.existsSync(c.socket)) {
+    if (!fs.existsSync(path.join(c.data_dir, CACHE_FILE))) add("socket", "warn", `${c.socket} does not exist yet: the daemon has not been started (no cache in ${c.data_dir} yet); start it: systemctl start sealcache`);
+    else add("socket", "fail", `${c.socket} does not exist: the daemon is not running (systemctl status sealcache)`);
+    return probeBackends(c, add);
+  }
   const mode = fs.statSync(c.socket).mode;
   if ((mode & 0o007) !== 0) add("socket", "fail", `${c.socket} has mode ${octal(mode)}: any account can connect; the daemon sets 0660`);
   let h: DoctorHealth;
@@ -131,7 +149,9 @@ async function checkSocket(c: Config, add: Add): Promise<void> {
     status = r.status;
     h = JSON.parse(r.body.toString("utf8")) as DoctorHealth;
   } catch (e) {
-    return add("socket", "fail", describeError(e));
+    add("socket", "fail", describeError(e));
+    if (isSealcacheError(e) && e.code === "unavailable" && /ECONNREFUSED|ENOENT/.test(e.message)) await probeBackends(c, add);
+    return;
   }
   const level = status !== 200 ? "fail" : h.status === "ok" ? "ok" : "warn";
   add("socket", level, `daemon answers on ${c.socket}: ${h.status}${h.sealed_reason ? ` (${h.sealed_reason})` : ""}${h.status === "degraded" ? degradedWhy(h) : ""}`);
@@ -139,7 +159,7 @@ async function checkSocket(c: Config, add: Add): Promise<void> {
     if (!p.active) continue;
     add("backend", p.online ? "ok" : "warn", `${p.name}: ${p.online ? "online" : `offline${p.last_error ? ` (${p.last_error})` : " (no successful fetch yet)"}`}`);
   }
-  const failing = await failingSecrets(c.socket, h.failing);
+  const failing = await failingSecrets({ socket: c.socket }, h.failing);
   if (failing) {
     for (const f of failing.shown) add("secret", "warn", `${f.name} (${f.state}): ${f.error}`);
     for (const line of failingFooter(failing)) add("secret", "warn", line);

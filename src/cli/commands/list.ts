@@ -5,15 +5,15 @@ import type { SecretStatus } from "../../server/reader.js";
 
 /** `list [--prefix P]`: the names this account may read, their state and age; never values. */
 export async function list(g: GlobalOptions, flags: { prefix: string | undefined }, io: Io): Promise<number> {
-  const { socket } = socketFor(g);
+  const target = socketFor(g);
   const q = flags.prefix ? `?prefix=${encodeURIComponent(flags.prefix)}` : "";
-  const j = await getJson<{ secrets: SecretStatus[] }>(socket, `/v1/secrets${q}`);
+  const j = await getJson<{ secrets: SecretStatus[] }>(target, `/v1/secrets${q}`);
   if (g.json) {
     io.out(JSON.stringify(j) + "\n");
     return 0;
   }
   if (j.secrets.length === 0) {
-    io.out(flags.prefix ? await noneUnder(socket, flags.prefix) : "no secrets this account may read\n");
+    io.out(flags.prefix ? await noneUnder(target, flags.prefix) : "no secrets this account may read\n");
     return 0;
   }
   io.out(
@@ -26,8 +26,8 @@ export async function list(g: GlobalOptions, flags: { prefix: string | undefined
 }
 
 /** An empty prefix listing: a prefix that matches nothing is not an account that may read nothing. */
-async function noneUnder(socket: string, prefix: string): Promise<string> {
-  const all = await getJson<{ secrets: SecretStatus[] }>(socket, "/v1/secrets");
+async function noneUnder(target: Parameters<typeof getJson>[0], prefix: string): Promise<string> {
+  const all = await getJson<{ secrets: SecretStatus[] }>(target, "/v1/secrets");
   if (all.secrets.length === 0) return "no secrets this account may read\n";
   return `no names match the prefix ${JSON.stringify(prefix)} (this account may read ${plural(all.secrets.length, "secret")}: sealcache list)\n`;
 }

@@ -23,8 +23,8 @@ interface Health {
 
 /** `status`: the daemon's health in words; exit 5 while sealed. */
 export async function status(g: GlobalOptions, io: Io): Promise<number> {
-  const { socket } = socketFor(g);
-  const r = await request(socket, "GET", "/v1/health");
+  const target = socketFor(g);
+  const r = await request(target, "GET", "/v1/health");
   const h = JSON.parse(r.body.toString("utf8")) as Health;
   if (g.json) {
     io.out(JSON.stringify(h) + "\n");
@@ -39,7 +39,7 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
     const tree = s.hierarchies ? ` (${plural(s.hierarchies, "hierarchy", "hierarchies")} and the parameters under them)` : "";
     out.push(`secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced, ${s.errors} with errors`);
   }
-  const failing = await failingSecrets(socket, h.failing);
+  const failing = await failingSecrets(target, h.failing);
   if (failing && failing.count > 0) {
     out.push("");
     if (failing.shown.length > 0) out.push(table(["FAILING SECRET", "STATE", "ERROR"], failing.shown.map((f) => [f.name, f.state, f.error])).trimEnd());
