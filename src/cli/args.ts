@@ -45,7 +45,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   "rotate-kek": { synopsis: "rotate-kek", args: [0, 0], options: [] },
   doctor: { synopsis: "doctor", args: [0, 0], options: [] },
   version: { synopsis: "version", args: [0, 0], options: [] },
-  help: { synopsis: "help", args: [0, 0], options: [] },
+  help: { synopsis: "help", args: [0, 1, "command"], options: [] },
 };
 
 export interface ParsedArgs {

@@ -46,6 +46,9 @@ test("extra words are usage errors for every command that takes none, as for get
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.equal(r.stderr, stderr);
   }
+  const help = await cli(["help", "get"]);
+  assert.equal(help.code, 0, "help NAME is help");
+  assert.match(help.stdout, /^COMMANDS$/m);
 });
 
 test("--json errors are one JSON line {error, message} on stderr, stdout empty, the exit status unchanged", async (t) => {
