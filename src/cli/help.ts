@@ -40,9 +40,9 @@ OPTIONS
     -h, --help             This text.
 
 EXIT STATUS
-    0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden (by policy, or not in the
-    socket's group), 5 unavailable (daemon down, sealed, secret not synced or
-    expired, rate limited).
+    0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden, 5 unavailable.
+    4: refused by policy, or an account outside the socket's group; 5: daemon
+    down, sealed, secret not synced or expired, rate limited.
 
 ENVIRONMENT
     SEALCACHE_CONFIG       The config file when --config is not given.
