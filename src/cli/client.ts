@@ -24,10 +24,10 @@ export interface Target {
  * a socket this account may not open is `forbidden` (exit 4: a matter of group
  * membership, not of the daemon being down).
  */
-export function request(target: string | Target, method: string, path: string, timeoutMs = 15_000): Promise<Reply> {
+export function request(target: string | Target, method: string, urlPath: string, timeoutMs = 15_000): Promise<Reply> {
   const { socket: socketPath, whenAbsent } = typeof target === "string" ? { socket: target, whenAbsent: undefined } : target;
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, method, path, headers: { Host: "sealcache" }, timeout: timeoutMs }, (res) => {
+    const req = http.request({ socketPath, method, path: urlPath, headers: { Host: "sealcache" }, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));

@@ -1,9 +1,6 @@
-import type { Failing, FailingSecret } from "../daemon/health.js";
+import { FAILING_SHOWN as SHOWN, type Failing, type FailingSecret } from "../daemon/health.js";
 import type { SecretStatus } from "../server/reader.js";
 import { getJson, type Target } from "./client.js";
-
-/** How many failing secrets `status` and `doctor` name; the rest are counted. */
-export const SHOWN = 10;
 
 export interface FailingView {
   readonly count: number;
