@@ -1,4 +1,7 @@
+import fs from "node:fs";
 import http from "node:http";
+import path from "node:path";
+import { groupNameOf } from "../policy/accounts.js";
 import { SealcacheError, type ErrorCode } from "../errors.js";
 
 export interface Reply {
@@ -7,10 +10,24 @@ export interface Reply {
   readonly body: Buffer;
 }
 
-/** One request to the daemon's socket. A daemon that is not there is `unavailable`. */
-export function request(socketPath: string, method: string, path: string, timeoutMs = 15_000): Promise<Reply> {
+/**
+ * Where the daemon is: its socket, and what to add when the socket is absent (the
+ * client fell back to the default socket because the default config is missing).
+ */
+export interface Target {
+  readonly socket: string;
+  readonly whenAbsent?: string | undefined;
+}
+
+/**
+ * One request to the daemon's socket. A daemon that is not there is `unavailable`;
+ * a socket this account may not open is `forbidden` (exit 4: a matter of group
+ * membership, not of the daemon being down).
+ */
+export function request(target: string | Target, method: string, urlPath: string, timeoutMs = 15_000): Promise<Reply> {
+  const { socket: socketPath, whenAbsent } = typeof target === "string" ? { socket: target, whenAbsent: undefined } : target;
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, method, path, headers: { Host: "sealcache" }, timeout: timeoutMs }, (res) => {
+    const req = http.request({ socketPath, method, path: urlPath, headers: { Host: "sealcache" }, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -19,16 +36,39 @@ export function request(socketPath: string, method: string, path: string, timeou
     req.on("timeout", () => req.destroy(new SealcacheError("unavailable", `the daemon at ${socketPath} did not answer within ${timeoutMs / 1000} s`)));
     req.on("error", (e: NodeJS.ErrnoException) => {
       if (e instanceof SealcacheError) return reject(e);
+      if (e.code === "EACCES" || e.code === "EPERM") return reject(new SealcacheError("forbidden", `this account may not open the socket ${socketPath} (${e.code}): ${joinHint(socketPath)}`));
       const hint =
-        e.code === "ENOENT" || e.code === "ECONNREFUSED"
-          ? "is the daemon running? (systemctl status sealcache, or pass --socket)"
-          : e.code === "EACCES"
-            ? "this account may not open the socket; it must be in the socket's group"
+        e.code === "ENOENT" && whenAbsent
+          ? whenAbsent
+          : e.code === "ENOENT" || e.code === "ECONNREFUSED"
+            ? "is the daemon running? (systemctl status sealcache, or pass --socket)"
             : "";
       reject(new SealcacheError("unavailable", `cannot reach the daemon at ${socketPath} (${e.code ?? e.message})${hint ? `: ${hint}` : ""}`));
     });
     req.end();
   });
+}
+
+/**
+ * Which group to join to reach the socket: the socket's own group, or, when this
+ * account cannot even look into the socket's folder (0750), the folder's group.
+ */
+function joinHint(socketPath: string): string {
+  const uid = process.getuid?.();
+  const who = uid === undefined ? "this account" : `uid ${uid}`;
+  for (const p of [socketPath, path.dirname(socketPath)]) {
+    let gid: number;
+    try {
+      gid = fs.statSync(p).gid;
+    } catch {
+      continue;
+    }
+    const name = groupNameOf(gid);
+    const group = name ?? `gid ${gid}`;
+    const what = p === socketPath ? "the socket is open to its group" : `its folder ${p} is open to its group`;
+    return `${what} ${group} only; add ${who} to it (usermod -aG ${name ?? gid} USER) and log in again, or run as an account in that group`;
+  }
+  return `${who} must be in the socket's group (the packaged daemon's is sealcache)`;
 }
 
 /** Turns an error reply into the typed error it carries. */
@@ -42,8 +82,8 @@ export function replyError(r: Reply): SealcacheError {
   return new SealcacheError("internal", `the daemon answered HTTP ${r.status}`);
 }
 
-export async function getJson<T>(socketPath: string, path: string): Promise<T> {
-  const r = await request(socketPath, "GET", path);
+export async function getJson<T>(target: string | Target, urlPath: string): Promise<T> {
+  const r = await request(target, "GET", urlPath);
   if (r.status >= 400 && r.status !== 503) throw replyError(r);
   const j = JSON.parse(r.body.toString("utf8")) as T & { error?: string };
   if (r.status === 503 && typeof j.error === "string") throw replyError(r);

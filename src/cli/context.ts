@@ -1,7 +1,9 @@
+import fs from "node:fs";
 import path from "node:path";
 import { DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig, type Override } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { isConfigError } from "../errors.js";
+import type { Target } from "./client.js";
 
 export interface GlobalOptions {
   readonly config: string | undefined;
@@ -37,12 +39,16 @@ export function loadFull(g: GlobalOptions, checkFiles: boolean): LoadedConfig {
   return loadConfig({ file: configPath(g), overrides: overridesOf(g), checkFiles });
 }
 
+export const DEFAULT_SOCKET = "/run/sealcache/sealcache.sock";
+
 /**
  * Where the daemon listens, for the commands that only talk to it. A client that
  * cannot read the default config (not in the right group, no file) still works
- * with the default socket; an explicit --config that is broken is an error.
+ * with the default socket; an explicit --config that is broken is an error. When
+ * the default config does not exist at all, a missing default socket most likely
+ * means the daemon's config is elsewhere, and the error says so.
  */
-export function socketFor(g: GlobalOptions): { socket: string; config: Config | undefined } {
+export function socketFor(g: GlobalOptions): Target & { config: Config | undefined } {
   if (g.socket) return { socket: g.socket, config: undefined };
   if (process.env.SEALCACHE_SOCKET) return { socket: process.env.SEALCACHE_SOCKET, config: undefined };
   try {
@@ -51,6 +57,9 @@ export function socketFor(g: GlobalOptions): { socket: string; config: Config | 
   } catch (e) {
     const explicit = g.config !== undefined || process.env.SEALCACHE_CONFIG !== undefined;
     if (explicit || !isConfigError(e) || !/cannot read the config file/.test(e.message)) throw e;
-    return { socket: "/run/sealcache/sealcache.sock", config: undefined };
+    const whenAbsent = fs.existsSync(DEFAULT_CONFIG_PATH)
+      ? undefined
+      : `the default config ${DEFAULT_CONFIG_PATH} was not found either; if the daemon runs with another config, pass --config FILE or set SEALCACHE_CONFIG=FILE (or --socket PATH)`;
+    return { socket: DEFAULT_SOCKET, config: undefined, whenAbsent };
   }
 }

@@ -6,19 +6,24 @@ SYNOPSIS
 
 COMMANDS
     daemon                 Run the daemon in the foreground (systemd starts this).
-    get NAME [--raw]       Print a secret's value. --raw: the exact bytes, no newline.
+    get NAME [--json|--raw]
+                           Print a secret's value. --raw: the exact bytes, no newline;
+                           --json: the API object.
     list [--prefix P]      Secrets this account may read, with state and age (never values).
-    status                 Daemon health: seal, providers, stale and unsynced secrets.
+    status                 Daemon health: seal, providers, stale and unsynced secrets,
+                           and the failing ones with their errors.
     refresh [NAME]         Ask the daemon to sync now (needs an admin policy rule).
     audit [--since 1h|ISO] [--name NAME] [--limit N]
                            Who read what, what was denied, admin actions (needs an
                            admin policy rule). Names and outcomes only, never values.
-    init                   Create data_dir and seal a new cache key (TPM seal types
-                           also print a recovery key, once).
-    init --reseal [--recovery-key-file F]
-                           Seal the existing cache key again to the TPM's current
-                           PCR values (after a firmware update); the key comes from
-                           the old seal, or from the recovery key in F.
+    init [--reseal [--recovery-key-file F]]
+                           Create data_dir and seal a new cache key (TPM seal types
+                           also print a recovery key, once). --reseal: seal the
+                           existing cache key again to the TPM's current PCR values
+                           (after a firmware update); the key comes from the old
+                           seal, or from the recovery key in F. Refused while the
+                           daemon runs unsealed; a daemon waiting to unseal picks
+                           up the new seal.
     rotate-kek             A new cache key; every data key re-wrapped in one
                            transaction (through the daemon when it runs).
     doctor                 Check config, permissions, sealer, socket and backends.
@@ -29,14 +34,18 @@ OPTIONS
     --socket PATH          Daemon socket (overrides the config's socket).
     --data-dir DIR         Overrides data_dir.
     --log-level LEVEL      Overrides log.level (daemon).
-    --json                 Machine-readable output.
+    --json                 Machine-readable output on stdout; an error is then one JSON
+                           line {"error":CODE,"message":...} on stderr (CODE: the API's
+                           error codes, usage, config), with the same exit status.
     -h, --help             This text.
 
 EXIT STATUS
-    0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden, 5 unavailable (daemon down,
-    sealed, secret not synced or expired, rate limited).
+    0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden, 5 unavailable.
+    4: refused by policy, or an account outside the socket's group; 5: daemon
+    down, sealed, secret not synced or expired, rate limited.
 
 ENVIRONMENT
+    SEALCACHE_CONFIG       The config file when --config is not given.
     SEALCACHE_<KEY>        Overrides a config key, e.g. SEALCACHE_SYNC_INTERVAL=1m,
                            SEALCACHE_LOG_LEVEL=debug. Precedence: file < environment < flags.
 

@@ -139,7 +139,7 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     metricNames: config.metrics.secret_names,
     core: () => core,
     sealedReason: () => sealedReason,
-    health: () => buildHealth({ core, sealedReason, sealerInfo, inactive, policyWarnings: policy.warnings, started, version: VERSION }),
+    health: () => buildHealth({ core, sealedReason, sealerInfo, inactive, policyWarnings: policy.warnings, started, version: VERSION, secretNames: config.metrics.secret_names }),
     gauges: () => buildGauges(core, config.metrics.secret_names),
     rotateKek: () => rotateInPlace(),
     });

@@ -10,6 +10,33 @@ export interface HealthInput {
   /** performance.now() at start: uptime runs on the monotonic clock. */
   readonly started: number;
   readonly version: string;
+  /** `metrics.secret_names`: whether health may name the failing secrets. */
+  readonly secretNames: boolean;
+}
+
+/** How many failing secrets health names (and `status` shows); the rest are counted. */
+export const FAILING_SHOWN = 10;
+
+/** A secret whose last refresh failed, as health names it. */
+export interface FailingSecret {
+  readonly name: string;
+  readonly provider: string;
+  readonly state: string;
+  readonly error: string;
+}
+
+/**
+ * The secrets whose last attempt failed. `/v1/health` answers any account that can
+ * open the socket, so it names them (with their errors, which name backend paths)
+ * only where `metrics.secret_names` allows; otherwise it gives the count and the
+ * count per provider, and `status` asks `/v1/secrets`, where policy decides
+ * which of them the caller may see.
+ */
+export interface Failing {
+  readonly count: number;
+  readonly by_provider: Record<string, number>;
+  /** The first FAILING_SHOWN by name; null when names are not given out. */
+  readonly secrets: FailingSecret[] | null;
 }
 
 /**
@@ -25,17 +52,23 @@ export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
   // One count per name `list` shows: configured secrets, hierarchies (an SSM path
   // ending in /* or /**) and the parameters found under them, each by its state.
   const counts = { total: 0, ok: 0, stale: 0, expired: 0, not_synced: 0, errors: 0, hierarchies: 0 };
+  const failing = { count: 0, by_provider: {} as Record<string, number>, secrets: h.secretNames ? ([] as FailingSecret[]) : null };
   for (const name of reader.configuredNames()) {
     const s = reader.status(name, now);
     counts.total++;
     counts[s.state]++;
-    if (s.error) counts.errors++;
+    if (s.error) {
+      counts.errors++;
+      failing.count++;
+      failing.by_provider[s.provider] = (failing.by_provider[s.provider] ?? 0) + 1;
+      if (failing.secrets && failing.secrets.length < FAILING_SHOWN) failing.secrets.push({ name: s.name, provider: s.provider, state: s.state, error: s.error });
+    }
     if (s.kind === "hierarchy") counts.hierarchies++;
   }
   const providers = sync.providerHealth();
   const used = providers.filter((p) => p.active);
   const online = used.every((p) => p.online);
-  const degraded = !online || counts.stale + counts.expired + counts.not_synced > 0 || store.quarantined.length > 0;
+  const degraded = !online || counts.stale + counts.expired + counts.not_synced + counts.errors > 0 || store.quarantined.length > 0;
   return {
     ok: true,
     body: {
@@ -44,6 +77,7 @@ export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
       online,
       revision: store.revision,
       secrets: counts,
+      failing,
       providers,
       quarantined: store.quarantined,
       ...common,

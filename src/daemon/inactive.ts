@@ -14,7 +14,7 @@ export function inactiveSections(c: Config): string[] {
     const type = (p as { type: string }).type;
     if (isActiveType(type)) continue;
     const n = Object.values(c.secrets).filter((s) => s.provider === name).length;
-    out.push(`providers.${name} (type ${type}): not active in this build yet; its ${n} secret(s) stay not_synced`);
+    out.push(`providers.${name} (type ${type}): not active in this build yet; ${n === 1 ? "its 1 secret stays" : `its ${n} secrets stay`} not_synced`);
   }
   if (c.mqtt) out.push("mqtt: configured but not active in this build yet; no status is published and no refresh/revoke is received");
   return out;

@@ -12,6 +12,12 @@ export function readAccounts(passwd = "/etc/passwd", group = "/etc/group"): Acco
   return { uidOf: (u) => users.get(u), gidOf: (g) => groups.get(g) };
 }
 
+/** The name of a local group, for messages ("join the group sealcache"). */
+export function groupNameOf(gid: number, group = "/etc/group"): string | undefined {
+  for (const [name, id] of parse(group)) if (id === gid) return name;
+  return undefined;
+}
+
 function parse(file: string): Map<string, number> {
   const out = new Map<string, number>();
   let text = "";

@@ -182,7 +182,28 @@ export class SecretReader {
     const err = this.#store.secretError(name) ?? (entry !== name ? this.#store.secretError(entry) : undefined);
     const why = err ? `: last attempt failed (${err.message})` : "";
     const what = entry !== name ? `is under the hierarchy ${entry}, which has not been read yet` : "is configured but has not been fetched yet";
-    return new SealcacheError("not_synced", `secret ${JSON.stringify(name)} ${what}${why}`, { retryAfter: 5 });
+    const { offline, retryAfter } = this.#providerDown(entry);
+    return new SealcacheError("not_synced", `secret ${JSON.stringify(name)} ${what}${why}${offline}`, { retryAfter });
+  }
+
+  /**
+   * Why a never-fetched secret cannot be had right now, when its provider is the
+   * reason (the same facts `status` shows), and when to ask again: the provider's
+   * next attempt rather than a fixed 5 s, so a client does not poll through a backoff.
+   */
+  #providerDown(entry: string): { offline: string; retryAfter: number } {
+    const name = this.#catalog.entry(entry)?.provider;
+    const p = name === undefined ? undefined : this.#sync.providerHealth().find((h) => h.name === name);
+    if (!p) return { offline: "", retryAfter: 5 };
+    if (!p.active) return { offline: `; ${p.last_error ?? `provider ${p.name} is not active`}`, retryAfter: 60 };
+    if (p.failures === 0) return { offline: "", retryAfter: 5 };
+    const since = p.last_success ? `offline since its last success at ${p.last_success}` : "offline: no fetch has succeeded yet";
+    const attempts = `${p.failures} failed ${p.failures === 1 ? "attempt" : "attempts"}${p.last_error_at ? `, the last at ${p.last_error_at}` : ""}`;
+    const next = p.next_attempt ? Date.parse(p.next_attempt) - Date.now() : 5_000;
+    return {
+      offline: `; provider ${p.name} is ${since} (${attempts}): ${p.last_error ?? "unknown error"}`,
+      retryAfter: Math.min(300, Math.max(1, Math.ceil(next / 1000))),
+    };
   }
 }
 

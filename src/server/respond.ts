@@ -16,8 +16,12 @@ export const STATUS: Record<ErrorCode, number> = {
   internal: 500,
 };
 
+/**
+ * A JSON answer. The body ends with a newline, as a line of text does: `curl` then
+ * leaves the shell prompt on its own line, and `jq`/`read` see a complete line.
+ */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const data = JSON.stringify(body);
+  const data = JSON.stringify(body) + "\n";
   res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data), "Cache-Control": "no-store", ...headers });
   res.end(data);
 }
@@ -35,7 +39,7 @@ export function sendError(res: ServerResponse, e: SealcacheError, status = STATU
  * connections refused at accept.
  */
 export function rawErrorResponse(status: number, reason: string, message: string, code: ErrorCode = "bad_request", headers: Record<string, string> = {}): string {
-  const body = JSON.stringify({ error: code, message });
+  const body = JSON.stringify({ error: code, message }) + "\n";
   const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`;
 }

@@ -429,7 +429,8 @@ export class SyncEngine {
       const err = !r.ok ? r.error : undefined;
       const kind = isProviderError(err) ? err.kind : "permanent";
       const message = isProviderError(err) ? err.message : `provider ${handle.name} returned a malformed result`;
-      this.#log.warn({ provider: handle.name, secret: name, kind }, "secret not refreshed; cached value kept");
+      // The cause: provider messages name paths, keys and backend codes, never a value (as every error message here).
+      this.#log.warn({ provider: handle.name, secret: name, kind, err: message }, "secret not refreshed; cached value kept");
       out.items.push({ name, ok: false, kind, message, at });
     }
     return out;

@@ -73,7 +73,7 @@ export function expandWalk(catalog: Catalog, provider: string, entry: string, r:
   } else if (skipped.length > 0) {
     const named = skipped.slice(0, SKIPPED_NAMED).map((s) => `${s.relative} (${s.reason})`);
     const more = skipped.length > SKIPPED_NAMED ? `, and ${skipped.length - SKIPPED_NAMED} more` : "";
-    out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: ${skipped.length} parameter(s) not served: ${named.join("; ")}${more}`, at });
+    out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: ${skipped.length} ${skipped.length === 1 ? "parameter" : "parameters"} not served: ${named.join("; ")}${more}`, at });
   } else {
     out.cleared.push(entry);
   }

@@ -6,6 +6,13 @@ import { table } from "../format.js";
 
 type Entry = AuditEntryJson;
 
+/**
+ * Widest UNIT, EXE and NAME cells: a refused request may name anything up to the
+ * URL limit, and one such row must not push every other row off the screen.
+ * `--json` has every value whole.
+ */
+const COLUMN_MAX = [undefined, undefined, undefined, 40, 48, undefined, 64];
+
 /** `audit [--since 1h|ISO] [--name N] [--limit L]`: the daemon's audit trail (admin only). */
 export async function audit(g: GlobalOptions, args: string[], flags: { since: string | undefined; name: string | undefined; limit: string | undefined }, io: Io): Promise<number> {
   if (args.length > 0) throw new UsageError("audit takes no arguments: sealcache audit [--since 1h|ISO] [--name NAME] [--limit N] [--json]");
@@ -13,9 +20,9 @@ export async function audit(g: GlobalOptions, args: string[], flags: { since: st
   if (flags.since !== undefined) q.set("since", flags.since);
   if (flags.name !== undefined) q.set("name", flags.name);
   if (flags.limit !== undefined) q.set("limit", flags.limit);
-  const { socket } = socketFor(g);
+  const target = socketFor(g);
   const qs = q.toString();
-  const j = await getJson<{ entries: Entry[] }>(socket, `/v1/audit${qs ? `?${qs}` : ""}`);
+  const j = await getJson<{ entries: Entry[] }>(target, `/v1/audit${qs ? `?${qs}` : ""}`);
   if (g.json) {
     io.out(JSON.stringify(j) + "\n");
     return 0;
@@ -29,6 +36,7 @@ export async function audit(g: GlobalOptions, args: string[], flags: { since: st
     table(
       ["TIME", "UID", "PID", "UNIT", "EXE", "ROUTE", "NAME", "STATUS", "OUTCOME"],
       j.entries.map((e) => [e.at, dash(e.uid), dash(e.pid), dash(e.unit), dash(e.exe), e.route, dash(e.name), String(e.status), e.code]),
+      COLUMN_MAX,
     ),
   );
   return 0;

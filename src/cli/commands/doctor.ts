@@ -4,7 +4,8 @@ import type { Config } from "../../config/schema.js";
 import { loadSodium } from "../../crypto/sodium.js";
 import { CACHE_FILE } from "../../daemon/daemon.js";
 import { inactiveSections } from "../../daemon/inactive.js";
-import { describeError } from "../../errors.js";
+import type { Failing } from "../../daemon/health.js";
+import { describeError, isSealcacheError } from "../../errors.js";
 import { octal } from "../../fsutil.js";
 import { createLogger } from "../../log.js";
 import { everyoneWarnings, Policy } from "../../policy/policy.js";
@@ -14,6 +15,9 @@ import { assertPrivate } from "../../seal/permissions.js";
 import { createSealer } from "../../seal/registry.js";
 import { request } from "../client.js";
 import { configPath, loadFull, type GlobalOptions, type Io } from "../context.js";
+import { failingFooter, failingSecrets } from "../failing.js";
+import { plural } from "../format.js";
+import { probeBackends } from "./doctor-backends.js";
 
 type Level = "ok" | "warn" | "fail";
 interface Check {
@@ -52,13 +56,21 @@ export async function doctor(g: GlobalOptions, io: Io): Promise<number> {
 
 type Add = (check: string, level: Level, message: string) => void;
 
-/** The group that may open the socket (known once the daemon has created it). */
+/**
+ * The group that may open the socket: the socket's own once the daemon has created
+ * it; before that, its folder's (the packaged unit's RuntimeDirectory belongs to
+ * the daemon's group, and a 0750 folder admits that group only), so the policy
+ * check runs before the first start too.
+ */
 function socketGroup(socket: string): number | undefined {
-  try {
-    return fs.statSync(socket).gid;
-  } catch {
-    return undefined;
+  for (const p of [socket, path.dirname(socket)]) {
+    try {
+      return fs.statSync(p).gid;
+    } catch {
+      /* not there yet */
+    }
   }
+  return undefined;
 }
 
 async function checkDataDir(c: Config, add: Add): Promise<void> {
@@ -79,7 +91,7 @@ async function checkDataDir(c: Config, add: Add): Promise<void> {
   const q = path.join(c.data_dir, "quarantine");
   if (fs.existsSync(q)) {
     const n = fs.readdirSync(q).filter((f) => f.endsWith(".reason.txt")).length;
-    if (n > 0) add("cache", "warn", `${n} quarantined database(s) in ${q}; read the .reason.txt files, then delete them`);
+    if (n > 0) add("cache", "warn", `${plural(n, "quarantined database")} in ${q}; read the .reason.txt files, then delete them`);
   }
 }
 
@@ -112,24 +124,67 @@ async function checkSealer(c: Config, add: Add): Promise<void> {
   }
 }
 
+/**
+ * The socket and, through it, the daemon's view of the backends and secrets. With
+ * no daemon answering, doctor checks the backends it can itself; before the first
+ * start (no cache yet) a missing socket is expected, so a warning, not a failure.
+ */
 async function checkSocket(c: Config, add: Add): Promise<void> {
   const dir = path.dirname(c.socket);
   if (fs.existsSync(dir)) {
     const mode = fs.statSync(dir).mode;
     if ((mode & 0o007) !== 0) add("socket", "warn", `${dir} has mode ${octal(mode)}: other accounts can reach the socket folder; 0750 is expected`);
   }
-  if (!fs.existsSync(c.socket)) return add("socket", "fail", `${c.socket} does not exist: the daemon is not running (systemctl status sealcache)`);
+  if (!fs.existsSync(c.socket)) {
+    if (!fs.existsSync(path.join(c.data_dir, CACHE_FILE))) add("socket", "warn", `${c.socket} does not exist yet: the daemon has not been started (no cache in ${c.data_dir} yet); start it: systemctl start sealcache`);
+    else add("socket", "fail", `${c.socket} does not exist: the daemon is not running (systemctl status sealcache)`);
+    return probeBackends(c, add);
+  }
   const mode = fs.statSync(c.socket).mode;
   if ((mode & 0o007) !== 0) add("socket", "fail", `${c.socket} has mode ${octal(mode)}: any account can connect; the daemon sets 0660`);
+  let h: DoctorHealth;
+  let status: number;
   try {
     const r = await request(c.socket, "GET", "/v1/health", 5_000);
-    const h = JSON.parse(r.body.toString("utf8")) as { status: string; sealed_reason?: string; providers?: { name: string; active: boolean; online: boolean; last_error: string | null }[] };
-    add("socket", r.status === 200 ? "ok" : "fail", `daemon answers on ${c.socket}: ${h.status}${h.sealed_reason ? ` (${h.sealed_reason})` : ""}`);
-    for (const p of h.providers ?? []) {
-      if (!p.active) continue;
-      add("backend", p.online ? "ok" : "warn", `${p.name}: ${p.online ? "online" : `offline${p.last_error ? ` (${p.last_error})` : " (no successful fetch yet)"}`}`);
-    }
+    status = r.status;
+    h = JSON.parse(r.body.toString("utf8")) as DoctorHealth;
   } catch (e) {
     add("socket", "fail", describeError(e));
+    if (isSealcacheError(e) && e.code === "unavailable" && /ECONNREFUSED|ENOENT/.test(e.message)) await probeBackends(c, add);
+    return;
   }
+  const level = status !== 200 ? "fail" : h.status === "ok" ? "ok" : "warn";
+  add("socket", level, `daemon answers on ${c.socket}: ${h.status}${h.sealed_reason ? ` (${h.sealed_reason})` : ""}${h.status === "degraded" ? degradedWhy(h) : ""}`);
+  for (const p of h.providers ?? []) {
+    if (!p.active) continue;
+    add("backend", p.online ? "ok" : "warn", `${p.name}: ${p.online ? "online" : `offline${p.last_error ? ` (${p.last_error})` : " (no successful fetch yet)"}`}`);
+  }
+  const failing = await failingSecrets({ socket: c.socket }, h.failing);
+  if (failing) {
+    for (const f of failing.shown) add("secret", "warn", `${f.name} (${f.state}): ${f.error}`);
+    for (const line of failingFooter(failing)) add("secret", "warn", line);
+  }
+}
+
+interface DoctorHealth {
+  status: string;
+  sealed_reason?: string;
+  secrets?: { stale: number; expired: number; not_synced: number; errors: number };
+  failing?: Failing;
+  providers?: { name: string; active: boolean; online: boolean; last_error: string | null }[];
+  quarantined?: unknown[];
+}
+
+/** What makes a serving daemon degraded, in a few words. */
+function degradedWhy(h: DoctorHealth): string {
+  const s = h.secrets;
+  const parts: string[] = [];
+  const offline = (h.providers ?? []).filter((p) => p.active && !p.online).length;
+  if (offline > 0) parts.push(`${plural(offline, "provider")} offline`);
+  if (s?.errors) parts.push(`${plural(s.errors, "secret")} failing`);
+  if (s?.stale) parts.push(`${s.stale} stale`);
+  if (s?.expired) parts.push(`${s.expired} expired`);
+  if (s?.not_synced) parts.push(`${s.not_synced} not synced`);
+  if (h.quarantined?.length) parts.push(`${plural(h.quarantined.length, "database")} quarantined`);
+  return parts.length > 0 ? ` (${parts.join(", ")})` : "";
 }

@@ -15,16 +15,18 @@ interface SecretReply {
 export async function get(g: GlobalOptions, args: string[], flags: { raw: boolean }, io: Io): Promise<number> {
   if (args.length !== 1) throw new UsageError("get takes one secret name: sealcache get NAME [--json|--raw]");
   const name = args[0]!;
-  const { socket } = socketFor(g);
+  const target = socketFor(g);
   const path = `/v1/secrets/${encodeURIComponent(name).replace(/%2F/g, "/")}${flags.raw ? "?format=raw" : ""}`;
-  const r = await request(socket, "GET", path);
+  const r = await request(target, "GET", path);
   if (r.status !== 200) throw replyError(r);
   if (flags.raw) {
     io.out(r.body);
     return 0;
   }
   if (g.json) {
-    io.out(r.body.toString("utf8") + "\n");
+    // The daemon's JSON bodies end with a newline already.
+    const text = r.body.toString("utf8");
+    io.out(text.endsWith("\n") ? text : text + "\n");
     return 0;
   }
   const j = JSON.parse(r.body.toString("utf8")) as SecretReply;

@@ -1,5 +1,5 @@
 import { loadSodium } from "../../crypto/sodium.js";
-import { isSealError } from "../../errors.js";
+import { isSealcacheError, isSealError, SealError } from "../../errors.js";
 import { createLogger } from "../../log.js";
 import type { Config } from "../../config/schema.js";
 import fs from "node:fs";
@@ -8,6 +8,7 @@ import { createRecovery, openRecovery } from "../../seal/recovery.js";
 import { resealKek } from "../../seal/reseal.js";
 import { ensurePrivateDir } from "../../seal/permissions.js";
 import { createSealer } from "../../seal/registry.js";
+import { request } from "../client.js";
 import { loadFull, type GlobalOptions, type Io } from "../context.js";
 import { EXIT, UsageError } from "../exit.js";
 
@@ -23,8 +24,20 @@ export async function init(g: GlobalOptions, flags: { reseal: boolean; recoveryK
     return flags.reseal ? await reseal(config, g, flags.recoveryKeyFile, io) : await initialise(config, g, io);
   } catch (e) {
     if (!isSealError(e)) throw e;
-    io.err(`sealcache: init: ${e.message}\n`);
+    const message = `init: ${e.message}`;
+    io.err(g.json ? JSON.stringify({ error: e.code, message }) + "\n" : `sealcache: ${message}\n`);
     return EXIT.failure;
+  }
+}
+
+/** What the daemon on the config's socket is doing: not there, serving (unsealed), or waiting to unseal. */
+async function daemonState(socket: string): Promise<"absent" | "serving" | "sealed"> {
+  try {
+    const r = await request(socket, "GET", "/v1/health", 5_000);
+    return r.status === 503 && (JSON.parse(r.body.toString("utf8")) as { sealed?: boolean }).sealed === true ? "sealed" : "serving";
+  } catch (e) {
+    if (isSealcacheError(e) && e.code === "unavailable" && /ENOENT|ECONNREFUSED/.test(e.message)) return "absent";
+    throw e;
   }
 }
 
@@ -65,6 +78,17 @@ async function initialise(config: Config, g: GlobalOptions, io: Io): Promise<num
  * the recovery key.
  */
 async function reseal(config: Config, g: GlobalOptions, recoveryKeyFile: string | undefined, io: Io): Promise<number> {
+  // A daemon holding the key unsealed may rewrite kek.sealed itself (rotate-kek):
+  // two writers could leave a key the data keys are not wrapped under. One waiting
+  // to unseal is the usual case (a firmware update changed the PCRs): it picks up
+  // the new seal at its next attempt.
+  const state = await daemonState(config.socket);
+  if (state === "serving") {
+    throw new SealError(
+      `the daemon on ${config.socket} is running with the cache key unsealed, and kek.sealed must not change under it; ` +
+        `stop it first (systemctl stop sealcache), run sealcache init --reseal again, then start it (systemctl start sealcache)`,
+    );
+  }
   const sodium = await loadSodium();
   const sealer = await createSealer({ dataDir: config.data_dir, seal: config.seal, sodium, logger: createLogger({ level: "silent" }) });
   try {
@@ -86,8 +110,12 @@ async function reseal(config: Config, g: GlobalOptions, recoveryKeyFile: string 
       sodium.memzero(kek);
     }
     const info = await sealer.describe();
-    if (g.json) io.out(JSON.stringify({ resealed: true, sealed_key: sealedKekPath(config.data_dir), seal: info.type, detail: info.detail }) + "\n");
-    else io.out(`resealed the cache key in ${sealedKekPath(config.data_dir)} to the current state (seal.type ${info.type}: ${info.detail})\n`);
+    const waiting =
+      state === "sealed"
+        ? `the daemon on ${config.socket} is waiting to unseal; it tries again on its own (at most 5 min apart), or restart it to use the new seal now: systemctl restart sealcache`
+        : undefined;
+    if (g.json) io.out(JSON.stringify({ resealed: true, sealed_key: sealedKekPath(config.data_dir), seal: info.type, detail: info.detail, daemon: state === "sealed" ? "waiting to unseal" : "not running" }) + "\n");
+    else io.out(`resealed the cache key in ${sealedKekPath(config.data_dir)} to the current state (seal.type ${info.type}: ${info.detail})\n${waiting ? `${waiting}\n` : ""}`);
     return 0;
   } finally {
     await sealer.close?.();

@@ -12,6 +12,7 @@ import { replyError, request } from "../client.js";
 import { lockDataDir } from "../../daemon/data-dir-lock.js";
 import { ensurePrivateDir } from "../../seal/permissions.js";
 import { loadFull, type GlobalOptions, type Io } from "../context.js";
+import { plural } from "../format.js";
 
 /**
  * `rotate-kek`: a new cache key, every data key re-wrapped in one transaction.
@@ -29,7 +30,7 @@ export async function rotateKekCommand(g: GlobalOptions, io: Io): Promise<number
   if (reply) {
     if (reply.status !== 200) throw replyError(reply);
     const j = JSON.parse(reply.body.toString("utf8")) as { rewrapped: number; seal: string };
-    io.out(g.json ? JSON.stringify({ rotated: true, via: "daemon", ...j }) + "\n" : `cache key rotated by the daemon: ${j.rewrapped} data key(s) re-wrapped (seal.type ${j.seal})\n`);
+    io.out(g.json ? JSON.stringify({ rotated: true, via: "daemon", ...j }) + "\n" : `cache key rotated by the daemon: ${plural(j.rewrapped, "data key")} re-wrapped (seal.type ${j.seal})\n`);
     return 0;
   }
   const logger = createLogger({ level: "silent" });
@@ -44,11 +45,11 @@ export async function rotateKekCommand(g: GlobalOptions, io: Io): Promise<number
     try {
       const counter = await checkAntiRollback({ seal: config.seal, store, dataDir: config.data_dir, logger });
       const n = [...store.metas()].length;
-      if (io.isTTY && !g.json) io.err(`re-wrapping ${n} data key(s) under a new cache key...\n`);
+      if (io.isTTY && !g.json) io.err(`re-wrapping ${plural(n, "data key")} under a new cache key...\n`);
       const next = await rotateKek({ sodium, sealer, dataDir: config.data_dir, store, logger, counter });
       next.destroy();
       envelope.destroy();
-      io.out(g.json ? JSON.stringify({ rotated: true, via: "cli", rewrapped: n, seal: sealer.type }) + "\n" : `cache key rotated: ${n} data key(s) re-wrapped (seal.type ${sealer.type})\n`);
+      io.out(g.json ? JSON.stringify({ rotated: true, via: "cli", rewrapped: n, seal: sealer.type }) + "\n" : `cache key rotated: ${plural(n, "data key")} re-wrapped (seal.type ${sealer.type})\n`);
       return 0;
     } finally {
       store.close();

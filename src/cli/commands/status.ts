@@ -1,6 +1,8 @@
 import { request } from "../client.js";
 import { socketFor, type GlobalOptions, type Io } from "../context.js";
-import { table } from "../format.js";
+import { failingFooter, failingSecrets } from "../failing.js";
+import { plural, table } from "../format.js";
+import type { Failing } from "../../daemon/health.js";
 import type { ProviderHealth } from "../../sync/engine.js";
 
 interface Health {
@@ -12,6 +14,7 @@ interface Health {
   uptime_s: number;
   seal: { type: string; ok: boolean; detail: string; warnings: string[] } | null;
   secrets?: Record<string, number>;
+  failing?: Failing;
   providers?: ProviderHealth[];
   quarantined?: { path: string; reason: string; at: string }[];
   inactive: string[];
@@ -20,8 +23,8 @@ interface Health {
 
 /** `status`: the daemon's health in words; exit 5 while sealed. */
 export async function status(g: GlobalOptions, io: Io): Promise<number> {
-  const { socket } = socketFor(g);
-  const r = await request(socket, "GET", "/v1/health");
+  const target = socketFor(g);
+  const r = await request(target, "GET", "/v1/health");
   const h = JSON.parse(r.body.toString("utf8")) as Health;
   if (g.json) {
     io.out(JSON.stringify(h) + "\n");
@@ -33,8 +36,14 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
   for (const w of h.seal?.warnings ?? []) out.push(`WARNING: ${w}`);
   if (h.secrets) {
     const s = h.secrets;
-    const tree = s.hierarchies ? ` (${s.hierarchies} ${s.hierarchies === 1 ? "hierarchy" : "hierarchies"} and the parameters under them)` : "";
+    const tree = s.hierarchies ? ` (${plural(s.hierarchies, "hierarchy", "hierarchies")} and the parameters under them)` : "";
     out.push(`secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced, ${s.errors} with errors`);
+  }
+  const failing = await failingSecrets(target, h.failing);
+  if (failing && failing.count > 0) {
+    out.push("");
+    if (failing.shown.length > 0) out.push(table(["FAILING SECRET", "STATE", "ERROR"], failing.shown.map((f) => [f.name, f.state, f.error])).trimEnd());
+    out.push(...failingFooter(failing));
   }
   if (h.providers && h.providers.length > 0) {
     out.push("");

@@ -89,7 +89,7 @@ describe("sealcache CLI", () => {
     await t.test("refresh: all, one by name, --json", async () => {
       const all = await cli(["refresh", ...c]);
       assert.equal(all.code, 0, all.stderr);
-      assert.equal(all.stdout, "refresh queued for 3 secret(s)\n");
+      assert.equal(all.stdout, "refresh queued for 3 secrets\n");
       const one = await cli(["refresh", "demo/api-token", "--json", ...c]);
       assert.equal(one.code, 0, one.stderr);
       assert.deepEqual(JSON.parse(one.stdout), { queued: ["demo/api-token"] });
@@ -144,7 +144,7 @@ describe("sealcache CLI", () => {
     await t.test("exit 2: usage errors", async () => {
       const cases: [string[], RegExp][] = [
         [["frobnicate", ...c], /^sealcache: unknown command "frobnicate"; see sealcache --help\n$/],
-        [["get", "demo/api-token", "--bogus", ...c], /^sealcache: Unknown option '--bogus'/],
+        [["get", "demo/api-token", "--bogus", ...c], /^sealcache: unknown option --bogus; see sealcache --help\n$/],
         [["get", ...c], /^sealcache: get takes one secret name: sealcache get NAME \[--json\|--raw\]\n$/],
         [["get", "a", "b", ...c], /^sealcache: get takes one secret name/],
         [["refresh", "a", "b", ...c], /^sealcache: refresh takes at most one secret name/],

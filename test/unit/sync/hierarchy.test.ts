@@ -25,7 +25,7 @@ describe("expandWalk: one complete walk of a hierarchy", () => {
     assert.deepEqual(ok.map((i) => [i.name, i.ok && i.origin, i.ok && i.held]), [["app/db/pw", "app", c.fingerprint("app")]]);
     const err = out.items.find((i) => !i.ok && i.name === "app");
     assert.ok(err && !err.ok);
-    assert.match(err.message, /^ssm \/app\/\*\*: 7 parameter\(s\) not served: x0\/\.\.\/y \(.*\); .*x4\/\.\.\/y \(.*\), and 2 more$/);
+    assert.match(err.message, /^ssm \/app\/\*\*: 7 parameters not served: x0\/\.\.\/y \(.*\); .*x4\/\.\.\/y \(.*\), and 2 more$/);
     assert.deepEqual([...out.walks.get("app")!], ["app/db/pw"]);
   });
 
