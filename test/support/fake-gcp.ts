@@ -54,6 +54,8 @@ export class FakeGcp {
   readonly counts = new Map<string, number>();
   /** When each AccessSecretVersion arrived (ms), for backoff checks. */
   readonly times: number[] = [];
+  /** AccessSecretVersion calls per version name asked for (`projects/fleet/secrets/db/versions/latest`). */
+  readonly byName = new Map<string, number>();
   readonly secrets = new Map<string, Secret>();
   /** Secret ids the caller may not access (PERMISSION_DENIED). */
   readonly denied = new Set<string>();
@@ -168,6 +170,7 @@ export class FakeGcp {
 
   resetCounts(): void {
     this.counts.clear();
+    this.byName.clear();
     this.times.length = 0;
     this.seen.length = 0;
   }
@@ -191,6 +194,7 @@ export class FakeGcp {
     this.times.push(Date.now());
     this.lastApiClient = String(call.metadata.get("x-goog-api-client")[0] ?? "");
     const name = String(call.request.name ?? "");
+    this.byName.set(name, (this.byName.get(name) ?? 0) + 1);
     const fail = (code: grpc.status, details: string, metadata?: grpc.Metadata) => cb({ code, details, ...(metadata ? { metadata } : {}) });
 
     const authError = this.#authenticate(call.metadata);
