@@ -1,6 +1,9 @@
 import net from "node:net";
 import tls from "node:tls";
-import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
+// The v1 client alone: the package's index also loads the v1beta clients and 1.1 MB
+// of generated static protobuf code (its `protos` typings export), which the gRPC
+// client does not use. The SDK is pinned (package.json), so this path is stable.
+import { SecretManagerServiceClient } from "@google-cloud/secret-manager/build/src/v1/secret_manager_service_client.js";
 import { AuthClient, GoogleAuth, PassThroughClient } from "google-auth-library";
 import { grpc, loggingUtils, routingHeader } from "google-gax";
 import type { Logger } from "../../log.js";
