@@ -64,8 +64,13 @@ export class FakeGcp {
   /** Access tokens the metadata server and STS issued (and the principal each stands for). */
   readonly accessTokens = new Map<string, string>();
   readonly seen: SeenAuth[] = [];
-  /** The x-goog-api-client header of the last call (proves the SDK made it). */
+  /** The x-goog-api-client header of the last call (proves the SDK made it), and its routing header. */
   lastApiClient = "";
+  lastRequestParams = "";
+  /** Answers wait this long (ms), so that calls overlap; the most seen in flight at once. */
+  delayMs = 0;
+  maxInFlight = 0;
+  #inFlight = 0;
   readonly sa: { email: string; keyId: string; privateKey: string; publicKey: KeyObject };
   port = 0;
   #server: grpc.Server | undefined;
@@ -189,10 +194,22 @@ export class FakeGcp {
     this.#hung.clear();
   }
 
-  #access(call: grpc.ServerUnaryCall<{ name?: string }, unknown>, cb: Callback): void {
+  #access(call: grpc.ServerUnaryCall<{ name?: string }, unknown>, done: Callback): void {
+    if (this.delayMs > 0) {
+      this.maxInFlight = Math.max(this.maxInFlight, ++this.#inFlight);
+      const inner = done;
+      done = (e, v) => {
+        setTimeout(() => {
+          this.#inFlight--;
+          inner(e, v);
+        }, this.delayMs);
+      };
+    }
+    const cb = done;
     this.counts.set("AccessSecretVersion", this.count() + 1);
     this.times.push(Date.now());
     this.lastApiClient = String(call.metadata.get("x-goog-api-client")[0] ?? "");
+    this.lastRequestParams = String(call.metadata.get("x-goog-request-params")[0] ?? "");
     const name = String(call.request.name ?? "");
     this.byName.set(name, (this.byName.get(name) ?? 0) + 1);
     const fail = (code: grpc.status, details: string, metadata?: grpc.Metadata) => cb({ code, details, ...(metadata ? { metadata } : {}) });

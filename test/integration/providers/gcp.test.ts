@@ -85,6 +85,7 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     for (let i = 0; i < 30; i++) assert.equal(text(r.get(`s${i}`)), vals[i]);
     assert.equal(gcp.count(), 36, "one AccessSecretVersion per secret, no other call");
     assert.match(gcp.lastApiClient, /gax\/\S+ gapic\/6\.\d+\.\d+ gl-node\/20\.\S+ grpc\/1\./, "the calls came from the SDK over gRPC");
+    assert.match(gcp.lastRequestParams, /^name=projects%2Ffleet%2Fsecrets%2Fs\d+%2Fversions%2Flatest$/, "with the SDK's routing header");
     assert.ok(gcp.seen.length === 36 && gcp.seen.every((s) => s.kind === "jwt"), "every call carried a self-signed JWT, no OAuth token was requested");
     const claims = gcp.seen[0]!.claims!;
     assert.equal(claims.iss, gcp.sa.email);
@@ -116,6 +117,19 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     assert.equal(text(rotated.get("latest")), v3);
     assert.equal(field(rotated.get("latest"), "version"), gcp.versionName("db", 3));
     assert.equal(text(rotated.get("alias")), v3);
+  });
+
+  test("a batch runs at most `concurrency` calls at once, after one probe call", async (t) => {
+    const { gcp, make, ref } = await setup(t);
+    const refs: SecretRef[] = [];
+    for (let i = 0; i < 20; i++) {
+      gcp.addVersion(`s${i}`, planted(`s${i}`));
+      refs.push(ref(`s${i}`, `s${i}`));
+    }
+    gcp.delayMs = 40;
+    const r = by(await make({ concurrency: 3 }).fetch(refs, never()));
+    for (let i = 0; i < 20; i++) assert.ok(text(r.get(`s${i}`)).startsWith(`PLANTED-s${i}-`));
+    assert.equal(gcp.maxInFlight, 3);
   });
 
   test("entries that cannot name a version are refused per secret, without a call", async (t) => {
