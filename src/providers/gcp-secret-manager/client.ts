@@ -1,15 +1,15 @@
-import net from "node:net";
 import tls from "node:tls";
 // The v1 client alone: the package's index also loads the v1beta clients and 1.1 MB
 // of generated static protobuf code (its `protos` typings export), which the gRPC
 // client does not use. The SDK is pinned (package.json), so this path is stable.
 import { SecretManagerServiceClient } from "@google-cloud/secret-manager/build/src/v1/secret_manager_service_client.js";
-import { AuthClient, GoogleAuth, PassThroughClient } from "google-auth-library";
-import { grpc, loggingUtils, routingHeader } from "google-gax";
+import { GoogleAuth, PassThroughClient } from "google-auth-library";
+import { grpc, routingHeader } from "google-gax";
 import type { Logger } from "../../log.js";
 import { ProviderError } from "../provider.js";
 import type { GcpCredentials } from "./credentials.js";
 import { SERVICE } from "./credentials.js";
+import { quietIpServername, quietSdk } from "./quiet.js";
 
 const SERVICE_NAME = "google.cloud.secretmanager.v1.SecretManagerService";
 
@@ -46,7 +46,7 @@ export function splitEndpoint(endpoint: string | undefined): { host: string; por
 export function openClient(o: { endpoint: string | undefined; ca: Buffer | undefined; serverName: string | undefined; credentials: GcpCredentials; logger: Logger }): SecretManagerServiceClient {
   quietSdk(o.logger);
   const { host, port } = splitEndpoint(o.endpoint);
-  if (net.isIP(o.serverName ?? host.replace(/^\[|\]$/g, "")) !== 0) quietIpServername(o.logger);
+  quietIpServername(o.serverName ?? host.replace(/^\[|\]$/g, ""), o.logger);
   const roots = o.ca ? Buffer.concat([Buffer.from(tls.rootCertificates.join("\n") + "\n"), o.ca]) : null;
   const call = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
     o.credentials.headers().then(
@@ -152,48 +152,4 @@ export class Channel {
     if (!this.#all.delete(c)) return;
     await c.client.close().catch(() => undefined);
   }
-}
-
-let quieted = false;
-
-/**
- * Keeps the daemon's output JSON lines: the Google libraries' debug logging
- * (GOOGLE_SDK_NODE_LOGGING, which would print requests and answers, secret
- * payloads and tokens included, to stderr) is switched off, and grpc-js's own
- * log lines (GRPC_VERBOSITY) go through our logger, without their arguments.
- * Only this provider loads these libraries, so this touches nothing else.
- */
-function quietSdk(logger: Logger): void {
-  if (quieted) return;
-  quieted = true;
-  loggingUtils.setBackend(null);
-  // The one logger the auth library made at import, before the backend was switched off.
-  (AuthClient as unknown as { log: unknown }).log = loggingUtils.log("auth");
-  // grpc-js has one logger per process: its lines carry the name of the provider that set it up first.
-  const line = (level: "debug" | "warn") => (...args: unknown[]) => logger[level]({ grpc: String(args[0] ?? "").slice(0, 200) }, "grpc-js log line");
-  grpc.setLogger({ error: line("warn"), info: line("debug"), debug: line("debug") } as unknown as Partial<Console>);
-}
-
-let ipQuieted = false;
-
-/**
- * grpc-js sends the endpoint's host as the TLS server name even when it is an IP
- * address, and Node warns about that once per process on stderr (DEP0123), which
- * would break the daemon's JSON-only output. Only for an endpoint given by IP
- * (without tls.server_name), that one warning is logged at debug instead; every
- * other warning is left alone.
- */
-function quietIpServername(logger: Logger): void {
-  if (ipQuieted) return;
-  ipQuieted = true;
-  const emit = process.emitWarning;
-  process.emitWarning = function (this: NodeJS.Process, warning: string | Error, ...rest: unknown[]) {
-    const o = rest[0];
-    const code = typeof o === "object" && o !== null ? (o as { code?: unknown }).code : rest[1];
-    if (code === "DEP0123") {
-      logger.debug("gcp endpoint is an IP address: its TLS server name is that IP (set tls.server_name to the name its certificate is for)");
-      return;
-    }
-    return (emit as (...a: unknown[]) => void).call(this, warning, ...rest);
-  } as typeof process.emitWarning;
 }
