@@ -54,6 +54,8 @@ export class FakeGcp {
   readonly counts = new Map<string, number>();
   /** When each AccessSecretVersion arrived (ms), for backoff checks. */
   readonly times: number[] = [];
+  /** The client address and port of each call, in order: a new port is a new connection. */
+  readonly peers: string[] = [];
   /** AccessSecretVersion calls per version name asked for (`projects/fleet/secrets/db/versions/latest`). */
   readonly byName = new Map<string, number>();
   readonly secrets = new Map<string, Secret>();
@@ -212,6 +214,7 @@ export class FakeGcp {
     this.lastRequestParams = String(call.metadata.get("x-goog-request-params")[0] ?? "");
     const name = String(call.request.name ?? "");
     this.byName.set(name, (this.byName.get(name) ?? 0) + 1);
+    this.peers.push(call.getPeer());
     const fail = (code: grpc.status, details: string, metadata?: grpc.Metadata) => cb({ code, details, ...(metadata ? { metadata } : {}) });
 
     const authError = this.#authenticate(call.metadata);

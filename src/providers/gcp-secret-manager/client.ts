@@ -82,7 +82,8 @@ type Cancellable<T> = Promise<T> & { cancel?: () => void };
 
 /**
  * One SDK client (one gRPC channel) in use at a time. A channel whose calls
- * failed at the connection level (UNAVAILABLE, DEADLINE_EXCEEDED) is retired:
+ * failed at the connection level (UNAVAILABLE, DEADLINE_EXCEEDED, or abandoned
+ * at sync.timeout) is retired:
  * the next fetch opens a new one, which connects at once, instead of waiting out
  * grpc-js's own reconnect backoff (up to 2 minutes) after the engine's backoff
  * already decided to try again. A retired channel is closed once no fetch uses

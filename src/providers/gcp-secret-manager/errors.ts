@@ -20,7 +20,7 @@ export const Code = {
 } as const;
 const NAMES: Record<number, string> = Object.fromEntries(Object.entries(Code).map(([k, v]) => [v, k]));
 
-/** `reconnect`: the channel itself may be broken (a new one connects at once, see Channel.retire). */
+/** `reconnect`: the channel itself may be broken (a new one connects at once, see Channel in client.ts). */
 export type Classified = { scope: "secret" | "provider"; error: ProviderError; reconnect?: boolean };
 
 interface GrpcErrorLike {
@@ -44,7 +44,9 @@ export function classifyGrpc(e: unknown, where: string, credentials: string): Cl
   const provider = (kind: "transient" | "auth", m: string, retryAfter?: number): Classified => ({
     scope: "provider",
     error: new ProviderError(kind, `${where}: ${m}`, retryAfter === undefined ? {} : { retryAfter }),
-    reconnect: code === Code.UNAVAILABLE || code === Code.DEADLINE_EXCEEDED,
+    // A call abandoned at sync.timeout may sit on a connection that died silently (a NAT
+    // timeout on a cellular link): without keepalive pings only a new channel notices.
+    reconnect: code === Code.UNAVAILABLE || code === Code.DEADLINE_EXCEEDED || code === Code.CANCELLED,
   });
   switch (code) {
     case Code.NOT_FOUND:
@@ -70,7 +72,8 @@ export function classifyGrpc(e: unknown, where: string, credentials: string): Cl
     case Code.ABORTED:
       return provider("transient", "aborted by the server (ABORTED); retrying later");
     case Code.CANCELLED:
-      return provider("transient", "abandoned (sync.timeout or shutdown)");
+      // Our own cancels (sync.timeout, shutdown) are told apart by the caller.
+      return provider("transient", "the call was cut before an answer (CANCELLED)");
     case Code.UNAUTHENTICATED:
       return provider("auth", `Secret Manager refused the credentials of ${credentials} (UNAUTHENTICATED); check the credentials file, the key's state and the clock`);
     case Code.INTERNAL:

@@ -232,17 +232,27 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     }
     gcp.heal();
 
-    // A hung call is cancelled when the batch is abandoned.
+    // Throttling is an answer: the connection is kept.
+    gcp.fail("exhausted", { times: 1 });
+    await thrown(p.fetch(refs, never()));
+    assert.ok(text((await p.fetch(refs.slice(0, 1), never()))[0]));
+    assert.equal(gcp.peers.at(-1), gcp.peers.at(-2), "the same connection after RESOURCE_EXHAUSTED");
+
+    // A hung call is cancelled when the batch is abandoned, and the next fetch opens a new connection
+    // (the old one may have died silently, as behind a NAT on a cellular link).
     gcp.fail("hang");
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 300);
     assert.match((await thrown(p.fetch(refs, ac.signal))).message, /abandoned \(sync\.timeout or shutdown\)/);
+    const hungOn = gcp.peers.at(-1);
     gcp.heal();
+    assert.ok(text((await p.fetch(refs.slice(0, 1), never()))[0]));
+    assert.notEqual(gcp.peers.at(-1), hungOn, "a new connection after an abandoned call");
 
     await gcp.goAway();
     const down = await thrown(p.fetch(refs, never()));
     assert.equal(down.kind, "transient");
-    assert.match(down.message, /UNAVAILABLE/);
+    assert.match(down.message, /unreachable or unavailable \(UNAVAILABLE\)|cut before an answer \(CANCELLED\)/, "refused, or cut as the server went away");
     await gcp.comeBack();
     const back = by(await p.fetch(refs, never()));
     assert.ok(text(back.get("s0")).startsWith("PLANTED-s0"), "the channel reconnects");

@@ -46,6 +46,7 @@ describe("gcp-secret-manager pieces", () => {
     assert.deepEqual(row(Code.RESOURCE_EXHAUSTED), ["provider", "transient", false]);
     assert.deepEqual(row(Code.UNAVAILABLE), ["provider", "transient", true]);
     assert.deepEqual(row(Code.DEADLINE_EXCEEDED), ["provider", "transient", true]);
+    assert.deepEqual(row(Code.CANCELLED), ["provider", "transient", true], "abandoned at sync.timeout: the connection may be dead");
     assert.deepEqual(row(Code.UNAUTHENTICATED), ["provider", "auth", false]);
     assert.deepEqual(row(Code.INTERNAL), ["secret", "transient", false]);
     assert.match(c(Code.FAILED_PRECONDITION, "Secret Version [projects/1/secrets/x/versions/2] is in DESTROYED state.").error.message, /the version is destroyed/);
