@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
+import { generateKeyPairSync, verify } from "node:crypto";
+import fs from "node:fs";
+import https from "node:https";
+import path from "node:path";
 import { describe, test } from "node:test";
+import { GcpCredentials } from "../../../src/providers/gcp-secret-manager/credentials.js";
+import { tmpDir } from "../../support/tmp.js";
 import { crc32c } from "../../../src/providers/gcp-secret-manager/crc32c.js";
 import { splitEndpoint } from "../../../src/providers/gcp-secret-manager/client.js";
 import { classifyGrpc, Code } from "../../../src/providers/gcp-secret-manager/errors.js";
@@ -55,5 +61,27 @@ describe("gcp-secret-manager pieces", () => {
     const retry = classifyGrpc({ code: Code.RESOURCE_EXHAUSTED, statusDetails: [{ reason: "RATE_LIMIT_EXCEEDED" }, { retryDelay: { seconds: "12", nanos: 500_000_000 } }] }, "gcp x", "a");
     assert.equal(retry.error.retryAfter, 13);
     assert.deepEqual([c(99).scope, c(99).error.kind], ["secret", "transient"], "an unknown code rejects the answer, it is not a value");
+  });
+
+  test("a service-account key signs the SDK's self-signed JWT locally: aud Secret Manager on the default endpoint, the cloud-platform scope on another", async (t) => {
+    const dir = tmpDir(t);
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const file = path.join(dir, "sa.json");
+    const email = "gw@fleet.iam.gserviceaccount.com";
+    fs.writeFileSync(file, JSON.stringify({ type: "service_account", client_email: email, private_key_id: "k1", private_key: privateKey.export({ type: "pkcs8", format: "pem" }) }));
+    const jwtOf = async (customEndpoint: boolean) => {
+      const h = await new GcpCredentials({ credentialsFile: file, customEndpoint, agent: new https.Agent() }).headers();
+      const [head, body, sig] = /^Bearer (.+)$/.exec(h.get("authorization")!)![1]!.split(".") as [string, string, string];
+      assert.ok(verify("RSA-SHA256", Buffer.from(`${head}.${body}`), publicKey, Buffer.from(sig, "base64url")), "signed with the key");
+      return { header: JSON.parse(Buffer.from(head, "base64url").toString()), claims: JSON.parse(Buffer.from(body, "base64url").toString()) };
+    };
+    const def = await jwtOf(false);
+    assert.deepEqual(def.header, { alg: "RS256", typ: "JWT", kid: "k1" });
+    assert.equal(def.claims.aud, "https://secretmanager.googleapis.com/");
+    assert.equal(def.claims.scope, undefined);
+    assert.deepEqual([def.claims.iss, def.claims.sub, def.claims.exp - def.claims.iat], [email, email, 3600]);
+    const custom = await jwtOf(true);
+    assert.equal(custom.claims.scope, "https://www.googleapis.com/auth/cloud-platform");
+    assert.equal(custom.claims.aud, undefined);
   });
 });
