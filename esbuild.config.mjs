@@ -29,7 +29,9 @@ await build({
   // Native addons stay in node_modules: they are built per architecture.
   external: ["better-sqlite3", "koffi"],
   banner: { js: banner },
-  define: { __SEALCACHE_VERSION__: JSON.stringify(pkg.version) },
+  // CJS dependencies that compute paths from __dirname at load (google-gax, for
+  // proto files it never reads: the protos are bundled as JSON) get the chunk's own folder.
+  define: { __SEALCACHE_VERSION__: JSON.stringify(pkg.version), __dirname: "import.meta.dirname", __filename: "import.meta.filename" },
   sourcemap: "linked",
   legalComments: "none",
   logLevel: "warning",

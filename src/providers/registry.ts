@@ -25,7 +25,7 @@ export const providerTypes: Record<string, ProviderType> = {
   "aws-secrets-manager": { schema: awsSecretsManagerSchema, load: () => import("./aws-secrets-manager/provider.js") },
   "aws-ssm": { schema: awsSsmSchema, load: () => import("./aws-ssm/provider.js") },
   "aws-sts": { schema: awsStsSchema, load: () => import("./aws-sts/provider.js") },
-  "gcp-secret-manager": { schema: gcpSecretManagerSchema },
+  "gcp-secret-manager": { schema: gcpSecretManagerSchema, load: () => import("./gcp-secret-manager/provider.js") },
   "azure-key-vault": { schema: azureKeyVaultSchema },
 };
 

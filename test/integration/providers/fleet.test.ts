@@ -6,6 +6,7 @@ import { bursts } from "../../support/bursts.js";
 import { eventually, launch, sleep, type RunningDaemon } from "../../support/daemon.js";
 import { FakeAws } from "../../support/fake-aws.js";
 import { FakeVault } from "../../support/fake-vault.js";
+import { startGcp } from "../../support/fake-gcp-auth.js";
 import { tmpDir } from "../../support/tmp.js";
 
 const N = 1_000;
@@ -115,5 +116,46 @@ describe("fleet scale: 1,000 secrets, an outage and a reconnect (request counts 
     assert.equal(fa.count("secretsmanager.GetSecretValue"), 0);
     assert.equal((await d.get(`/v1/secrets/${name(999)}`)).json().value, "value-999");
     t.diagnostic(`secretsmanager: cold 50 BatchGetSecretValue, throttled ${JSON.stringify(throttled)}, reconnect 50`);
+  });
+
+  test("GCP Secret Manager: one AccessSecretVersion per secret cold, on reconnect and after a restart, nothing rewritten; an outage costs one probe per batch of 100 and round; retries back off", async (t) => {
+    const dir = tmpDir(t);
+    const { gcp, certs } = await startGcp(t, dir);
+    const secrets: Record<string, unknown> = {};
+    for (let i = 0; i < N; i++) {
+      gcp.addVersion(`s${i}`, `value-${i}`);
+      secrets[name(i)] = { provider: "gcp", path: `projects/fleet/secrets/s${i}` };
+    }
+    const providers = { gcp: { type: "gcp-secret-manager", endpoint: gcp.endpoint, tls: { ca_file: certs.caFile, server_name: "localhost" }, credentials_file: gcp.writeServiceAccount(dir) } };
+    const { d, dir: ddir, config } = await daemon(t, providers, secrets);
+    assert.equal(gcp.count(), N, "cold: one call per secret, no token request (a self-signed JWT)");
+
+    gcp.resetCounts();
+    await gcp.goAway();
+    await d.get("/v1/refresh", { method: "POST" });
+    await eventually(async () => (await provider(d, "gcp")).failures >= 2, 5_000, "gcp offline");
+    await gcp.comeBack();
+    gcp.fail("exhausted");
+    await sleep(2_500);
+    const throttled = checkBackoff(gcp.times, "gcp RESOURCE_EXHAUSTED");
+    assert.ok(throttled.requests <= throttled.rounds * (N / 100), `at most one probe per batch of 100 per round: ${JSON.stringify(throttled)}`);
+    gcp.resetCounts();
+    gcp.heal();
+    await eventually(async () => (await provider(d, "gcp")).online, 5_000, "gcp back online");
+    await eventually(() => gcp.count() >= N, 10_000, "every secret read again");
+    await sleep(300);
+    assert.equal(gcp.count(), N, "the reconnect: one call per secret");
+    const s = (await d.get(`/v1/secrets/${name(7)}`)).json();
+    assert.deepEqual([s.value, s.stale, s.version], ["value-7", false, 1], "unchanged versions: the cached rows are kept");
+
+    await d.stop();
+    gcp.resetCounts();
+    const d2 = await launch(t, ddir, config, { waitFor: "synced" });
+    await d2.get("/v1/refresh", { method: "POST" });
+    await eventually(() => gcp.count() >= N, 10_000, "every secret read after the restart");
+    await sleep(300);
+    assert.equal(gcp.count(), N, "the restart: one call per secret");
+    assert.equal((await d2.get(`/v1/secrets/${name(999)}`)).json().version, 1);
+    t.diagnostic(`gcp: cold ${N} AccessSecretVersion, throttled ${JSON.stringify(throttled)}, reconnect ${N}, restart ${N}`);
   });
 });

@@ -87,16 +87,16 @@ test("/v1/health of a synced daemon: status ok, counts, provider last_success, h
 test("/v1/health reports an mqtt section and a vault provider as inactive; their secret stays not_synced; listing and lookups say so", async (t) => {
   const dir = tmpDir(t);
   const base = demoConfig(dir);
-  // A credential file the gcp block names; validated at start although GCP is not active yet.
-  // (Vault became active with "Backends I"; GCP is the provider type still to come.)
-  fs.writeFileSync(path.join(dir, "gcp.json"), "{}\n", { mode: 0o600 });
+  // A credential file the azure block names; validated at start although Azure is not active yet.
+  // (Vault, AWS and GCP are active; Azure Key Vault is the provider type still to come.)
+  fs.writeFileSync(path.join(dir, "azure-secret"), "not-a-secret\n", { mode: 0o600 });
   const cfg = {
     ...base,
     providers: {
       ...(base.providers as object),
-      vault: { type: "gcp-secret-manager", project: "fleet", credentials_file: path.join(dir, "gcp.json") },
+      vault: { type: "azure-key-vault", vault_url: "https://fleet.vault.azure.net", auth: { method: "client_secret", tenant_id: "t", client_id: "c", client_secret_file: path.join(dir, "azure-secret") } },
     },
-    secrets: { ...(base.secrets as object), "kafka/password": { provider: "vault", path: "projects/fleet/secrets/kafka-password" } },
+    secrets: { ...(base.secrets as object), "kafka/password": { provider: "vault", path: "kafka-password" } },
     mqtt: { url: "mqtts://broker.invalid:8883", username: "gw-17" },
   };
   const d = await launch(t, dir, cfg, { waitFor: "socket" });
@@ -110,10 +110,10 @@ test("/v1/health reports an mqtt section and a vault provider as inactive; their
   assert.equal(h.secrets.ok, 3);
   assert.equal(h.secrets.not_synced, 1);
   assert.ok(h.inactive.some((s: string) => /^mqtt:/.test(s)), `mqtt listed as inactive: ${JSON.stringify(h.inactive)}`);
-  assert.ok(h.inactive.some((s: string) => /^providers\.vault \(type gcp-secret-manager\)/.test(s)), `vault listed as inactive: ${JSON.stringify(h.inactive)}`);
+  assert.ok(h.inactive.some((s: string) => /^providers\.vault \(type azure-key-vault\)/.test(s)), `vault listed as inactive: ${JSON.stringify(h.inactive)}`);
   const vault = h.providers.find((p: { name: string }) => p.name === "vault");
   assert.ok(vault, "the vault provider is listed");
-  assert.equal(vault.type, "gcp-secret-manager");
+  assert.equal(vault.type, "azure-key-vault");
   assert.equal(vault.active, false);
   assert.equal(vault.online, false);
   assert.equal(vault.last_success, null);

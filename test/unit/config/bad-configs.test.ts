@@ -34,6 +34,10 @@ const EXPECTED: Record<string, readonly (string | RegExp)[]> = {
   "bad-policy-empty-match.yaml": ["policy.0.match: must name at least one of uid, user, gid, group, unit, exe"],
   "bad-mqtt-scheme.yaml": ["mqtt.url: must be an mqtt://, mqtts://, ws:// or wss:// URL"],
   "bad-mqtt-password-secret.yaml": ['mqtt.password_secret: no secret named "mqtt/password" under secrets'],
+  "bad-gcp-endpoint.yaml": [
+    'providers.gcp.endpoint: must be HOST or HOST:PORT such as "secretmanager.googleapis.com:443" (gRPC over TLS: no scheme)',
+    "providers.gcp.tls.cert_file: unknown key (misspelled? see the config reference in README.md)",
+  ],
 };
 
 function escape(s: string): string {

@@ -66,6 +66,14 @@ describe("good config fixtures", () => {
     assert.equal((c.providers.files as { dir: string }).dir, path.join(FIXTURES, "secrets"));
     assert.equal((c.providers.sts as { duration: number }).duration, 3_600_000);
     assert.equal(c.secrets["a/azure"]?.refresh, 90_000);
+    assert.deepEqual(c.providers.gcp, {
+      type: "gcp-secret-manager",
+      endpoint: "127.0.0.1:8085",
+      project: "fleet",
+      credentials_file: path.join(FIXTURES, "files/secret_id"),
+      tls: { ca_file: path.join(FIXTURES, "files/ca.pem"), server_name: "secretmanager.googleapis.com" },
+      concurrency: 16,
+    });
   });
 
   test("the shipped examples/sealcache.yaml is a good config", () => {
