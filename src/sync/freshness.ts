@@ -1,7 +1,7 @@
 import type { SyncConfig } from "../config/schema.js";
 import type { SecretStore } from "../store/store.js";
 import type { Catalog } from "./catalog.js";
-import type { Now } from "./clock.js";
+import { STEP_THRESHOLD_MS, type Now } from "./clock.js";
 import { staleAfter } from "./timing.js";
 
 /** When something went wrong: in this process (mono), or as recorded before a restart (wall). */
@@ -38,6 +38,8 @@ export class Freshness {
   readonly #failing = new Map<string, Failing>();
   /** Monotonic time of each secret error recorded in this process (the store holds the error itself). */
   readonly #errors = new Map<string, number>();
+  /** wall − mono, for display; moved only by a step, so a value's fetched_at reads the same on every lookup. */
+  #offset: number | undefined;
 
   constructor(o: { catalog: Catalog; store: Pick<SecretStore, "meta" | "secretError">; sync: SyncConfig }) {
     this.#catalog = o.catalog;
@@ -116,7 +118,13 @@ export class Freshness {
   /** When the name was last confirmed, in today's wall clock (for display); undefined when never. */
   confirmedAt(name: string, now: Now): number | undefined {
     const c = this.#confirmed.get(name);
-    return c !== undefined ? now.wall - (now.mono - c) : this.#recorded(name);
+    return c !== undefined ? Math.round(c + this.#displayOffset(now)) : this.#recorded(name);
+  }
+
+  #displayOffset(now: Now): number {
+    const o = now.wall - now.mono;
+    if (this.#offset === undefined || Math.abs(o - this.#offset) > STEP_THRESHOLD_MS) this.#offset = o;
+    return this.#offset;
   }
 
   isStale(name: string, now: Now): boolean {

@@ -8,7 +8,7 @@ import { loadFull, type GlobalOptions } from "../context.js";
 const STOP_DEADLINE_MS = 20_000;
 
 /** `daemon`: run in the foreground until SIGTERM/SIGINT (systemd, or a terminal). */
-export async function daemon(g: GlobalOptions): Promise<number> {
+export async function daemon(g: GlobalOptions): Promise<never> {
   // First: a stop signal from here on ends in a clean stop, never in the default action.
   const signals = new StopSignals();
   const { config, file } = loadFull(g, true);
@@ -24,5 +24,9 @@ export async function daemon(g: GlobalOptions): Promise<number> {
     logger.error({ err: describeError(e) }, "did not stop cleanly");
     process.exitCode = 1;
   });
-  return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  // Exit now rather than let node drain its loop: while it tears its handles down
+  // the stop signals' handlers are gone, and one more Ctrl-C arriving in that
+  // window would end a clean stop as "killed by SIGINT" (logs are written
+  // synchronously, so nothing is lost).
+  process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));
 }

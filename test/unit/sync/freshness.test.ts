@@ -53,6 +53,15 @@ describe("Freshness: ages on the monotonic clock within a process", () => {
     assert.equal(fresh.confirmedAt("a", at(3_000, TODAY)), TODAY - 2_000);
     assert.equal(fresh.confirmedAt("a", at(3_000, TODAY + 86_400_000)), TODAY + 86_400_000 - 2_000);
   });
+
+  test("fetched_at reads the same on every lookup, though the two clocks are never read at the same instant", () => {
+    const { fresh } = setup();
+    fresh.confirm("a", 1_000.25);
+    const first = fresh.confirmedAt("a", at(3_000.1, TODAY));
+    for (const [mono, wall] of [[3_000.9, TODAY + 1], [4_000.2, TODAY + 1_000], [9_000.7, TODAY + 6_001]]) {
+      assert.equal(fresh.confirmedAt("a", at(mono!, wall!)), first);
+    }
+  });
 });
 
 describe("Freshness: values inherited from before a restart", () => {
