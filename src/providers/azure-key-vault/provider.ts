@@ -1,0 +1,100 @@
+import type { TokenCredential } from "@azure/core-auth";
+import { SecretClient } from "@azure/keyvault-secrets";
+import { mapPool } from "../pool.js";
+import { ProviderError, type FetchResult, type Provider, type ProviderInit, type SecretRef } from "../provider.js";
+import { buildCredential, describeAuth, type Options } from "./credential.js";
+import { Exchanges } from "./errors.js";
+import { AgentHttpClient } from "./http.js";
+import { routeSdkLogs } from "./sdk-log.js";
+import { UNAUTHORIZED, readSecret, type ReadContext } from "./secrets.js";
+
+/** Key Vault's own DNS suffixes: the SDK checks a challenge against them itself. */
+const VAULT_SUFFIXES = [".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn", ".vault.microsoftazure.de", ".managedhsm.azure.net"];
+
+interface Session {
+  readonly client: SecretClient;
+  readonly credential: TokenCredential;
+}
+
+/**
+ * Azure Key Vault through @azure/keyvault-secrets and @azure/identity: one
+ * `GET /secrets/{name}/{version}` per secret and refresh (Key Vault has no batch
+ * read and no cheaper version check), compared with the version the cache holds
+ * so an unchanged secret is not written again; a pinned version already held
+ * costs no call. The SDK answers Key Vault's bearer challenge itself; a 401 on a
+ * token it already had leads to one new credential (files read again) and one
+ * retry. SDK retries are off: the engine's backoff does the retrying.
+ */
+export function create(init: ProviderInit<Options>): Provider {
+  const o = init.options;
+  const vault = new URL(o.vault_url);
+  const exchanges = new Exchanges(vault.host);
+  const http = new AgentHttpClient({ caFile: o.tls?.ca_file, observe: (q, r, e) => exchanges.observe(q, r, e) });
+  const azureHost = VAULT_SUFFIXES.some((s) => vault.hostname.toLowerCase().endsWith(s));
+  routeSdkLogs(init.logger);
+  let session: Session | undefined;
+
+  function open(): Session {
+    if (session) return session;
+    const credential = buildCredential(o, http, exchanges);
+    const client = new SecretClient(vault.origin, credential, {
+      httpClient: http,
+      retryOptions: { maxRetries: 0 },
+      // Outside Key Vault's own domains (a sovereign or private DNS name, a test
+      // server) the SDK's check of the challenge against the host cannot pass; the
+      // credential then refuses any resource but Key Vault's (credential.ts).
+      disableChallengeResourceVerification: !azureHost,
+    });
+    session = { client, credential };
+    init.logger.debug({ auth: describeAuth(o.auth), vault: vault.origin }, "azure key vault client created");
+    return session;
+  }
+
+  /**
+   * One read first: it answers the challenge and gets the token once, and if the
+   * vault is down or throttling the batch costs one request, not `concurrency`.
+   * Key Vault refusing a token the SDK still held (revoked, the identity's access
+   * removed, a rotated secret) leads to a fresh credential and one more try.
+   */
+  async function readAll(refs: readonly SecretRef[], signal: AbortSignal): Promise<FetchResult[]> {
+    if (refs.length === 0) return [];
+    let first = await readSecret({ client: open().client, signal }, refs[0]!);
+    if (first.kind === UNAUTHORIZED) {
+      renew();
+      first = await readSecret({ client: open().client, signal }, refs[0]!);
+      if (first.kind === UNAUTHORIZED) throw first.error;
+    }
+    const ctx: ReadContext = { client: open().client, signal };
+    let rest = await mapPool(refs.slice(1), o.concurrency, (ref) => readSecret(ctx, ref));
+    if (rest.some((x) => x.kind === UNAUTHORIZED)) {
+      renew();
+      const again: ReadContext = { client: open().client, signal };
+      rest = await mapPool(rest, o.concurrency, async (x, i) => (x.kind === UNAUTHORIZED ? readSecret(again, refs[i + 1]!) : x));
+      for (const x of rest) if (x.kind === UNAUTHORIZED) throw x.error;
+    }
+    return [first, ...rest].map((x) => (x.kind === UNAUTHORIZED ? { name: x.name, ok: false, error: x.error } : x.result));
+  }
+
+  function renew(): void {
+    init.logger.info({ auth: describeAuth(o.auth) }, "key vault refused the access token; getting a new one");
+    session = undefined;
+  }
+
+  return {
+    maxBatch: 100,
+    backend: JSON.stringify([vault.origin, o.auth.method, "tenant_id" in o.auth ? o.auth.tenant_id : null, o.auth.client_id ?? null]),
+    async fetch(refs, signal) {
+      try {
+        return await readAll(refs, signal);
+      } catch (e) {
+        // A refused credential is built again (its files read again) on the next fetch.
+        if (e instanceof ProviderError && e.kind === "auth") session = undefined;
+        throw e;
+      }
+    },
+    async close() {
+      session = undefined;
+      http.close();
+    },
+  };
+}
