@@ -64,6 +64,8 @@ export class FakeKeyVault extends LocalServer {
   /** The resource the challenge names (a hostile or misconfigured server may name another). */
   challengeResource = KEY_VAULT_RESOURCE;
   retryAfter = 2;
+  /** Each authorized GET, as `name` or `name/version`. */
+  readonly reads: string[] = [];
   /** Principals whose tokens were accepted, in order. */
   readonly callers: string[] = [];
   /** api-version of each request. */
@@ -98,6 +100,7 @@ export class FakeKeyVault extends LocalServer {
     this.counts.clear();
     this.times.length = 0;
     this.callers.length = 0;
+    this.reads.length = 0;
   }
 
   /** Sets a secret (a new current version, as `az keyvault secret set` does); returns the version id. */
@@ -172,6 +175,7 @@ export class FakeKeyVault extends LocalServer {
     const name = decodeURIComponent(m[1]!);
     const version = decodeURIComponent(m[2] ?? "");
     this.#bump("vault.get");
+    this.reads.push(version ? `${name}/${version}` : name);
 
     const f = this.#fault;
     if (f && f.times > 0 && (!f.match || f.match.test(name))) {

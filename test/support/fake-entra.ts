@@ -30,14 +30,18 @@ export interface IssuedToken {
 
 export class TokenIssuer {
   readonly #tokens = new Map<string, IssuedToken>();
-  /** Every token handed out, for the leak checks (tokens are credentials too). */
-  readonly all: string[] = [];
+  /**
+   * Credentials that must never be printed, for the leak checks: every token
+   * handed out, and what tests add (client secrets). It grows as tokens are issued,
+   * so a check made at the end sees them all.
+   */
+  readonly secrets: string[] = [];
 
   issue(t: IssuedToken): string {
     // Shaped like a JWT (three base64url parts); contains the planted marker so a logged token is caught.
     const token = `eyJ0eXAiOiJKV1QifQ.${Buffer.from(planted("aad-token")).toString("base64url")}.${randomBytes(16).toString("base64url")}`;
     this.#tokens.set(token, t);
-    this.all.push(token);
+    this.secrets.push(token);
     return token;
   }
 
@@ -401,7 +405,8 @@ export class FakeManagedIdentity extends LocalServer {
     for await (const _ of req) void _;
     const url = new URL(req.url ?? "/", this.url);
     const bump = (op: string) => this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
-    if (url.pathname !== "/metadata/identity/oauth2/token") {
+    // MSAL canonicalizes the IMDS endpoint with a trailing slash; the real endpoints take both.
+    if (url.pathname.replace(/\/$/, "") !== "/metadata/identity/oauth2/token") {
       bump(`${this.mode}.unknown`);
       return sendJson(res, 404, { error: "not_found", error_description: "Not found" });
     }

@@ -132,7 +132,7 @@ export function classifyVault(e: unknown, where: string, signal: AbortSignal): V
     // The SDK could not read a 2xx answer (not JSON, cut off, not a secret bundle): nothing of it is used.
     return { scope: "secret", error: new ProviderError("transient", `${where}: the answer could not be read (${code ?? name}); rejected`) };
   }
-  if (status === 401) return { scope: "unauthorized", error: new ProviderError("auth", `${where}: Key Vault refused the access token (${codes || "Unauthorized"}, ${http}) after a fresh one was obtained; check the identity's tenant and its access to the vault`) };
+  if (status === 401) return { scope: "unauthorized", error: new ProviderError("auth", `${where}: Key Vault refused the access token (${codes || "Unauthorized"}, ${http}), also after the credential was built anew; check the identity's tenant and its access to the vault`) };
   if (status === 429) {
     const ra = retryAfterSeconds(err.response?.headers?.get("retry-after")) ?? 1;
     return { scope: "provider", error: new ProviderError("transient", `${where}: throttled by Key Vault (${codes || "Throttled"}, ${http}); backing off`, { retryAfter: ra }) };

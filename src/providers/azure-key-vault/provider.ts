@@ -6,7 +6,7 @@ import { buildCredential, describeAuth, type Options } from "./credential.js";
 import { Exchanges } from "./errors.js";
 import { AgentHttpClient } from "./http.js";
 import { routeSdkLogs } from "./sdk-log.js";
-import { UNAUTHORIZED, readSecret, type ReadContext } from "./secrets.js";
+import { UNAUTHORIZED, readSecret, type Read, type ReadContext } from "./secrets.js";
 
 /** Key Vault's own DNS suffixes: the SDK checks a challenge against them itself. */
 const VAULT_SUFFIXES = [".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn", ".vault.microsoftazure.de", ".managedhsm.azure.net"];
@@ -14,6 +14,10 @@ const VAULT_SUFFIXES = [".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.
 interface Session {
   readonly client: SecretClient;
   readonly credential: TokenCredential;
+  /** A read answered with this client's token: the challenge is done. */
+  warmed: boolean;
+  /** The read that answers the challenge, while it is in flight. */
+  warming: Promise<void> | undefined;
 }
 
 /**
@@ -45,7 +49,7 @@ export function create(init: ProviderInit<Options>): Provider {
       // credential then refuses any resource but Key Vault's (credential.ts).
       disableChallengeResourceVerification: !azureHost,
     });
-    session = { client, credential };
+    session = { client, credential, warmed: false, warming: undefined };
     init.logger.debug({ auth: describeAuth(o.auth), vault: vault.origin }, "azure key vault client created");
     return session;
   }
@@ -58,10 +62,10 @@ export function create(init: ProviderInit<Options>): Provider {
    */
   async function readAll(refs: readonly SecretRef[], signal: AbortSignal): Promise<FetchResult[]> {
     if (refs.length === 0) return [];
-    let first = await readSecret({ client: open().client, signal }, refs[0]!);
+    let first = await firstRead(open(), refs[0]!, signal);
     if (first.kind === UNAUTHORIZED) {
       renew();
-      first = await readSecret({ client: open().client, signal }, refs[0]!);
+      first = await firstRead(open(), refs[0]!, signal);
       if (first.kind === UNAUTHORIZED) throw first.error;
     }
     const ctx: ReadContext = { client: open().client, signal };
@@ -73,6 +77,25 @@ export function create(init: ProviderInit<Options>): Provider {
       for (const x of rest) if (x.kind === UNAUTHORIZED) throw x.error;
     }
     return [first, ...rest].map((x) => (x.kind === UNAUTHORIZED ? { name: x.name, ok: false, error: x.error } : x.result));
+  }
+
+  /**
+   * Batches running at once (the engine runs several) share one challenge and one
+   * token request: until a read of this client has been answered, a batch's first
+   * read waits for the one in flight.
+   */
+  async function firstRead(s: Session, ref: SecretRef, signal: AbortSignal): Promise<Read> {
+    while (!s.warmed && s.warming) await s.warming;
+    const p = readSecret({ client: s.client, signal }, ref);
+    if (!s.warmed) {
+      s.warming = p
+        .then(
+          (r) => void (s.warmed ||= r.kind === "result"),
+          () => undefined,
+        )
+        .finally(() => (s.warming = undefined));
+    }
+    return p;
   }
 
   function renew(): void {

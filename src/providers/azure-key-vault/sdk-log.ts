@@ -19,12 +19,12 @@ const MAX_CHARS = 400;
  * line when it is loaded, before this runs: set it to a valid level or unset it.)
  */
 export function routeSdkLogs(logger: Logger): void {
-  const sdk = logger.child({ part: "azure-sdk" });
   AzureLogger.log = (...args: unknown[]) => {
-    if (!sdk.isLevelEnabled("debug")) return;
+    if (!logger.isLevelEnabled("debug")) return;
     const text = format(...args);
     const space = text.indexOf(" ");
-    sdk.debug({ sdk: space > 0 ? text.slice(0, space) : "azure" }, text.slice(space + 1, space + 1 + MAX_CHARS));
+    // `sdk` names the SDK's logger (azure:identity:info...): which package said it, at which of its levels.
+    logger.debug({ sdk: space > 0 ? text.slice(0, space) : "azure" }, text.slice(space + 1, space + 1 + MAX_CHARS));
   };
-  setLogLevel(sdk.isLevelEnabled("trace") ? "info" : sdk.isLevelEnabled("debug") ? "warning" : undefined);
+  setLogLevel(logger.isLevelEnabled("trace") ? "info" : logger.isLevelEnabled("debug") ? "warning" : undefined);
 }

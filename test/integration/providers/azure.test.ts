@@ -29,7 +29,7 @@ async function setup(t: TestContext, opts: { level?: LogLevel } = {}) {
   t.after(async () => {
     for (const p of providers) await p.close?.();
     await az.stop();
-    assertNoLeaks(logs, "azure provider log", [...secrets, ...az.issuer.all]);
+    assertNoLeaks(logs, "azure provider log", [...secrets, ...az.issuer.secrets]);
   });
   const app = az.entra.addSecretApp();
   secrets.push(app.secret);
@@ -200,7 +200,7 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     az.entra.resetCounts();
     const e = await thrown(p.fetch(refs, never()));
     assert.equal(e.kind, "auth");
-    assert.match(e.message, /^azure-key-vault a: Key Vault refused the access token \(Unauthorized, HTTP 401\) after a fresh one was obtained/);
+    assert.match(e.message, /^azure-key-vault a: Key Vault refused the access token \(Unauthorized, HTTP 401\), also after the credential was built anew/);
     assert.equal(az.entra.count("entra.token"), 1, "one fresh token, then it gives up");
     assert.ok(az.vault.total() <= 5, `${az.vault.total()} vault requests for a refused identity`);
   });
@@ -366,8 +366,8 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     const v = planted("traced");
     az.vault.putSecret("a", v);
     assert.equal(text((await make().fetch([{ name: "a", path: "a" }], never()))[0]), v);
-    const lines = logs().trim().split("\n").map((l) => JSON.parse(l) as { part?: string; sdk?: string; msg: string });
-    const sdk = lines.filter((l) => l.part === "azure-sdk");
+    const lines = logs().trim().split("\n").map((l) => JSON.parse(l) as { sdk?: string; msg: string });
+    const sdk = lines.filter((l) => l.sdk !== undefined);
     assert.ok(sdk.some((l) => l.sdk === "azure:keyvault-secrets:info" && /Response status code: 200/.test(l.msg)), "request lines");
     assert.ok(sdk.some((l) => l.sdk === "azure:identity:info" && /MSAL Node/.test(l.msg)), "MSAL lines");
     assert.ok(sdk.every((l) => l.msg.length <= 400));
