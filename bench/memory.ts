@@ -7,6 +7,7 @@ import { readMemory } from "./support/procfs.js";
 import { saveReply } from "./support/replay.js";
 import { emit, note, target } from "./support/report.js";
 import { assertRunning, startBare, startDaemon, waitServing, waitSynced, type ServerProcess } from "./support/servers.js";
+import { providerMemory } from "./provider-memory.js";
 
 const SECRETS = 10_000;
 const LOOKUPS = 100_000;
@@ -18,7 +19,8 @@ const SETTLE_MS = 1_000;
 /**
  * Daemon RSS with 10,000 cached secrets: idle after the first sync, after 100,000
  * lookups spread over every name, and the peak (VmHWM) over the whole run. The
- * bare node:http server goes through the same lookups as the baseline.
+ * bare node:http server goes through the same lookups as the baseline. Then what
+ * each provider type adds (provider-memory.ts).
  */
 export async function memoryBench(): Promise<void> {
   const fx = writeFixture(SECRETS);
@@ -49,6 +51,7 @@ export async function memoryBench(): Promise<void> {
     await Promise.all(servers.map((s) => s.stop()));
     removeDir(fx.dir);
   }
+  await providerMemory();
 }
 
 /** RSS idle, after the lookups, and the peak, for one server. */

@@ -6,10 +6,12 @@ import { buildCredential, describeAuth, type Options } from "./credential.js";
 import { Exchanges } from "./errors.js";
 import { AgentHttpClient } from "./http.js";
 import { routeSdkLogs } from "./sdk-log.js";
-import { UNAUTHORIZED, readSecret, type Read, type ReadContext } from "./secrets.js";
+import { UNAUTHORIZED, answeredLocally, readKey, readSecret, type Read, type ReadContext } from "./secrets.js";
 
 /** Key Vault's own DNS suffixes: the SDK checks a challenge against them itself. */
 const VAULT_SUFFIXES = [".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn", ".vault.microsoftazure.de", ".managedhsm.azure.net"];
+
+const refused = (rs: readonly Read[]) => rs.some((x) => x.kind === UNAUTHORIZED);
 
 interface Session {
   readonly client: SecretClient;
@@ -22,8 +24,8 @@ interface Session {
 
 /**
  * Azure Key Vault through @azure/keyvault-secrets and @azure/identity: one
- * `GET /secrets/{name}/{version}` per secret and refresh (Key Vault has no batch
- * read and no cheaper version check), compared with the version the cache holds
+ * `GET /secrets/{name}/{version}` per Key Vault secret and refresh (Key Vault has
+ * no batch read and no cheaper version check), compared with the version the cache holds
  * so an unchanged secret is not written again; a pinned version already held
  * costs no call. The SDK answers Key Vault's bearer challenge itself; a 401 on a
  * token it already had leads to one new credential (files read again) and one
@@ -55,28 +57,42 @@ export function create(init: ProviderInit<Options>): Provider {
   }
 
   /**
-   * One read first: it answers the challenge and gets the token once, and if the
-   * vault is down or throttling the batch costs one request, not `concurrency`.
-   * Key Vault refusing a token the SDK still held (revoked, the identity's access
-   * removed, a rotated secret) leads to a fresh credential and one more try.
+   * Secrets naming the same Key Vault secret are read with one GET (several keys
+   * of one JSON secret cost one read). One read first: it answers the challenge
+   * and gets the token once, and if the vault is down or throttling the batch
+   * costs one request, not `concurrency`. Key Vault refusing a token the SDK still
+   * held (revoked, the identity's access removed, a rotated secret) leads to a
+   * fresh credential and one more try.
    */
   async function readAll(refs: readonly SecretRef[], signal: AbortSignal): Promise<FetchResult[]> {
-    if (refs.length === 0) return [];
-    let first = await firstRead(open(), refs[0]!, signal);
-    if (first.kind === UNAUTHORIZED) {
-      renew();
-      first = await firstRead(open(), refs[0]!, signal);
-      if (first.kind === UNAUTHORIZED) throw first.error;
+    const out: (Read | undefined)[] = refs.map(answeredLocally);
+    const groups = new Map<string, number[]>();
+    refs.forEach((ref, i) => {
+      if (out[i] === undefined) groups.set(readKey(ref), [...(groups.get(readKey(ref)) ?? []), i]);
+    });
+    const todo = [...groups.values()];
+    const read = (ctx: ReadContext, g: number[]) => readSecret(ctx, g.map((i) => refs[i]!));
+    const put = (g: number[], rs: Read[]) => g.forEach((i, j) => (out[i] = rs[j]));
+    if (todo.length > 0) {
+      let first = await firstRead(open(), todo[0]!.map((i) => refs[i]!), signal);
+      if (refused(first)) {
+        renew();
+        first = await firstRead(open(), todo[0]!.map((i) => refs[i]!), signal);
+        for (const x of first) if (x.kind === UNAUTHORIZED) throw x.error;
+      }
+      put(todo[0]!, first);
+      const rest = todo.slice(1);
+      const ctx: ReadContext = { client: open().client, signal };
+      let results = await mapPool(rest, o.concurrency, (g) => read(ctx, g));
+      if (results.some(refused)) {
+        renew();
+        const again: ReadContext = { client: open().client, signal };
+        results = await mapPool(rest, o.concurrency, async (g, k) => (refused(results[k]!) ? read(again, g) : results[k]!));
+        for (const x of results.flat()) if (x.kind === UNAUTHORIZED) throw x.error;
+      }
+      rest.forEach((g, k) => put(g, results[k]!));
     }
-    const ctx: ReadContext = { client: open().client, signal };
-    let rest = await mapPool(refs.slice(1), o.concurrency, (ref) => readSecret(ctx, ref));
-    if (rest.some((x) => x.kind === UNAUTHORIZED)) {
-      renew();
-      const again: ReadContext = { client: open().client, signal };
-      rest = await mapPool(rest, o.concurrency, async (x, i) => (x.kind === UNAUTHORIZED ? readSecret(again, refs[i + 1]!) : x));
-      for (const x of rest) if (x.kind === UNAUTHORIZED) throw x.error;
-    }
-    return [first, ...rest].map((x) => (x.kind === UNAUTHORIZED ? { name: x.name, ok: false, error: x.error } : x.result));
+    return out.map((x): FetchResult => (x!.kind === UNAUTHORIZED ? { name: x!.name, ok: false, error: x!.error } : x!.result));
   }
 
   /**
@@ -84,13 +100,13 @@ export function create(init: ProviderInit<Options>): Provider {
    * token request: until a read of this client has been answered, a batch's first
    * read waits for the one in flight.
    */
-  async function firstRead(s: Session, ref: SecretRef, signal: AbortSignal): Promise<Read> {
+  async function firstRead(s: Session, group: readonly SecretRef[], signal: AbortSignal): Promise<Read[]> {
     while (!s.warmed && s.warming) await s.warming;
-    const p = readSecret({ client: s.client, signal }, ref);
+    const p = readSecret({ client: s.client, signal }, group);
     if (!s.warmed) {
       s.warming = p
         .then(
-          (r) => void (s.warmed ||= r.kind === "result"),
+          (r) => void (s.warmed ||= !refused(r)),
           () => undefined,
         )
         .finally(() => (s.warming = undefined));
