@@ -39,7 +39,7 @@ export class TokenIssuer {
 
   issue(t: IssuedToken): string {
     // Shaped like a JWT (three base64url parts); contains the planted marker so a logged token is caught.
-    const token = `eyJ0eXAiOiJKV1QifQ.${Buffer.from(planted("aad-token")).toString("base64url")}.${randomBytes(16).toString("base64url")}`;
+    const token = `eyJ0eXAiOiJKV1QifQ.${planted("aad-token")}.${randomBytes(16).toString("base64url")}`;
     this.#tokens.set(token, t);
     this.secrets.push(token);
     return token;
@@ -281,6 +281,8 @@ export class FakeEntra extends LocalServer {
       if (app.secret === undefined || secret !== app.secret) return oauthError(res, 401, "invalid_client", `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`, 7000215);
       this.grants.push("client_secret");
     } else if (assertion !== null) {
+      // A signed assertion is a credential for its lifetime: the leak checks look for it too.
+      this.issuer.secrets.push(assertion);
       if (form.get("client_assertion_type") !== ASSERTION_TYPE) return oauthError(res, 400, "invalid_request", "AADSTS50027: JWT token is invalid or malformed.", 50027);
       const problem = this.#checkAssertion(app, clientId, assertion);
       if (problem) return oauthError(res, problem.status, problem.error, problem.description, problem.code);

@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { bursts } from "../../support/bursts.js";
 import { cli, eventually, launch, sleep, type RunningDaemon } from "../../support/daemon.js";
-import { FakeAzure } from "../../support/fake-azure.js";
+import { FakeAzure, makeAppCertificate } from "../../support/fake-azure.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
@@ -222,6 +222,23 @@ describe("azure-key-vault through the daemon", () => {
     assert.equal(kv.last_error_kind, "transient");
     assert.match(String(kv.last_error), /^azure-key-vault managed identity: token endpoint 127\.0\.0\.1:\d+ unreachable or the connection broke/);
     assert.equal((await value(d, "edge/token")).value, v);
+  });
+
+  test("certificate auth at log level trace: the SDK's own lines are in the JSON log, and no value, private key, assertion or token is printed", async (t) => {
+    const { dir, az, config, extraSecrets } = await azure(t);
+    const cert = makeAppCertificate(path.join(dir, "app-cert"));
+    const clientId = az.entra.addCertificateApp(cert);
+    extraSecrets.push(...cert.keyPem.split("\n").filter((l) => l.length >= 40 && !l.startsWith("-----")));
+    const v = planted("via-cert");
+    az.vault.putSecret("edge-token", v);
+    const auth = { method: "certificate", tenant_id: az.entra.tenant, client_id: clientId, certificate_file: cert.pemFile, authority_host: az.entra.url };
+    const d = await launch(t, dir, config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth, level: "trace" }), { waitFor: "synced", extraSecrets });
+    assert.equal((await value(d, "edge/token")).value, v);
+    assert.deepEqual(az.entra.grants, ["certificate:x5t#S256"]);
+    await d.stop();
+    assertJsonLines(d.output());
+    assert.match(d.output(), /"sdk":"azure:identity:info".*ClientCertificateCredential/);
+    assert.match(d.output(), /"sdk":"azure:keyvault-secrets:info","msg":"Response status code: 200"/);
   });
 
   test("managed identity on an Azure VM: IMDS with a user-assigned identity (client_id)", async (t) => {
