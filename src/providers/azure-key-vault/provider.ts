@@ -1,4 +1,3 @@
-import type { TokenCredential } from "@azure/core-auth";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { mapPool } from "../pool.js";
 import { ProviderError, type FetchResult, type Provider, type ProviderInit, type SecretRef } from "../provider.js";
@@ -15,7 +14,6 @@ const refused = (rs: readonly Read[]) => rs.some((x) => x.kind === UNAUTHORIZED)
 
 interface Session {
   readonly client: SecretClient;
-  readonly credential: TokenCredential;
   /** A read answered with this client's token: the challenge is done. */
   warmed: boolean;
   /** The read that answers the challenge, while it is in flight. */
@@ -24,10 +22,10 @@ interface Session {
 
 /**
  * Azure Key Vault through @azure/keyvault-secrets and @azure/identity: one
- * `GET /secrets/{name}/{version}` per Key Vault secret and refresh (Key Vault has
- * no batch read and no cheaper version check), compared with the version the cache holds
- * so an unchanged secret is not written again; a pinned version already held
- * costs no call. The SDK answers Key Vault's bearer challenge itself; a 401 on a
+ * `GET /secrets/{name}/{version}` per Key Vault secret and refresh (Key Vault
+ * has no batch read and no cheaper version check), compared with the version the
+ * cache holds so an unchanged secret is not written again; a pinned version
+ * already held costs no call. The SDK answers Key Vault's bearer challenge itself; a 401 on a
  * token it already had leads to one new credential (files read again) and one
  * retry. SDK retries are off: the engine's backoff does the retrying.
  */
@@ -51,7 +49,7 @@ export function create(init: ProviderInit<Options>): Provider {
       // credential then refuses any resource but Key Vault's (credential.ts).
       disableChallengeResourceVerification: !azureHost,
     });
-    session = { client, credential, warmed: false, warming: undefined };
+    session = { client, warmed: false, warming: undefined };
     init.logger.debug({ auth: describeAuth(o.auth), vault: vault.origin }, "azure key vault client created");
     return session;
   }
@@ -92,7 +90,10 @@ export function create(init: ProviderInit<Options>): Provider {
       }
       rest.forEach((g, k) => put(g, results[k]!));
     }
-    return out.map((x): FetchResult => (x!.kind === UNAUTHORIZED ? { name: x!.name, ok: false, error: x!.error } : x!.result));
+    return out.map((x): FetchResult => {
+      const r = x!;
+      return r.kind === UNAUTHORIZED ? { name: r.name, ok: false, error: r.error } : r.result;
+    });
   }
 
   /**
