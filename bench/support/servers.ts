@@ -26,8 +26,9 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export function startDaemon(fx: Fixture): ServerProcess {
-  return startServer("daemon", [...DAEMON_NODE_FLAGS, MAIN, "daemon", "--config", fx.configFile], fx.socket);
+/** `env` is added to the bench's own environment (a backend's credentials). */
+export function startDaemon(fx: Pick<Fixture, "configFile" | "socket">, env?: NodeJS.ProcessEnv): ServerProcess {
+  return startServer("daemon", [...DAEMON_NODE_FLAGS, MAIN, "daemon", "--config", fx.configFile], fx.socket, env);
 }
 
 /**
@@ -38,9 +39,9 @@ export function startBare(socket: string, replyFile?: string): ServerProcess {
   return startServer("bare node:http", [BARE_SERVER, socket, ...(replyFile ? [replyFile] : [])], socket);
 }
 
-function startServer(label: string, args: string[], socket: string): ServerProcess {
+function startServer(label: string, args: string[], socket: string, env?: NodeJS.ProcessEnv): ServerProcess {
   // Plain `node`, no tsx loader: both servers start the way they would in production.
-  const child = track(spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }));
+  const child = track(spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], ...(env ? { env: { ...process.env, ...env } } : {}) }));
   let out = "";
   const keep = (c: Buffer) => {
     out = (out + c.toString("utf8")).slice(-OUTPUT_KEEP);

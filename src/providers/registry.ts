@@ -26,7 +26,7 @@ export const providerTypes: Record<string, ProviderType> = {
   "aws-ssm": { schema: awsSsmSchema, load: () => import("./aws-ssm/provider.js") },
   "aws-sts": { schema: awsStsSchema, load: () => import("./aws-sts/provider.js") },
   "gcp-secret-manager": { schema: gcpSecretManagerSchema, load: () => import("./gcp-secret-manager/provider.js") },
-  "azure-key-vault": { schema: azureKeyVaultSchema },
+  "azure-key-vault": { schema: azureKeyVaultSchema, load: () => import("./azure-key-vault/provider.js") },
 };
 
 export function isActiveType(type: string): boolean {

@@ -56,14 +56,22 @@ export async function launch(
   t: { after(fn: () => void | Promise<void>): void; name?: string },
   dir: string,
   config: Record<string, unknown>,
-  opts: { env?: NodeJS.ProcessEnv; waitFor?: "socket" | "synced" | "none"; extraSecrets?: readonly string[] } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    waitFor?: "socket" | "synced" | "none";
+    extraSecrets?: readonly string[];
+    /** A command the daemon is started under (unshare for a private mount namespace); it must exec node, so the pid stays the daemon's. */
+    prefix?: readonly string[];
+  } = {},
 ): Promise<RunningDaemon> {
   const configFile = path.join(dir, "sealcache.yaml");
   fs.writeFileSync(configFile, stringify(config));
   const socket = String(config.socket);
   fs.mkdirSync(LOG_DIR, { recursive: true });
   const logFile = path.join(LOG_DIR, `${path.basename(dir)}.log`);
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, MAIN, "daemon", "--config", configFile], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const argv = [process.execPath, ...DAEMON_NODE_FLAGS, MAIN, "daemon", "--config", configFile];
+  const [cmd, ...args] = [...(opts.prefix ?? []), ...argv];
+  const child = spawn(cmd!, args, { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const onData = (c: Buffer) => {
     out += c.toString("utf8");

@@ -22,6 +22,11 @@ const EXPECTED: Record<string, readonly (string | RegExp)[]> = {
   "bad-provider-type.yaml": [
     'providers.kv.type: must be one of "file", "env", "vault", "aws-secrets-manager", "aws-ssm", "aws-sts", "gcp-secret-manager", "azure-key-vault"',
   ],
+  "bad-azure-auth-keys.yaml": [
+    "providers.kv.auth.client_secret_file: required (expected string)",
+    "providers.kv.auth.certificate_file: unknown key (misspelled? see the config reference in README.md)",
+  ],
+  "bad-azure-vault-url.yaml": ["providers.kv.vault_url: must be an https:// URL (tokens are sent to it)"],
   "bad-undefined-provider.yaml": ['secrets.demo/api-token.provider: no provider named "lokal"; defined providers: local'],
   "bad-secret-name-uppercase.yaml": [
     `secrets.Demo/API-Token: secret name "Demo/API-Token" must match [a-z0-9][a-z0-9._/-]* (lower case letters, digits, '.', '_', '/', '-')`,
