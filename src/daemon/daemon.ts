@@ -192,16 +192,12 @@ async function loadProviders(config: Config, log: Logger): Promise<Map<string, P
   const out = new Map<string, ProviderHandle>();
   for (const [name, opts] of Object.entries(config.providers)) {
     const type = opts.type as string;
-    const load = providerTypes[type]?.load;
-    if (!load) {
-      out.set(name, { name, type, provider: undefined, inactive: `provider ${name}: type ${type} is not active in this build yet` });
-      continue;
-    }
     if (!used.has(name)) {
       out.set(name, { name, type, provider: undefined, inactive: `provider ${name}: no secret uses it` });
       continue;
     }
-    const mod = await load();
+    // The schema admits only registered types.
+    const mod = await providerTypes[type]!.load();
     out.set(name, { name, type, provider: mod.create({ name, options: opts, logger: log.child({ part: "provider", provider: name }) }), inactive: undefined });
   }
   return out;

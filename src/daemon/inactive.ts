@@ -1,5 +1,4 @@
 import type { Config } from "../config/schema.js";
-import { isActiveType } from "../providers/registry.js";
 import { isActiveSealer } from "../seal/registry.js";
 
 /**
@@ -10,12 +9,6 @@ import { isActiveSealer } from "../seal/registry.js";
 export function inactiveSections(c: Config): string[] {
   const out: string[] = [];
   if (!isActiveSealer(c.seal.type)) out.push(`seal.type ${c.seal.type}: not active in this build yet; the daemon stays sealed (use seal.type: host without a TPM)`);
-  for (const [name, p] of Object.entries(c.providers)) {
-    const type = (p as { type: string }).type;
-    if (isActiveType(type)) continue;
-    const n = Object.values(c.secrets).filter((s) => s.provider === name).length;
-    out.push(`providers.${name} (type ${type}): not active in this build yet; ${n === 1 ? "its 1 secret stays" : `its ${n} secrets stay`} not_synced`);
-  }
   if (c.mqtt) out.push("mqtt: configured but not active in this build yet; no status is published and no refresh/revoke is received");
   return out;
 }

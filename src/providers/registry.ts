@@ -13,8 +13,8 @@ import { azureKeyVaultSchema } from "./azure-key-vault/schema.js";
 export interface ProviderType {
   /** Validates the provider's config block; small, so the config can be checked without loading backends. */
   readonly schema: (t: SchemaTools) => z.ZodTypeAny;
-  /** Loads the implementation lazily; absent while the backend is not active in this build. */
-  readonly load?: () => Promise<ProviderModule<any>>;
+  /** Loads the implementation lazily, in its own chunk: a gateway pays only for the backends it uses. */
+  readonly load: () => Promise<ProviderModule<any>>;
 }
 
 // Adding a backend is adding a folder and one line here.
@@ -28,7 +28,3 @@ export const providerTypes: Record<string, ProviderType> = {
   "gcp-secret-manager": { schema: gcpSecretManagerSchema, load: () => import("./gcp-secret-manager/provider.js") },
   "azure-key-vault": { schema: azureKeyVaultSchema, load: () => import("./azure-key-vault/provider.js") },
 };
-
-export function isActiveType(type: string): boolean {
-  return providerTypes[type]?.load !== undefined;
-}

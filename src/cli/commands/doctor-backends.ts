@@ -2,7 +2,6 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import type { Config } from "../../config/schema.js";
-import { isActiveType } from "../../providers/registry.js";
 import { plural } from "../format.js";
 
 type Add = (check: string, level: "ok" | "warn" | "fail", message: string) => void;
@@ -21,7 +20,7 @@ export async function probeBackends(c: Config, add: Add): Promise<void> {
   for (const [name, opts] of Object.entries(c.providers)) {
     const o = opts as Record<string, unknown> & { type: string };
     const secrets = Object.values(c.secrets).filter((s) => s.provider === name);
-    if (!isActiveType(o.type) || secrets.length === 0) continue;
+    if (secrets.length === 0) continue;
     if (o.type === "file") {
       probeFiles(name, String(o.dir), secrets.map((s) => s.path), add);
       continue;

@@ -15,14 +15,8 @@ const mode = (p: string) => fs.statSync(p).mode & 0o777;
 describe("sealcache CLI", () => {
   test("against a running daemon", async (t) => {
     const dir = tmpDir(t);
-    fs.writeFileSync(path.join(dir, "vault-token"), "not-a-secret\n");
     const config = demoConfig(dir, {
-      // Sections that validate but are not active in this build: doctor and status must say so.
-      providers: {
-        demo: { type: "file", dir: path.join(dir, "secrets") },
-        // Vault, AWS and GCP are active; Azure Key Vault is still a type to come.
-        vault: { type: "azure-key-vault", vault_url: "https://fleet.vault.azure.net", auth: { method: "client_secret", tenant_id: "t", client_id: "c", client_secret_file: path.join(dir, "vault-token") } },
-      },
+      // A section that validates but is not active in this build: doctor and status must say so.
       mqtt: { url: "mqtts://broker:8883", username: "gw-17" },
     });
     const d = await launch(t, dir, config, { waitFor: "synced" });
@@ -77,7 +71,6 @@ describe("sealcache CLI", () => {
       assert.match(r.stdout, new RegExp(`^WARNING: ${HOST_WARNING.source}`, "m"));
       assert.match(r.stdout, /^secrets: 3 configured, 3 ok, 0 stale, 0 expired, 0 not synced, 0 with errors$/m);
       assert.match(r.stdout, /^demo\s+file\s+online\s/m);
-      assert.match(r.stdout, /^vault\s+azure-key-vault\s+inactive\s/m);
       assert.match(r.stdout, /^not active yet: mqtt: configured but not active/m);
       const j = JSON.parse((await cli(["status", "--json", ...c])).stdout);
       assert.equal(j.status, "ok");
@@ -111,7 +104,6 @@ describe("sealcache CLI", () => {
         assert.ok(lines.includes(want), `missing ${JSON.stringify(want)} in:\n${r.stdout}`);
       }
       assert.ok(lines.some((l) => l.startsWith("warn  seal: ") && HOST_WARNING.test(l)), r.stdout);
-      assert.ok(lines.some((l) => /^warn  inactive: providers\.vault \(type azure-key-vault\): not active in this build yet/.test(l)), r.stdout);
       assert.ok(lines.some((l) => /^warn  inactive: mqtt: configured but not active/.test(l)), r.stdout);
       const j = JSON.parse((await cli(["doctor", "--json", ...c])).stdout);
       assert.equal(j.ok, true);
