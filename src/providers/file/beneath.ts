@@ -74,8 +74,10 @@ function walk(dirFd: number, prefixes: readonly string[], rel: string): OpenResu
         held.push(r.fd);
         continue;
       }
-      // O_NOFOLLOW on a symlink: ELOOP, or ENOTDIR with O_DIRECTORY.
-      if (r.errno !== "ELOOP" && r.errno !== "ENOTDIR") return r;
+      // O_NOFOLLOW on a symlink fails (ELOOP, or ENOTDIR with O_DIRECTORY); whether the
+      // name is one is asked of readlinkat, not read from errno: errno is only as good
+      // as nothing else on this thread having run since the call (V8 reserving memory
+      // between the call and koffi.errno() was seen to leave ENOMEM there).
       const link = readlinkat(top(), name);
       if (!("target" in link)) return r; // not a symlink: the error stands
       if (++links > MAX_LINKS) return { errno: "ELOOP" };
