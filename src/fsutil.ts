@@ -4,7 +4,9 @@ import path from "node:path";
 /** Writes a file so readers see the old content or the new, never a torn one (write, fsync, rename, fsync dir). */
 export function writeFileAtomic(file: string, data: Uint8Array | string, mode = 0o600): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, "w", mode);
+  // A leftover from a crash is removed; whatever is there then (a planted symlink) makes the exclusive create fail.
+  fs.rmSync(tmp, { force: true });
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
   try {
     if (typeof data === "string") fs.writeSync(fd, data);
     else fs.writeSync(fd, data);

@@ -79,12 +79,19 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
     sealerInfo = await sealer.describe();
     for (const w of sealerInfo.warnings) seal.warn(w);
     envelope = new Envelope(sodium, kek);
-    const store = new SecretStore({
-      file: path.join(config.data_dir, CACHE_FILE),
-      envelope,
-      logger: log.child({ part: "store" }),
-      audit: { retentionMs: config.audit.retention, maxRows: config.audit.max_rows },
-    });
+    let store: SecretStore;
+    try {
+      store = new SecretStore({
+        file: path.join(config.data_dir, CACHE_FILE),
+        envelope,
+        logger: log.child({ part: "store" }),
+        audit: { retentionMs: config.audit.retention, maxRows: config.audit.max_rows },
+      });
+    } catch (e) {
+      envelope.destroy();
+      envelope = undefined;
+      throw e;
+    }
     try {
       rollback = await checkAntiRollback({ seal: config.seal, store, dataDir: config.data_dir, logger: seal });
     } catch (e) {

@@ -41,8 +41,12 @@ export function lockDataDir(dataDir: string, what: string): DataDirLock {
         `data_dir ${dataDir} is in use by another sealcache process${holder ? ` (pid ${holder})` : ""}; ${what} refused so that two processes never write one cache. Stop that process first, or use another data_dir`,
       );
     }
-    fs.ftruncateSync(fd, 0);
-    fs.writeSync(fd, `${process.pid}\n`, 0);
+    try {
+      fs.ftruncateSync(fd, 0);
+      fs.writeSync(fd, `${process.pid}\n`, 0);
+    } catch {
+      // A full or read-only data_dir: the lock holds all the same (it is the kernel's), only the refusal cannot name this pid.
+    }
   } catch (e) {
     fs.closeSync(fd);
     throw e;

@@ -68,7 +68,8 @@ export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
   const providers = sync.providerHealth();
   const used = providers.filter((p) => p.active);
   const online = used.every((p) => p.online);
-  const degraded = !online || counts.stale + counts.expired + counts.not_synced + counts.errors > 0 || store.quarantined.length > 0;
+  const disk = store.writeState;
+  const degraded = !online || counts.stale + counts.expired + counts.not_synced + counts.errors > 0 || store.quarantined.length > 0 || !disk.writable;
   return {
     ok: true,
     body: {
@@ -80,6 +81,8 @@ export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
       failing,
       providers,
       quarantined: store.quarantined,
+      // A full or read-only data_dir: values are served, new ones not recorded.
+      store: { writable: disk.writable, since: disk.since === null ? null : new Date(disk.since).toISOString(), reason: disk.reason },
       ...common,
     },
   };

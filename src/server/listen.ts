@@ -14,7 +14,17 @@ export async function listen(server: http.Server, socketPath: string): Promise<v
     fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
     fs.chmodSync(dir, 0o750);
   }
-  if (fs.existsSync(socketPath)) {
+  // Only a socket is ever replaced there: the daemon is often root, and a regular
+  // file, a folder or a symlink at the socket path (someone's data, a planted link)
+  // is not its to delete.
+  const st = lstatOrUndefined(socketPath);
+  if (st?.isSymbolicLink()) {
+    throw new SealcacheError("unavailable", `socket path ${socketPath} is a symbolic link${fs.existsSync(socketPath) ? "" : " (dangling)"}; the daemon replaces only a stale socket there: remove it, or choose another socket path`);
+  }
+  if (st && !st.isSocket()) {
+    throw new SealcacheError("unavailable", `socket path ${socketPath} exists and is not a socket (${kind(st)}); the daemon replaces only a stale socket there: move it away, or choose another socket path`);
+  }
+  if (st) {
     if (await answers(socketPath)) {
       throw new SealcacheError("unavailable", `another process is already serving on ${socketPath}; stop it or choose another socket path`);
     }
@@ -45,4 +55,16 @@ function answers(socketPath: string): Promise<boolean> {
     });
     s.once("error", () => resolve(false));
   });
+}
+
+function lstatOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function kind(st: fs.Stats): string {
+  return st.isFile() ? "a regular file" : st.isDirectory() ? "a folder" : st.isFIFO() ? "a FIFO" : "a device or other file";
 }

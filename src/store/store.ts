@@ -1,6 +1,7 @@
 import fs from "node:fs";
+import path from "node:path";
 import DatabaseCtor, { type Database, type Statement } from "better-sqlite3";
-import { IntegrityError, describeError } from "../errors.js";
+import { IntegrityError, SealError, describeError } from "../errors.js";
 import type { Envelope } from "../crypto/envelope.js";
 import type { Logger } from "../log.js";
 import { migrate } from "./migrations.js";
@@ -9,6 +10,7 @@ import { RowDigest } from "./digest.js";
 import { AuditLog, type AuditSettings } from "./audit.js";
 import { sqliteNativeBinding } from "./sqlite-binding.js";
 import { openLease, rewrapLease, sealLease, type SealedLease, type StoredLease } from "./lease.js";
+import { StoreWriteError, describeDiskFailure, isDiskFailure, type WriteState } from "./disk.js";
 
 export type { StoredLease } from "./lease.js";
 
@@ -126,6 +128,7 @@ export class SecretStore {
   #digest = new RowDigest();
   #generation = 0;
   readonly #audit: AuditLog;
+  #write: WriteState = { writable: true, since: null, reason: null };
 
   constructor(opts: StoreOptions) {
     this.#file = opts.file;
@@ -143,6 +146,11 @@ export class SecretStore {
 
   get revision(): number {
     return this.#generation;
+  }
+
+  /** Whether data_dir takes writes; when not, cached values are still served (see disk.ts). */
+  get writeState(): WriteState {
+    return this.#write;
   }
 
   get quarantined(): readonly QuarantineRecord[] {
@@ -284,7 +292,7 @@ export class SecretStore {
     const valuesChanged = writes.length > 0 || removed.length > 0;
     const generation = valuesChanged ? nextGen : this.#generation;
     const s = this.#stmts;
-    this.#db.transaction(() => {
+    this.#writing(() => {
       for (const w of writes) {
         const e = w.entry;
         s.upsert.run(e.name, e.version, e.sourceVersion, w.wrappedDek, w.ciphertext, e.valueMac, e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin, e.sealedLease?.dek ?? null, e.sealedLease?.ct ?? null);
@@ -299,7 +307,7 @@ export class SecretStore {
         else s.clearError.run(name);
       }
       if (digestMoved) this.#writeDigest(generation, digest);
-    })();
+    });
     // Memory follows only once the transaction has committed.
     for (const w of writes) this.#meta.set(w.entry.name, w.entry);
     for (const t of touches) this.#meta.set(t.name, t);
@@ -355,7 +363,7 @@ export class SecretStore {
     }
     const counter = opts.counter ?? this.recordedCounter();
     const generation = this.#generation + 1;
-    this.#db.transaction(() => {
+    this.#writing(() => {
       for (const u of updates) {
         this.#stmts.rekeyRow.run(u.wrappedDek, u.valueMac, u.name);
         if (u.leaseDek) this.#stmts.rekeyLease.run(u.leaseDek, u.name);
@@ -363,7 +371,7 @@ export class SecretStore {
       this.#stmts.setMeta.run("kek_check", next.mac("kek-check"));
       this.#writeDigest(generation, digest, next);
       if (counter !== undefined) this.#stmts.setMeta.run("rollback_counter", counterRecord(counter, next));
-    })();
+    });
     this.#env = next;
     this.#meta = meta;
     this.#digest = digest;
@@ -389,7 +397,7 @@ export class SecretStore {
   }
 
   recordCounter(counter: { index: number; value: number }): void {
-    this.#stmts.setMeta.run("rollback_counter", counterRecord(counter, this.#env));
+    this.#writing(() => this.#stmts.setMeta.run("rollback_counter", counterRecord(counter, this.#env)));
   }
 
   loadProviderStates(): Map<string, ProviderState> {
@@ -401,7 +409,33 @@ export class SecretStore {
   }
 
   saveProviderState(name: string, st: ProviderState): void {
-    this.#stmts.saveProvider.run(name, st.lastSuccess, st.lastError, st.lastErrorKind, st.lastErrorAt, st.failures);
+    this.#writing(() => this.#stmts.saveProvider.run(name, st.lastSuccess, st.lastError, st.lastErrorKind, st.lastErrorAt, st.failures));
+  }
+
+  /**
+   * Runs one write transaction. A failure of the disk (full, read-only, I/O) rolls
+   * it back, marks the store not writable and throws StoreWriteError: nothing in
+   * memory moved, so what is cached keeps being served; the next write that
+   * succeeds marks it writable again.
+   */
+  #writing<T>(fn: () => T): T {
+    let out: T;
+    try {
+      out = this.#db.transaction(fn)();
+    } catch (e) {
+      if (!isDiskFailure(e)) throw e;
+      const reason = describeDiskFailure(path.dirname(this.#file), e);
+      if (this.#write.writable || this.#write.reason !== reason) {
+        this.#log.error({ reason, code: (e as { code?: string }).code }, `${reason}: serving cached values, not recording new ones`);
+      }
+      this.#write = { writable: false, since: this.#write.since ?? Date.now(), reason };
+      throw new StoreWriteError(`${reason}: serving cached values, not recording new ones`, { cause: e });
+    }
+    if (!this.#write.writable) {
+      this.#log.info({ after_s: Math.round((Date.now() - (this.#write.since ?? Date.now())) / 1000) }, "data_dir takes writes again: recording new values");
+      this.#write = { writable: true, since: null, reason: null };
+    }
+    return out;
   }
 
   close(): void {
@@ -413,13 +447,44 @@ export class SecretStore {
     for (const fn of this.#listeners) fn(names, this.#generation);
   }
 
+  /**
+   * Opens the database. On a disk that takes no writes (full, read-only) the
+   * normal open fails creating the WAL index (`-shm`); it is then opened again in
+   * SQLite's exclusive locking mode, which keeps that index in memory, so the
+   * cached values are served read-only (this process holds data_dir's lock, so no
+   * other process reads the file meanwhile) and writes resume when space does.
+   */
   #open(): void {
+    refuseSymlinks(this.#file);
+    try {
+      this.#openDb(false);
+    } catch (e) {
+      if (!isDiskFailure(e)) throw e;
+      const reason = describeDiskFailure(path.dirname(this.#file), e);
+      try {
+        this.#openDb(true);
+      } catch (again) {
+        if (!isDiskFailure(again)) throw again;
+        throw new CacheOpenError(`${reason}: the cache cannot be opened (${String((again as { code?: string }).code)}); free some space`, { cause: again });
+      }
+      this.#write = { writable: false, since: Date.now(), reason };
+      this.#log.error({ reason }, `${reason}: serving cached values, not recording new ones`);
+    }
+  }
+
+  #openDb(exclusive: boolean): void {
     const db = new DatabaseCtor(this.#file, { fileMustExist: false, nativeBinding: sqliteNativeBinding() });
     try {
-      fs.chmodSync(this.#file, 0o600);
+      chmodNoFollow(this.#file, 0o600);
+      if (exclusive) db.pragma("locking_mode = EXCLUSIVE");
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = FULL");
       db.pragma("foreign_keys = ON");
+      // Flash and small data_dirs: a checkpoint once the WAL holds WAL_CHECKPOINT_PAGES
+      // pages, and the WAL file truncated back to WAL_LIMIT_BYTES after one (it would
+      // otherwise keep its largest size forever).
+      db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+      db.pragma(`journal_size_limit = ${WAL_LIMIT_BYTES}`);
       const check = db.pragma("integrity_check", { simple: true });
       if (check !== "ok") throw new IntegrityError(`SQLite integrity check failed: ${String(check)}`);
       migrate(db);
@@ -578,6 +643,45 @@ export function keyMatches(file: string, envelope: Envelope): boolean | undefine
 }
 
 const NONCE_BYTES = 24;
+/** 128 pages of 4 KiB: a checkpoint after about half a MiB of WAL. */
+const WAL_CHECKPOINT_PAGES = 128;
+const WAL_LIMIT_BYTES = 512 * 1024;
+
+/** The cache could not be opened (a symlink in data_dir, no space to open it): the daemon stays sealed with the reason and retries. */
+export class CacheOpenError extends SealError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, opts);
+    this.name = "CacheOpenError";
+  }
+}
+
+/**
+ * data_dir is root's (or the daemon user's) own: a symlink there (cache.db, or its
+ * -wal, -shm or -journal) would make SQLite read and write a file elsewhere, and the
+ * mode fix-up change that file's mode. Refused, never followed.
+ */
+function refuseSymlinks(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(f);
+    } catch {
+      continue;
+    }
+    if (st.isSymbolicLink()) throw new CacheOpenError(`${f} is a symbolic link; the cache is never opened through one (move the file itself there)`);
+    if (!st.isFile()) throw new CacheOpenError(`${f} is not a regular file; move it away`);
+  }
+}
+
+/** chmod that never follows a symlink (fchmod on a descriptor opened O_NOFOLLOW). */
+function chmodNoFollow(file: string, mode: number): void {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    fs.fchmodSync(fd, mode);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 /** The nonce of a wrapped DEK ([format 1][nonce 24][ct]), copied. */
 function nonceOf(wrappedDek: Uint8Array): Uint8Array {

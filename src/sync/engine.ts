@@ -3,6 +3,7 @@ import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { ProviderError, isProviderError, type FetchResult, type HierarchyResult, type LeaseState, type Provider, type SecretRef } from "../providers/provider.js";
 import type { BatchItem, ProviderState, SecretStore, StoredLease } from "../store/store.js";
+import { isStoreWriteError } from "../store/disk.js";
 import { Catalog } from "./catalog.js";
 import { StepDetector, readClocks, systemClock, type Clock, type Now } from "./clock.js";
 import { Freshness } from "./freshness.js";
@@ -77,6 +78,8 @@ export class SyncEngine {
   readonly #catalog: Catalog;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Batches in a row the store could not record (data_dir full): their backoff. */
+  #writeFailures = 0;
 
   constructor(opts: SyncEngineOptions) {
     this.#o = opts;
@@ -321,17 +324,19 @@ export class SyncEngine {
       if (out.removed.length > 0) this.#log.info({ provider: handle.name, removed: out.removed }, "parameters no longer in their hierarchy in the backend; no longer served");
       this.#log.info({ provider: handle.name, fetched: names.length, changed: changed.length, failed: items.filter((i) => !i.ok).length, ms: Math.round(now - started) }, "sync batch applied");
     } catch (e) {
-      this.#providerFailed(handle, names, e);
+      if (isStoreWriteError(e)) this.#notRecorded(names, now);
+      else this.#providerFailed(handle, names, e);
       return;
     } finally {
       for (const it of items) if (it.ok) it.value.fill(0);
     }
     if (held.size > 0 && provider.committed) this.#afterCommit(handle, provider, held);
+    this.#writeFailures = 0;
     const st = this.#state.get(handle.name)!;
     const wasOffline = st.failures > 0;
     Object.assign(st, { lastSuccess: clocks.wall, failures: 0, nextAttempt: 0 });
     this.#fresh.providerRecovered(handle.name);
-    this.#o.store.saveProviderState(handle.name, st);
+    this.#saveProviderState(handle.name, st);
     if (wasOffline) this.#log.info({ provider: handle.name }, "provider back online");
     const { interval, jitter } = this.#o.sync;
     for (const n of names) this.#reschedule(n, now + refreshDelay(this.#catalog.entry(n)!.refresh ?? interval, jitter, this.#rand, now, expiresMono(n)));
@@ -467,13 +472,31 @@ export class SyncEngine {
     st.nextAttempt = now + Math.max(retryAfter, backoffDelay(st.failures, min, max, this.#rand));
     Object.assign(st, { lastError: message, lastErrorKind: kind, lastErrorAt: wall });
     this.#fresh.providerFailed(handle.name, { mono: now });
-    try {
-      this.#o.store.saveProviderState(handle.name, st);
-    } catch (err) {
-      this.#log.error({ provider: handle.name, err: describeError(err) }, "could not record provider state");
-    }
+    this.#saveProviderState(handle.name, st);
     for (const n of names) this.#reschedule(n, st.nextAttempt);
     this.#log.warn({ provider: handle.name, kind, err: message, failures: st.failures, retry_in_ms: Math.round(st.nextAttempt - now) }, "provider unreachable; serving cached values as stale");
+  }
+
+  /** Persisted for after a restart; a disk that takes no writes (the store says so itself) costs nothing here. */
+  #saveProviderState(name: string, st: ProviderState): void {
+    try {
+      this.#o.store.saveProviderState(name, st);
+    } catch (err) {
+      if (!isStoreWriteError(err)) this.#log.error({ provider: name, err: describeError(err) }, "could not record provider state");
+    }
+  }
+
+  /**
+   * The backend answered but the cache could not record it (data_dir full or
+   * read-only; the store logs that once): the provider is fine and stays online,
+   * cached values keep being served, and the names are tried again with backoff,
+   * so writes resume on their own once there is space.
+   */
+  #notRecorded(names: string[], now: number): void {
+    this.#writeFailures++;
+    const { backoff_min: min, backoff_max: max } = this.#o.sync;
+    const at = now + backoffDelay(this.#writeFailures, min, max, this.#rand);
+    for (const n of names) this.#reschedule(n, at);
   }
 
   #recordInactive(handle: ProviderHandle, names: string[], now: number): void {

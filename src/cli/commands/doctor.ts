@@ -173,6 +173,7 @@ interface DoctorHealth {
   failing?: Failing;
   providers?: { name: string; active: boolean; online: boolean; last_error: string | null }[];
   quarantined?: unknown[];
+  store?: { writable: boolean; reason: string | null };
 }
 
 /** What makes a serving daemon degraded, in a few words. */
@@ -186,5 +187,6 @@ function degradedWhy(h: DoctorHealth): string {
   if (s?.expired) parts.push(`${s.expired} expired`);
   if (s?.not_synced) parts.push(`${s.not_synced} not synced`);
   if (h.quarantined?.length) parts.push(`${plural(h.quarantined.length, "database")} quarantined`);
+  if (h.store && !h.store.writable) parts.push(`${h.store.reason}: not recording new values`);
   return parts.length > 0 ? ` (${parts.join(", ")})` : "";
 }

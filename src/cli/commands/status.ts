@@ -17,6 +17,7 @@ interface Health {
   failing?: Failing;
   providers?: ProviderHealth[];
   quarantined?: { path: string; reason: string; at: string }[];
+  store?: { writable: boolean; since: string | null; reason: string | null };
   inactive: string[];
   warnings: string[];
 }
@@ -55,6 +56,7 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
     );
   }
   for (const q of h.quarantined ?? []) out.push(`QUARANTINED ${q.at}: ${q.path}: ${q.reason}`);
+  if (h.store && !h.store.writable) out.push(`NOT RECORDING since ${h.store.since}: ${h.store.reason}: serving cached values, not recording new ones`);
   for (const i of h.inactive) out.push(`not active yet: ${i}`);
   for (const w of h.warnings) out.push(`policy: ${w}`);
   io.out(out.join("\n") + "\n");
