@@ -20,12 +20,15 @@ export class SealcacheError extends Error {
   readonly code: ErrorCode;
   /** Seconds a client should wait before retrying, where that is meaningful. */
   readonly retryAfter: number | undefined;
+  /** The secret the error is about (a refused read among several names), for the audit trail. */
+  readonly subject: string | undefined;
 
-  constructor(code: ErrorCode, message: string, opts: { retryAfter?: number; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { retryAfter?: number; cause?: unknown; subject?: string } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = "SealcacheError";
     this.code = code;
     this.retryAfter = opts.retryAfter;
+    this.subject = opts.subject;
   }
 }
 

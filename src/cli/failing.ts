@@ -1,5 +1,5 @@
-import { FAILING_SHOWN as SHOWN, type Failing, type FailingSecret } from "../daemon/health.js";
-import type { SecretStatus } from "../server/reader.js";
+import { FAILING_SHOWN as SHOWN, type Failing, type FailingSecret } from "../core/health.js";
+import type { SecretStatus } from "../core/reader.js";
 import { getJson, type Target } from "./client.js";
 
 export interface FailingView {

@@ -1,32 +1,24 @@
-import path from "node:path";
 import type { Config } from "../config/schema.js";
-import { describeError, isSealError, SealError } from "../errors.js";
-import type { Logger } from "../log.js";
-import { Envelope } from "../crypto/envelope.js";
+import { Access } from "../core/access.js";
+import { Core } from "../core/core.js";
+import { SecretReader } from "../core/reader.js";
 import { loadSodium } from "../crypto/sodium.js";
-import { createSealer } from "../seal/registry.js";
-import type { Sealer, SealerInfo } from "../seal/sealer.js";
-import { SecretStore } from "../store/store.js";
-import { providerTypes } from "../providers/registry.js";
-import { SyncEngine, type ProviderHandle } from "../sync/engine.js";
-import { SecretReader } from "../server/reader.js";
-import { WatchHub } from "../server/watch.js";
-import { Metrics } from "../server/metrics.js";
-import { startServer, type SocketServer } from "../server/http.js";
-import type { Core } from "../server/routes.js";
-import { Policy } from "../policy/policy.js";
+import { describeError } from "../errors.js";
+import type { Logger } from "../log.js";
 import { readAccounts } from "../policy/accounts.js";
-import { disableCoreDumps, limitMallocArenas, trimMalloc } from "../../native/libc.js";
-import { CACHE_FILE, obtainKek } from "./unlock.js";
-import { buildHealth, buildGauges } from "./health.js";
-import { inactiveSections } from "./inactive.js";
+import { Policy } from "../policy/policy.js";
+import { providerTypes } from "../providers/registry.js";
+import { startServer, type SocketServer } from "../server/http.js";
+import { Metrics } from "../server/metrics.js";
+import { SyncEngine, type ProviderHandle } from "../sync/engine.js";
 import { VERSION } from "../version.js";
-import { checkAntiRollback } from "./anti-rollback.js";
-import { rotateKek } from "./rotate.js";
-import type { RollbackCounter } from "../seal/rollback.js";
-import { SystemdNotifier, sealedStatus, servingStatus } from "./notify.js";
-import { lockDataDir, type DataDirLock } from "./data-dir-lock.js";
-import { ensurePrivateDir } from "../seal/permissions.js";
+import { disableCoreDumps, limitMallocArenas, trimMalloc } from "../../native/libc.js";
+import { CachePart } from "./cache-part.js";
+import { inactiveSections } from "./inactive.js";
+import { Parts, type Part } from "./lifecycle.js";
+import { SystemdNotifier, sealedStatus } from "./notify.js";
+import type { OpenCache } from "./open-cache.js";
+import { CACHE_FILE } from "./unlock.js";
 
 export { CACHE_FILE };
 
@@ -35,10 +27,11 @@ export interface Daemon {
 }
 
 /**
- * The composition root: builds each part from the parsed config, in order, and
- * hands each only what it needs. If the cache key cannot be unsealed the socket
- * still comes up, answering `sealed` with the reason, and unsealing is retried
- * with backoff (a TPM in lockout recovers; an operator fixes a file mode).
+ * The composition root: builds each part from the parsed config and starts them
+ * in order — the socket (answering `sealed: unsealing` at once), then the cache
+ * (data_dir's lock, the key, the store), then what needs the cache (providers,
+ * sync) — and stops them in reverse. Each part gets only what it needs; the
+ * operations every channel calls are the Core's.
  */
 export async function startDaemon(config: Config, configFile: string, logger: Logger): Promise<Daemon> {
   const log = logger;
@@ -46,151 +39,92 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
   const notifier = new SystemdNotifier({ logger: log.child({ part: "systemd" }) });
   if (!safely(() => disableCoreDumps())) log.warn("could not mark the process non-dumpable; core dumps may contain secrets (set LimitCORE=0)");
   safely(() => limitMallocArenas());
-
   const inactive = inactiveSections(config);
   for (const msg of inactive) log.warn(msg);
 
   const sodium = await loadSodium();
   const policy = new Policy(config.policy, readAccounts(), process.geteuid?.() ?? 0);
   for (const w of policy.warnings) log.warn(w);
+  const core = new Core({ access: new Access(policy), logger: log, version: VERSION, inactive, secretNames: config.metrics.secret_names });
   const metrics = new Metrics();
-  const watch = new WatchHub();
-  const started = performance.now();
-
-  let core: Core | undefined;
-  let envelope: Envelope | undefined;
-  let sealer: Sealer | undefined;
-  let rollback: RollbackCounter | undefined;
-  let providers: Map<string, ProviderHandle> | undefined;
-  let sealedReason = "unsealing the cache key";
-  let sealerInfo: SealerInfo | undefined;
-  let stopping = false;
-  let retryTimer: NodeJS.Timeout | undefined;
-  let attempts = 0;
-  let lock: DataDirLock | undefined;
-
-  async function unsealAndBuild(): Promise<void> {
-    const seal = log.child({ part: "seal" });
-    // Before a byte of data_dir is read: another process holding it is fatal (exit 1),
-    // a data_dir that cannot be prepared is a sealed state an operator can fix.
-    lock ??= lockOwnDataDir(config.data_dir);
-    sealer ??= await createSealer({ dataDir: config.data_dir, seal: config.seal, sodium, logger: seal });
-    const kek = await obtainKek(sodium, sealer, config.data_dir, seal);
-    sealerInfo = await sealer.describe();
-    for (const w of sealerInfo.warnings) seal.warn(w);
-    envelope = new Envelope(sodium, kek);
-    let store: SecretStore;
-    try {
-      store = new SecretStore({
-        file: path.join(config.data_dir, CACHE_FILE),
-        envelope,
-        logger: log.child({ part: "store" }),
-        audit: { retentionMs: config.audit.retention, maxRows: config.audit.max_rows },
-      });
-    } catch (e) {
-      envelope.destroy();
-      envelope = undefined;
-      throw e;
-    }
-    try {
-      rollback = await checkAntiRollback({ seal: config.seal, store, dataDir: config.data_dir, logger: seal });
-    } catch (e) {
-      store.close();
-      envelope.destroy();
-      envelope = undefined;
-      throw e;
-    }
-    log.info({ secrets: [...store.metas()].length, revision: store.revision }, "cache opened");
-    providers = await loadProviders(config, log);
-    const sync = new SyncEngine({ onIdle: () => safely(() => (trimMalloc(), true)), store, secrets: config.secrets, providers, sync: config.sync, logger: log.child({ part: "sync" }) });
-    const reader = new SecretReader({ store, sync, secrets: config.secrets, maxStale: config.sync.max_stale });
-    store.onChange((names) => watch.notify(names));
-    core = { reader, sync, store, watch };
-    sync.start();
-  }
-
-  async function attempt(): Promise<void> {
-    try {
-      await unsealAndBuild();
-      log.info("unsealed; serving");
-      notifier.status(servingStatus(Object.keys(config.secrets).length));
-    } catch (e) {
-      if (!isSealError(e)) throw e;
-      attempts++;
-      sealedReason = e.message;
-      sealerInfo = sealer ? await sealer.describe().catch(() => sealerInfo) : sealerInfo;
-      const delay = Math.min(300_000, 5_000 * 2 ** Math.min(attempts - 1, 6));
-      log.error({ err: e.message, retry_in_ms: delay }, "cache key could not be unsealed; serving `sealed` until it can");
-      notifier.status(sealedStatus(sealedReason));
-      if (!stopping) retryTimer = setTimeout(() => void attempt().catch(fatal), delay);
-    }
-  }
-
-  function fatal(e: unknown): void {
-    log.fatal({ err: describeError(e) }, "daemon failed");
-    process.exitCode = 1;
-    void stop();
-  }
-
-  let server: SocketServer | undefined;
-  try {
-    await attempt();
-    server = await startServer({
-    socketPath: config.socket,
-    logger: log.child({ part: "server" }),
-    policy,
-    metrics,
-    limits: config.server,
-    selfUid: process.geteuid?.() ?? 0,
-    auditLog: () => core?.store.audit,
-    metricNames: config.metrics.secret_names,
-    core: () => core,
-    sealedReason: () => sealedReason,
-    health: () => buildHealth({ core, sealedReason, sealerInfo, inactive, policyWarnings: policy.warnings, started, version: VERSION, secretNames: config.metrics.secret_names }),
-    gauges: () => buildGauges(core, config.metrics.secret_names),
-    rotateKek: () => rotateInPlace(),
-    });
-  } catch (e) {
-    // Whatever started before the failure (sync timers, the store, the lock) stops
-    // now: a daemon that cannot serve must not keep running, let alone writing.
-    await stop();
-    throw e;
-  }
-  notifier.ready(core ? servingStatus(Object.keys(config.secrets).length) : sealedStatus(sealedReason));
-
-  /** One rotation at a time; lookups keep being served from the store throughout. */
-  let rotating: Promise<{ rewrapped: number; seal: string }> | undefined;
-  function rotateInPlace(): Promise<{ rewrapped: number; seal: string }> {
-    rotating ??= (async () => {
-      if (!core || !sealer || !envelope) throw new SealError(`the cache is sealed: ${sealedReason}`);
-      const old = envelope;
-      const rewrapped = [...core.store.metas()].length;
-      envelope = await rotateKek({ sodium, sealer, dataDir: config.data_dir, store: core.store, logger: log.child({ part: "seal" }), counter: rollback });
-      old.destroy();
-      return { rewrapped, seal: sealer.type };
-    })().finally(() => (rotating = undefined));
-    return rotating;
-  }
+  const parts = new Parts(log);
+  let stopping: Promise<void> | undefined;
 
   async function stop(): Promise<void> {
-    if (stopping) return;
-    stopping = true;
-    log.info("stopping");
-    notifier.stopping();
-    clearTimeout(retryTimer);
-    watch.close();
-    await server?.close();
-    await core?.sync.stop();
-    for (const h of providers?.values() ?? []) await h.provider?.close?.().catch((e: unknown) => log.warn({ provider: h.name, err: describeError(e) }, "provider did not close cleanly"));
-    core?.store.close();
-    envelope?.destroy();
-    await sealer?.close?.();
-    lock?.release();
-    notifier.close();
-    log.info("stopped");
+    stopping ??= (async () => {
+      log.info("stopping");
+      notifier.stopping();
+      core.stopping();
+      const clean = await parts.stopAll();
+      notifier.close();
+      log.info("stopped");
+      if (!clean) throw new Error("a part did not stop cleanly; see the log");
+    })();
+    return stopping;
   }
 
+  try {
+    await parts.start(serverPart({ config, core, metrics, logger: log.child({ part: "server" }) }));
+    notifier.ready(sealedStatus("unsealing the cache key"));
+    await parts.start(
+      new CachePart({
+        config,
+        sodium,
+        core,
+        logger: log,
+        notifier,
+        serve: (cache, inner) => serve(config, core, cache, inner, log),
+        onFatal: (e) => {
+          log.fatal({ err: describeError(e) }, "daemon failed");
+          process.exitCode = 1;
+          void stop().catch(() => undefined);
+        },
+      }),
+    );
+  } catch (e) {
+    // Whatever started before the failure stops now: a daemon that cannot serve must not keep running, let alone writing.
+    await stop().catch(() => undefined);
+    throw e;
+  }
   return { stop };
+}
+
+/** What needs the open cache, in order: the providers its config uses, then the sync engine; the core serves from them. */
+async function serve(config: Config, core: Core, cache: OpenCache, inner: Parts, log: Logger): Promise<void> {
+  const providers = new Map<string, ProviderHandle>();
+  await inner.start({
+    name: "providers",
+    start: async () => {
+      for (const [k, v] of await loadProviders(config, log)) providers.set(k, v);
+    },
+    stop: async () => {
+      for (const h of providers.values()) await h.provider?.close?.().catch((e: unknown) => log.warn({ provider: h.name, err: describeError(e) }, "provider did not close cleanly"));
+    },
+  });
+  const store = cache.store;
+  const sync = new SyncEngine({ onIdle: () => safely(() => (trimMalloc(), true)), store, secrets: config.secrets, providers, sync: config.sync, logger: log.child({ part: "sync" }) });
+  const reader = new SecretReader({ store, sync, secrets: config.secrets, maxStale: config.sync.max_stale });
+  core.serve({ reader, sync, store, rotateKek: () => cache.rotateKek() }, cache.seal);
+  await inner.start({ name: "sync", start: () => sync.start(), stop: () => sync.stop() });
+}
+
+function serverPart(o: { config: Config; core: Core; metrics: Metrics; logger: Logger }): Part {
+  let server: SocketServer | undefined;
+  return {
+    name: "server",
+    start: async () => {
+      server = await startServer({
+        socketPath: o.config.socket,
+        logger: o.logger,
+        core: o.core,
+        metrics: o.metrics,
+        limits: o.config.server,
+        selfUid: process.geteuid?.() ?? 0,
+        metricNames: o.config.metrics.secret_names,
+      });
+    },
+    stop: () => server?.close(),
+  };
 }
 
 /** Loads only the provider types the config uses, each in its own chunk. */
@@ -208,16 +142,6 @@ async function loadProviders(config: Config, log: Logger): Promise<Map<string, P
     out.set(name, { name, type, provider: mod.create({ name, options: opts, logger: log.child({ part: "provider", provider: name }) }), inactive: undefined });
   }
   return out;
-}
-
-/** data_dir prepared (0700, ours) and locked for this process's life; see lockDataDir. */
-function lockOwnDataDir(dataDir: string): DataDirLock {
-  try {
-    ensurePrivateDir(dataDir);
-  } catch (e) {
-    throw isSealError(e) ? e : new SealError(`data_dir ${dataDir} cannot be prepared: ${describeError(e)}`);
-  }
-  return lockDataDir(dataDir, "starting the daemon");
 }
 
 function safely(fn: () => boolean): boolean {

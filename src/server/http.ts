@@ -4,13 +4,14 @@ import type { Socket } from "node:net";
 import type { ServerConfig } from "../config/schema.js";
 import { SealcacheError, describeError, isSealcacheError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { AuditLog } from "../store/audit.js";
-import { AuditSink } from "./audit-sink.js";
+import type { Core } from "../core/core.js";
+import type { AuditEntry } from "../store/audit.js";
+import type { Metrics } from "./metrics.js";
 import { Admission, type Conn, type Refusal } from "./connections.js";
 import { RateLimiter, Throttle } from "./limits.js";
 import { PeerTracker } from "./peers.js";
 import { listen } from "./listen.js";
-import { createRoutes, type Noted, type RequestContext, type RouteDeps } from "./routes.js";
+import { createRoutes, type Noted, type RequestContext } from "./routes.js";
 import { rawErrorResponse, sendError } from "./respond.js";
 
 export const LIMITS = {
@@ -28,15 +29,18 @@ export const LIMITS = {
 
 export const DEFAULT_SERVER_LIMITS: ServerConfig = { max_connections: 256, max_connections_per_uid: 10, rate: { per_uid_rps: 100, burst: 200 } };
 
-export interface ServerOptions extends RouteDeps {
+export interface ServerOptions {
   readonly socketPath: string;
   readonly logger: Logger;
+  /** The operations every route calls. */
+  readonly core: Core;
+  readonly metrics: Metrics;
+  /** `metrics.secret_names`: lookups counted per name. */
+  readonly metricNames: boolean;
   /** Connection caps and the per-uid request rate (config `server`). */
   readonly limits?: ServerConfig;
   /** The daemon's own uid: not subject to the per-uid limits. */
   readonly selfUid: number;
-  /** The store's audit log, once the cache is unsealed. */
-  auditLog(): AuditLog | undefined;
   readonly peers?: PeerTracker;
 }
 
@@ -73,7 +77,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   const log = o.logger;
   const limits = o.limits ?? DEFAULT_SERVER_LIMITS;
   const routes = createRoutes(o);
-  const audit = new AuditSink(() => o.auditLog());
+  const audit = { record: (e: AuditEntry) => o.core.recordEntry(e) };
   const rate = new RateLimiter({ rps: limits.rate.per_uid_rps, burst: limits.rate.burst });
   const rateReports = new Throttle({ windowMs: 10_000 });
   /** 429s waiting out TARPIT_MS, per uid; beyond twice its connection cap, the connection is cut. */
@@ -98,7 +102,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     idleTimeoutMs: LIMITS.idleTimeoutMs,
     onRefused: (r: Refusal) => {
       o.metrics.refused(r.code === "rate_limited" ? "per_uid" : "total");
-      if (r.held !== undefined) audit.record({ at: Date.now(), uid: r.cred?.uid ?? null, pid: r.cred?.pid ?? null, exe: null, unit: null, route: "connect", name: null, status: r.status, code: r.code });
+      if (r.held !== undefined) audit.record({ at: Date.now(), uid: r.cred?.uid ?? null, pid: r.cred?.pid ?? null, exe: null, unit: null, route: "connect", name: null, status: r.status, code: r.code, principal: "peer" });
     },
   });
 
@@ -128,7 +132,10 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
       if (at.audit) audit.record(entry(conn, at, res));
     });
     const fail: Fail = (e, status) => {
-      if (isSealcacheError(e)) at.code = e.code;
+      if (isSealcacheError(e)) {
+        at.code = e.code;
+        at.name ??= e.subject;
+      }
       if (res.headersSent) return void res.destroy();
       if (isSealcacheError(e)) {
         if (e.code === "forbidden") {
@@ -313,7 +320,7 @@ function classify(rawUrl: string): Noted {
 }
 
 /** The audit entry for a finished (or abandoned) request. Names only, never values. */
-function entry(conn: Conn | undefined, at: Noted, res: ServerResponse) {
+function entry(conn: Conn | undefined, at: Noted, res: ServerResponse): AuditEntry {
   const c = conn?.peer.caller;
   const code = !res.writableFinished ? "aborted" : at.code ?? (res.statusCode < 400 ? "ok" : `http_${res.statusCode}`);
   return {
@@ -327,6 +334,7 @@ function entry(conn: Conn | undefined, at: Noted, res: ServerResponse) {
     name: at.name === undefined ? null : at.name.slice(0, 256),
     status: res.statusCode,
     code,
+    principal: "peer",
   };
 }
 

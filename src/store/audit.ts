@@ -17,6 +17,11 @@ export interface AuditEntry {
   readonly status: number;
   /** `ok`, or the error code answered. */
   readonly code: string;
+  /**
+   * Who asked, beyond the kernel's uid/pid (src/core/principal.ts): `peer`, `operator`,
+   * or `fleet:KEY:JTI` for a fleet command. Null for entries written before schema 5.
+   */
+  readonly principal: string | null;
 }
 
 /** An entry as the socket API and `sealcache audit --json` give it: the time as ISO 8601. */
@@ -81,7 +86,7 @@ export class AuditLog {
   attach(db: Database): void {
     this.#db = db;
     this.#stmts = {
-      insert: db.prepare("INSERT INTO audit (at, uid, pid, exe, unit, route, name, status, code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+      insert: db.prepare("INSERT INTO audit (at, uid, pid, exe, unit, route, name, status, code, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
       pruneAge: db.prepare("DELETE FROM audit WHERE at < ?"),
       pruneCount: db.prepare("DELETE FROM audit WHERE id <= ?"),
       maxId: db.prepare("SELECT max(id) AS id FROM audit"),
@@ -130,7 +135,7 @@ export class AuditLog {
     if (batch.length === 0 && !prune) return 0;
     try {
       db.transaction(() => {
-        for (const e of batch) s.insert.run(e.at, e.uid, e.pid, e.exe, e.unit, e.route, e.name, e.status, e.code);
+        for (const e of batch) s.insert.run(e.at, e.uid, e.pid, e.exe, e.unit, e.route, e.name, e.status, e.code, e.principal);
         if (prune || batch.length > 0) this.#prune(s, now);
       })();
     } catch (e) {
@@ -164,7 +169,7 @@ export class AuditLog {
       where.push("name = ?");
       args.push(q.name);
     }
-    const sql = `SELECT at, uid, pid, exe, unit, route, name, status, code FROM audit${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
+    const sql = `SELECT at, uid, pid, exe, unit, route, name, status, code, principal FROM audit${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
     return (db.prepare(sql).all(...args, q.limit) as AuditEntry[]).reverse();
   }
 

@@ -70,6 +70,10 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE secrets ADD COLUMN lease_dek BLOB;  -- the lease's data key, wrapped by the KEK
   ALTER TABLE secrets ADD COLUMN lease BLOB;      -- the lease record, sealed under lease_dek
   `,
+  // 5: who asked, beyond the kernel's uid/pid: peer, operator, or fleet:KEY:JTI (src/core/principal.ts).
+  `
+  ALTER TABLE audit ADD COLUMN principal TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

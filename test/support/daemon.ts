@@ -123,8 +123,9 @@ export async function launch(
     if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${out}`);
     try {
       const r = await req(socket, "/v1/health", { timeoutMs: 1000 });
-      if (mode === "socket") break;
       const h = r.json();
+      // The socket answers before the key is unsealed: "socket" waits for the first attempt's outcome.
+      if (mode === "socket" && h.status !== "unsealing") break;
       if (h.secrets && h.secrets.not_synced === 0) break;
     } catch {
       /* not up yet */

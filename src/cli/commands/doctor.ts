@@ -4,7 +4,7 @@ import type { Config } from "../../config/schema.js";
 import { loadSodium } from "../../crypto/sodium.js";
 import { CACHE_FILE } from "../../daemon/daemon.js";
 import { inactiveSections } from "../../daemon/inactive.js";
-import type { Failing } from "../../daemon/health.js";
+import type { Failing } from "../../core/health.js";
 import { describeError, isSealcacheError } from "../../errors.js";
 import { octal } from "../../fsutil.js";
 import { createLogger } from "../../log.js";

@@ -1,7 +1,7 @@
 import { getJson } from "../client.js";
 import { socketFor, type GlobalOptions, type Io } from "../context.js";
 import { plural, table } from "../format.js";
-import type { SecretStatus } from "../../server/reader.js";
+import type { SecretStatus } from "../../core/reader.js";
 
 /** `list [--prefix P]`: the names this account may read, their state and age; never values. */
 export async function list(g: GlobalOptions, flags: { prefix: string | undefined }, io: Io): Promise<number> {

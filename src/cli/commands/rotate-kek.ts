@@ -1,16 +1,8 @@
-import path from "node:path";
-import { Envelope } from "../../crypto/envelope.js";
-import { loadSodium } from "../../crypto/sodium.js";
-import { rotateKek } from "../../daemon/rotate.js";
-import { checkAntiRollback } from "../../daemon/anti-rollback.js";
-import { CACHE_FILE, obtainKek } from "../../daemon/unlock.js";
+import { OPERATOR, auditIdentity } from "../../core/principal.js";
+import { withOfflineCache } from "../../daemon/offline.js";
 import { SealcacheError } from "../../errors.js";
 import { createLogger } from "../../log.js";
-import { createSealer } from "../../seal/registry.js";
-import { SecretStore } from "../../store/store.js";
 import { replyError, request } from "../client.js";
-import { lockDataDir } from "../../daemon/data-dir-lock.js";
-import { ensurePrivateDir } from "../../seal/permissions.js";
 import { loadFull, type GlobalOptions, type Io } from "../context.js";
 import { plural } from "../format.js";
 
@@ -34,28 +26,13 @@ export async function rotateKekCommand(g: GlobalOptions, io: Io): Promise<number
     return 0;
   }
   const logger = createLogger({ level: "silent" });
-  ensurePrivateDir(config.data_dir);
-  // A daemon starting up (its socket not answering yet) or another offline command holds it: refused, naming the pid.
-  const lock = lockDataDir(config.data_dir, "rotate-kek");
-  const sodium = await loadSodium();
-  const sealer = await createSealer({ dataDir: config.data_dir, seal: config.seal, sodium, logger });
-  try {
-    const envelope = new Envelope(sodium, await obtainKek(sodium, sealer, config.data_dir, logger));
-    const store = new SecretStore({ file: path.join(config.data_dir, CACHE_FILE), envelope, logger });
-    try {
-      const counter = await checkAntiRollback({ seal: config.seal, store, dataDir: config.data_dir, logger });
-      const n = [...store.metas()].length;
-      if (io.isTTY && !g.json) io.err(`re-wrapping ${plural(n, "data key")} under a new cache key...\n`);
-      const next = await rotateKek({ sodium, sealer, dataDir: config.data_dir, store, logger, counter });
-      next.destroy();
-      envelope.destroy();
-      io.out(g.json ? JSON.stringify({ rotated: true, via: "cli", rewrapped: n, seal: sealer.type }) + "\n" : `cache key rotated: ${plural(n, "data key")} re-wrapped (seal.type ${sealer.type})\n`);
-      return 0;
-    } finally {
-      store.close();
-    }
-  } finally {
-    await sealer.close?.();
-    lock.release();
-  }
+  const done = await withOfflineCache({ config, logger, what: "rotate-kek" }, async (cache) => {
+    const n = [...cache.store.metas()].length;
+    if (io.isTTY && !g.json) io.err(`re-wrapping ${plural(n, "data key")} under a new cache key...\n`);
+    const r = await cache.rotateKek();
+    cache.store.audit.record({ at: Date.now(), ...auditIdentity(OPERATOR), route: "rotate-kek", name: null, status: 200, code: "ok" });
+    return r;
+  });
+  io.out(g.json ? JSON.stringify({ rotated: true, via: "cli", ...done }) + "\n" : `cache key rotated: ${plural(done.rewrapped, "data key")} re-wrapped (seal.type ${done.seal})\n`);
+  return 0;
 }

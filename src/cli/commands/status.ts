@@ -2,7 +2,7 @@ import { request } from "../client.js";
 import { socketFor, type GlobalOptions, type Io } from "../context.js";
 import { failingFooter, failingSecrets } from "../failing.js";
 import { plural, table } from "../format.js";
-import type { Failing } from "../../daemon/health.js";
+import type { Failing } from "../../core/health.js";
 import type { ProviderHealth } from "../../sync/engine.js";
 
 interface Health {

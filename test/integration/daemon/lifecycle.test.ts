@@ -75,13 +75,13 @@ describe("one daemon per data_dir", { timeout: 60_000 }, () => {
     assertNoLeaks(run.output(), "refused daemon output");
   });
 
-  test("the same socket and data_dir: refused by the lock before anything syncs (exit 1)", async (t) => {
+  test("the same socket and data_dir: refused at the socket, before data_dir is touched (exit 5)", async (t) => {
     const dir = tmpDir(t);
     const d = await launch(t, dir, demoConfig(dir), { waitFor: "synced" });
     const run = start(d.configFile);
     const { code } = await run.exited;
-    assert.equal(code, 1, run.output());
-    assert.match(run.output(), /in use by another sealcache process/);
+    assert.equal(code, 5, run.output());
+    assert.match(run.output(), /another process is already serving on/);
     assert.doesNotMatch(run.output(), /sync batch/, "it synced nothing");
     assert.equal((await d.get("/v1/health")).status, 200, "the first one still answers on its socket");
   });

@@ -35,7 +35,7 @@ function assertNoSecretsSent(rx: NotifyReceiver): void {
   assertNoLeaks(rx.messages.map((m) => m.text).join("\n"), "sd_notify messages");
 }
 
-test("READY=1 with STATUS once the socket answers, from the daemon's own pid; STOPPING=1 on SIGTERM and a prompt clean exit", async (t) => {
+test("READY=1 as soon as the socket listens (before the key is unsealed), from the daemon's own pid; STATUS follows the unseal; STOPPING=1 on SIGTERM and a prompt clean exit", async (t) => {
   const dir = tmpDir(t);
   const rx = await notifyReceiver(t, path.join(dir, "notify.sock"));
   const d = await launch(t, dir, demoConfig(dir), { env: notifyEnv({ NOTIFY_SOCKET: rx.address }), waitFor: "none" });
@@ -43,9 +43,11 @@ test("READY=1 with STATUS once the socket answers, from the daemon's own pid; ST
   const ready = await rx.waitFor("READY", "1");
   const h = await d.get("/v1/health", { timeoutMs: 1_000 });
   assert.ok(h.status === 200 || h.status === 503, `the socket answers as soon as READY=1 is seen (${h.status})`);
-  assert.equal(h.json().sealed, false);
   assert.equal(ready.pid, d.child.pid, "sent by the main process itself (NotifyAccess=main)");
-  assert.equal(ready.fields.STATUS, "serving 3 secrets");
+  assert.equal(ready.fields.STATUS, "sealed: unsealing the cache key");
+  const serving = await rx.waitFor("STATUS", "serving 3 secrets");
+  assert.ok(serving.at >= ready.at);
+  assert.equal((await d.get("/v1/health")).json().sealed, false);
   assert.equal(rx.count("READY", "1"), 1, "READY=1 is sent once");
   await lookupWorks(d);
 
@@ -143,9 +145,10 @@ test("a daemon that comes up sealed sends READY=1 with STATUS=sealed: <reason>, 
   const rx = await notifyReceiver(t, path.join(dir, "notify.sock"));
   const d = await launch(t, dir, cfg, { env: notifyEnv({ NOTIFY_SOCKET: rx.address }), waitFor: "none" });
   const ready = await rx.waitFor("READY", "1");
-  assert.equal((await d.get("/v1/health")).json().status, "sealed", "the socket answers, sealed");
   assert.match(ready.fields.STATUS ?? "", /^sealed: /);
-  assert.ok(ready.fields.STATUS!.includes(hostKey), `STATUS names the problem: ${ready.fields.STATUS}`);
+  const problem = await eventually(() => rx.messages.find((m) => m.fields.STATUS?.includes(hostKey)), 10_000, "a STATUS naming the problem");
+  assert.match(problem.fields.STATUS!, /^sealed: /);
+  assert.equal((await d.get("/v1/health")).json().status, "sealed", "the socket answers, sealed");
 
   fs.chmodSync(hostKey, 0o600);
   await rx.waitFor("STATUS", "serving 3 secrets", 20_000);

@@ -155,7 +155,7 @@ describe("callers as other accounts", { skip }, () => {
     const read = rows.filter((r) => r.name === "demo/kafka-password").at(-1)!;
     const denied = rows.filter((r) => r.name === "demo/db-password").at(-1)!;
     assert.ok(read && denied, JSON.stringify(rows));
-    assert.deepEqual({ ...read, at: undefined, pid: undefined }, { at: undefined, pid: undefined, uid: acct.b.uid, exe: NODE, unit: read.unit, route: "secret", name: "demo/kafka-password", status: 200, code: "ok" });
+    assert.deepEqual({ ...read, at: undefined, pid: undefined }, { at: undefined, pid: undefined, uid: acct.b.uid, exe: NODE, unit: read.unit, route: "secret", name: "demo/kafka-password", status: 200, code: "ok", principal: "peer" });
     assert.equal(typeof read.pid, "number");
     assert.equal(read.pid, denied.pid, "one client process, two requests");
     assert.deepEqual([denied.route, denied.status, denied.code], ["secret", 403, "forbidden"]);
@@ -224,7 +224,7 @@ describe("callers as other accounts", { skip }, () => {
       const total = (db.prepare("SELECT count(*) AS n FROM audit").get() as { n: number }).n;
       assert.ok(total >= 1, `${total} rows`);
       const cols = (db.prepare("PRAGMA table_info(audit)").all() as { name: string }[]).map((c) => c.name);
-      assert.deepEqual(cols, ["id", "at", "uid", "pid", "exe", "unit", "route", "name", "status", "code"], "no column for a value");
+      assert.deepEqual(cols, ["id", "at", "uid", "pid", "exe", "unit", "route", "name", "status", "code", "principal"], "no column for a value");
     } finally {
       db.close();
     }

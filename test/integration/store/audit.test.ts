@@ -31,6 +31,7 @@ const entry = (i: number, o: Partial<AuditEntry> = {}): AuditEntry => ({
   name: `demo/s${i % 5}`,
   status: 200,
   code: "ok",
+  principal: "peer",
   ...o,
 });
 
@@ -89,7 +90,7 @@ test("queries: newest `limit` matching entries, oldest first; since and name fil
   assert.deepEqual(log.query({ since: base + 1_500, limit: 100 }).map((e) => e.pid), [15, 16, 17, 18, 19]);
   assert.deepEqual(log.query({ since: base + 1_500, name: "even", limit: 100 }).map((e) => e.pid), [16, 18]);
   const e = all[0]!;
-  assert.deepEqual(Object.keys(e).sort(), ["at", "code", "exe", "name", "pid", "route", "status", "uid", "unit"]);
+  assert.deepEqual(Object.keys(e).sort(), ["at", "code", "exe", "name", "pid", "principal", "route", "status", "uid", "unit"]);
 });
 
 test("a failed write keeps the entries and writes them once the database takes them again", (t) => {

@@ -93,6 +93,7 @@ function asSchema(file: string, version: 2 | 3): void {
   const added = { 2: ["held", "origin", "lease_dek", "lease"], 3: ["lease_dek", "lease"] }[version];
   tamper(file, (db) => {
     db.exec(added.map((c) => `ALTER TABLE secrets DROP COLUMN ${c};`).join(" "));
+    db.exec("ALTER TABLE audit DROP COLUMN principal;"); // added by schema 5
     db.pragma(`user_version = ${version}`);
   });
 }

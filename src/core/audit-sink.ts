@@ -4,7 +4,7 @@ import type { AuditEntry, AuditLog } from "../store/audit.js";
 const MAX_HELD = 1_000;
 
 /**
- * Where the server sends audit entries: the store's audit log once the cache is
+ * Where audit entries go: the store's audit log once the cache is
  * unsealed. Denials answered while it is still sealed are held (bounded) and
  * written when it opens; they are in the warn log either way.
  */

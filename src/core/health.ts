@@ -1,8 +1,10 @@
 import type { SealerInfo } from "../seal/sealer.js";
-import type { Core } from "../server/routes.js";
+import type { Serving } from "./core.js";
 
 export interface HealthInput {
-  readonly core: Core | undefined;
+  readonly state: "unsealing" | "sealed" | "serving" | "stopping";
+  /** The open cache; undefined while sealed. */
+  readonly serving: Serving | undefined;
   readonly sealedReason: string;
   readonly sealerInfo: SealerInfo | undefined;
   readonly inactive: readonly string[];
@@ -46,8 +48,9 @@ export interface Failing {
 export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
   const seal = h.sealerInfo ? { type: h.sealerInfo.type, ok: h.sealerInfo.ok, detail: h.sealerInfo.detail, warnings: h.sealerInfo.warnings } : null;
   const common = { version: h.version, uptime_s: Math.floor((performance.now() - h.started) / 1000), seal, inactive: h.inactive, warnings: h.policyWarnings };
-  if (!h.core) return { ok: false, body: { status: "sealed", sealed: true, sealed_reason: h.sealedReason, ...common } };
-  const { reader, sync, store } = h.core;
+  // "unsealing" while the first attempt runs (the socket is up before the key), "sealed" once one failed.
+  if (!h.serving) return { ok: false, body: { status: h.state === "serving" ? "sealed" : h.state, sealed: true, sealed_reason: h.sealedReason, ...common } };
+  const { reader, sync, store } = h.serving;
   const now = reader.now();
   // One count per name `list` shows: configured secrets, hierarchies (an SSM path
   // ending in /* or /**) and the parameters found under them, each by its state.
@@ -88,9 +91,9 @@ export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
   };
 }
 
-type Gauge = { name: string; help: string; samples: [string, number][] };
+export type Gauge = { name: string; help: string; samples: [string, number][] };
 
-export function buildGauges(core: Core | undefined, withNames: boolean): Gauge[] {
+export function buildGauges(core: Serving | undefined, withNames: boolean): Gauge[] {
   const gauges: Gauge[] = [{ name: "sealcache_sealed", help: "1 while the cache key is not unsealed.", samples: [["", core ? 0 : 1]] }];
   if (!core) return gauges;
   const now = core.reader.now();
