@@ -42,6 +42,9 @@ export async function openCache(o: { config: Config; sodium: Sodium; sealer: Sea
       envelope,
       logger: o.logger.child({ part: "store" }),
       audit: { retentionMs: config.audit.retention, maxRows: config.audit.max_rows },
+      // A confirmation is recorded at most this late: after a restart a value looks at
+      // most that much older than it is, which must stay well inside max_stale.
+      confirmWriteMs: config.sync.max_stale > 0 ? Math.min(3_600_000, Math.floor(config.sync.max_stale / 4)) : 3_600_000,
     });
     counter = await checkAntiRollback({ seal: config.seal, store, dataDir: config.data_dir, logger: seal });
   } catch (e) {

@@ -97,7 +97,7 @@ export class SyncEngine {
         if (k?.kind === "member") this.#fresh.inheritWalk(k.entry, m.fetchedAt);
       }
     }
-    const saved = opts.store.loadProviderStates();
+    const saved = opts.store.providerStates.load();
     for (const name of opts.providers.keys()) {
       const s = saved.get(name);
       this.#state.set(name, { lastSuccess: s?.lastSuccess ?? null, lastError: s?.lastError ?? null, lastErrorKind: s?.lastErrorKind ?? null, lastErrorAt: s?.lastErrorAt ?? null, failures: s?.failures ?? 0, nextAttempt: 0 });
@@ -480,7 +480,7 @@ export class SyncEngine {
   /** Persisted for after a restart; a disk that takes no writes (the store says so itself) costs nothing here. */
   #saveProviderState(name: string, st: ProviderState): void {
     try {
-      this.#o.store.saveProviderState(name, st);
+      this.#o.store.providerStates.save(name, st);
     } catch (err) {
       if (!isStoreWriteError(err)) this.#log.error({ provider: name, err: describeError(err) }, "could not record provider state");
     }

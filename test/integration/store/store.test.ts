@@ -156,7 +156,7 @@ function assertQuarantinedAtOpen(f: Fixture, s: SecretStore, names: readonly str
     assert.equal(s.read(n), undefined, `nothing is read for ${n}`);
     assert.equal(s.secretError(n), undefined);
   }
-  assert.deepEqual([...s.loadProviderStates()], []);
+  assert.deepEqual([...s.providerStates.load()], []);
   // A new, working database took its place.
   assert.ok(fs.existsSync(f.file));
   assert.deepEqual(s.apply([ok("app/new", f.value("new"), 5000)]), ["app/new"]);
@@ -287,9 +287,40 @@ describe("SecretStore on a real SQLite file", () => {
     // A later success clears the error (and an unchanged value still does).
     r.apply([ok("app/x", v, 3000)]);
     assert.equal(r.secretError("app/x"), undefined);
-    assert.equal(r.meta("app/x")!.fetchedAt, 3000);
+    assert.equal(r.meta("app/x")!.fetchedAt, 1000, "a confirmation soon after the recorded one is not written (see the next test)");
     r.close();
     assert.equal(f.open().secretError("app/x"), undefined, "the cleared error stays cleared on disk");
+  });
+
+  test("confirmations of an unchanged value are written only once the recorded one is an hour old (flash wears out)", (t) => {
+    const f = fixture(t);
+    const s = f.open();
+    const v = f.value("same");
+    const t0 = 1_000_000;
+    s.apply([ok("app/x", v, t0)]);
+    const raw = () => {
+      let r: RawRow | undefined;
+      tamper(f.file, (db) => (r = rawRow(db, "app/x")));
+      return r!;
+    };
+    const changes = (s as unknown as { revision: number }).revision;
+    for (const dt of [60_000, 30 * 60_000, 59 * 60_000]) {
+      assert.deepEqual(s.apply([ok("app/x", v, t0 + dt)]), []);
+      assert.equal(raw().fetched_at, t0, `not written ${dt / 60_000} min after`);
+      assert.equal(s.meta("app/x")!.fetchedAt, t0);
+    }
+    s.apply([ok("app/x", v, t0 + 61 * 60_000)]);
+    assert.equal(raw().fetched_at, t0 + 61 * 60_000, "written once an hour old");
+    assert.equal(s.meta("app/x")!.fetchedAt, t0 + 61 * 60_000);
+    assert.equal(s.revision, changes, "a confirmation is no change");
+    // A clock behind the recorded time is written at once: the record follows the clock.
+    s.apply([ok("app/x", v, t0)]);
+    assert.equal(raw().fetched_at, t0);
+    s.close();
+    const strict = new SecretStore({ file: f.file, envelope: new Envelope(sodium, f.kek.slice()), logger: createLogger({ level: "silent" }), confirmWriteMs: 0 });
+    t.after(() => strict.close());
+    strict.apply([ok("app/x", v, t0 + 1_000)]);
+    assert.equal(strict.meta("app/x")!.fetchedAt, t0 + 1_000, "confirmWriteMs 0 writes every confirmation");
   });
 
   test("close and reopen restores values, metadata, revision, errors and provider state", (t) => {
@@ -299,7 +330,7 @@ describe("SecretStore on a real SQLite file", () => {
     s.apply(Object.entries(vals).map(([n, v]) => ok(n, v, 1000, `src-${n}`)));
     s.apply([ok("app/s3", f.value("s3-new"), 2000), failed("app/s4", "timeout", 2000)]);
     vals["app/s3"] = f.values[f.values.length - 1]!;
-    s.saveProviderState("vault", { lastSuccess: 2000, lastError: "x", lastErrorKind: "transient", lastErrorAt: 1500, failures: 0 });
+    s.providerStates.save("vault", { lastSuccess: 2000, lastError: "x", lastErrorKind: "transient", lastErrorAt: 1500, failures: 0 });
     const metas = new Map([...s.metas()].map((m) => [m.name, { ...m }]));
     s.close();
     const r = f.open();
@@ -312,7 +343,7 @@ describe("SecretStore on a real SQLite file", () => {
     }
     assert.equal(r.meta("app/s3")!.version, 2);
     assert.equal(r.secretError("app/s4")?.message, "timeout");
-    assert.deepEqual(r.loadProviderStates().get("vault"), { lastSuccess: 2000, lastError: "x", lastErrorKind: "transient", lastErrorAt: 1500, failures: 0 });
+    assert.deepEqual(r.providerStates.load().get("vault"), { lastSuccess: 2000, lastError: "x", lastErrorKind: "transient", lastErrorAt: 1500, failures: 0 });
     // And it keeps working after the reopen.
     r.apply([ok("app/s5", f.value("s5-new"), 3000)]);
     assert.equal(r.revision, 3);
