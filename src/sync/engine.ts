@@ -1,15 +1,17 @@
 import type { SecretConfig, SyncConfig } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { ProviderError, isProviderError, type FetchResult, type HierarchyResult, type LeaseState, type Provider, type SecretRef } from "../providers/provider.js";
-import type { BatchItem, ProviderState, SecretStore, StoredLease } from "../store/store.js";
+import { ProviderError, isProviderError, type FetchResult, type Provider, type SecretRef } from "../providers/provider.js";
 import { isStoreWriteError } from "../store/disk.js";
+import type { ProviderState, SecretStore } from "../store/store.js";
 import { Catalog } from "./catalog.js";
 import { StepDetector, readClocks, systemClock, type Clock, type Now } from "./clock.js";
 import { Freshness } from "./freshness.js";
-import { expandWalk, type Outcome } from "./hierarchy.js";
+import type { Outcome } from "./hierarchy.js";
+import { cachedLease, trustedVersion } from "./leases.js";
+import { buildOutcome } from "./outcome.js";
+import { Scheduler } from "./scheduler.js";
 import { Semaphore } from "./semaphore.js";
-import { backoffDelay, refreshDelay, resumeDelay, resumeLeaseDue, overdueSpread } from "./timing.js";
 
 /** A configured provider instance: loaded, or with the reason it is not active. */
 export interface ProviderHandle {
@@ -45,51 +47,41 @@ export interface SyncEngineOptions {
   readonly onIdle?: () => void;
 }
 
-interface ProviderRuntime extends ProviderState {
-  /** Monotonic time before which the provider is not tried again (backoff). */
-  nextAttempt: number;
-}
-
-
 /**
- * Decides when each secret is fetched and applies what comes back. One timer for
- * the earliest due secret; due secrets are grouped per provider into batches that
- * run under a global concurrency bound; each batch lands in one transaction.
- * A failure never removes a cached value: it only marks the provider offline,
- * pushes its next attempt out with backoff, and makes its values stale.
+ * Runs the sync: one timer for the earliest due entry (the Scheduler decides
+ * which), due entries grouped per provider into batches under a global
+ * concurrency bound, each batch's answers turned into one store transaction
+ * (buildOutcome), and what happened told to the Freshness read model. A failure
+ * never removes a cached value: it only marks the provider offline, pushes its
+ * next attempt out with backoff, and makes its values stale.
  */
 export class SyncEngine {
   readonly #o: SyncEngineOptions;
   readonly #log: Logger;
-  readonly #rand: () => number;
   readonly #clock: Clock;
   readonly #steps = new StepDetector();
+  readonly #catalog: Catalog;
   readonly #fresh: Freshness;
+  readonly #plan: Scheduler;
   readonly #sem: Semaphore;
-  /** When each entry is next due (monotonic ms). */
-  readonly #due = new Map<string, number>();
-  readonly #inFlight = new Set<string>();
-  readonly #forced = new Set<string>();
-  readonly #state = new Map<string, ProviderRuntime>();
+  /** What each provider's health says (persisted across restarts). */
+  readonly #state = new Map<string, ProviderState>();
   readonly #running = new Set<Promise<void>>();
   readonly #aborts = new Set<AbortController>();
   /** Post-commit calls to providers (lease revocations), awaited at stop. */
   readonly #after = new Set<Promise<void>>();
-  readonly #catalog: Catalog;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
-  /** Batches in a row the store could not record (data_dir full): their backoff. */
-  #writeFailures = 0;
 
   constructor(opts: SyncEngineOptions) {
     this.#o = opts;
     this.#log = opts.logger;
-    this.#rand = opts.random ?? Math.random;
     this.#clock = opts.clock ?? systemClock;
     this.#sem = new Semaphore(opts.sync.concurrency);
     const loaded = (p: string) => opts.providers.get(p)?.provider;
     this.#catalog = new Catalog({ secrets: opts.secrets, isHierarchy: (sc) => loaded(sc.provider)?.expands?.(sc.path) === true, backend: (p) => loaded(p)?.backend ?? "" });
     this.#fresh = new Freshness({ catalog: this.#catalog, store: opts.store, sync: opts.sync });
+    this.#plan = new Scheduler({ sync: opts.sync, random: opts.random ?? Math.random, refreshOf: (e) => this.#catalog.entry(e)?.refresh ?? opts.sync.interval });
     if (this.#catalog.hasHierarchies) {
       this.#catalog.adopt(opts.store.metas());
       for (const m of opts.store.metas()) {
@@ -100,41 +92,25 @@ export class SyncEngine {
     const saved = opts.store.providerStates.load();
     for (const name of opts.providers.keys()) {
       const s = saved.get(name);
-      this.#state.set(name, { lastSuccess: s?.lastSuccess ?? null, lastError: s?.lastError ?? null, lastErrorKind: s?.lastErrorKind ?? null, lastErrorAt: s?.lastErrorAt ?? null, failures: s?.failures ?? 0, nextAttempt: 0 });
+      this.#state.set(name, { lastSuccess: s?.lastSuccess ?? null, lastError: s?.lastError ?? null, lastErrorKind: s?.lastErrorKind ?? null, lastErrorAt: s?.lastErrorAt ?? null, failures: s?.failures ?? 0 });
+      this.#plan.inherit(name, s?.failures ?? 0);
       if (s && s.failures > 0) this.#fresh.providerFailed(name, { wall: s.lastErrorAt ?? 0 });
     }
   }
 
+  /** Schedules every entry from what the cache recorded, and starts the timer. */
   start(): void {
     const now = this.#now();
     this.#steps.check(now);
-    const { interval, jitter } = this.#o.sync;
     for (const name of this.#catalog.entries()) {
-      const sc = this.#catalog.entry(name)!;
-      // On schedule from the recorded fetch; at once (spread) when it is overdue, never
-      // fetched, or recorded "in the future" by a clock that is now behind.
-      let due = this.#fresh.has(name) ? now.mono + resumeDelay(this.#fresh.age(name, now), sc.refresh ?? interval, jitter, this.#rand) : now.mono;
       // A value held under a lease (recorded with it in the cache) keeps the lease's
-      // schedule across the restart: renewed at 2/3 of what is left, replaced at once
-      // if it ran out meanwhile; and it is stale from its expiry on, as before.
-      const lease = this.#o.store.meta(name)?.leased && this.#trustedVersion(name) !== undefined ? this.#cachedLease(name) : undefined;
-      if (lease) {
-        const expires = now.mono + (lease.expiresAt - now.wall);
-        this.#fresh.setExpiry(name, expires);
-        due = resumeLeaseDue(due, now.mono, expires);
-      }
-      this.#due.set(name, due);
+      // schedule across the restart, and is stale from its expiry on, as before.
+      const lease = cachedLease(this.#o.store, this.#catalog, name, this.#log);
+      const expires = lease ? now.mono + (lease.expiresAt - now.wall) : undefined;
+      if (expires !== undefined) this.#fresh.setExpiry(name, expires);
+      this.#plan.resume(name, now.mono, this.#fresh.has(name), this.#fresh.age(name, now), expires);
     }
     this.#schedule();
-  }
-
-  /** How fresh each name is (the read model behind lookups, list, status, health and metrics). */
-  get freshness(): Freshness {
-    return this.#fresh;
-  }
-
-  #now(): Now {
-    return readClocks(this.#clock);
   }
 
   async stop(): Promise<void> {
@@ -150,6 +126,11 @@ export class SyncEngine {
     return this.#catalog;
   }
 
+  /** How fresh each name is (the read model behind lookups, list, status, health and metrics). */
+  get freshness(): Freshness {
+    return this.#fresh;
+  }
+
   /**
    * Makes the named entries due now, past any backoff (all when empty); a name
    * under a hierarchy (held or not: it may have been created since) queues its
@@ -157,20 +138,17 @@ export class SyncEngine {
    */
   trigger(names: readonly string[] = []): string[] {
     const list = names.length > 0 ? [...new Set(names.map((n) => this.#catalog.owner(n)).filter((e): e is string => e !== undefined))] : this.#catalog.entries();
-    const now = this.#clock.mono();
-    for (const n of list) {
-      this.#due.set(n, now);
-      this.#forced.add(n);
-    }
+    this.#plan.trigger(list, this.#clock.mono());
     this.#schedule();
     return list;
   }
 
   providerHealth(): ProviderHealth[] {
     const now = this.#now();
+    const iso = (t: number | null | undefined) => (t ? new Date(t).toISOString() : null);
     return [...this.#o.providers.values()].map((h) => {
       const s = this.#state.get(h.name)!;
-      const iso = (t: number | null) => (t ? new Date(t).toISOString() : null);
+      const next = this.#plan.backoff(h.name).nextAttempt;
       return {
         name: h.name,
         type: h.type,
@@ -181,20 +159,20 @@ export class SyncEngine {
         last_error_kind: h.inactive ? "inactive" : s.lastErrorKind,
         last_error_at: iso(s.lastErrorAt),
         failures: s.failures,
-        next_attempt: s.failures > 0 ? iso(now.wall + Math.max(0, s.nextAttempt - now.mono)) : null,
+        next_attempt: s.failures > 0 && next !== undefined ? iso(now.wall + Math.max(0, next - now.mono)) : null,
       };
     });
+  }
+
+  #now(): Now {
+    return readClocks(this.#clock);
   }
 
   #schedule(): void {
     if (this.#stopped) return;
     clearTimeout(this.#timer);
-    let next = Infinity;
-    for (const [n, at] of this.#due) if (!this.#inFlight.has(n) && at < next) next = at;
-    if (next === Infinity) return;
-    // Capped so a wall-clock step is noticed (and logged) within a minute.
-    const delay = Math.min(Math.max(0, next - this.#clock.mono()), 60_000);
-    this.#timer = setTimeout(() => this.#tick(), delay);
+    const delay = this.#plan.nextWake(this.#clock.mono());
+    if (delay !== undefined) this.#timer = setTimeout(() => this.#tick(), delay);
   }
 
   #tick(): void {
@@ -202,30 +180,17 @@ export class SyncEngine {
     const clocks = this.#now();
     const step = this.#steps.check(clocks);
     if (step !== undefined) this.#stepped(step, clocks.mono);
-    const now = clocks.mono;
-    const byProvider = new Map<string, string[]>();
-    for (const [name, at] of this.#due) {
-      if (at > now || this.#inFlight.has(name)) continue;
-      const provider = this.#catalog.entry(name)!.provider;
-      const st = this.#state.get(provider)!;
-      if (!this.#forced.has(name) && st.nextAttempt > now) {
-        this.#due.set(name, st.nextAttempt);
-        continue;
-      }
-      const list = byProvider.get(provider) ?? [];
-      list.push(name);
-      byProvider.set(provider, list);
-    }
-    for (const [provider, names] of byProvider) {
+    const due = this.#plan.take(clocks.mono, (e) => this.#catalog.entry(e)!.provider);
+    for (const [provider, names] of due) {
       const handle = this.#o.providers.get(provider)!;
       if (!handle.provider) {
-        this.#recordInactive(handle, names, now);
+        this.#plan.landed(names);
+        this.#plan.later(names, clocks.mono);
+        this.#log.warn({ provider: handle.name, type: handle.type, secrets: names.length }, handle.inactive ?? "provider not active");
         continue;
       }
       names.sort();
-      for (let i = 0; i < names.length; i += handle.provider.maxBatch) {
-        this.#dispatch(handle, handle.provider, names.slice(i, i + handle.provider.maxBatch));
-      }
+      for (let i = 0; i < names.length; i += handle.provider.maxBatch) this.#dispatch(handle, handle.provider, names.slice(i, i + handle.provider.maxBatch));
     }
     this.#schedule();
   }
@@ -238,25 +203,16 @@ export class SyncEngine {
    */
   #stepped(ms: number, now: number): void {
     this.#log.warn({ step_s: Math.round(ms / 1000) }, "wall clock stepped; schedules and ages run on the monotonic clock, refreshing every secret within the jitter window");
-    const { interval, jitter } = this.#o.sync;
-    for (const name of this.#catalog.entries()) {
-      if (this.#inFlight.has(name)) continue;
-      const at = now + overdueSpread(this.#catalog.entry(name)!.refresh ?? interval, jitter, this.#rand);
-      this.#due.set(name, Math.min(this.#due.get(name) ?? at, at));
-    }
+    this.#plan.respread(this.#catalog.entries(), now);
   }
 
   #dispatch(handle: ProviderHandle, provider: Provider, names: string[]): void {
-    for (const n of names) {
-      this.#inFlight.add(n);
-      this.#forced.delete(n);
-    }
     const queuedAt = this.#clock.mono();
     const p = this.#sem
       .run(() => this.#runBatch(handle, provider, names, queuedAt))
       .catch((e) => this.#log.error({ provider: handle.name, err: describeError(e) }, "sync batch failed unexpectedly"))
       .finally(() => {
-        for (const n of names) this.#inFlight.delete(n);
+        this.#plan.landed(names);
         this.#running.delete(p);
         if (this.#running.size === 0) this.#o.onIdle?.();
         this.#schedule();
@@ -265,200 +221,91 @@ export class SyncEngine {
   }
 
   async #runBatch(handle: ProviderHandle, provider: Provider, names: string[], queuedAt: number): Promise<void> {
-    if (this.#stopped) return;
-    // The provider failed while this batch waited for a slot: it waits for the same
-    // retry instead of hitting a backend that is down (or throttling) once more.
-    const st0 = this.#state.get(handle.name)!;
-    if (st0.failures > 0 && this.#fresh.providerFailedSince(handle.name, queuedAt) && st0.nextAttempt > this.#clock.mono()) {
-      for (const n of names) this.#reschedule(n, st0.nextAttempt);
-      return;
-    }
+    if (this.#stopped || this.#plan.holdBack(handle.name, names, queuedAt, this.#clock.mono())) return;
+    const store = this.#o.store;
     const refs: SecretRef[] = names.map((name) => {
       const sc = this.#catalog.entry(name)!;
-      const cachedVersion = this.#trustedVersion(name);
-      const cachedLease = cachedVersion !== undefined ? this.#cachedLease(name) : undefined;
-      return { name, path: sc.path, key: sc.key, version: sc.version, cachedVersion, cachedLease };
+      return { name, path: sc.path, key: sc.key, version: sc.version, cachedVersion: trustedVersion(store, this.#catalog, name), cachedLease: cachedLease(store, this.#catalog, name, this.#log) };
     });
-    const ac = new AbortController();
-    this.#aborts.add(ac);
-    const timer = setTimeout(() => ac.abort(), this.#o.sync.timeout);
     const started = this.#clock.mono();
     let results: FetchResult[];
     try {
       this.#log.debug({ provider: handle.name, count: refs.length }, "sync batch start");
-      results = await Promise.race([provider.fetch(refs, ac.signal), aborted(ac.signal, this.#o.sync.timeout)]);
+      results = await this.#bounded((signal) => provider.fetch(refs, signal));
     } catch (e) {
       this.#providerFailed(handle, names, e);
       return;
-    } finally {
-      clearTimeout(timer);
-      this.#aborts.delete(ac);
     }
     if (this.#stopped) return;
     const clocks = this.#now();
-    const now = clocks.mono;
     // Items carry the wall clock: fetched_at is what the cache records for after a restart.
-    const out = this.#toOutcome(handle, names, results, clocks.wall);
-    const { items, expiry } = out;
-    const held = new Map<string, string | undefined>();
+    const out = buildOutcome({ catalog: this.#catalog, store, provider: handle.name, names, results, at: clocks.wall, log: this.#log });
     // A lease's end as the provider computed it (wall), on the monotonic clock from here on.
-    const expiresMono = (n: string) => {
-      const e = expiry.get(n);
-      return e === undefined ? undefined : now + (e - clocks.wall);
+    const expires = (n: string) => {
+      const e = out.expiry.get(n);
+      return e === undefined ? undefined : clocks.mono + (e - clocks.wall);
     };
+    let changed: string[];
     try {
-      const changed = this.#o.store.apply(items, { removed: out.removed, cleared: out.cleared });
-      for (const [entry, members] of out.walks) {
-        this.#catalog.setMembers(entry, members);
-        this.#fresh.confirm(entry, now);
-      }
-      for (const n of out.removed) this.#fresh.forget(n);
-      for (const it of items) {
-        if (!it.ok) continue;
-        this.#fresh.confirm(it.name, now);
-        if (it.origin !== undefined) continue;
-        held.set(it.name, it.sourceVersion);
-        this.#fresh.setExpiry(it.name, expiresMono(it.name));
-      }
-      for (const it of items) if (!it.ok) this.#fresh.noteError(it.name, now);
-      if (out.removed.length > 0) this.#log.info({ provider: handle.name, removed: out.removed }, "parameters no longer in their hierarchy in the backend; no longer served");
-      this.#log.info({ provider: handle.name, fetched: names.length, changed: changed.length, failed: items.filter((i) => !i.ok).length, ms: Math.round(now - started) }, "sync batch applied");
+      changed = store.apply(out.items, { removed: out.removed, cleared: out.cleared });
     } catch (e) {
-      if (isStoreWriteError(e)) this.#notRecorded(names, now);
+      if (isStoreWriteError(e)) this.#plan.notRecorded(names, clocks.mono);
       else this.#providerFailed(handle, names, e);
       return;
     } finally {
-      for (const it of items) if (it.ok) it.value.fill(0);
+      for (const it of out.items) if (it.ok) it.value.fill(0);
     }
+    const held = this.#landed(out, clocks.mono, expires);
+    if (out.removed.length > 0) this.#log.info({ provider: handle.name, removed: out.removed }, "parameters no longer in their hierarchy in the backend; no longer served");
+    this.#log.info({ provider: handle.name, fetched: names.length, changed: changed.length, failed: out.items.filter((i) => !i.ok).length, ms: Math.round(clocks.mono - started) }, "sync batch applied");
     if (held.size > 0 && provider.committed) this.#afterCommit(handle, provider, held);
-    this.#writeFailures = 0;
     const st = this.#state.get(handle.name)!;
     const wasOffline = st.failures > 0;
-    Object.assign(st, { lastSuccess: clocks.wall, failures: 0, nextAttempt: 0 });
+    Object.assign(st, { lastSuccess: clocks.wall, failures: 0 });
     this.#fresh.providerRecovered(handle.name);
     this.#saveProviderState(handle.name, st);
     if (wasOffline) this.#log.info({ provider: handle.name }, "provider back online");
-    const { interval, jitter } = this.#o.sync;
-    for (const n of names) this.#reschedule(n, now + refreshDelay(this.#catalog.entry(n)!.refresh ?? interval, jitter, this.#rand, now, expiresMono(n)));
+    this.#plan.succeeded(handle.name, names, clocks.mono, expires);
   }
 
-  /**
-   * The next fetch of a name whose fetch just ended, unless a refresh was asked for
-   * while it was in flight: that request wants a value fetched after it was made,
-   * so the name stays due now.
-   */
-  #reschedule(name: string, at: number): void {
-    if (!this.#forced.has(name)) this.#due.set(name, at);
+  /** What a committed batch tells the read model; returns the backend version now held per secret (for the provider's post-commit step). */
+  #landed(out: Outcome, now: number, expires: (n: string) => number | undefined): Map<string, string | undefined> {
+    const held = new Map<string, string | undefined>();
+    for (const [entry, members] of out.walks) {
+      this.#catalog.setMembers(entry, members);
+      this.#fresh.confirm(entry, now);
+    }
+    for (const n of out.removed) this.#fresh.forget(n);
+    for (const it of out.items) {
+      if (!it.ok) continue;
+      this.#fresh.confirm(it.name, now);
+      if (it.origin !== undefined) continue;
+      held.set(it.name, it.sourceVersion);
+      this.#fresh.setExpiry(it.name, expires(it.name));
+    }
+    for (const it of out.items) if (!it.ok) this.#fresh.noteError(it.name, now);
+    return held;
   }
 
-  /**
-   * The backend version the cache holds for `name`, if it may be trusted: only as
-   * recorded under this same config (the fingerprint is bound into the row's MAC,
-   * so the file cannot forge it).
-   */
-  #trustedVersion(name: string): string | undefined {
-    const meta = this.#o.store.meta(name);
-    return meta && meta.held === this.#catalog.fingerprint(name) ? (meta.sourceVersion ?? undefined) : undefined;
-  }
-
-  /**
-   * The lease recorded with the cached value of `name` (Vault dynamic secrets), so a
-   * restart renews the credentials held instead of minting new ones. One that does
-   * not open has quarantined the cache (the store logs why): the secret is read anew.
-   */
-  #cachedLease(name: string): StoredLease | undefined {
-    if (!this.#o.store.meta(name)?.leased) return undefined;
+  /** Runs a provider call bounded by sync.timeout (and by stop): its signal aborts, and the call is abandoned, at the bound. */
+  async #bounded<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ac = new AbortController();
+    this.#aborts.add(ac);
+    const timer = setTimeout(() => ac.abort(), this.#o.sync.timeout);
     try {
-      return this.#o.store.lease(name);
-    } catch (e) {
-      this.#log.warn({ secret: name, err: describeError(e) }, "cached lease unreadable; the secret will be read again");
-      return undefined;
+      return await Promise.race([call(ac.signal), aborted(ac.signal, this.#o.sync.timeout)]);
+    } finally {
+      clearTimeout(timer);
+      this.#aborts.delete(ac);
     }
   }
 
   /** Runs the provider's post-commit step (lease revocations) without holding the batch up; bounded by sync.timeout. */
   #afterCommit(handle: ProviderHandle, provider: Provider, held: ReadonlyMap<string, string | undefined>): void {
-    const ac = new AbortController();
-    this.#aborts.add(ac);
-    const timer = setTimeout(() => ac.abort(), this.#o.sync.timeout);
-    const p = Promise.resolve()
-      .then(() => provider.committed!(held, ac.signal))
+    const p = this.#bounded((signal) => provider.committed!(held, signal))
       .catch((e: unknown) => this.#log.warn({ provider: handle.name, err: describeError(e) }, "post-sync step failed; ignored"))
-      .finally(() => {
-        clearTimeout(timer);
-        this.#aborts.delete(ac);
-        this.#after.delete(p);
-      });
+      .finally(() => this.#after.delete(p));
     this.#after.add(p);
-  }
-
-  /** Matches results to the batch; anything missing, duplicated or malformed is an error, not a value. */
-  #toOutcome(handle: ProviderHandle, names: string[], results: FetchResult[], at: number): Outcome {
-    const out: Outcome = { items: [], removed: [], cleared: [], walks: new Map(), expiry: new Map() };
-    const wanted = new Set(names);
-    const byName = new Map<string, FetchResult>();
-    for (const r of Array.isArray(results) ? results : []) {
-      if (r && typeof r.name === "string" && wanted.has(r.name) && !byName.has(r.name)) byName.set(r.name, r);
-    }
-    for (const name of names) {
-      const r = byName.get(name);
-      const tree = this.#catalog.isHierarchy(name);
-      if (!r) {
-        out.items.push({ name, ok: false, kind: "permanent", message: `provider ${handle.name} returned no result for this secret`, at });
-        continue;
-      }
-      if (tree && r.ok && Array.isArray(r.members)) {
-        const skipped = expandWalk(this.#catalog, handle.name, name, r as HierarchyResult, at, out);
-        if (skipped > 0) this.#log.warn({ provider: handle.name, secret: name, skipped }, "parameters under a hierarchy not served (see its error)");
-        continue;
-      }
-      if (!tree && r.ok && r.members === undefined) {
-        if (typeof r.expiresAt === "number" && Number.isFinite(r.expiresAt)) out.expiry.set(name, r.expiresAt);
-        const lease = leaseOf(r.lease);
-        if (r.unchanged === true) {
-          out.items.push(this.#unchanged(handle, name, r.version, at, lease));
-          continue;
-        }
-        if (r.value instanceof Uint8Array && r.value.length === 0 && this.#catalog.entry(name)!.allow_empty !== true) {
-          // One rule for every provider: an empty value is far more often a file caught
-          // between truncate and write, or a half-provisioned backend, than a real secret.
-          this.#log.warn({ provider: handle.name, secret: name }, "secret not refreshed: empty value; cached value kept");
-          out.items.push({ name, ok: false, kind: "transient", message: `provider ${handle.name} returned an empty value; the cached value is kept (set allow_empty: true on the secret if empty is valid)`, at });
-          continue;
-        }
-        if (r.value instanceof Uint8Array) {
-          out.items.push({ name, ok: true, value: r.value, sourceVersion: r.version, at, held: this.#catalog.fingerprint(name), lease });
-          continue;
-        }
-      }
-      const err = !r.ok ? r.error : undefined;
-      const kind = isProviderError(err) ? err.kind : "permanent";
-      const message = isProviderError(err) ? err.message : `provider ${handle.name} returned a malformed result`;
-      // The cause: provider messages name paths, keys and backend codes, never a value (as every error message here).
-      this.#log.warn({ provider: handle.name, secret: name, kind, err: message }, "secret not refreshed; cached value kept");
-      out.items.push({ name, ok: false, kind, message, at });
-    }
-    return out;
-  }
-
-  /**
-   * The backend confirmed the version held: the cached value is confirmed again
-   * (read back and re-applied, so the store only moves `fetched_at`).
-   */
-  #unchanged(handle: ProviderHandle, name: string, version: string | undefined, at: number, lease: StoredLease | undefined): BatchItem {
-    let held: ReturnType<SecretStore["read"]>;
-    try {
-      held = this.#o.store.read(name);
-    } catch (e) {
-      held = undefined;
-      this.#log.warn({ provider: handle.name, secret: name, err: describeError(e) }, "cached value unreadable after a version check");
-    }
-    const fp = this.#catalog.fingerprint(name);
-    if (!held || held.meta.sourceVersion !== version || held.meta.held !== fp) {
-      if (held) held.value.fill(0);
-      return { name, ok: false, kind: "transient", message: `provider ${handle.name} reported version ${String(version)} unchanged, but the cache holds another; fetching in full next time`, at };
-    }
-    return { name, ok: true, value: held.value, sourceVersion: version, at, held: fp, lease };
   }
 
   #providerFailed(handle: ProviderHandle, names: string[], e: unknown): void {
@@ -466,15 +313,12 @@ export class SyncEngine {
     const st = this.#state.get(handle.name)!;
     const kind = isProviderError(e) ? e.kind : "transient";
     const message = isProviderError(e) ? e.message : `unexpected error from provider ${handle.name}: ${describeError(e)}`;
-    st.failures += 1;
-    const { backoff_min: min, backoff_max: max } = this.#o.sync;
     const retryAfter = isProviderError(e) && e.retryAfter ? e.retryAfter * 1000 : 0;
-    st.nextAttempt = now + Math.max(retryAfter, backoffDelay(st.failures, min, max, this.#rand));
-    Object.assign(st, { lastError: message, lastErrorKind: kind, lastErrorAt: wall });
+    const { failures, nextAttempt } = this.#plan.failed(handle.name, names, now, retryAfter);
+    Object.assign(st, { failures, lastError: message, lastErrorKind: kind, lastErrorAt: wall });
     this.#fresh.providerFailed(handle.name, { mono: now });
     this.#saveProviderState(handle.name, st);
-    for (const n of names) this.#reschedule(n, st.nextAttempt);
-    this.#log.warn({ provider: handle.name, kind, err: message, failures: st.failures, retry_in_ms: Math.round(st.nextAttempt - now) }, "provider unreachable; serving cached values as stale");
+    this.#log.warn({ provider: handle.name, kind, err: message, failures, retry_in_ms: Math.round(nextAttempt - now) }, "provider unreachable; serving cached values as stale");
   }
 
   /** Persisted for after a restart; a disk that takes no writes (the store says so itself) costs nothing here. */
@@ -485,32 +329,6 @@ export class SyncEngine {
       if (!isStoreWriteError(err)) this.#log.error({ provider: name, err: describeError(err) }, "could not record provider state");
     }
   }
-
-  /**
-   * The backend answered but the cache could not record it (data_dir full or
-   * read-only; the store logs that once): the provider is fine and stays online,
-   * cached values keep being served, and the names are tried again with backoff,
-   * so writes resume on their own once there is space.
-   */
-  #notRecorded(names: string[], now: number): void {
-    this.#writeFailures++;
-    const { backoff_min: min, backoff_max: max } = this.#o.sync;
-    const at = now + backoffDelay(this.#writeFailures, min, max, this.#rand);
-    for (const n of names) this.#reschedule(n, at);
-  }
-
-  #recordInactive(handle: ProviderHandle, names: string[], now: number): void {
-    for (const n of names) this.#due.set(n, now + this.#o.sync.interval);
-    this.#log.warn({ provider: handle.name, type: handle.type, secrets: names.length }, handle.inactive ?? "provider not active");
-  }
-}
-
-/** A provider's lease as the store records it; anything malformed is not recorded (the value then simply has no lease). */
-function leaseOf(l: LeaseState | undefined): StoredLease | undefined {
-  if (!l || typeof l !== "object") return undefined;
-  const time = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0;
-  if (typeof l.id !== "string" || l.id === "" || !time(l.duration) || !time(l.expiresAt) || typeof l.renewable !== "boolean") return undefined;
-  return { id: l.id, duration: l.duration, expiresAt: l.expiresAt, renewable: l.renewable };
 }
 
 function aborted(signal: AbortSignal, ms: number): Promise<never> {

@@ -91,11 +91,6 @@ export class Freshness {
     this.#failing.delete(provider);
   }
 
-  /** Whether the provider failed in this process after `mono` (the start of a wait, a fetch). */
-  providerFailedSince(provider: string, mono: number): boolean {
-    const f = this.#failing.get(provider)?.mono;
-    return f !== undefined && f >= mono;
-  }
 
   /** The recorded wall-clock fetch of a name (for a hierarchy: of its last walk), as the cache holds it. */
   #recorded(name: string): number | undefined {

@@ -140,8 +140,6 @@ describe("Freshness: what makes a value stale besides age", () => {
     assert.equal(fresh.isStale("a", at(200, TODAY)), false, "failed before");
     fresh.providerFailed("p", { mono: 150 });
     assert.equal(fresh.isStale("a", at(200, TODAY)), true);
-    assert.equal(fresh.providerFailedSince("p", 120), true);
-    assert.equal(fresh.providerFailedSince("p", 160), false);
     fresh.providerRecovered("p");
     assert.equal(fresh.isStale("a", at(200, TODAY)), false);
   });
