@@ -2,7 +2,7 @@ import type { Envelope } from "../crypto/envelope.js";
 import type { RowDigest } from "./digest.js";
 import { bindingMac, rowElement } from "./integrity.js";
 import { sealLease } from "./lease.js";
-import type { ApplyExtras, BatchItem, MetaEntry, SecretError } from "./rows.js";
+import { ciphertextOf, sealedRow, valueMacOf, wrappedDekOf, type ApplyExtras, type BatchItem, type MetaEntry, type SecretError } from "./rows.js";
 
 /** What one sync batch changes, worked out before anything is written. */
 export interface BatchPlan {
@@ -48,13 +48,13 @@ export function planBatch(o: {
     const old = meta.get(it.name);
     const valueMac = env.mac("value", it.name, it.value);
     const bound = { sourceVersion: it.sourceVersion ?? null, held: it.held ?? null, origin: it.origin ?? null };
-    if (old && env.equal(old.valueMac, valueMac)) confirm(plan, env, old, it, bound, o.confirmWriteMs);
+    if (old && env.equal(valueMacOf(old), valueMac)) confirm(plan, env, old, it, bound, o.confirmWriteMs);
     else write(plan, env, old, it, bound, valueMac, o.generation);
   }
   for (const name of o.extras.removed ?? []) {
     const old = meta.get(name);
     if (!old || plan.writes.some((w) => w.entry.name === name)) continue;
-    toggleRow(plan.digest, old);
+    toggleRow(plan.digest, env, old);
     plan.digestMoved = true;
     plan.removed.push(old);
   }
@@ -73,40 +73,41 @@ function confirm(plan: BatchPlan, env: Envelope, old: MetaEntry, it: Ok, bound: 
     return;
   }
   const sealedLease = it.lease ? sealLease(env, it.name, old.version, it.lease) : null;
-  const binding = same ? old.binding : bindingMac(env, it.name, old.version, { ...bound, sealedLease });
-  if (!same && (old.binding || binding)) {
-    if (old.binding) plan.digest.toggle(old.binding);
-    if (binding) plan.digest.toggle(binding);
-    plan.digestMoved = true;
+  if (!same) {
+    const before = bindingMac(env, it.name, old.version, old);
+    const after = bindingMac(env, it.name, old.version, { ...bound, sealedLease });
+    if (before) plan.digest.toggle(before);
+    if (after) plan.digest.toggle(after);
+    if (before || after) plan.digestMoved = true;
   }
-  plan.touches.push({ ...old, ...bound, fetchedAt: it.at, binding, sealedLease, leased: sealedLease !== null });
+  plan.touches.push({ ...old, ...bound, fetchedAt: it.at, sealedLease, leased: sealedLease !== null });
 }
 
 function write(plan: BatchPlan, env: Envelope, old: MetaEntry | undefined, it: Ok, bound: Bound, valueMac: Uint8Array, generation: number): void {
   const version = (old?.version ?? 0) + 1;
   const { wrappedDek, ciphertext } = env.sealValue(it.name, version, it.value);
   const sealedLease = it.lease ? sealLease(env, it.name, version, it.lease) : null;
-  const element = rowElement(env, it.name, version, wrappedDek, ciphertext);
-  const binding = bindingMac(env, it.name, version, { ...bound, sealedLease });
-  if (old) toggleRow(plan.digest, old);
-  plan.digest.toggle(element);
-  if (binding) plan.digest.toggle(binding);
+  const entry: MetaEntry = {
+    name: it.name,
+    version,
+    ...bound,
+    leased: sealedLease !== null,
+    sealedLease,
+    changedRev: generation,
+    changedAt: it.at,
+    fetchedAt: it.at,
+    sealed: sealedRow(valueMac, wrappedDek, ciphertext),
+    dekLen: wrappedDek.length,
+  };
+  if (old) toggleRow(plan.digest, env, old);
+  toggleRow(plan.digest, env, entry);
   plan.digestMoved = true;
-  plan.writes.push({
-    entry: { name: it.name, version, ...bound, leased: sealedLease !== null, sealedLease, changedRev: generation, changedAt: it.at, fetchedAt: it.at, valueMac, element, binding, dekNonce: nonceOf(wrappedDek) },
-    wrappedDek,
-    ciphertext,
-  });
+  plan.writes.push({ entry, wrappedDek, ciphertext });
 }
 
-export function toggleRow(digest: RowDigest, m: MetaEntry): void {
-  digest.toggle(m.element);
-  if (m.binding) digest.toggle(m.binding);
-}
-
-export const NONCE_BYTES = 24;
-
-/** The nonce of a wrapped DEK ([format 1][nonce 24][ct]), copied. */
-export function nonceOf(wrappedDek: Uint8Array): Uint8Array {
-  return new Uint8Array(wrappedDek.subarray(1, 1 + NONCE_BYTES));
+/** A row's elements in the digest (its MAC and, if it has one, its binding), toggled in or out. */
+export function toggleRow(digest: RowDigest, env: Envelope, m: MetaEntry): void {
+  digest.toggle(rowElement(env, m.name, m.version, wrappedDekOf(m), ciphertextOf(m)));
+  const binding = bindingMac(env, m.name, m.version, m);
+  if (binding) digest.toggle(binding);
 }

@@ -21,7 +21,6 @@ export interface SqlRow {
 export function prepare(db: Database) {
   const p = (sql: string): Statement => db.prepare(sql);
   return {
-    read: p("SELECT version, wrapped_dek, ciphertext FROM secrets WHERE name = ?"),
     all: p("SELECT * FROM secrets"),
     count: p("SELECT count(*) AS n FROM secrets"),
     upsert: p(
@@ -34,8 +33,6 @@ export function prepare(db: Database) {
     ),
     touch: p("UPDATE secrets SET fetched_at = ?, source_version = ?, held = ?, origin = ?, lease_dek = ?, lease = ? WHERE name = ?"),
     remove: p("DELETE FROM secrets WHERE name = ?"),
-    rekeyRow: p("UPDATE secrets SET wrapped_dek = ?, value_mac = ? WHERE name = ?"),
-    rekeyLease: p("UPDATE secrets SET lease_dek = ? WHERE name = ?"),
     setError: p("INSERT OR REPLACE INTO secret_state (name, error_kind, error, error_at) VALUES (?, ?, ?, ?)"),
     clearError: p("DELETE FROM secret_state WHERE name = ?"),
     errors: p("SELECT name, error_kind, error, error_at FROM secret_state"),

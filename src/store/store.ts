@@ -7,12 +7,12 @@ import { AuditLog, type AuditSettings } from "./audit.js";
 import { CacheDb, isCorruption } from "./database.js";
 import { RowDigest } from "./digest.js";
 import type { WriteState } from "./disk.js";
-import { bindingMac, decodeCounter, decodeDigest, encodeCounter, encodeDigest, kekCheck, rowElement } from "./integrity.js";
+import { decodeCounter, decodeDigest, encodeCounter, encodeDigest, kekCheck } from "./integrity.js";
 import { openLease, rewrapLease, type StoredLease } from "./lease.js";
-import { NONCE_BYTES, nonceOf, planBatch, type BatchPlan } from "./plan.js";
+import { planBatch, toggleRow, type BatchPlan } from "./plan.js";
 import { ProviderStates } from "./provider-state.js";
 import type { QuarantineRecord } from "./quarantine.js";
-import type { ApplyExtras, BatchItem, MetaEntry, SecretError, SecretMeta } from "./rows.js";
+import { ciphertextOf, sealedRow, wrappedDekOf, type ApplyExtras, type BatchItem, type MetaEntry, type SecretError, type SecretMeta } from "./rows.js";
 import { sqliteNativeBinding } from "./sqlite-binding.js";
 import type { SqlRow } from "./statements.js";
 
@@ -43,7 +43,11 @@ const CONFIRM_WRITE_MS = 3_600_000;
  * CacheDb), the in-memory mirror of every row's metadata (so listing and
  * staleness never hit the disk), the tamper evidence checked at open and kept
  * up to date by every write (integrity.ts), and quarantine. Values go in and out
- * through the envelope; a lookup is one indexed read plus two AEAD opens.
+ * through the envelope. Every row is also held in memory, still sealed, so a
+ * lookup is two AEAD opens and no disk read: cache.db is the durable copy,
+ * written per sync batch and checked against its digest whenever it is opened.
+ * An edit to the file while the store runs is therefore never served, and is
+ * caught (quarantine) at the next open.
  */
 export class SecretStore {
   readonly #db: CacheDb;
@@ -111,27 +115,15 @@ export class SecretStore {
   }
 
   /**
-   * Decrypts one secret. The caller owns and zeroes the returned bytes. A row that
-   * fails its checks quarantines the whole database and throws IntegrityError.
+   * Decrypts one secret from the sealed copy in memory. The caller owns and zeroes
+   * the returned bytes. A row that fails to open (memory damage: it passed its
+   * checks when it was loaded or written) quarantines the database and throws
+   * IntegrityError.
    */
   read(name: string): { meta: SecretMeta; value: Uint8Array } | undefined {
     const meta = this.#meta.get(name);
     if (!meta) return undefined;
-    return this.#guarded(() => {
-      const row = this.#db.stmts.read.get(name) as Pick<SqlRow, "version" | "wrapped_dek" | "ciphertext"> | undefined;
-      if (!row) throw new IntegrityError(`row ${JSON.stringify(name)} disappeared from cache.db`);
-      if (row.version !== meta.version) throw new IntegrityError(`row ${JSON.stringify(name)} has version ${row.version}, expected ${meta.version} (rolled back)`);
-      // Every write gives the wrapped DEK a fresh random nonce, kept in memory: a row
-      // that is not the one this store wrote (edited, swapped, or replayed from
-      // another copy of cache.db, where versions restart at 1) carries another nonce,
-      // and an edit that keeps the nonce fails the AEAD. Comparing 24 bytes costs a
-      // fraction of re-MACing the row on every lookup.
-      const dek = row.wrapped_dek;
-      if (dek.length < 1 + NONCE_BYTES || dek.compare(meta.dekNonce, 0, NONCE_BYTES, 1, 1 + NONCE_BYTES) !== 0) {
-        throw new IntegrityError(`row ${JSON.stringify(name)} is not the one this store wrote (edited, swapped or replayed from another copy of cache.db)`);
-      }
-      return { meta, value: this.#env.openValue(name, row.version, row.wrapped_dek, row.ciphertext) };
-    });
+    return this.#guarded(() => ({ meta, value: this.#env.openValue(name, meta.version, wrappedDekOf(meta), ciphertextOf(meta)) }));
   }
 
   /**
@@ -186,7 +178,7 @@ export class SecretStore {
     const s = this.#db.stmts;
     for (const w of plan.writes) {
       const e = w.entry;
-      s.upsert.run(e.name, e.version, e.sourceVersion, w.wrappedDek, w.ciphertext, e.valueMac, e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin, e.sealedLease?.dek ?? null, e.sealedLease?.ct ?? null);
+      s.upsert.run(e.name, e.version, e.sourceVersion, w.wrappedDek, w.ciphertext, e.sealed.subarray(0, 32), e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin, e.sealedLease?.dek ?? null, e.sealedLease?.ct ?? null);
     }
     for (const t of plan.touches) s.touch.run(t.fetchedAt, t.sourceVersion, t.held, t.origin, t.sealedLease?.dek ?? null, t.sealedLease?.ct ?? null, t.name);
     for (const r of plan.removed) {
@@ -208,38 +200,29 @@ export class SecretStore {
    */
   rekey(next: Envelope, opts: { counter?: { index: number; value: number } } = {}): void {
     const old = this.#env;
-    const rows = this.#db.stmts.all.all() as SqlRow[];
     const digest = new RowDigest();
     const meta = new Map<string, MetaEntry>();
-    const updates: { name: string; wrappedDek: Uint8Array; valueMac: Uint8Array; leaseDek: Uint8Array | null }[] = [];
-    for (const r of rows) {
-      const m = this.#meta.get(r.name);
-      const element = rowElement(old, r.name, r.version, r.wrapped_dek, r.ciphertext);
-      if (!m || !old.equal(element, m.element)) throw new IntegrityError(`row ${JSON.stringify(r.name)} is not the one this store wrote; rotation refused`);
-      const value = old.openValue(r.name, r.version, r.wrapped_dek, r.ciphertext);
+    for (const m of this.#meta.values()) {
+      const value = old.openValue(m.name, m.version, wrappedDekOf(m), ciphertextOf(m));
       let valueMac: Uint8Array;
       try {
-        valueMac = next.mac("value", r.name, value);
+        valueMac = next.mac("value", m.name, value);
       } finally {
         value.fill(0);
       }
-      const wrappedDek = old.rewrapDek(r.name, r.version, r.wrapped_dek, next);
-      // The lease as this store holds it (checked at open or written since), not as the file may now say.
-      const sealedLease = m.sealedLease ? rewrapLease(old, next, r.name, r.version, m.sealedLease) : null;
-      const nextElement = rowElement(next, r.name, r.version, wrappedDek, r.ciphertext);
-      const binding = bindingMac(next, r.name, r.version, { ...m, sealedLease });
-      digest.toggle(nextElement);
-      if (binding) digest.toggle(binding);
-      meta.set(r.name, { ...m, valueMac, element: nextElement, binding, sealedLease, dekNonce: nonceOf(wrappedDek) });
-      updates.push({ name: r.name, wrappedDek, valueMac, leaseDek: sealedLease?.dek ?? null });
+      const wrappedDek = old.rewrapDek(m.name, m.version, wrappedDekOf(m), next);
+      const sealedLease = m.sealedLease ? rewrapLease(old, next, m.name, m.version, m.sealedLease) : null;
+      const entry: MetaEntry = { ...m, sealed: sealedRow(valueMac, wrappedDek, ciphertextOf(m)), dekLen: wrappedDek.length, sealedLease };
+      toggleRow(digest, next, entry);
+      meta.set(m.name, entry);
     }
     const counter = opts.counter ?? this.recordedCounter();
     const generation = this.#generation + 1;
     const s = this.#db.stmts;
     this.#db.write(() => {
-      for (const u of updates) {
-        s.rekeyRow.run(u.wrappedDek, u.valueMac, u.name);
-        if (u.leaseDek) s.rekeyLease.run(u.leaseDek, u.name);
+      // Whole rows, as memory holds them: the file ends up exactly what the digest says.
+      for (const e of meta.values()) {
+        s.upsert.run(e.name, e.version, e.sourceVersion, wrappedDekOf(e), ciphertextOf(e), e.sealed.subarray(0, 32), e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin, e.sealedLease?.dek ?? null, e.sealedLease?.ct ?? null);
       }
       s.setMeta.run("kek_check", kekCheck(next));
       s.setMeta.run("digest", encodeDigest(next, generation, digest.acc));
@@ -315,27 +298,24 @@ export class SecretStore {
     // Iterated, not loaded whole: at 10,000 secrets the rows' ciphertexts were
     // megabytes of garbage the heap then kept.
     for (const r of s.all.iterate() as IterableIterator<SqlRow>) {
-      const element = rowElement(env, r.name, r.version, r.wrapped_dek, r.ciphertext);
-      const bound = { sourceVersion: r.source_version, held: r.held, origin: r.origin };
       if ((r.lease_dek === null) !== (r.lease === null)) throw new IntegrityError(`row ${JSON.stringify(r.name)} has half a lease (lease_dek and lease are set together)`);
       const sealedLease = r.lease_dek && r.lease ? { dek: new Uint8Array(r.lease_dek), ct: new Uint8Array(r.lease) } : null;
-      const binding = bindingMac(env, r.name, r.version, { ...bound, sealedLease });
-      digest.toggle(element);
-      if (binding) digest.toggle(binding);
-      meta.set(r.name, {
+      const entry: MetaEntry = {
         name: r.name,
         version: r.version,
-        ...bound,
+        sourceVersion: r.source_version,
+        held: r.held,
+        origin: r.origin,
         leased: sealedLease !== null,
         sealedLease,
         changedRev: r.changed_rev,
         changedAt: r.changed_at,
         fetchedAt: r.fetched_at,
-        valueMac: new Uint8Array(r.value_mac),
-        element,
-        binding,
-        dekNonce: nonceOf(r.wrapped_dek),
-      });
+        sealed: sealedRow(r.value_mac, r.wrapped_dek, r.ciphertext),
+        dekLen: r.wrapped_dek.length,
+      };
+      toggleRow(digest, env, entry);
+      meta.set(r.name, entry);
     }
     const head = s.getMeta.get("digest") as { value: Buffer } | undefined;
     let generation = 0;
