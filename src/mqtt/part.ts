@@ -192,7 +192,8 @@ export class MqttPart {
     } catch (e) {
       this.#log.warn({ err: describeError(e) }, "mqtt: unclean stop");
     } finally {
-      client?.end(true);
+      // end() of a client that never opened a stream (every attempt failed before connecting) would throw.
+      if (client?.stream) client.end(true);
       this.#credentials?.wipe();
       this.#enter("stopped");
       this.#log.info("mqtt: stopped");
@@ -263,7 +264,10 @@ export class MqttPart {
     this.#status?.disconnected();
     this.#event("closed");
     if (this.#stopping) return;
-    if (this.#state === "connected") this.#log.warn({ err: this.#lastError }, "mqtt: connection lost");
+    if (this.#state === "connected") {
+      this.#lastError ??= "the connection was closed (by the broker or the network)";
+      this.#log.warn({ err: this.#lastError }, "mqtt: connection lost");
+    }
     this.#retry();
   }
 
@@ -306,7 +310,11 @@ export class MqttPart {
 
   #publish(topic: string, payload: string, retain: boolean): void {
     this.#client?.publish(topic, payload, { qos: 1, retain }, (err) => {
-      if (err && !this.#stopping) this.#log.warn({ topic, err: clip(describeError(err)) }, "mqtt: publish failed");
+      if (!err || this.#stopping) return;
+      // A PUBACK with a reason code >= 0x80 (0x87 not authorized): the broker's ACL, which no retry fixes.
+      const refused = typeof (err as { code?: unknown }).code === "number" && ((err as { code: number }).code) >= 0x80;
+      if (refused) this.#lastError = `the broker refused our publish on ${topic} (${clip(describeError(err))}): check its ACL (each gateway writes ${this.#topics.status} and ${this.#topics.result})`;
+      this.#log.warn({ topic, err: clip(describeError(err)) }, "mqtt: publish failed");
     });
   }
 

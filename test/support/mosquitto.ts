@@ -107,6 +107,8 @@ export class Mosquitto {
         "allow_anonymous false",
         `password_file ${path.join(this.dir, "passwd")}`,
         `acl_file ${path.join(this.dir, "acl")}`,
+        // The capture of the whole bus reads every command and every result of a 1,000-command flood.
+        "max_queued_messages 10000",
         "persistence true",
         `persistence_location ${path.join(this.dir, "data")}/`,
         "log_dest stderr",
