@@ -57,9 +57,27 @@ export class Mosquitto {
   #child: ChildProcess | undefined;
   #log = "";
 
-  private constructor(dir: string, certs: TestCerts) {
+  readonly #secure: boolean;
+  /** Called with each mosquitto process started (the bench registers it for cleanup). */
+  onSpawn: ((child: ChildProcess) => void) | undefined;
+
+  private constructor(dir: string, certs: TestCerts, secure = true) {
     this.dir = dir;
     this.certs = certs;
+    this.#secure = secure;
+  }
+
+  /**
+   * A broker without TLS, passwords or ACL (mqtt://, anonymous), for the bench's
+   * thousand clients: a certificate and a password each would be most of its set-up.
+   */
+  static async startAnonymous(t: { after(fn: () => void | Promise<void>): void }, dir: string): Promise<Mosquitto> {
+    fs.mkdirSync(path.join(dir, "data"), { recursive: true, mode: 0o700 });
+    const m = new Mosquitto(dir, undefined as unknown as TestCerts, false);
+    m.port = await freePort();
+    t.after(() => m.stop());
+    await m.start();
+    return m;
   }
 
   /** Starts a broker in `dir` with these users (each gets a password and a client certificate). */
@@ -81,7 +99,7 @@ export class Mosquitto {
   }
 
   get url(): string {
-    return `mqtts://127.0.0.1:${this.port}`;
+    return `${this.#secure ? "mqtts" : "mqtt"}://127.0.0.1:${this.port}`;
   }
 
   user(name: string): BrokerUser {
@@ -99,14 +117,14 @@ export class Mosquitto {
   async start(): Promise<void> {
     if (this.#child) return;
     const conf = path.join(this.dir, "mosquitto.conf");
+    const auth = this.#secure ? ["allow_anonymous false", `password_file ${path.join(this.dir, "passwd")}`, `acl_file ${path.join(this.dir, "acl")}`] : ["allow_anonymous true"];
+    const tls = this.#secure ? [`cafile ${this.certs.caFile}`, `certfile ${this.certs.serverCert}`, `keyfile ${this.certs.serverKey}`, "require_certificate true", "use_username_as_clientid true"] : [];
     fs.writeFileSync(
       conf,
       [
         `user ${os.userInfo().username}`,
         "per_listener_settings false",
-        "allow_anonymous false",
-        `password_file ${path.join(this.dir, "passwd")}`,
-        `acl_file ${path.join(this.dir, "acl")}`,
+        ...auth,
         // The capture of the whole bus reads every command and every result of a 1,000-command flood.
         "max_queued_messages 10000",
         "persistence true",
@@ -119,16 +137,13 @@ export class Mosquitto {
         "connection_messages true",
         // Listener options after the listener line: before it they would open mosquitto's default listener on 1883.
         `listener ${this.port} 127.0.0.1`,
-        "use_username_as_clientid true",
-        `cafile ${this.certs.caFile}`,
-        `certfile ${this.certs.serverCert}`,
-        `keyfile ${this.certs.serverKey}`,
-        "require_certificate true",
+        ...tls,
         "",
       ].join("\n"),
     );
     const child = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
     this.#child = child;
+    this.onSpawn?.(child);
     child.stderr!.on("data", (c: Buffer) => (this.#log += c.toString()));
     child.once("exit", () => {
       if (this.#child === child) this.#child = undefined;
