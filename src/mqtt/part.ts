@@ -101,6 +101,7 @@ export class MqttPart {
     this.#o = opts;
     this.#log = opts.logger;
     this.#topics = fleetTopics(opts.config.topic_prefix, opts.config.device_id);
+    this.#since = opts.clock.wall();
     const r = opts.config.reconnect;
     this.#backoff = new ReconnectBackoff({ minMs: r.min, maxMs: r.max, spreadMs: r.spread, stableMs: opts.timing?.stableMs ?? 30_000, random: opts.random });
   }
@@ -121,6 +122,7 @@ export class MqttPart {
 
   /** Loads the trust keys and makes the first attempt; resolves at once (the broker may be down for hours). */
   async start(): Promise<void> {
+    if (this.#client || this.#stopping) return;
     const c = this.#o.config;
     this.#trust = loadTrust(c.commands.trust);
     for (const [name, problem] of this.#trust.problems) this.#log.error({ key: name }, `mqtt.commands.trust.${name} cannot be used: ${problem}; commands it signs are refused`);
@@ -193,7 +195,11 @@ export class MqttPart {
       this.#log.warn({ err: describeError(e) }, "mqtt: unclean stop");
     } finally {
       // end() of a client that never opened a stream (every attempt failed before connecting) would throw.
-      if (client?.stream) client.end(true);
+      if (client?.stream) {
+        client.end(true);
+        // A clean end that timed out leaves mqtt.js "disconnecting": the socket goes regardless.
+        client.stream.destroy();
+      }
       this.#credentials?.wipe();
       this.#enter("stopped");
       this.#log.info("mqtt: stopped");
