@@ -86,7 +86,7 @@ export class CommandIntake {
       if (!this.#answers.take(now)) return this.#drop(now);
       const wait = Math.max(1, Math.ceil(this.#bucket.wait(now) / 1000));
       this.#limited++;
-      return this.#refused(topic, payload, new FleetRefusal("rate_limited", `more than ${this.#rateText()} commands arrived; this one was not read: send it again in ${wait} s or later`));
+      return this.#refused(topic, payload, new FleetRefusal("rate_limited", `more commands arrived than this gateway takes (${this.#rateText()}); this one was not read: send it again in ${wait} s or later`));
     }
     this.#queue.push({ topic, payload });
     this.#running ??= this.#drain().finally(() => (this.#running = undefined));

@@ -34,7 +34,9 @@ export async function checkFleet(c: Config, add: Add, opts: { daemonMqtt?: MqttS
   checkTrustKeys(m, add);
   const u = brokerAddress(m.url);
   const tcp = await reachable(u.host, u.port);
-  if (tcp) return add("broker", "fail", `${m.url}: cannot connect (${tcp}); the daemon keeps retrying with backoff and serves meanwhile`);
+  // Unreachable is a warning, like an offline backend: it may be the network, and the daemon serves meanwhile.
+  // A broker that answers but refuses our TLS or our login is a failure: that does not heal by itself.
+  if (tcp) return add("broker", "warn", `${m.url}: cannot connect (${tcp}); the daemon keeps retrying with backoff and serves meanwhile`);
   if (u.tls) {
     const problem = await tlsHandshake(m, u.host, u.port);
     if (problem) return add("broker", "fail", `${m.url}: TLS: ${problem}`);
