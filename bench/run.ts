@@ -2,6 +2,7 @@
 // (`npm run bench -- lookup memory`). Figures go to stdout as JSON lines.
 import fs from "node:fs";
 import { coldstartBench } from "./coldstart.js";
+import { fleetBench } from "./fleet.js";
 import { contentionBench } from "./contention.js";
 import { lookupBench } from "./lookup.js";
 import { memoryBench } from "./memory.js";
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   unseal: unsealBench,
   contention: contentionBench,
   sync: syncBench,
+  fleet: fleetBench,
 };
 
 async function main(argv: string[]): Promise<number> {

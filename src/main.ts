@@ -11,7 +11,7 @@ const io: Io = {
 };
 
 async function main(argv: string[]): Promise<number> {
-  const { command, args, values: v } = parseCommandLine(argv);
+  const { command, args, values: v, lists } = parseCommandLine(argv);
   if (v.version === true || command === "version") {
     io.out(`sealcache ${VERSION}\n`);
     return EXIT.ok;
@@ -41,6 +41,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cli/commands/audit.js")).audit(g, args, { since: str("since"), name: str("name"), limit: str("limit") }, io);
     case "doctor":
       return (await import("./cli/commands/doctor.js")).doctor(g, io);
+    case "fleet keygen":
+      return (await import("./cli/commands/fleet.js")).fleetKeygen(g, { out: str("out") }, io);
+    case "fleet sign":
+      return (await import("./cli/commands/fleet.js")).fleetSign(g, { key: str("key"), aud: str("aud"), cmd: str("cmd"), names: lists.name ?? [], all: v.all === true, ttl: str("ttl"), kid: str("kid") }, io);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}; see sealcache --help`);
   }

@@ -23,6 +23,13 @@ const LOCAL: Record<string, OptionSpec> = {
   limit: { type: "string" },
   reseal: { type: "boolean" },
   "recovery-key-file": { type: "string" },
+  out: { type: "string" },
+  key: { type: "string" },
+  aud: { type: "string" },
+  cmd: { type: "string" },
+  all: { type: "boolean" },
+  ttl: { type: "string" },
+  kid: { type: "string" },
 };
 
 interface CommandSpec {
@@ -44,6 +51,12 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   init: { synopsis: "init [--reseal [--recovery-key-file F]]", args: [0, 0], options: ["reseal", "recovery-key-file"] },
   "rotate-kek": { synopsis: "rotate-kek", args: [0, 0], options: [] },
   doctor: { synopsis: "doctor", args: [0, 0], options: [] },
+  "fleet keygen": { synopsis: "fleet keygen --out F", args: [0, 0], options: ["out"] },
+  "fleet sign": {
+    synopsis: "fleet sign --key F --aud DEVICE|fleet --cmd refresh|revoke [--name N]... [--all] [--ttl 7d] [--kid NAME]",
+    args: [0, 0],
+    options: ["key", "aud", "cmd", "name", "all", "ttl", "kid"],
+  },
   version: { synopsis: "version", args: [0, 0], options: [] },
   help: { synopsis: "help", args: [0, 1, "command"], options: [] },
 };
@@ -52,7 +65,12 @@ export interface ParsedArgs {
   readonly command: string | undefined;
   readonly args: string[];
   readonly values: Record<string, string | boolean | undefined>;
+  /** Every value of a string option given more than once (`--name a --name b`), in order; `values` holds the last. */
+  readonly lists: Record<string, string[]>;
 }
+
+/** Commands with subcommands: `fleet keygen`, `fleet sign` are looked up as one name. */
+const GROUPS: Readonly<Record<string, readonly string[]>> = { fleet: ["keygen", "sign"] };
 
 /**
  * The command line, checked against the command's own spec: an unknown option, a
@@ -63,9 +81,12 @@ export interface ParsedArgs {
 export function parseCommandLine(argv: string[]): ParsedArgs {
   const options = { ...GLOBAL, ...LOCAL };
   const { tokens, positionals } = parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true });
-  const command = positionals[0];
+  const group = positionals[0] !== undefined ? GROUPS[positionals[0]] : undefined;
+  const sub = group ? positionals[1] : undefined;
+  const command = group && sub !== undefined && group.includes(sub) ? `${positionals[0]} ${sub}` : positionals[0];
   const spec = command === undefined ? undefined : COMMANDS[command];
   const values: Record<string, string | boolean | undefined> = {};
+  const lists: Record<string, string[]> = {};
   for (const t of tokens) {
     if (t.kind !== "option") continue;
     const o = options[t.name];
@@ -78,12 +99,17 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
       throw new UsageError(`option ${t.rawName} does not apply to ${command}: sealcache ${spec.synopsis}; see sealcache --help`);
     }
     values[t.name] = t.value ?? true;
+    if (t.value !== undefined) (lists[t.name] ??= []).push(t.value);
   }
   if (command === "get" && values.json === true && values.raw === true) throw new UsageError(`--json and --raw exclude each other: sealcache ${COMMANDS.get!.synopsis}`);
-  const args = positionals.slice(1);
+  const args = positionals.slice(command?.includes(" ") ? 2 : 1);
+  if (group && !spec && values.help !== true) {
+    const subs = group.map((g) => `sealcache ${COMMANDS[`${positionals[0]} ${g}`]!.synopsis}`).join(" | ");
+    throw new UsageError(`${positionals[0]} takes a subcommand${sub === undefined ? "" : ` (not ${JSON.stringify(sub.slice(0, 60))})`}: ${subs}`);
+  }
   // Help asked for: the words around it do not matter.
   if (spec && values.help !== true) checkArgs(command!, spec, args, values);
-  return { command, args, values };
+  return { command, args, values, lists };
 }
 
 function checkArgs(command: string, spec: CommandSpec, args: string[], values: Record<string, unknown>): void {

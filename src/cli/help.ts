@@ -26,7 +26,17 @@ COMMANDS
                            up the new seal.
     rotate-kek             A new cache key; every data key re-wrapped in one
                            transaction (through the daemon when it runs).
-    doctor                 Check config, permissions, sealer, socket and backends.
+    doctor                 Check config, permissions, sealer, socket, backends and,
+                           with an mqtt section, the broker and the trust keys.
+    fleet keygen --out F   Make an Ed25519 key pair for signing fleet commands: F
+                           (private, 0600; keep it off the gateways) and F.pub (for
+                           each gateway's mqtt.commands.trust). Never overwrites.
+    fleet sign --key F --aud DEVICE|fleet --cmd refresh|revoke [--name N]... [--all] [--ttl 7d] [--kid NAME]
+                           Print a signed command (a JWT) for any MQTT publisher:
+                           mosquitto_pub -t sealcache/DEVICE/cmd -m "$(sealcache fleet sign ...)".
+                           --name (repeatable) or --all; --kid defaults to F's name
+                           without .key/.pem; --ttl at most the gateways'
+                           mqtt.commands.max_lifetime (default 30d).
     version                Print the version.
 
 OPTIONS

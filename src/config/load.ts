@@ -185,12 +185,17 @@ function formatIssue(i: z.ZodIssue, where: string): string {
   }
 }
 
-/** Every `*_file` key must name a readable regular file. Contents are read later, at use. */
+/** Maps whose values are all file names: `mqtt.commands.trust` (key name → PEM public key). */
+function isFileMap(at: readonly string[]): boolean {
+  return at.length === 3 && at[0] === "mqtt" && at[1] === "commands" && at[2] === "trust";
+}
+
+/** Every `*_file` key (and every value of a file map) must name a readable regular file. Contents are read later, at use. */
 function unreadableFiles(node: unknown, at: string[]): string[] {
   if (node === null || typeof node !== "object") return [];
   const out: string[] = [];
   for (const [k, v] of Object.entries(node)) {
-    if (k.endsWith("_file") && typeof v === "string") {
+    if ((k.endsWith("_file") || isFileMap(at)) && typeof v === "string") {
       // A secret typed here instead of a file name would be echoed: quoted, clipped.
       try {
         fs.accessSync(v, fs.constants.R_OK);

@@ -3,6 +3,7 @@ import { providerTypes } from "../providers/registry.js";
 import { schemaTools, type SchemaTools } from "./tools.js";
 import { clip, quote } from "./quote.js";
 import { secretsSchema, type SecretConfig } from "./secrets-schema.js";
+import { mqttSchema, type MqttConfig } from "./mqtt-schema.js";
 
 export const SEAL_TYPES = ["tpm2", "host", "tpm2+host"] as const;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -53,17 +54,7 @@ export function configSchema(baseDir: string) {
       providers: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "provider names are [a-z0-9][a-z0-9_-]*"), providerUnion).default({}),
       secrets: secretsSchema(),
       policy: z.array(policyRule).optional(),
-      mqtt: z
-        .object({
-          url: z.string().regex(/^(mqtts?|wss?):\/\//, "must be an mqtt://, mqtts://, ws:// or wss:// URL"),
-          username: z.string().optional(),
-          password_secret: t.secretName().optional(),
-          client_id: z.string().optional(),
-          topic_prefix: z.string().optional(),
-          ca_file: t.path().optional(),
-        })
-        .strict()
-        .optional(),
+      mqtt: mqttSchema(t).optional(),
       server: serverSchema().default({}),
       audit: z
         .object({
@@ -138,3 +129,4 @@ export type { SecretConfig };
 export type PolicyRule = NonNullable<Config["policy"]>[number];
 export type SealConfig = Config["seal"];
 export type ServerConfig = Config["server"];
+export type { MqttConfig };

@@ -39,3 +39,13 @@ export function makeCerts(dir: string): TestCerts {
   const p = (f: string) => path.join(dir, f);
   return { dir, caFile: p("ca.pem"), serverCert: p("server.pem"), serverKey: p("server.key"), clientCert: p("client.pem"), clientKey: p("client.key"), otherCaFile: p("other-ca.pem") };
 }
+
+/** Another client certificate (CN = `name`) from the CA of makeCerts, in the same folder. */
+export function issueClientCert(certs: TestCerts, name: string): { cert: string; key: string } {
+  const file = `client-${name}`;
+  openssl(certs.dir, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${file}.key`]);
+  openssl(certs.dir, ["req", "-new", "-key", `${file}.key`, "-subj", `/CN=${name}`, "-out", `${file}.csr`]);
+  fs.writeFileSync(path.join(certs.dir, `${file}.ext`), "extendedKeyUsage=clientAuth\n");
+  openssl(certs.dir, ["x509", "-req", "-in", `${file}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-sha256", "-extfile", `${file}.ext`, "-out", `${file}.pem`]);
+  return { cert: path.join(certs.dir, `${file}.pem`), key: path.join(certs.dir, `${file}.key`) };
+}

@@ -44,6 +44,7 @@ export async function doctor(g: GlobalOptions, io: Io): Promise<number> {
     await checkDataDir(config, add);
     await checkSealer(config, add);
     await checkSocket(config, add);
+    if (config.mqtt) await (await import("./doctor-fleet.js")).checkFleet(config, add);
     for (const msg of inactiveSections(config)) add("inactive", "warn", msg);
     for (const w of new Policy(config.policy, readAccounts(), process.geteuid?.() ?? 0).warnings) add("policy", "warn", w);
     for (const w of everyoneWarnings(config.policy, readAccounts(), socketGroup(config.socket))) add("policy", "warn", w);

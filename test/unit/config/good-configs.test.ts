@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { loadConfig } from "../../../src/config/load.js";
+import os from "node:os";
+import { loadConfig, parseConfig } from "../../../src/config/load.js";
 import { ROOT } from "../../support/daemon.js";
 import { FIXTURE_ENV, FIXTURES, fixtures } from "./fixtures.js";
 
@@ -44,6 +45,13 @@ describe("good config fixtures", () => {
     assert.equal(c.mqtt?.username, "gw-17", "${GATEWAY_ID} is interpolated");
     assert.equal(c.mqtt?.password_secret, "mqtt/password");
     assert.equal(c.mqtt?.ca_file, path.join(FIXTURES, "files/ca.pem"));
+    assert.equal(c.mqtt?.device_id, "gw-17");
+    assert.equal(c.mqtt?.client_id, "gw-17", "the client id defaults to the device id (so an ACL may use %c)");
+    assert.equal(c.mqtt?.topic_prefix, "sealcache");
+    assert.equal(c.mqtt?.cert_file, path.join(FIXTURES, "files/client.pem"));
+    assert.deepEqual(c.mqtt?.commands, { trust: { "fleet-ops": path.join(FIXTURES, "files/fleet-ops.pub") }, max_lifetime: 30 * 86_400_000 });
+    assert.equal(c.mqtt?.session_expiry, 30 * 86_400_000);
+    assert.deepEqual(c.mqtt?.reconnect, { min: 1_000, max: 300_000, spread: 60_000 });
     assert.equal(c.log.level, "info");
   });
 
@@ -56,6 +64,15 @@ describe("good config fixtures", () => {
     assert.equal(c.policy, undefined, "no policy section stays absent (the daemon's own uid only)");
     assert.equal(c.mqtt, undefined);
     assert.equal(c.log.level, "info");
+  });
+
+  test("an mqtt section with only a url: the device id is the hostname, the rest defaults", () => {
+    const c = parseConfig("mqtt: { url: 'mqtt://broker:1883' }\n", { file: path.join(FIXTURES, "inline.yaml"), env: {} }).config;
+    const id = os.hostname();
+    assert.equal(c.mqtt?.device_id, id);
+    assert.equal(c.mqtt?.client_id, id);
+    assert.equal(c.mqtt?.topic_prefix, "sealcache");
+    assert.deepEqual(c.mqtt?.commands, { trust: {}, max_lifetime: 30 * 86_400_000 });
     assert.equal(c.metrics.secret_names, false);
   });
 

@@ -85,7 +85,7 @@ describe("hostile configs", () => {
       ["provider reference", `${BASE}secrets: { a: { provider: "${long("prov")}", path: p } }\n`, {}, /^secrets\.a\.provider: no provider named "x{60}"… \(\d+ bytes\); defined providers: demo$/],
       ["unknown key", `sync: { "${long("key")}": 1 }\n`, {}, /^sync\.x{60}… \(\d+ bytes\): unknown key/],
       ["mqtt.password_secret", `mqtt: { url: "mqtt://b", password_secret: "a${long("pw")}" }\n`, {}, /^mqtt\.password_secret: /],
-      ["a *_file holding a secret", `mqtt: { url: "mqtt://b", ca_file: "${path.join(dir, long("file"))}" }\n`, {}, /^mqtt\.ca_file: cannot read …y{60} \(ENAMETOOLONG\)$/],
+      ["a *_file holding a secret", `mqtt: { url: "mqtts://b", ca_file: "${path.join(dir, long("file"))}" }\n`, {}, /^mqtt\.ca_file: cannot read …y{60} \(ENAMETOOLONG\)$/],
       ["malformed ${ reference", `socket: "\${${long("ref")}"\n`, {}, /^socket: "\$\{x{58}"… \(\d+ bytes\) is not a valid reference/],
       ["unset variable with a long name", `socket: "\${${"V".repeat(200)}}"\n`, {}, /^socket: environment variable V{60}… \(200 bytes\) is not set$/],
       ["flag value", `{}\n`, {}, /^flag --log-level: must be one of .*, got "x{60}"…/],

@@ -64,7 +64,7 @@ describe("${ENV} interpolation", () => {
   });
 
   test("an environment variable set to a literal ${...} in the file with $${ stays literal through parseConfig", () => {
-    const c = parseConfig("mqtt: { url: 'mqtt://b:1883', topic_prefix: 'fleet/$${GATEWAY}/' }\n", { file: FILE, env: { GATEWAY: "gw" } }).config;
-    assert.equal(c.mqtt?.topic_prefix, "fleet/${GATEWAY}/");
+    const c = parseConfig("mqtt: { url: 'mqtt://b:1883', topic_prefix: 'fleet/$${GATEWAY}' }\n", { file: FILE, env: { GATEWAY: "gw" } }).config;
+    assert.equal(c.mqtt?.topic_prefix, "fleet/${GATEWAY}");
   });
 });
