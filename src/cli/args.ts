@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "./exit.js";
 
-type OptionSpec = { type: "string" | "boolean"; short?: string };
+type OptionSpec = { type: "string" | "boolean"; short?: string; multiple?: boolean };
 
 /** Options every command takes. */
 const GLOBAL: Record<string, OptionSpec> = {
@@ -23,6 +23,13 @@ const LOCAL: Record<string, OptionSpec> = {
   limit: { type: "string" },
   reseal: { type: "boolean" },
   "recovery-key-file": { type: "string" },
+  env: { type: "string", multiple: true },
+  "on-change": { type: "string" },
+  wait: { type: "string" },
+  template: { type: "string", multiple: true },
+  out: { type: "string", multiple: true },
+  mode: { type: "string" },
+  watch: { type: "boolean" },
 };
 
 interface CommandSpec {
@@ -43,6 +50,17 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   audit: { synopsis: "audit [--since 1h|ISO] [--name NAME] [--limit N]", args: [0, 0], options: ["since", "name", "limit"] },
   init: { synopsis: "init [--reseal [--recovery-key-file F]]", args: [0, 0], options: ["reseal", "recovery-key-file"] },
   "rotate-kek": { synopsis: "rotate-kek", args: [0, 0], options: [] },
+  exec: {
+    synopsis: "exec --env VAR=NAME... [--on-change restart|signal:SIG|none] [--wait DURATION] -- CMD ARGS",
+    // The words after `--` are CMD ARGS (ParsedArgs.rest); none may come before it.
+    args: [0, 0],
+    options: ["env", "on-change", "wait"],
+  },
+  render: {
+    synopsis: "render --template T --out F [--mode 0600] [--watch] [--on-change CMD]",
+    args: [0, 0],
+    options: ["template", "out", "mode", "watch", "on-change"],
+  },
   doctor: { synopsis: "doctor", args: [0, 0], options: [] },
   version: { synopsis: "version", args: [0, 0], options: [] },
   help: { synopsis: "help", args: [0, 1, "command"], options: [] },
@@ -51,7 +69,9 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
 export interface ParsedArgs {
   readonly command: string | undefined;
   readonly args: string[];
-  readonly values: Record<string, string | boolean | undefined>;
+  readonly values: Record<string, string | boolean | string[] | undefined>;
+  /** The words after `--` for exec (CMD ARGS), undefined when there was no `--`. */
+  readonly rest: string[] | undefined;
 }
 
 /**
@@ -65,9 +85,12 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
   const { tokens, positionals } = parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true });
   const command = positionals[0];
   const spec = command === undefined ? undefined : COMMANDS[command];
-  const values: Record<string, string | boolean | undefined> = {};
+  const values: Record<string, string | boolean | string[] | undefined> = {};
+  // exec runs what follows `--` as it is: those words are neither options nor its arguments.
+  const terminator = command === "exec" ? tokens.find((t) => t.kind === "option-terminator") : undefined;
+  const end = terminator?.index ?? Infinity;
   for (const t of tokens) {
-    if (t.kind !== "option") continue;
+    if (t.kind !== "option" || t.index > end) continue;
     const o = options[t.name];
     if (!o) throw new UsageError(`unknown option ${t.rawName}${nearest(t.name)}; see sealcache --help`);
     if (o.type === "string" && (t.value === undefined || (!t.inlineValue && t.value.startsWith("-")))) {
@@ -77,13 +100,16 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
     if (spec && t.name in LOCAL && !spec.options.includes(t.name)) {
       throw new UsageError(`option ${t.rawName} does not apply to ${command}: sealcache ${spec.synopsis}; see sealcache --help`);
     }
-    values[t.name] = t.value ?? true;
+    if (o.multiple) values[t.name] = [...((values[t.name] as string[] | undefined) ?? []), t.value!];
+    else values[t.name] = t.value ?? true;
   }
   if (command === "get" && values.json === true && values.raw === true) throw new UsageError(`--json and --raw exclude each other: sealcache ${COMMANDS.get!.synopsis}`);
-  const args = positionals.slice(1);
+  const before = terminator ? tokens.filter((t) => t.kind === "positional" && t.index < end).length : positionals.length;
+  const args = positionals.slice(1, before);
+  const rest = terminator ? positionals.slice(before) : undefined;
   // Help asked for: the words around it do not matter.
   if (spec && values.help !== true) checkArgs(command!, spec, args, values);
-  return { command, args, values };
+  return { command, args, values, rest };
 }
 
 function checkArgs(command: string, spec: CommandSpec, args: string[], values: Record<string, unknown>): void {
@@ -91,6 +117,7 @@ function checkArgs(command: string, spec: CommandSpec, args: string[], values: R
   if (args.length >= min && args.length <= max) return;
   const expected = max === 0 ? "no arguments" : min === max ? `one ${what}` : `at most one ${what}`;
   // `list demo/` most likely meant a prefix.
+  if (command === "exec") throw new UsageError(`exec runs the command given after --: sealcache ${spec.synopsis} (got ${JSON.stringify(args[0]!.slice(0, 40))} before --)`);
   const hint = command === "list" && args.length === 1 && values.prefix === undefined ? ` (for names starting with ${args[0]}: sealcache list --prefix ${args[0]})` : "";
   throw new UsageError(`${command} takes ${expected}: sealcache ${spec.synopsis}${hint}`);
 }
