@@ -27,8 +27,8 @@ export interface FollowReport {
  * the store's revision (and checks every name exists and may be read). Taken
  * before the values are fetched, so a change in between is seen, not lost.
  */
-export async function watchRevision(target: Target, names: readonly string[]): Promise<number> {
-  const r = await request(target, "GET", `/v1/watch?names=${names.map(encodeURIComponent).join(",")}`);
+export async function watchRevision(target: Target, names: readonly string[], signal?: AbortSignal): Promise<number> {
+  const r = await request(target, "GET", `/v1/watch?names=${names.map(encodeURIComponent).join(",")}`, 15_000, signal);
   if (r.status !== 200) throw replyError(r);
   return (JSON.parse(r.body.toString("utf8")) as { revision: number }).revision;
 }
@@ -98,11 +98,16 @@ export async function follow(o: {
   const query = `names=${o.names.map(encodeURIComponent).join(",")}&timeout=${WATCH_TIMEOUT_S}s`;
   while (!o.signal.aborted) {
     try {
+      if (failing) {
+        // A long-poll answers only when something changes: ask for the revision
+        // (answered at once) to know the daemon is back, then wait from `since`.
+        await watchRevision(o.target, o.names, o.signal);
+        o.report.recovered();
+        failing = false;
+        delay = BACKOFF_MIN_MS;
+      }
       const r = await request(o.target, "GET", `/v1/watch?${query}&since=${since}`, (WATCH_TIMEOUT_S + 15) * 1000, o.signal);
       if (r.status !== 200 && r.status !== 304) throw replyError(r);
-      if (failing) o.report.recovered();
-      failing = false;
-      delay = BACKOFF_MIN_MS;
       if (r.status === 200) {
         const j = JSON.parse(r.body.toString("utf8")) as { revision: number; changed: string[] };
         since = j.revision;
