@@ -45,7 +45,7 @@ COMMANDS
                            Follows changes through daemon restarts; CMD keeps running.
     render --template T --out F [--mode 0600] [--watch] [--on-change CMD]
                            Write F from template T, where {{ secret "NAME" }} stands
-                           for the value, as it is (nothing escaped; \{{ writes {{).
+                           for the value, as it is (nothing escaped; \\{{ writes {{).
                            Several --template/--out pairs may be given. F is written
                            through a temporary file in its folder and a rename, so a
                            reader sees the old file or the new, never part of one;
