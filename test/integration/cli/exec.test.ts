@@ -21,7 +21,7 @@ async function appDaemon(scope: Scope, files: Record<string, string | Buffer>, e
   const secretsDir = path.join(dir, "secrets");
   for (const [f, v] of Object.entries(files)) fs.writeFileSync(path.join(secretsDir, f), v);
   const secrets: Record<string, unknown> = { ...(base.secrets as object) };
-  for (const f of ["token", "rotating", "signal", "stubborn", "later", "later2", "never", "nul", "restart"]) secrets[`app/${f}`] = { provider: "demo", path: f };
+  for (const f of ["token", "rotating", "signal", "stubborn", "later", "later2", "never", "nul", "binary", "restart"]) secrets[`app/${f}`] = { provider: "demo", path: f };
   secrets["locked/key"] = { provider: "demo", path: "token" };
   const config = { ...base, secrets, policy: [{ match: { uid: 0 }, allow: ["app/**", "demo/**"], admin: true }], ...extra };
   const d = await launch(scope, dir, config, { waitFor: "socket" });
@@ -56,7 +56,7 @@ describe("sealcache exec", () => {
   const v = { token: planted("exec-token"), rot1: planted("exec-rot1"), sig1: planted("exec-sig1"), stub1: planted("exec-stub1"), nul: planted("exec-nul") };
   let env: Awaited<ReturnType<typeof appDaemon>>;
   before(async () => {
-    env = await appDaemon(scope, { token: v.token, rotating: v.rot1, signal: v.sig1, stubborn: v.stub1, nul: Buffer.from(`${v.nul}\0after-the-nul`) });
+    env = await appDaemon(scope, { token: v.token, rotating: v.rot1, signal: v.sig1, stubborn: v.stub1, nul: Buffer.from(`${v.nul}\0after-the-nul`), binary: Buffer.from([0xff, 0xfe, 0x00, 0x80]) });
   });
   after(async () => {
     for (const fn of cleanups.reverse()) await fn();
@@ -176,6 +176,7 @@ describe("sealcache exec", () => {
       [run("KEY=locked/key"), 4, /^sealcache: forbidden: --env KEY=locked\/key: caller uid 0 \(pid \d+\) may not read "locked\/key"; see the policy section of the config\n$/],
       [run("L=app/later"), 5, /^sealcache: not_synced: --env L=app\/later: secret "app\/later" is configured but has not been fetched yet/],
       [run("BLOB=app/nul"), 1, /^sealcache: bad_value: --env BLOB=app\/nul: the value of secret "app\/nul" contains a NUL byte, which an environment variable cannot hold; /],
+      [run("BIN=app/binary"), 1, /^sealcache: bad_value: --env BIN=app\/binary: the value of secret "app\/binary" is not UTF-8 text, so it cannot be used as text; read it with sealcache get app\/binary --raw\n$/],
       [run("1X=app/token"), 2, /^sealcache: --env "1X=app\/token": expected VAR=NAME, VAR a variable name/],
       [run("X=App/Token"), 2, /^sealcache: --env X=App\/Token: secret name "App\/Token" must match/],
       [run("X=app/token", "X=app/rotating"), 2, /^sealcache: --env X is given twice\n$/],
@@ -244,7 +245,7 @@ describe("sealcache exec", () => {
   });
 });
 
-test("exec keeps CMD running while the daemon restarts, and a change made meanwhile restarts CMD once it is back", async (t) => {
+test("exec keeps CMD running while the daemon restarts, and follows changes again once it is back", async (t) => {
   const first = planted("exec-dr1");
   const { d, secretsDir, config, dir } = await appDaemon(t, { token: first, restart: first });
   const work = tmpDir(t);
@@ -257,9 +258,14 @@ test("exec keeps CMD running while the daemon restarts, and a change made meanwh
   assert.ok(alive(pid1!), "CMD keeps running while the daemon is down");
   const second = planted("exec-dr2");
   fs.writeFileSync(path.join(secretsDir, "restart"), second);
-  await launch(t, dir, config, { waitFor: "socket" });
+  const d2 = await launch(t, dir, config, { waitFor: "socket" });
+  // The restarted daemon keeps its schedule (the value was fetched moments ago): ask it
+  // to fetch now, most likely before exec is back, which then sees the change at once.
+  assert.equal((await d2.get("/v1/refresh?name=app/restart", { method: "POST" })).status, 202);
   await ex.waitForStderr(/watching for changes again/, 40_000);
-  await fileWhen(starts, (s) => s.trim().split("\n").length === 2, 20_000);
+  await fileWhen(starts, (s) => s.trim().split("\n").length === 2, 20_000).catch((e) => {
+    throw new Error(`${e}; exec said:\n${ex.stderr()}`);
+  });
   const pid2 = Number(lines(starts)[1]);
   assert.equal(await fileWhen(path.join(work, `v.${pid2}`)), second);
   assert.equal(await ex.stop(), 143);
