@@ -7,6 +7,16 @@ import { UsageError } from "./exit.js";
 
 /** Most names one watch request may carry (the daemon's limit on /v1/watch). */
 export const MAX_WATCHED = 256;
+/** The daemon refuses request URLs over 2048 bytes; what a watch's names may take of that. */
+const MAX_WATCH_QUERY_BYTES = 1900;
+
+/** Refuses, before anything runs, a set of names one watch request cannot carry. */
+export function checkWatchable(names: readonly string[], command: "exec" | "render"): void {
+  const query = names.map(encodeURIComponent).join(",");
+  if (names.length > MAX_WATCHED || query.length > MAX_WATCH_QUERY_BYTES) {
+    throw new UsageError(`${command} follows at most ${MAX_WATCHED} secrets whose names take at most ${MAX_WATCH_QUERY_BYTES} bytes together (one watch request); these are ${names.length} taking ${query.length}: split them over several ${command} processes`);
+  }
+}
 
 /** A secret as exec and render use it: the value as text, and a digest to tell a change from a repeat. */
 export interface Fetched {

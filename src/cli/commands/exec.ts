@@ -6,7 +6,7 @@ import { FORWARDED, StartError, Supervisor } from "../exec/supervisor.js";
 import { UsageError } from "../exit.js";
 import { follow, watchRevision } from "../follow.js";
 import { followNotes, noter } from "../notes.js";
-import { MAX_WATCHED, checkSecretName, fetchAll, waitingThrough, type Fetched } from "../secrets.js";
+import { checkSecretName, checkWatchable, fetchAll, waitingThrough, type Fetched } from "../secrets.js";
 
 const SYNOPSIS = "sealcache exec --env VAR=NAME... [--on-change restart|signal:SIG|none] [--wait DURATION] -- CMD ARGS";
 const VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -156,7 +156,7 @@ function parseBindings(env: readonly string[] | undefined): Binding[] {
     if (out.some((b) => b.variable === variable)) throw new UsageError(`--env ${variable} is given twice`);
     out.push({ variable, name });
   }
-  if (new Set(out.map((b) => b.name)).size > MAX_WATCHED) throw new UsageError(`exec follows at most ${MAX_WATCHED} secrets`);
+  checkWatchable([...new Set(out.map((b) => b.name))], "exec");
   return out;
 }
 

@@ -4,7 +4,7 @@ import { UsageError } from "../exit.js";
 import { follow, watchRevision } from "../follow.js";
 import { followNotes, noter, type Note } from "../notes.js";
 import { loadTargets, parseMode, writeIfChanged, type Target } from "../render/targets.js";
-import { MAX_WATCHED, fetchAll, waitingThrough } from "../secrets.js";
+import { checkWatchable, fetchAll, waitingThrough } from "../secrets.js";
 
 const SYNOPSIS = "sealcache render --template T --out F [--mode 0600] [--watch] [--on-change CMD]";
 
@@ -27,7 +27,7 @@ export async function render(g: GlobalOptions, flags: RenderFlags, io: Io): Prom
   if (flags.onChange !== undefined && flags.onChange.trim() === "") throw new UsageError(`--on-change needs a command: ${SYNOPSIS}`);
   const targets = loadTargets(flags.templates, flags.outs, SYNOPSIS);
   const names = [...new Set(targets.flatMap((t) => t.template.names))];
-  if (names.length > MAX_WATCHED) throw new UsageError(`render follows at most ${MAX_WATCHED} secrets`);
+  if (flags.watch) checkWatchable(names, "render");
   const target = socketFor(g);
   const note = noter("render", g.json, io);
 
