@@ -14,6 +14,10 @@ export type ErrorCode =
   | "rate_limited"
   /** data_dir is held by another process (the daemon, or an offline command). */
   | "locked"
+  /** A value that cannot be used where it was asked for: a NUL byte for an environment variable, bytes that are not text for a template. */
+  | "bad_value"
+  /** A render template that cannot be read, does not parse, or uses more than {{ secret "NAME" }}. */
+  | "bad_template"
   | "internal";
 
 export class SealcacheError extends Error {

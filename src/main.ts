@@ -11,7 +11,7 @@ const io: Io = {
 };
 
 async function main(argv: string[]): Promise<number> {
-  const { command, args, values: v, lists } = parseCommandLine(argv);
+  const { command, args, values: v, lists, rest } = parseCommandLine(argv);
   if (v.version === true || command === "version") {
     io.out(`sealcache ${VERSION}\n`);
     return EXIT.ok;
@@ -21,6 +21,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && v.help !== true ? EXIT.usage : EXIT.ok;
   }
   const str = (k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+  const list = (k: string) => (Array.isArray(v[k]) ? (v[k] as string[]) : undefined);
   const g: GlobalOptions = { config: str("config"), socket: str("socket"), dataDir: str("data-dir"), logLevel: str("log-level"), json: v.json === true };
   switch (command) {
     case "daemon":
@@ -39,6 +40,18 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cli/commands/rotate-kek.js")).rotateKekCommand(g, io);
     case "audit":
       return (await import("./cli/commands/audit.js")).audit(g, args, { since: str("since"), name: str("name"), limit: str("limit") }, io);
+    case "exec":
+      return (await import("./cli/commands/exec.js")).execCommand(g, { env: list("env"), onChange: str("on-change"), wait: str("wait") }, rest, io);
+    case "render":
+      return (await import("./cli/commands/render.js")).render(
+        g,
+        { templates: list("template"), outs: list("out"), mode: str("mode"), watch: v.watch === true, onChange: str("on-change") },
+        io,
+      );
+    case "exec":
+      return (await import("./cli/commands/exec.js")).execCommand(g, { env: lists.env, onChange: str("on-change"), wait: str("wait") }, rest, io);
+    case "render":
+      return (await import("./cli/commands/render.js")).render(g, { templates: lists.template, outs: lists.out, mode: str("mode"), watch: v.watch === true, onChange: str("on-change") }, io);
     case "doctor":
       return (await import("./cli/commands/doctor.js")).doctor(g, io);
     case "fleet keygen":

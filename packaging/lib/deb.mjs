@@ -30,6 +30,10 @@ export function buildDeb(o) {
   write(root, `${doc}/copyright`, copyright(o.repo, meta), 0o644);
   write(root, `${doc}/changelog.Debian.gz`, gzip(changelog(meta)), 0o644);
   write(root, `${doc}/THIRD-PARTY-NOTICES.gz`, gzip(meta.notices), 0o644);
+  // Example units for agents that use exec and render (README, "Secrets for agents that cannot speak the socket").
+  for (const f of fs.readdirSync(path.join(o.repo, "packaging/examples")).sort()) {
+    write(root, `${doc}/examples/${f}`, fs.readFileSync(path.join(o.repo, "packaging/examples", f)), 0o644);
+  }
   write(root, "usr/share/lintian/overrides/sealcache", fs.readFileSync(path.join(o.repo, "packaging/deb/lintian-overrides")), 0o644);
   normalise(root, meta.epoch);
 

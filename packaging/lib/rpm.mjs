@@ -18,6 +18,10 @@ export function buildRpm(o) {
   copyTree(o.staged, root);
   write(root, "usr/share/licenses/sealcache/LICENSE", fs.readFileSync(path.join(o.repo, "LICENSE")), 0o644);
   write(root, "usr/share/licenses/sealcache/THIRD-PARTY", meta.notices, 0o644);
+  // As in the .deb: example units for agents that use exec and render.
+  for (const f of fs.readdirSync(path.join(o.repo, "packaging/examples")).sort()) {
+    write(root, `usr/share/doc/sealcache/examples/${f}`, fs.readFileSync(path.join(o.repo, "packaging/examples", f)), 0o644);
+  }
   fs.mkdirSync(path.join(root, "var/lib/sealcache"), { recursive: true });
   normalise(root, meta.epoch);
 

@@ -23,7 +23,13 @@ const LOCAL: Record<string, OptionSpec> = {
   limit: { type: "string" },
   reseal: { type: "boolean" },
   "recovery-key-file": { type: "string" },
+  env: { type: "string" },
+  "on-change": { type: "string" },
+  wait: { type: "string" },
+  template: { type: "string" },
   out: { type: "string" },
+  mode: { type: "string" },
+  watch: { type: "boolean" },
   key: { type: "string" },
   aud: { type: "string" },
   cmd: { type: "string" },
@@ -50,6 +56,17 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   audit: { synopsis: "audit [--since 1h|ISO] [--name NAME] [--limit N]", args: [0, 0], options: ["since", "name", "limit"] },
   init: { synopsis: "init [--reseal [--recovery-key-file F]]", args: [0, 0], options: ["reseal", "recovery-key-file"] },
   "rotate-kek": { synopsis: "rotate-kek", args: [0, 0], options: [] },
+  exec: {
+    synopsis: "exec --env VAR=NAME... [--on-change restart|signal:SIG|none] [--wait DURATION] -- CMD ARGS",
+    // The words after `--` are CMD ARGS (ParsedArgs.rest); none may come before it.
+    args: [0, 0],
+    options: ["env", "on-change", "wait"],
+  },
+  render: {
+    synopsis: "render --template T --out F [--mode 0600] [--watch] [--on-change CMD]",
+    args: [0, 0],
+    options: ["template", "out", "mode", "watch", "on-change"],
+  },
   doctor: { synopsis: "doctor", args: [0, 0], options: [] },
   "fleet keygen": { synopsis: "fleet keygen --out F", args: [0, 0], options: ["out"] },
   "fleet sign": {
@@ -67,6 +84,8 @@ export interface ParsedArgs {
   readonly values: Record<string, string | boolean | undefined>;
   /** Every value of a string option given more than once (`--name a --name b`), in order; `values` holds the last. */
   readonly lists: Record<string, string[]>;
+  /** The words after `--` for exec (CMD ARGS), undefined when there was no `--`. */
+  readonly rest: string[] | undefined;
 }
 
 /** Commands with subcommands: `fleet keygen`, `fleet sign` are looked up as one name. */
@@ -87,8 +106,11 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
   const spec = command === undefined ? undefined : COMMANDS[command];
   const values: Record<string, string | boolean | undefined> = {};
   const lists: Record<string, string[]> = {};
+  // exec runs what follows `--` as it is: those words are neither options nor its arguments.
+  const terminator = command === "exec" ? tokens.find((t) => t.kind === "option-terminator") : undefined;
+  const end = terminator?.index ?? Infinity;
   for (const t of tokens) {
-    if (t.kind !== "option") continue;
+    if (t.kind !== "option" || t.index > end) continue;
     const o = options[t.name];
     if (!o) throw new UsageError(`unknown option ${t.rawName}${nearest(t.name)}; see sealcache --help`);
     if (o.type === "string" && (t.value === undefined || (!t.inlineValue && t.value.startsWith("-")))) {
@@ -102,20 +124,23 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
     if (t.value !== undefined) (lists[t.name] ??= []).push(t.value);
   }
   if (command === "get" && values.json === true && values.raw === true) throw new UsageError(`--json and --raw exclude each other: sealcache ${COMMANDS.get!.synopsis}`);
-  const args = positionals.slice(command?.includes(" ") ? 2 : 1);
+  const before = terminator ? tokens.filter((t) => t.kind === "positional" && t.index < end).length : positionals.length;
+  const args = positionals.slice(command?.includes(" ") ? 2 : 1, before);
+  const rest = terminator ? positionals.slice(before) : undefined;
   if (group && !spec && values.help !== true) {
     const subs = group.map((g) => `sealcache ${COMMANDS[`${positionals[0]} ${g}`]!.synopsis}`).join(" | ");
     throw new UsageError(`${positionals[0]} takes a subcommand${sub === undefined ? "" : ` (not ${JSON.stringify(sub.slice(0, 60))})`}: ${subs}`);
   }
   // Help asked for: the words around it do not matter.
   if (spec && values.help !== true) checkArgs(command!, spec, args, values);
-  return { command, args, values, lists };
+  return { command, args, values, lists, rest };
 }
 
 function checkArgs(command: string, spec: CommandSpec, args: string[], values: Record<string, unknown>): void {
   const [min, max, what = "argument"] = spec.args;
   if (args.length >= min && args.length <= max) return;
   const expected = max === 0 ? "no arguments" : min === max ? `one ${what}` : `at most one ${what}`;
+  if (command === "exec") throw new UsageError(`exec runs the command given after --: sealcache ${spec.synopsis} (got ${JSON.stringify(args[0]!.slice(0, 40))} before --)`);
   // `list demo/` most likely meant a prefix.
   const hint = command === "list" && args.length === 1 && values.prefix === undefined ? ` (for names starting with ${args[0]}: sealcache list --prefix ${args[0]})` : "";
   throw new UsageError(`${command} takes ${expected}: sealcache ${spec.synopsis}${hint}`);

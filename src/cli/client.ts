@@ -24,10 +24,10 @@ export interface Target {
  * a socket this account may not open is `forbidden` (exit 4: a matter of group
  * membership, not of the daemon being down).
  */
-export function request(target: string | Target, method: string, urlPath: string, timeoutMs = 15_000): Promise<Reply> {
+export function request(target: string | Target, method: string, urlPath: string, timeoutMs = 15_000, signal?: AbortSignal): Promise<Reply> {
   const { socket: socketPath, whenAbsent } = typeof target === "string" ? { socket: target, whenAbsent: undefined } : target;
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, method, path: urlPath, headers: { Host: "sealcache" }, timeout: timeoutMs }, (res) => {
+    const req = http.request({ socketPath, method, path: urlPath, headers: { Host: "sealcache" }, timeout: timeoutMs, signal }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -35,7 +35,7 @@ export function request(target: string | Target, method: string, urlPath: string
     });
     req.on("timeout", () => req.destroy(new SealcacheError("unavailable", `the daemon at ${socketPath} did not answer within ${timeoutMs / 1000} s`)));
     req.on("error", (e: NodeJS.ErrnoException) => {
-      if (e instanceof SealcacheError) return reject(e);
+      if (e instanceof SealcacheError || e.name === "AbortError") return reject(e);
       if (e.code === "EACCES" || e.code === "EPERM") return reject(new SealcacheError("forbidden", `this account may not open the socket ${socketPath} (${e.code}): ${joinHint(socketPath)}`));
       const hint =
         e.code === "ENOENT" && whenAbsent
@@ -75,7 +75,9 @@ function joinHint(socketPath: string): string {
 export function replyError(r: Reply): SealcacheError {
   try {
     const j = JSON.parse(r.body.toString("utf8")) as { error?: string; message?: string };
-    if (typeof j.error === "string") return new SealcacheError(j.error as ErrorCode, j.message ?? j.error);
+    const retry = Number(r.headers["retry-after"]);
+    const retryAfter = Number.isFinite(retry) && retry > 0 ? retry : undefined;
+    if (typeof j.error === "string") return new SealcacheError(j.error as ErrorCode, j.message ?? j.error, { retryAfter });
   } catch {
     /* fall through */
   }

@@ -26,6 +26,38 @@ COMMANDS
                            up the new seal.
     rotate-kek             A new cache key; every data key re-wrapped in one
                            transaction (through the daemon when it runs).
+    exec --env VAR=NAME... [--on-change restart|signal:SIG|none] [--wait DURATION] -- CMD ARGS
+                           Run CMD with secret NAME in environment variable VAR (never
+                           in its argv or a file), as its supervisor: the signals exec
+                           gets (TERM, INT, HUP, QUIT, USR1, USR2, WINCH, ALRM) go to
+                           CMD, and exec exits with CMD's status (128+N when a signal
+                           ended it; 127 CMD not found, 126 not executable). When a
+                           named secret changes: restart (default; SIGTERM, 10 s
+                           grace, SIGKILL to CMD's process group, CMD again with the
+                           new values; changes within 2 s are one restart),
+                           signal:SIG (CMD is sent SIG; its environment cannot
+                           change, so this is for a CMD that re-reads its secrets
+                           elsewhere, such as a file kept by render --watch), or
+                           none. A name that is unknown, forbidden, not synced or
+                           expired, or a value holding a NUL byte, stops exec before
+                           CMD runs, naming the --env. --wait: wait up to DURATION
+                           for names not synced yet and for the daemon (at boot).
+                           Follows changes through daemon restarts; CMD keeps running.
+    render --template T --out F [--mode 0600] [--watch] [--on-change CMD]
+                           Write F from template T, where {{ secret "NAME" }} stands
+                           for the value, as it is (nothing escaped; \\{{ writes {{).
+                           Several --template/--out pairs may be given. F is written
+                           through a temporary file in its folder and a rename, so a
+                           reader sees the old file or the new, never part of one;
+                           mode 0600 (--mode: octal) and owned by the caller; not
+                           rewritten when unchanged. A template that does not parse
+                           (line and column given) or a name that is unknown, not
+                           synced, forbidden or revoked fails the whole render and
+                           leaves every file as it was. --watch: render again when
+                           a secret changes (changes within 2 s are one), through
+                           daemon restarts, until SIGTERM/SIGINT. --on-change: run
+                           CMD with /bin/sh -c after a render that changed a file
+                           (its output goes to stderr).
     doctor                 Check config, permissions, sealer, socket, backends and,
                            with an mqtt section, the broker and the trust keys.
     fleet keygen --out F   Make an Ed25519 key pair for signing fleet commands: F
@@ -52,7 +84,8 @@ OPTIONS
 EXIT STATUS
     0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden, 5 unavailable.
     4: refused by policy, or an account outside the socket's group; 5: daemon
-    down, sealed, secret not synced or expired, rate limited.
+    down, sealed, secret not synced or expired, rate limited. exec: CMD's own
+    status once CMD has run; 126/127 when it cannot be started.
 
 ENVIRONMENT
     SEALCACHE_CONFIG       The config file when --config is not given.

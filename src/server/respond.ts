@@ -13,6 +13,9 @@ export const STATUS: Record<ErrorCode, number> = {
   rate_limited: 429,
   // Never answered on the socket (the daemon holding data_dir is the one answering); listed for completeness.
   locked: 503,
+  // Never answered either: raised by the CLI (exec, render) about a value it was given.
+  bad_value: 422,
+  bad_template: 422,
   internal: 500,
 };
 

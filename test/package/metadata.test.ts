@@ -62,6 +62,23 @@ for (const arch of ARCHES) {
     }
   });
 
+  test(`the ${arch} .deb installs the exec and render example units as documentation, and the man page covers both`, () => {
+    const deb = builtPackage("deb", arch);
+    const files = execFileSync("dpkg-deb", ["-c", deb], { encoding: "utf8" });
+    const examples = fs.readdirSync(path.join(ROOT, "packaging/examples")).sort();
+    assert.ok(examples.length >= 4, examples.join(", "));
+    for (const f of examples) {
+      assert.match(files, new RegExp(`^-rw-r--r-- root/root .* \\./usr/share/doc/sealcache/examples/${f.replace(/\./g, "\\.")}$`, "m"), f);
+      const shipped = execFileSync("sh", ["-c", `dpkg-deb --fsys-tarfile "$1" | tar -xO "./usr/share/doc/sealcache/examples/$2"`, "sh", deb, f]);
+      assert.deepEqual(shipped, fs.readFileSync(path.join(ROOT, "packaging/examples", f)), `${f} as in packaging/examples`);
+    }
+    const man = execFileSync("sh", ["-c", `dpkg-deb --fsys-tarfile "$1" | tar -xO ./usr/share/man/man1/sealcache.1.gz | zcat`, "sh", deb], { encoding: "utf8" });
+    assert.match(man, /^exec \\-\\-env VAR=NAME\.\.\. /m);
+    assert.match(man, /^render \\-\\-template T \\-\\-out F /m);
+    const rpmFiles = execFileSync("rpm", ["-qlp", builtPackage("rpm", arch)], { encoding: "utf8" });
+    for (const f of examples) assert.match(rpmFiles, new RegExp(`^/usr/share/doc/sealcache/examples/${f.replace(/\./g, "\\.")}$`, "m"), `.rpm: ${f}`);
+  });
+
   test(`the ${arch} .rpm lists the same files, a noreplace config, and scripts that create the user`, () => {
     const rpm = builtPackage("rpm", arch);
     const files = execFileSync("rpm", ["-qlp", rpm], { encoding: "utf8" });
