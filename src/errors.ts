@@ -7,6 +7,8 @@ export type ErrorCode =
   | "forbidden"
   | "not_synced"
   | "expired"
+  /** Shredded by revoke; answered until the secret is fetched (or imported) again. */
+  | "revoked"
   | "bad_request"
   | "sealed"
   | "config"

@@ -40,6 +40,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cli/commands/rotate-kek.js")).rotateKekCommand(g, io);
     case "audit":
       return (await import("./cli/commands/audit.js")).audit(g, args, { since: str("since"), name: str("name"), limit: str("limit") }, io);
+    case "import":
+      return (await import("./cli/commands/import.js")).importCommand(g, args, { fromFile: str("from-file"), deleteSource: v["delete-source"] === true }, io);
+    case "revoke":
+      return (await import("./cli/commands/revoke.js")).revoke(g, args, { all: v.all === true }, io);
     case "exec":
       return (await import("./cli/commands/exec.js")).execCommand(g, { env: list("env"), onChange: str("on-change"), wait: str("wait") }, rest, io);
     case "render":

@@ -24,6 +24,8 @@ const LOCAL: Record<string, OptionSpec> = {
   reseal: { type: "boolean" },
   "recovery-key-file": { type: "string" },
   env: { type: "string" },
+  "from-file": { type: "string" },
+  "delete-source": { type: "boolean" },
   "on-change": { type: "string" },
   wait: { type: "string" },
   template: { type: "string" },
@@ -56,6 +58,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   audit: { synopsis: "audit [--since 1h|ISO] [--name NAME] [--limit N]", args: [0, 0], options: ["since", "name", "limit"] },
   init: { synopsis: "init [--reseal [--recovery-key-file F]]", args: [0, 0], options: ["reseal", "recovery-key-file"] },
   "rotate-kek": { synopsis: "rotate-kek", args: [0, 0], options: [] },
+  import: { synopsis: "import NAME --from-file F [--delete-source]", args: [1, 1, "secret name"], options: ["from-file", "delete-source"] },
+  revoke: { synopsis: "revoke NAME|--all", args: [0, 1, "secret name"], options: ["all"] },
   exec: {
     synopsis: "exec --env VAR=NAME... [--on-change restart|signal:SIG|none] [--wait DURATION] -- CMD ARGS",
     // The words after `--` are CMD ARGS (ParsedArgs.rest); none may come before it.

@@ -24,7 +24,7 @@ export interface Target {
  * a socket this account may not open is `forbidden` (exit 4: a matter of group
  * membership, not of the daemon being down).
  */
-export function request(target: string | Target, method: string, urlPath: string, timeoutMs = 15_000, signal?: AbortSignal): Promise<Reply> {
+export function request(target: string | Target, method: string, urlPath: string, timeoutMs = 15_000, signal?: AbortSignal, body?: Uint8Array): Promise<Reply> {
   const { socket: socketPath, whenAbsent } = typeof target === "string" ? { socket: target, whenAbsent: undefined } : target;
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, method, path: urlPath, headers: { Host: "sealcache" }, timeout: timeoutMs, signal }, (res) => {
@@ -43,9 +43,10 @@ export function request(target: string | Target, method: string, urlPath: string
           : e.code === "ENOENT" || e.code === "ECONNREFUSED"
             ? "is the daemon running? (systemctl status sealcache, or pass --socket)"
             : "";
-      reject(new SealcacheError("unavailable", `cannot reach the daemon at ${socketPath} (${e.code ?? e.message})${hint ? `: ${hint}` : ""}`));
+      reject(new SealcacheError("unavailable", `cannot reach the daemon at ${socketPath} (${e.code ?? e.message})${hint ? `: ${hint}` : ""}`, { cause: e }));
     });
-    req.end();
+    if (body) req.setHeader("Content-Length", body.length);
+    req.end(body);
   });
 }
 
@@ -90,4 +91,10 @@ export async function getJson<T>(target: string | Target, urlPath: string): Prom
   const j = JSON.parse(r.body.toString("utf8")) as T & { error?: string };
   if (r.status === 503 && typeof j.error === "string") throw replyError(r);
   return j;
+}
+
+/** The daemon is not running (no socket, or nobody listening on it): what the commands that can work on the cache directly check for. */
+export function daemonAbsent(e: unknown): boolean {
+  const code = (e instanceof SealcacheError ? (e.cause as NodeJS.ErrnoException | undefined) : undefined)?.code;
+  return code === "ENOENT" || code === "ECONNREFUSED";
 }

@@ -12,6 +12,7 @@ export function exitCodeFor(code: ErrorCode | string): number {
     case "sealed":
     case "not_synced":
     case "expired":
+    case "revoked":
     case "unavailable":
     case "rate_limited":
       return EXIT.unavailable;

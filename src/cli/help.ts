@@ -26,6 +26,21 @@ COMMANDS
                            up the new seal.
     rotate-kek             A new cache key; every data key re-wrapped in one
                            transaction (through the daemon when it runs).
+    import NAME --from-file F [--delete-source]
+                           Store F's bytes (at most 64 KiB: a bootstrap token, a
+                           one-time credential) as secret NAME: sealed like every
+                           value, listed with provider imported, never refreshed,
+                           kept until revoked. A name a provider serves is refused.
+                           --delete-source overwrites F with zeros and removes it,
+                           only once the value is stored. Admin.
+    revoke NAME|--all      Crypto-shred: the value, its data key and every older
+                           version are deleted from cache.db and its WAL (SQLite
+                           secure_delete, WAL truncated, file vacuumed); NAME (a
+                           hierarchy: every parameter under it) answers 410 revoked
+                           until it is fetched again. --all also rotates the cache
+                           key and advances the TPM anti-rollback counter, so no old
+                           copy of the cache opens. Admin; through the daemon when
+                           it runs, on the cache directly when it is stopped.
     exec --env VAR=NAME... [--on-change restart|signal:SIG|none] [--wait DURATION] -- CMD ARGS
                            Run CMD with secret NAME in environment variable VAR (never
                            in its argv or a file), as its supervisor: the signals exec

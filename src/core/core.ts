@@ -6,9 +6,10 @@ import type { SecretStore } from "../store/store.js";
 import type { SyncEngine } from "../sync/engine.js";
 import type { Access } from "./access.js";
 import { buildGauges, buildHealth, type Gauge } from "./health.js";
-import { auditIdentity, type Principal } from "./principal.js";
+import { IMPORTED_ORIGIN } from "../sync/catalog.js";
+import { auditIdentity, describePrincipal, type Principal } from "./principal.js";
 import type { Lookup, SecretReader, SecretStatus } from "./reader.js";
-import { checkName, watchArgs, type WatchQuery } from "./requests.js";
+import { IMPORT_MAX_BYTES, checkName, watchArgs, type WatchQuery } from "./requests.js";
 import { WatchHub } from "./watch.js";
 import { AuditSink } from "./audit-sink.js";
 
@@ -28,8 +29,6 @@ export interface CoreOptions {
   readonly access: Access;
   readonly logger: Logger;
   readonly version: string;
-  /** Config sections validated but not active in this build (listed by health). */
-  readonly inactive: readonly string[];
   /** `metrics.secret_names`: whether health and metrics may name secrets. */
   readonly secretNames: boolean;
 }
@@ -50,9 +49,36 @@ export class Core {
   #serving: Serving | undefined;
   #sealedReason = "unsealing the cache key";
   #sealer: SealerInfo | undefined;
+  readonly #listeners = new Set<() => void>();
+  readonly #sections = new Map<string, () => unknown>();
 
   constructor(o: CoreOptions) {
     this.#o = o;
+  }
+
+  /**
+   * Calls `fn` whenever what health shows may have changed (a state change, a value
+   * change, a sync batch landing); returns the unsubscribe. Used by: the fleet
+   * channel's retained status.
+   */
+  onChange(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /** Something health shows may have changed. */
+  changed(): void {
+    for (const fn of this.#listeners) fn();
+  }
+
+  /** A part's own state in /v1/health under `key` (the fleet channel: `mqtt`). */
+  describe(key: string, fn: () => unknown): void {
+    this.#sections.set(key, fn);
+  }
+
+  /** Every name list shows, for the fleet status (which gives names only with metrics.secret_names). */
+  listNames(): string[] | undefined {
+    return this.#serving?.reader.configuredNames();
   }
 
   get state(): CoreState {
@@ -68,7 +94,11 @@ export class Core {
     this.#serving = s;
     this.#sealer = sealer;
     this.#state = "serving";
-    s.store.onChange((names) => this.#watch.notify(names));
+    s.store.onChange((names) => {
+      this.#watch.notify(names);
+      this.changed();
+    });
+    this.changed();
   }
 
   /** The cache could not be opened (yet): operations answer `sealed` with this reason. */
@@ -76,6 +106,7 @@ export class Core {
     this.#state = "sealed";
     this.#sealedReason = reason;
     this.#sealer = sealer ?? this.#sealer;
+    this.changed();
   }
 
   /** Shutdown has begun: operations answer `sealed` (stopping) and watchers are woken. */
@@ -163,6 +194,59 @@ export class Core {
     return { queued: sync.trigger(names === "all" ? [] : names) };
   }
 
+  /**
+   * Crypto-shreds the named secrets (a hierarchy: every parameter under it), or all:
+   * their values, data keys and older versions are deleted from cache.db and its
+   * WAL, and each answers `410 revoked` until it is fetched (or imported) again.
+   * `all` also rotates the cache key and advances the anti-rollback counter, so no
+   * old copy of the cache opens. Used by: POST /v1/revoke (`sealcache revoke`),
+   * the fleet command `revoke`.
+   */
+  async revoke(p: Principal, names: readonly string[] | "all"): Promise<{ revoked: string[] }> {
+    this.#o.access.mayAdmin(p, "revoke");
+    const s = this.#open();
+    const targets = names === "all" ? [...new Set([...s.reader.configuredNames().filter((n) => s.reader.hierarchyOf(n) !== n), ...[...s.store.metas()].map((m) => m.name)])] : this.#revocable(s, names);
+    const reason = `by ${describePrincipal(p)} at ${new Date().toISOString()}`;
+    const { marked } = s.store.revoke(targets, { all: names === "all", at: Date.now(), reason });
+    for (const n of marked) s.sync.catalog.setImported(n, false);
+    if (names === "all") await s.rotateKek();
+    this.#o.logger.warn({ revoked: marked.length, all: names === "all", by: p.kind }, "secrets revoked (crypto-shredded)");
+    return { revoked: marked.sort() };
+  }
+
+  #revocable(s: Serving, names: readonly string[]): string[] {
+    const out = new Set<string>();
+    for (const n of names) {
+      checkName(n);
+      if (s.reader.hierarchyOf(n) === n) {
+        for (const m of s.reader.membersOf(n)) out.add(m);
+        continue;
+      }
+      if (!s.reader.isConfigured(n) && !s.store.meta(n)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(n)} is configured or cached`);
+      out.add(n);
+    }
+    return [...out];
+  }
+
+  /**
+   * Stores a value given by an admin (a bootstrap token, a one-time credential):
+   * sealed like every value, listed with provider `imported`, never refreshed,
+   * kept (across restarts) until revoked. A name a provider serves is refused.
+   * Used by: PUT /v1/secrets/{name} (`sealcache import`).
+   */
+  importSecret(p: Principal, name: string, value: Uint8Array): { name: string; version: number } {
+    this.#o.access.mayAdmin(p, "import");
+    checkName(name);
+    if (value.length === 0) throw new SealcacheError("bad_request", `the value for ${JSON.stringify(name)} is empty; there is nothing to import`);
+    if (value.length > IMPORT_MAX_BYTES) throw new SealcacheError("bad_request", `the value for ${JSON.stringify(name)} is ${value.length} bytes; an imported secret is at most ${IMPORT_MAX_BYTES} bytes`);
+    const s = this.#open();
+    const problem = s.sync.catalog.importProblem(name);
+    if (problem) throw new SealcacheError("bad_request", `secret name ${JSON.stringify(name)} ${problem}; an imported secret needs a name of its own`);
+    s.store.apply([{ name, ok: true, value, sourceVersion: undefined, at: Date.now(), origin: IMPORTED_ORIGIN }]);
+    s.sync.catalog.setImported(name, true);
+    return { name, version: s.store.meta(name)!.version };
+  }
+
   /** A new cache key, every data key re-wrapped in one transaction. Used by: POST /v1/rotate-kek (`sealcache rotate-kek`). */
   async rotateKek(p: Principal): Promise<{ rewrapped: number; seal: string }> {
     this.#o.access.mayAdmin(p, "rotate-kek");
@@ -193,17 +277,18 @@ export class Core {
 
   /** Sealed state, per-provider state and counts; never values. Used by: GET /v1/health (`status`, `doctor`). */
   health(): { ok: boolean; body: unknown } {
-    return buildHealth({
+    const h = buildHealth({
       state: this.#state,
       serving: this.#serving,
       sealedReason: this.#sealedReason,
       sealerInfo: this.#sealer,
-      inactive: this.#o.inactive,
       policyWarnings: this.#o.access.warnings,
       started: this.#started,
       version: this.#o.version,
       secretNames: this.#o.secretNames,
     });
+    for (const [k, fn] of this.#sections) (h.body as Record<string, unknown>)[k] = fn();
+    return h;
   }
 
   /** The gauges of GET /metrics. */

@@ -7,7 +7,6 @@ export interface HealthInput {
   readonly serving: Serving | undefined;
   readonly sealedReason: string;
   readonly sealerInfo: SealerInfo | undefined;
-  readonly inactive: readonly string[];
   readonly policyWarnings: readonly string[];
   /** performance.now() at start: uptime runs on the monotonic clock. */
   readonly started: number;
@@ -47,14 +46,14 @@ export interface Failing {
  */
 export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
   const seal = h.sealerInfo ? { type: h.sealerInfo.type, ok: h.sealerInfo.ok, detail: h.sealerInfo.detail, warnings: h.sealerInfo.warnings } : null;
-  const common = { version: h.version, uptime_s: Math.floor((performance.now() - h.started) / 1000), seal, inactive: h.inactive, warnings: h.policyWarnings };
+  const common = { version: h.version, uptime_s: Math.floor((performance.now() - h.started) / 1000), seal, warnings: h.policyWarnings };
   // "unsealing" while the first attempt runs (the socket is up before the key), "sealed" once one failed.
   if (!h.serving) return { ok: false, body: { status: h.state === "serving" ? "sealed" : h.state, sealed: true, sealed_reason: h.sealedReason, ...common } };
   const { reader, sync, store } = h.serving;
   const now = reader.now();
   // One count per name `list` shows: configured secrets, hierarchies (an SSM path
   // ending in /* or /**) and the parameters found under them, each by its state.
-  const counts = { total: 0, ok: 0, stale: 0, expired: 0, not_synced: 0, errors: 0, hierarchies: 0 };
+  const counts = { total: 0, ok: 0, stale: 0, expired: 0, not_synced: 0, revoked: 0, errors: 0, hierarchies: 0 };
   const failing = { count: 0, by_provider: {} as Record<string, number>, secrets: h.secretNames ? ([] as FailingSecret[]) : null };
   for (const name of reader.configuredNames()) {
     const s = reader.status(name, now);
@@ -97,7 +96,7 @@ export function buildGauges(core: Serving | undefined, withNames: boolean): Gaug
   const gauges: Gauge[] = [{ name: "sealcache_sealed", help: "1 while the cache key is not unsealed.", samples: [["", core ? 0 : 1]] }];
   if (!core) return gauges;
   const now = core.reader.now();
-  const byState = new Map<string, number>([["ok", 0], ["stale", 0], ["expired", 0], ["not_synced", 0]]);
+  const byState = new Map<string, number>([["ok", 0], ["stale", 0], ["expired", 0], ["not_synced", 0], ["revoked", 0]]);
   const perSecret: [string, number][] = [];
   for (const name of core.reader.configuredNames()) {
     const s = core.reader.status(name, now);

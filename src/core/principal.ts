@@ -6,13 +6,13 @@ import type { Caller } from "../policy/policy.js";
  * - `peer`: a process on the socket, as the kernel identified it at accept
  *   (`caller` undefined when it could not be identified: every read is refused);
  * - `fleet`: a fleet command over MQTT whose signature verified against the key
- *   `kid` of `commands.trust` (issuer), one-time id `jti`;
+ *   `issuer` (its kid) of `commands.trust`, one-time id `jti`;
  * - `operator`: the local operator running a CLI command on the cache directly
  *   (the daemon stopped): whoever can open data_dir already holds every key.
  */
 export type Principal =
   | { readonly kind: "peer"; readonly caller: Caller | undefined }
-  | { readonly kind: "fleet"; readonly kid: string; readonly jti: string }
+  | { readonly kind: "fleet"; readonly issuer: string; readonly jti: string }
   | { readonly kind: "operator" };
 
 export const OPERATOR: Principal = { kind: "operator" };
@@ -27,7 +27,7 @@ export function describePrincipal(p: Principal): string {
     case "peer":
       return p.caller ? `caller uid ${p.caller.uid} (pid ${p.caller.pid})` : "a caller whose identity could not be read";
     case "fleet":
-      return `fleet command ${JSON.stringify(p.jti.slice(0, 64))} (key ${JSON.stringify(p.kid.slice(0, 64))})`;
+      return `fleet command ${JSON.stringify(p.jti.slice(0, 64))} (key ${JSON.stringify(p.issuer.slice(0, 64))})`;
     case "operator":
       return "the local operator";
   }
@@ -40,7 +40,7 @@ export function auditIdentity(p: Principal): { uid: number | null; pid: number |
       return { uid: p.caller?.uid ?? null, pid: p.caller?.pid ?? null, exe: p.caller?.exe ?? null, unit: p.caller?.unit ?? null, principal: "peer" };
     case "fleet":
       // Bounded: a jti or key name is the signer's choice.
-      return { uid: null, pid: null, exe: null, unit: null, principal: `fleet:${p.kid.slice(0, 64)}:${p.jti.slice(0, 128)}` };
+      return { uid: null, pid: null, exe: null, unit: null, principal: `fleet:${p.issuer.slice(0, 64)}:${p.jti.slice(0, 128)}` };
     case "operator":
       return { uid: process.getuid?.() ?? null, pid: process.pid, exe: null, unit: null, principal: "operator" };
   }

@@ -6,7 +6,7 @@ import { readClocks, systemClock, type Clock, type Now } from "../sync/clock.js"
 import type { SyncEngine } from "../sync/engine.js";
 import type { Freshness } from "../sync/freshness.js";
 
-export type SecretStateName = "ok" | "stale" | "expired" | "not_synced";
+export type SecretStateName = "ok" | "stale" | "expired" | "not_synced" | "revoked";
 
 export interface SecretStatus {
   readonly name: string;
@@ -96,12 +96,14 @@ export class SecretReader {
   /** Returns the plaintext, which the caller must zero once written out. */
   lookup(name: string, now: Now): Lookup {
     const k = this.#catalog.kind(name);
+    const meta = this.#store.meta(name);
+    const revoked = meta ? undefined : this.#revoked(name);
+    if (revoked) throw new SealcacheError("revoked", `secret ${JSON.stringify(name)} was revoked (${revoked.message}); it is served again once it has been fetched (or imported) anew`);
     if (!k) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured${this.#underWalked(name)}`);
     if (k.kind === "hierarchy") {
       throw new SealcacheError("not_found", `${JSON.stringify(name)} is a hierarchy, not a secret: each parameter under it is served as ${name}/NAME (sealcache list --prefix ${name}/)`);
     }
     if (k.kind === "pending") throw this.#notSynced(name, k.entry);
-    const meta = this.#store.meta(name);
     if (!meta) throw this.#notSynced(name, k.entry);
     const stale = this.#fresh.isStale(name, now);
     const age = this.#fresh.age(name, now);
@@ -126,15 +128,17 @@ export class SecretReader {
     // on every poll, and spreading a shared base cost ~12x the rest of it.
     const k = this.#catalog.kind(name);
     const entry = k?.entry ?? name;
-    const provider = this.#catalog.entry(entry)?.provider ?? "";
+    const provider = k?.kind === "imported" ? "imported" : (this.#catalog.entry(entry)?.provider ?? "");
     const hierarchy = k?.kind === "hierarchy";
     const kind = hierarchy ? "hierarchy" : "secret";
     const parent = k?.kind === "member" ? entry : null;
     const members = hierarchy ? this.#catalog.members(entry).size : null;
     const fetchedAt = this.#fresh.confirmedAt(name, now);
     const err = this.#store.secretError(name);
-    if (fetchedAt === undefined) {
-      return { name, state: "not_synced", provider, version: null, source_version: null, fetched_at: null, age_s: null, stale: false, error: err?.message ?? null, kind, parent, members };
+    if (fetchedAt === undefined || (err?.kind === "revoked" && !this.#store.meta(name))) {
+      const revoked = err?.kind === "revoked";
+      // A revocation is no failure: the state says it, and it is not counted among the failing.
+      return { name, state: revoked ? "revoked" : "not_synced", provider, version: null, source_version: null, fetched_at: null, age_s: null, stale: false, error: revoked ? null : (err?.message ?? null), kind, parent, members };
     }
     // A parameter also shows its hierarchy's error when the last walk failed after it was fetched.
     const meta = hierarchy ? undefined : this.#store.meta(name);
@@ -157,6 +161,12 @@ export class SecretReader {
       parent,
       members,
     };
+  }
+
+  /** The revocation recorded against a name that holds no value now. */
+  #revoked(name: string): { message: string } | undefined {
+    const e = this.#store.secretError(name);
+    return e?.kind === "revoked" ? e : undefined;
   }
 
   /**

@@ -13,6 +13,8 @@ export const WATCH_MAX_MS = 300_000;
 export const WATCH_MAX_NAMES = 256;
 export const AUDIT_DEFAULT_LIMIT = 100;
 export const AUDIT_MAX_LIMIT = 10_000;
+/** The largest value `import` takes (PUT /v1/secrets/{name}). */
+export const IMPORT_MAX_BYTES = 64 * 1024;
 
 /** Throws `bad_request` for a name that breaks the name rules (quoting at most 64 characters of it). */
 export function checkName(name: string): void {

@@ -13,8 +13,10 @@ import { Metrics } from "../server/metrics.js";
 import { SyncEngine, type ProviderHandle } from "../sync/engine.js";
 import { VERSION } from "../version.js";
 import { disableCoreDumps, limitMallocArenas, trimMalloc } from "../../native/libc.js";
+import type { SecretStore } from "../store/store.js";
+import { systemClock } from "../sync/clock.js";
 import { CachePart } from "./cache-part.js";
-import { inactiveSections } from "./inactive.js";
+import { SealedJtiStore, fleetCore } from "./fleet.js";
 import { Parts, type Part } from "./lifecycle.js";
 import { SystemdNotifier, sealedStatus } from "./notify.js";
 import type { OpenCache } from "./open-cache.js";
@@ -39,15 +41,15 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
   const notifier = new SystemdNotifier({ logger: log.child({ part: "systemd" }) });
   if (!safely(() => disableCoreDumps())) log.warn("could not mark the process non-dumpable; core dumps may contain secrets (set LimitCORE=0)");
   safely(() => limitMallocArenas());
-  const inactive = inactiveSections(config);
-  for (const msg of inactive) log.warn(msg);
 
   const sodium = await loadSodium();
   const policy = new Policy(config.policy, readAccounts(), process.geteuid?.() ?? 0);
   for (const w of policy.warnings) log.warn(w);
-  const core = new Core({ access: new Access(policy), logger: log, version: VERSION, inactive, secretNames: config.metrics.secret_names });
+  const core = new Core({ access: new Access(policy), logger: log, version: VERSION, secretNames: config.metrics.secret_names });
   const metrics = new Metrics();
   const parts = new Parts(log);
+  /** The open cache's store, for the fleet channel's replay memory; undefined while sealed. */
+  let openStore: SecretStore | undefined;
   let stopping: Promise<void> | undefined;
 
   async function stop(): Promise<void> {
@@ -66,6 +68,8 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
   try {
     await parts.start(serverPart({ config, core, metrics, logger: log.child({ part: "server" }) }));
     notifier.ready(sealedStatus("unsealing the cache key"));
+    // Before the cache: a gateway that cannot unseal still tells its fleet so.
+    if (config.mqtt) await parts.start(await fleetPart(config, core, () => openStore, log));
     await parts.start(
       new CachePart({
         config,
@@ -73,7 +77,11 @@ export async function startDaemon(config: Config, configFile: string, logger: Lo
         core,
         logger: log,
         notifier,
-        serve: (cache, inner) => serve(config, core, cache, inner, log),
+        serve: async (cache, inner) => {
+          openStore = cache.store;
+          await inner.start({ name: "store", start: () => undefined, stop: () => void (openStore = undefined) });
+          await serve(config, core, cache, inner, log);
+        },
         onFatal: (e) => {
           log.fatal({ err: describeError(e) }, "daemon failed");
           process.exitCode = 1;
@@ -102,10 +110,33 @@ async function serve(config: Config, core: Core, cache: OpenCache, inner: Parts,
     },
   });
   const store = cache.store;
-  const sync = new SyncEngine({ onIdle: () => safely(() => (trimMalloc(), true)), store, secrets: config.secrets, providers, sync: config.sync, logger: log.child({ part: "sync" }) });
+  const sync = new SyncEngine({
+    onIdle: () => safely(() => (trimMalloc(), true)),
+    onBatch: () => core.changed(),
+    store,
+    secrets: config.secrets,
+    providers,
+    sync: config.sync,
+    logger: log.child({ part: "sync" }),
+  });
   const reader = new SecretReader({ store, sync, secrets: config.secrets, maxStale: config.sync.max_stale });
   core.serve({ reader, sync, store, rotateKek: () => cache.rotateKek() }, cache.seal);
   await inner.start({ name: "sync", start: () => sync.start(), stop: () => sync.stop() });
+}
+
+/** The fleet channel (MQTT), loaded only when the config has an mqtt section; its state goes into /v1/health. */
+async function fleetPart(config: Config, core: Core, store: () => SecretStore | undefined, log: Logger): Promise<Part> {
+  const { MqttPart } = await import("../mqtt/part.js");
+  const mqtt = new MqttPart({
+    config: config.mqtt!,
+    secretNames: config.metrics.secret_names,
+    logger: log.child({ part: "mqtt" }),
+    core: fleetCore(core),
+    jtis: new SealedJtiStore(store, log.child({ part: "mqtt" })),
+    clock: systemClock,
+  });
+  core.describe("mqtt", () => mqtt.state());
+  return { name: "mqtt", start: () => mqtt.start(), stop: () => mqtt.stop() };
 }
 
 function serverPart(o: { config: Config; core: Core; metrics: Metrics; logger: Logger }): Part {

@@ -7,7 +7,8 @@ import type { Logger } from "../log.js";
 import { loadKekFrom, pendingKekPath, sealedKekPath, writeSealedKek } from "../seal/kek.js";
 import type { Sealer } from "../seal/sealer.js";
 import { pendingRecoveryPath, recoveryPath, reescrow } from "../seal/recovery.js";
-import { keyMatches, type SecretStore } from "../store/store.js";
+import { keyMatches } from "../store/database.js";
+import type { SecretStore } from "../store/store.js";
 import type { RollbackCounter } from "../seal/rollback.js";
 import { failpoint } from "./failpoint.js";
 

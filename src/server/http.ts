@@ -13,6 +13,7 @@ import { PeerTracker } from "./peers.js";
 import { listen } from "./listen.js";
 import { createRoutes, type Noted, type RequestContext } from "./routes.js";
 import { rawErrorResponse, sendError } from "./respond.js";
+import { IMPORT_MAX_BYTES } from "../core/requests.js";
 
 export const LIMITS = {
   /** Longest request URL; a name is at most 256 bytes, so this is generous. */
@@ -64,7 +65,7 @@ export const TARPIT_MS = 250;
 const CUT_HOLD_MS = 1_000;
 
 /** Routes whose every request is audited; any other request is audited when it is refused as forbidden. */
-const AUDITED_ROUTES = new Set(["secret", "refresh", "rotate-kek", "revoke"]);
+const AUDITED_ROUTES = new Set(["secret", "refresh", "rotate-kek", "revoke", "import"]);
 
 /**
  * HTTP/1.1 on a Unix socket, mode 0660 in a 0750 folder. Every connection's caller
@@ -162,26 +163,34 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
       res.shouldKeepAlive = false;
       return fail(new SealcacheError("bad_request", `request URL exceeds ${LIMITS.maxUrlBytes} bytes`), 414);
     }
+    // One route takes a body (PUT /v1/secrets/{name}: an imported value); any other
+    // gets a small allowance for odd clients, read and dropped.
+    const importing = req.method === "PUT" && at.route === "secret";
+    const maxBody = importing ? IMPORT_MAX_BYTES : LIMITS.maxBodyBytes;
+    const tooBig = () => new SealcacheError("bad_request", importing ? `request body exceeds ${maxBody} bytes: an imported secret is at most 64 KiB` : `request body exceeds ${maxBody} bytes; no route takes a body`);
     const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > LIMITS.maxBodyBytes || (req.headers["transfer-encoding"] !== undefined && req.method !== "POST")) {
+    if (declared > maxBody || (req.headers["transfer-encoding"] !== undefined && req.method !== "POST" && req.method !== "PUT")) {
       res.shouldKeepAlive = false;
-      return fail(new SealcacheError("bad_request", `request body exceeds ${LIMITS.maxBodyBytes} bytes; no route takes a body`), 413);
+      return fail(tooBig(), 413);
     }
-    // No route takes a body: route only once the (small) body has been read, so an
-    // oversized chunked body is refused with 413 before any route acts on the request.
+    // Routed only once the body has been read, so an oversized chunked body is
+    // refused with 413 before any route acts on the request.
     let rejected = false;
     let received = 0;
+    const body: Buffer[] = [];
     req.on("data", (chunk: Buffer) => {
       received += chunk.length;
-      if (received > LIMITS.maxBodyBytes && !rejected) {
+      if (importing && !rejected) body.push(chunk);
+      if (received > maxBody && !rejected) {
         rejected = true;
+        for (const c of body) c.fill(0);
         res.shouldKeepAlive = false;
         res.once("finish", () => req.socket.destroy());
-        fail(new SealcacheError("bad_request", `request body exceeds ${LIMITS.maxBodyBytes} bytes`), 413);
+        fail(tooBig(), 413);
       }
     });
     req.on("end", () => {
-      if (!rejected) dispatch(req, res, rawUrl, conn, at, fail);
+      if (!rejected) dispatch(req, res, rawUrl, conn, at, fail, body);
     });
   });
 
@@ -216,7 +225,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     setTimeout(() => socket.destroy(), CUT_HOLD_MS).unref();
   }
 
-  function dispatch(req: IncomingMessage, res: ServerResponse, rawUrl: string, conn: Conn, at: Noted, fail: Fail): void {
+  function dispatch(req: IncomingMessage, res: ServerResponse, rawUrl: string, conn: Conn, at: Noted, fail: Fail, body: Buffer[]): void {
     let url: URL;
     try {
       url = new URL(rawUrl, "http://sealcache");
@@ -232,18 +241,23 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     const ctx: RequestContext = { req, res, url, caller: conn.peer.caller, gone: gone.signal, at };
     const method = req.method ?? "GET";
     const p = requestPath(rawUrl);
-    const only = (m: string) => {
-      if (method === m) return;
-      res.setHeader("Allow", m);
-      throw Object.assign(new SealcacheError("bad_request", `${method} is not allowed on ${p}; use ${m}`), { status: 405 });
+    const only = (...ms: string[]) => {
+      if (ms.includes(method)) return;
+      res.setHeader("Allow", ms.join(", "));
+      throw Object.assign(new SealcacheError("bad_request", `${method} is not allowed on ${p}; use ${ms.join(" or ")}`), { status: 405 });
     };
     try {
       switch (at.route) {
         case "secret": {
-          only("GET");
+          only("GET", "PUT");
           if (at.name === undefined) throw new SealcacheError("bad_request", "secret name is not valid percent-encoding");
-          return routes.getSecret(ctx, at.name);
+          if (method === "GET") return routes.getSecret(ctx, at.name);
+          at.route = "import";
+          return routes.importSecret(ctx, at.name, body);
         }
+        case "revoke":
+          only("POST");
+          return void routes.revoke(ctx).catch((e) => fail(e));
         case "list":
           only("GET");
           return routes.listSecrets(ctx);
@@ -296,6 +310,7 @@ const ROUTES: Record<string, string> = {
   "/v1/refresh": "refresh",
   "/v1/audit": "audit",
   "/v1/rotate-kek": "rotate-kek",
+  "/v1/revoke": "revoke",
   "/v1/health": "health",
   "/metrics": "metrics",
 };

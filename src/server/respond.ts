@@ -6,6 +6,7 @@ export const STATUS: Record<ErrorCode, number> = {
   forbidden: 403,
   not_synced: 503,
   expired: 410,
+  revoked: 410,
   bad_request: 400,
   sealed: 503,
   config: 500,

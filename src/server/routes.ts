@@ -105,6 +105,28 @@ export function createRoutes(d: RouteDeps) {
       sendJson(ctx.res, 202, core.refresh(peer(ctx.caller), name === null ? "all" : [name]));
     },
 
+    /** PUT /v1/secrets/{name}: the body is the value (at most 64 KiB); zeroed once stored. */
+    importSecret(ctx: RequestContext, name: string, body: readonly Buffer[]): void {
+      const value = Buffer.concat(body);
+      try {
+        sendJson(ctx.res, 201, core.importSecret(peer(ctx.caller), name, value));
+      } finally {
+        value.fill(0);
+        for (const c of body) c.fill(0);
+      }
+    },
+
+    /** POST /v1/revoke?name=N[&name=M] or ?all=true */
+    async revoke(ctx: RequestContext): Promise<void> {
+      const q = ctx.url.searchParams;
+      const names = q.getAll("name");
+      const all = q.get("all");
+      if (all !== null && all !== "true") throw new SealcacheError("bad_request", `all must be true, got ${JSON.stringify(all.slice(0, 16))}`);
+      if ((all === null) === (names.length === 0)) throw new SealcacheError("bad_request", "revoke takes ?name=NAME (repeatable) or ?all=true, not both");
+      if (names.length === 1) ctx.at.name = names[0];
+      sendJson(ctx.res, 200, await core.revoke(peer(ctx.caller), all === "true" ? "all" : names));
+    },
+
     async rotateKek(ctx: RequestContext): Promise<void> {
       sendJson(ctx.res, 200, await core.rotateKek(peer(ctx.caller)));
     },

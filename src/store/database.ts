@@ -1,9 +1,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import DatabaseCtor, { type Database } from "better-sqlite3";
+import type { Envelope } from "../crypto/envelope.js";
 import { IntegrityError, SealError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { StoreWriteError, describeDiskFailure, isDiskFailure, type WriteState } from "./disk.js";
+import { kekCheck } from "./integrity.js";
 import { migrate } from "./migrations.js";
 import { quarantineFiles, type QuarantineRecord } from "./quarantine.js";
 import { sqliteNativeBinding } from "./sqlite-binding.js";
@@ -86,6 +88,8 @@ export class CacheDb {
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = FULL");
       db.pragma("foreign_keys = ON");
+      // Freed space is zeroed where that costs no extra I/O; a revoke turns it fully on for its rows.
+      db.pragma("secure_delete = FAST");
       // Flash and small data_dirs: a checkpoint once the WAL holds WAL_CHECKPOINT_PAGES
       // pages, and the WAL file truncated back to WAL_LIMIT_BYTES after one (it would
       // otherwise keep its largest size forever).
@@ -126,6 +130,23 @@ export class CacheDb {
       this.#write = { writable: true, since: null, reason: null };
     }
     return out;
+  }
+
+  /**
+   * Leaves no old page behind, in the file or its WAL: the WAL checkpointed and
+   * truncated, the file rebuilt (VACUUM: free pages, where older versions of rows
+   * may linger, are gone), and the WAL truncated again. For revoke, which is rare;
+   * it rewrites the whole file. Throws StoreWriteError on a disk that takes no writes.
+   */
+  compact(): void {
+    try {
+      this.db.pragma("wal_checkpoint(TRUNCATE)");
+      this.db.exec("VACUUM");
+      this.db.pragma("wal_checkpoint(TRUNCATE)");
+    } catch (e) {
+      if (!isDiskFailure(e)) throw e;
+      throw new StoreWriteError(`${describeDiskFailure(path.dirname(this.file), e)}: the cache could not be compacted after a revoke`, { cause: e });
+    }
   }
 
   close(): void {
@@ -174,4 +195,23 @@ export function isCorruption(e: unknown): boolean {
   if (e instanceof IntegrityError) return true;
   const code = (e as { code?: unknown }).code;
   return typeof code === "string" && (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB");
+}
+
+/**
+ * Whether `envelope` is the key cache.db was written under, read without opening
+ * the store (so a wrong key is not mistaken for tampering). Undefined when there
+ * is no database or it records no key check yet.
+ */
+export function keyMatches(file: string, envelope: Envelope): boolean | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  let db: Database | undefined;
+  try {
+    db = new DatabaseCtor(file, { fileMustExist: true, nativeBinding: sqliteNativeBinding() });
+    const row = db.prepare("SELECT value FROM meta WHERE key = 'kek_check'").get() as { value: Buffer } | undefined;
+    return row ? envelope.equal(new Uint8Array(row.value), kekCheck(envelope)) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    db?.close();
+  }
 }

@@ -41,6 +41,8 @@ export function planBatch(o: {
   const plan: BatchPlan = { writes: [], touches: [], confirmed: [], errors: [], removed: [], digest: o.digest.copy(), digestMoved: false };
   for (const it of o.items) {
     if (!it.ok) {
+      // Revoked stays revoked until a value is fetched again; a failed attempt is not one.
+      if (o.errors.get(it.name)?.kind === "revoked" && !meta.has(it.name)) continue;
       plan.errors.push({ name: it.name, err: { kind: it.kind, message: it.message, at: it.at } });
       continue;
     }

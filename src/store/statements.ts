@@ -37,6 +37,8 @@ export function prepare(db: Database) {
     clearError: p("DELETE FROM secret_state WHERE name = ?"),
     errors: p("SELECT name, error_kind, error, error_at FROM secret_state"),
     getMeta: p("SELECT value FROM meta WHERE key = ?"),
+    records: p("SELECT key, value FROM meta WHERE key LIKE ?"),
+    removeAll: p("DELETE FROM secrets"),
     setMeta: p("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"),
     providers: p("SELECT * FROM provider_state"),
     saveProvider: p("INSERT OR REPLACE INTO provider_state (name, last_success, last_error, last_error_kind, last_error_at, failures) VALUES (?, ?, ?, ?, ?, ?)"),

@@ -1,5 +1,3 @@
-import fs from "node:fs";
-import DatabaseCtor, { type Database } from "better-sqlite3";
 import type { Envelope } from "../crypto/envelope.js";
 import { IntegrityError, describeError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -7,14 +5,14 @@ import { AuditLog, type AuditSettings } from "./audit.js";
 import { CacheDb, isCorruption } from "./database.js";
 import { RowDigest } from "./digest.js";
 import type { WriteState } from "./disk.js";
-import { decodeCounter, decodeDigest, encodeCounter, encodeDigest, kekCheck } from "./integrity.js";
+import { decodeCounter, encodeCounter, encodeDigest, kekCheck } from "./integrity.js";
 import { openLease, rewrapLease, type StoredLease } from "./lease.js";
+import { loadCache } from "./load.js";
+import { RECORD_PREFIX, encodeRecord, openRecord, recordElement, rewrapRecord, sealRecord, type SealedRecord } from "./records.js";
 import { planBatch, toggleRow, type BatchPlan } from "./plan.js";
 import { ProviderStates } from "./provider-state.js";
 import type { QuarantineRecord } from "./quarantine.js";
 import { ciphertextOf, sealedRow, wrappedDekOf, type ApplyExtras, type BatchItem, type MetaEntry, type SecretError, type SecretMeta } from "./rows.js";
-import { sqliteNativeBinding } from "./sqlite-binding.js";
-import type { SqlRow } from "./statements.js";
 
 export type { StoredLease } from "./lease.js";
 export type { ProviderState } from "./provider-state.js";
@@ -58,6 +56,7 @@ export class SecretStore {
   readonly #listeners: ChangeListener[] = [];
   #meta = new Map<string, MetaEntry>();
   #errors = new Map<string, SecretError>();
+  #records = new Map<string, SealedRecord>();
   #digest = new RowDigest();
   #generation = 0;
   readonly #audit: AuditLog;
@@ -216,10 +215,17 @@ export class SecretStore {
       toggleRow(digest, next, entry);
       meta.set(m.name, entry);
     }
+    const records = new Map<string, SealedRecord>();
+    for (const r of this.#records.values()) {
+      const next2 = rewrapRecord(old, next, r);
+      digest.toggle(recordElement(next, next2));
+      records.set(r.key, next2);
+    }
     const counter = opts.counter ?? this.recordedCounter();
     const generation = this.#generation + 1;
     const s = this.#db.stmts;
     this.#db.write(() => {
+      for (const r of records.values()) s.setMeta.run(RECORD_PREFIX + r.key, encodeRecord(r));
       // Whole rows, as memory holds them: the file ends up exactly what the digest says.
       for (const e of meta.values()) {
         s.upsert.run(e.name, e.version, e.sourceVersion, wrappedDekOf(e), ciphertextOf(e), e.sealed.subarray(0, 32), e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin, e.sealedLease?.dek ?? null, e.sealedLease?.ct ?? null);
@@ -230,8 +236,68 @@ export class SecretStore {
     });
     this.#env = next;
     this.#meta = meta;
+    this.#records = records;
     this.#digest = digest;
     this.#generation = generation;
+  }
+
+  /** A sealed record's bytes (see records.ts), which the caller zeroes; undefined when there is none. */
+  record(key: string): Uint8Array | undefined {
+    const r = this.#records.get(key);
+    return r ? this.#guarded(() => openRecord(this.#env, r)) : undefined;
+  }
+
+  /** Seals and writes a record in one transaction with the digest that binds it. Throws StoreWriteError on a disk that takes no writes. */
+  setRecord(key: string, plain: Uint8Array): void {
+    const next = sealRecord(this.#env, key, plain);
+    const digest = this.#digest.copy();
+    const old = this.#records.get(key);
+    if (old) digest.toggle(recordElement(this.#env, old));
+    digest.toggle(recordElement(this.#env, next));
+    const s = this.#db.stmts;
+    this.#db.write(() => {
+      s.setMeta.run(RECORD_PREFIX + key, encodeRecord(next));
+      s.setMeta.run("digest", encodeDigest(this.#env, this.#generation, digest.acc));
+    });
+    this.#records.set(key, next);
+    this.#digest = digest;
+  }
+
+  /**
+   * Crypto-shreds: the rows of `names` (and, with `all`, every row) are deleted
+   * with SQLite's secure_delete, the WAL is checkpointed and truncated and the
+   * file vacuumed, so neither the sealed values, their data keys nor any older
+   * version of them stay in cache.db or its WAL. Each name is marked revoked
+   * (410 until it is fetched again), also across a restart. Returns the names
+   * whose rows were deleted and those now marked. The caller rotates the key for `all`.
+   */
+  revoke(names: readonly string[], o: { all: boolean; at: number; reason: string }): { deleted: string[]; marked: string[] } {
+    const gone = o.all ? [...this.#meta.values()] : names.map((n) => this.#meta.get(n)).filter((m): m is MetaEntry => m !== undefined);
+    const marked = [...new Set([...names, ...gone.map((m) => m.name)])];
+    const digest = this.#digest.copy();
+    for (const m of gone) toggleRow(digest, this.#env, m);
+    const generation = this.#generation + 1;
+    const s = this.#db.stmts;
+    const db = this.#db.db;
+    db.pragma("secure_delete = ON");
+    try {
+      this.#db.write(() => {
+        if (o.all) s.removeAll.run();
+        else for (const m of gone) s.remove.run(m.name);
+        for (const n of marked) s.setError.run(n, "revoked", o.reason, o.at);
+        s.setMeta.run("digest", encodeDigest(this.#env, generation, digest.acc));
+      });
+    } finally {
+      db.pragma("secure_delete = FAST");
+    }
+    for (const m of gone) this.#meta.delete(m.name);
+    for (const n of marked) this.#errors.set(n, { kind: "revoked", message: o.reason, at: o.at });
+    this.#digest = digest;
+    this.#generation = generation;
+    this.#db.compact();
+    const deleted = gone.map((m) => m.name);
+    if (deleted.length > 0) this.#emit(deleted);
+    return { deleted, marked };
   }
 
   /**
@@ -273,67 +339,17 @@ export class SecretStore {
   #open(): void {
     this.#db.open();
     try {
-      this.#load();
+      const l = loadCache(this.#db, this.#env);
+      this.#meta = l.meta;
+      this.#errors = l.errors;
+      this.#records = l.records;
+      this.#digest = l.digest;
+      this.#generation = l.generation;
     } catch (e) {
       this.#db.close();
       throw e;
     }
     this.#audit.attach(this.#db.db);
-  }
-
-  /** Reads every row into memory, checking each against the digest and the key. */
-  #load(): void {
-    const env = this.#env;
-    const s = this.#db.stmts;
-    const stored = s.getMeta.get("kek_check") as { value: Buffer } | undefined;
-    const count = (s.count.get() as { n: number }).n;
-    if (!stored) {
-      if (count > 0) throw new IntegrityError("cache.db has secrets but no key check: it was not written by this sealcache");
-      this.#db.write(() => s.setMeta.run("kek_check", kekCheck(env)));
-    } else if (!env.equal(new Uint8Array(stored.value), kekCheck(env))) {
-      throw new IntegrityError("cache.db was written under a different cache key (kek.sealed was replaced or re-initialised)");
-    }
-    const meta = new Map<string, MetaEntry>();
-    const digest = new RowDigest();
-    // Iterated, not loaded whole: at 10,000 secrets the rows' ciphertexts were
-    // megabytes of garbage the heap then kept.
-    for (const r of s.all.iterate() as IterableIterator<SqlRow>) {
-      if ((r.lease_dek === null) !== (r.lease === null)) throw new IntegrityError(`row ${JSON.stringify(r.name)} has half a lease (lease_dek and lease are set together)`);
-      const sealedLease = r.lease_dek && r.lease ? { dek: new Uint8Array(r.lease_dek), ct: new Uint8Array(r.lease) } : null;
-      const entry: MetaEntry = {
-        name: r.name,
-        version: r.version,
-        sourceVersion: r.source_version,
-        held: r.held,
-        origin: r.origin,
-        leased: sealedLease !== null,
-        sealedLease,
-        changedRev: r.changed_rev,
-        changedAt: r.changed_at,
-        fetchedAt: r.fetched_at,
-        sealed: sealedRow(r.value_mac, r.wrapped_dek, r.ciphertext),
-        dekLen: r.wrapped_dek.length,
-      };
-      toggleRow(digest, env, entry);
-      meta.set(r.name, entry);
-    }
-    const head = s.getMeta.get("digest") as { value: Buffer } | undefined;
-    let generation = 0;
-    if (head) {
-      const d = decodeDigest(env, head.value);
-      generation = d.generation;
-      if (!env.equal(d.acc, digest.acc)) throw new IntegrityError("cache.db rows do not match the digest: rows were edited, swapped, removed or restored from an older copy");
-    } else if (count > 0) {
-      throw new IntegrityError("cache.db has secrets but no digest record");
-    }
-    const errors = new Map<string, SecretError>();
-    for (const r of s.errors.all() as { name: string; error_kind: string; error: string; error_at: number }[]) {
-      errors.set(r.name, { kind: r.error_kind, message: r.error, at: r.error_at });
-    }
-    this.#meta = meta;
-    this.#errors = errors;
-    this.#digest = digest;
-    this.#generation = generation;
   }
 
   /** Moves the database aside and forgets its contents; returns the names it held. */
@@ -345,28 +361,10 @@ export class SecretStore {
     this.#quarantined.push(rec);
     this.#meta = new Map();
     this.#errors = new Map();
+    this.#records = new Map();
     this.#digest = new RowDigest();
     this.#generation = 0;
     this.#log.error({ quarantined: rec.path, reason }, "cache database failed its checks; moved aside and never served (secrets will be fetched again)");
     return names;
-  }
-}
-
-/**
- * Whether `envelope` is the key cache.db was written under, read without opening
- * the store (so a wrong key is not mistaken for tampering). Undefined when there
- * is no database or it records no key check yet.
- */
-export function keyMatches(file: string, envelope: Envelope): boolean | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  let db: Database | undefined;
-  try {
-    db = new DatabaseCtor(file, { fileMustExist: true, nativeBinding: sqliteNativeBinding() });
-    const row = db.prepare("SELECT value FROM meta WHERE key = 'kek_check'").get() as { value: Buffer } | undefined;
-    return row ? envelope.equal(new Uint8Array(row.value), kekCheck(envelope)) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    db?.close();
   }
 }

@@ -9,9 +9,14 @@ import type { SecretMeta } from "../store/store.js";
  * - `hierarchy`: a configured entry whose path names a hierarchy (SSM `/app/prod/**`):
  *   not a secret itself, its parameters are served under `ENTRY/…`;
  * - `member`: a parameter the hierarchy `entry` held at its last walk;
- * - `pending`: a name under a hierarchy that this process has not walked yet.
+ * - `pending`: a name under a hierarchy that this process has not walked yet;
+ * - `imported`: a value put in by `sealcache import` (a bootstrap token): served,
+ *   never refreshed, kept until revoked.
  */
-export type NameKind = { readonly kind: "secret" | "hierarchy" | "member" | "pending"; readonly entry: string };
+export type NameKind = { readonly kind: "secret" | "hierarchy" | "member" | "pending" | "imported"; readonly entry: string };
+
+/** The `origin` an imported value's row records (a colon: no configured entry can have that name). */
+export const IMPORTED_ORIGIN = ":imported";
 
 /** A parameter under a hierarchy that cannot be served, and why (never a value). */
 export interface Skipped {
@@ -32,6 +37,7 @@ export class Catalog {
   readonly #members = new Map<string, string>();
   readonly #children = new Map<string, Set<string>>();
   readonly #walked = new Set<string>();
+  readonly #imported = new Set<string>();
   readonly #fingerprints = new Map<string, string>();
 
   constructor(opts: { secrets: Readonly<Record<string, SecretConfig>>; isHierarchy: (sc: SecretConfig) => boolean; backend: (provider: string) => string }) {
@@ -68,18 +74,19 @@ export class Catalog {
     if (parent !== undefined) return { kind: "member", entry: parent };
     const owner = this.#claimant(name);
     if (owner !== undefined && !this.#walked.has(owner)) return { kind: "pending", entry: owner };
+    if (this.#imported.has(name)) return { kind: "imported", entry: name };
     return undefined;
   }
 
   /** Names that hold a value: configured secrets and hierarchy members. */
   isServable(name: string): boolean {
     const k = this.kind(name);
-    return k?.kind === "secret" || k?.kind === "member" || k?.kind === "pending";
+    return k?.kind === "secret" || k?.kind === "member" || k?.kind === "pending" || k?.kind === "imported";
   }
 
   /** Every name `list` shows: configured secrets, hierarchy entries and their members, sorted. */
   listed(): string[] {
-    return [...Object.keys(this.#secrets), ...this.#members.keys()].sort();
+    return [...Object.keys(this.#secrets), ...this.#members.keys(), ...[...this.#imported].filter((n) => this.kind(n)?.kind === "imported")].sort();
   }
 
   members(entry: string): ReadonlySet<string> {
@@ -109,9 +116,16 @@ export class Catalog {
     return fp;
   }
 
-  /** Members found in the cache at start: rows recorded under a hierarchy that is still configured the same way. */
+  /**
+   * What the cache holds at start: members (rows recorded under a hierarchy that is
+   * still configured the same way) and imported values.
+   */
   adopt(metas: Iterable<SecretMeta>): void {
     for (const m of metas) {
+      if (m.origin === IMPORTED_ORIGIN) {
+        this.#imported.add(m.name);
+        continue;
+      }
       if (m.origin === null || !this.isHierarchy(m.origin) || m.held !== this.fingerprint(m.origin)) continue;
       if (this.#claimant(m.name) !== m.origin) continue;
       this.#members.set(m.name, m.origin);
@@ -144,6 +158,23 @@ export class Catalog {
       this.#members.set(n, entry);
     }
     this.#walked.add(entry);
+  }
+
+  /**
+   * Why `name` cannot be imported (a provider serves it: it is configured, or under
+   * a hierarchy), or undefined when it can.
+   */
+  importProblem(name: string): string | undefined {
+    const owner = this.#claimant(name);
+    if (owner === undefined) return undefined;
+    const sc = this.entry(owner)!;
+    return owner === name ? `is served by provider ${sc.provider}` : `is under the hierarchy ${owner} (provider ${sc.provider})`;
+  }
+
+  /** An imported value was stored (true) or revoked (false). */
+  setImported(name: string, held: boolean): void {
+    if (held) this.#imported.add(name);
+    else this.#imported.delete(name);
   }
 
   /** Which entry a name belongs to: a configured name is its own; otherwise the most specific hierarchy above it. */

@@ -45,6 +45,8 @@ export interface SyncEngineOptions {
   readonly clock?: Clock;
   /** Called when a wave of batches has finished (the daemon returns freed memory to the OS). */
   readonly onIdle?: () => void;
+  /** Called after each batch, however it ended (provider health may have moved). */
+  readonly onBatch?: () => void;
 }
 
 /**
@@ -82,8 +84,8 @@ export class SyncEngine {
     this.#catalog = new Catalog({ secrets: opts.secrets, isHierarchy: (sc) => loaded(sc.provider)?.expands?.(sc.path) === true, backend: (p) => loaded(p)?.backend ?? "" });
     this.#fresh = new Freshness({ catalog: this.#catalog, store: opts.store, sync: opts.sync });
     this.#plan = new Scheduler({ sync: opts.sync, random: opts.random ?? Math.random, refreshOf: (e) => this.#catalog.entry(e)?.refresh ?? opts.sync.interval });
+    this.#catalog.adopt(opts.store.metas());
     if (this.#catalog.hasHierarchies) {
-      this.#catalog.adopt(opts.store.metas());
       for (const m of opts.store.metas()) {
         const k = this.#catalog.kind(m.name);
         if (k?.kind === "member") this.#fresh.inheritWalk(k.entry, m.fetchedAt);
@@ -214,6 +216,7 @@ export class SyncEngine {
       .finally(() => {
         this.#plan.landed(names);
         this.#running.delete(p);
+        this.#o.onBatch?.();
         if (this.#running.size === 0) this.#o.onIdle?.();
         this.#schedule();
       });

@@ -125,6 +125,8 @@ export class Freshness {
   isStale(name: string, now: Now): boolean {
     const k = this.#catalog.kind(name);
     if (!k || k.kind === "pending") return true;
+    // Imported once, never refreshed: as fresh as it will ever be, until revoked.
+    if (k.kind === "imported") return false;
     const age = this.age(name, now);
     if (age === undefined) return true;
     const sc = this.#catalog.entry(k.entry)!;

@@ -3,8 +3,8 @@ import path from "node:path";
 import type { Config } from "../../config/schema.js";
 import { loadSodium } from "../../crypto/sodium.js";
 import { CACHE_FILE } from "../../daemon/daemon.js";
-import { inactiveSections } from "../../daemon/inactive.js";
 import type { Failing } from "../../core/health.js";
+import type { MqttState } from "../../mqtt/part.js";
 import { describeError, isSealcacheError } from "../../errors.js";
 import { octal } from "../../fsutil.js";
 import { createLogger } from "../../log.js";
@@ -43,9 +43,9 @@ export async function doctor(g: GlobalOptions, io: Io): Promise<number> {
   if (config) {
     await checkDataDir(config, add);
     await checkSealer(config, add);
-    await checkSocket(config, add);
-    if (config.mqtt) await (await import("./doctor-fleet.js")).checkFleet(config, add);
-    for (const msg of inactiveSections(config)) add("inactive", "warn", msg);
+    const health = await checkSocket(config, add);
+    // A running daemon owns the broker session: doctor reports its view instead of logging in.
+    if (config.mqtt) await (await import("./doctor-fleet.js")).checkFleet(config, add, { daemonMqtt: health?.mqtt });
     for (const w of new Policy(config.policy, readAccounts(), process.geteuid?.() ?? 0).warnings) add("policy", "warn", w);
     for (const w of everyoneWarnings(config.policy, readAccounts(), socketGroup(config.socket))) add("policy", "warn", w);
     if (!config.policy) add("policy", "ok", `no policy section: only uid ${process.geteuid?.() ?? 0} (the daemon's own account) may read`);
@@ -130,7 +130,7 @@ async function checkSealer(c: Config, add: Add): Promise<void> {
  * no daemon answering, doctor checks the backends it can itself; before the first
  * start (no cache yet) a missing socket is expected, so a warning, not a failure.
  */
-async function checkSocket(c: Config, add: Add): Promise<void> {
+async function checkSocket(c: Config, add: Add): Promise<DoctorHealth | undefined> {
   const dir = path.dirname(c.socket);
   if (fs.existsSync(dir)) {
     const mode = fs.statSync(dir).mode;
@@ -139,7 +139,8 @@ async function checkSocket(c: Config, add: Add): Promise<void> {
   if (!fs.existsSync(c.socket)) {
     if (!fs.existsSync(path.join(c.data_dir, CACHE_FILE))) add("socket", "warn", `${c.socket} does not exist yet: the daemon has not been started (no cache in ${c.data_dir} yet); start it: systemctl start sealcache`);
     else add("socket", "fail", `${c.socket} does not exist: the daemon is not running (systemctl status sealcache)`);
-    return probeBackends(c, add);
+    await probeBackends(c, add);
+    return undefined;
   }
   const mode = fs.statSync(c.socket).mode;
   if ((mode & 0o007) !== 0) add("socket", "fail", `${c.socket} has mode ${octal(mode)}: any account can connect; the daemon sets 0660`);
@@ -152,7 +153,7 @@ async function checkSocket(c: Config, add: Add): Promise<void> {
   } catch (e) {
     add("socket", "fail", describeError(e));
     if (isSealcacheError(e) && e.code === "unavailable" && /ECONNREFUSED|ENOENT/.test(e.message)) await probeBackends(c, add);
-    return;
+    return undefined;
   }
   const level = status !== 200 ? "fail" : h.status === "ok" ? "ok" : "warn";
   add("socket", level, `daemon answers on ${c.socket}: ${h.status}${h.sealed_reason ? ` (${h.sealed_reason})` : ""}${h.status === "degraded" ? degradedWhy(h) : ""}`);
@@ -165,6 +166,7 @@ async function checkSocket(c: Config, add: Add): Promise<void> {
     for (const f of failing.shown) add("secret", "warn", `${f.name} (${f.state}): ${f.error}`);
     for (const line of failingFooter(failing)) add("secret", "warn", line);
   }
+  return h;
 }
 
 interface DoctorHealth {
@@ -175,6 +177,7 @@ interface DoctorHealth {
   providers?: { name: string; active: boolean; online: boolean; last_error: string | null }[];
   quarantined?: unknown[];
   store?: { writable: boolean; reason: string | null };
+  mqtt?: MqttState;
 }
 
 /** What makes a serving daemon degraded, in a few words. */

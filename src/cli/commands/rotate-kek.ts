@@ -1,8 +1,7 @@
-import { OPERATOR, auditIdentity } from "../../core/principal.js";
-import { withOfflineCache } from "../../daemon/offline.js";
-import { SealcacheError } from "../../errors.js";
+import { OPERATOR } from "../../core/principal.js";
+import { withOfflineCore } from "../../daemon/offline.js";
 import { createLogger } from "../../log.js";
-import { replyError, request } from "../client.js";
+import { daemonAbsent, replyError, request } from "../client.js";
 import { loadFull, type GlobalOptions, type Io } from "../context.js";
 import { plural } from "../format.js";
 
@@ -17,7 +16,7 @@ export async function rotateKekCommand(g: GlobalOptions, io: Io): Promise<number
   try {
     reply = await request(config.socket, "POST", "/v1/rotate-kek", 120_000);
   } catch (e) {
-    if (!(e instanceof SealcacheError) || e.code !== "unavailable" || !/ENOENT|ECONNREFUSED/.test(e.message)) throw e;
+    if (!daemonAbsent(e)) throw e;
   }
   if (reply) {
     if (reply.status !== 200) throw replyError(reply);
@@ -26,11 +25,10 @@ export async function rotateKekCommand(g: GlobalOptions, io: Io): Promise<number
     return 0;
   }
   const logger = createLogger({ level: "silent" });
-  const done = await withOfflineCache({ config, logger, what: "rotate-kek" }, async (cache) => {
-    const n = [...cache.store.metas()].length;
-    if (io.isTTY && !g.json) io.err(`re-wrapping ${plural(n, "data key")} under a new cache key...\n`);
-    const r = await cache.rotateKek();
-    cache.store.audit.record({ at: Date.now(), ...auditIdentity(OPERATOR), route: "rotate-kek", name: null, status: 200, code: "ok" });
+  const done = await withOfflineCore({ config, logger, what: "rotate-kek" }, async (core) => {
+    if (io.isTTY && !g.json) io.err("re-wrapping every data key under a new cache key...\n");
+    const r = await core.rotateKek(OPERATOR);
+    core.record(OPERATOR, { route: "rotate-kek", name: null, status: 200, code: "ok" });
     return r;
   });
   io.out(g.json ? JSON.stringify({ rotated: true, via: "cli", ...done }) + "\n" : `cache key rotated: ${plural(done.rewrapped, "data key")} re-wrapped (seal.type ${done.seal})\n`);

@@ -4,6 +4,7 @@ import { failingFooter, failingSecrets } from "../failing.js";
 import { plural, table } from "../format.js";
 import type { Failing } from "../../core/health.js";
 import type { ProviderHealth } from "../../sync/engine.js";
+import type { MqttState } from "../../mqtt/part.js";
 
 interface Health {
   status: string;
@@ -18,7 +19,7 @@ interface Health {
   providers?: ProviderHealth[];
   quarantined?: { path: string; reason: string; at: string }[];
   store?: { writable: boolean; since: string | null; reason: string | null };
-  inactive: string[];
+  mqtt?: MqttState;
   warnings: string[];
 }
 
@@ -56,9 +57,17 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
     );
   }
   for (const q of h.quarantined ?? []) out.push(`QUARANTINED ${q.at}: ${q.path}: ${q.reason}`);
+  if (h.mqtt) out.push(mqttLine(h.mqtt));
   if (h.store && !h.store.writable) out.push(`NOT RECORDING since ${h.store.since}: ${h.store.reason}: serving cached values, not recording new ones`);
-  for (const i of h.inactive) out.push(`not active yet: ${i}`);
   for (const w of h.warnings) out.push(`policy: ${w}`);
   io.out(out.join("\n") + "\n");
   return h.sealed ? 5 : 0;
+}
+
+/** The fleet channel in one line: "mqtt: connected to URL as ID, subscribed" or its state and last error. */
+function mqttLine(m: MqttState): string {
+  const where = `${m.broker} as ${m.client_id}`;
+  if (m.state === "connected") return `mqtt: connected to ${where}${m.subscribed ? ", subscribed" : ", NOT subscribed"} since ${m.since}`;
+  const next = m.next_attempt_ms !== null ? `, next attempt in ${Math.ceil(m.next_attempt_ms / 1000)} s` : "";
+  return `mqtt: ${m.state} (${where})${m.last_error ? `: ${m.last_error}` : ""}${next}`;
 }

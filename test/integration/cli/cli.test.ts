@@ -16,8 +16,8 @@ describe("sealcache CLI", () => {
   test("against a running daemon", async (t) => {
     const dir = tmpDir(t);
     const config = demoConfig(dir, {
-      // A section that validates but is not active in this build: doctor and status must say so.
-      mqtt: { url: "mqtts://broker:8883", username: "gw-17" },
+      // A fleet channel whose broker is not there: status and doctor say so; nothing else is affected.
+      mqtt: { url: "mqtt://127.0.0.1:1", device_id: "gw-17" },
     });
     const d = await launch(t, dir, config, { waitFor: "synced" });
     const c = ["--config", d.configFile];
@@ -71,7 +71,7 @@ describe("sealcache CLI", () => {
       assert.match(r.stdout, new RegExp(`^WARNING: ${HOST_WARNING.source}`, "m"));
       assert.match(r.stdout, /^secrets: 3 configured, 3 ok, 0 stale, 0 expired, 0 not synced, 0 with errors$/m);
       assert.match(r.stdout, /^demo\s+file\s+online\s/m);
-      assert.match(r.stdout, /^not active yet: mqtt: configured but not active/m);
+      assert.match(r.stdout, /^mqtt: (connecting|backoff) \(mqtt:\/\/127\.0\.0\.1:1 as gw-17\)/m);
       const j = JSON.parse((await cli(["status", "--json", ...c])).stdout);
       assert.equal(j.status, "ok");
       assert.equal(j.sealed, false);
@@ -88,7 +88,7 @@ describe("sealcache CLI", () => {
       assert.deepEqual(JSON.parse(one.stdout), { queued: ["demo/api-token"] });
     });
 
-    await t.test("doctor: ok on a healthy setup, warns about the host seal and inactive sections", async () => {
+    await t.test("doctor: ok on a healthy setup, warns about the host seal and a broker out of reach", async () => {
       const r = await cli(["doctor", ...c]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const lines = r.stdout.trimEnd().split("\n");
@@ -104,7 +104,7 @@ describe("sealcache CLI", () => {
         assert.ok(lines.includes(want), `missing ${JSON.stringify(want)} in:\n${r.stdout}`);
       }
       assert.ok(lines.some((l) => l.startsWith("warn  seal: ") && HOST_WARNING.test(l)), r.stdout);
-      assert.ok(lines.some((l) => /^warn  inactive: mqtt: configured but not active/.test(l)), r.stdout);
+      assert.ok(lines.some((l) => /^warn  broker: mqtt:\/\/127\.0\.0\.1:1: /.test(l)), r.stdout);
       const j = JSON.parse((await cli(["doctor", "--json", ...c])).stdout);
       assert.equal(j.ok, true);
       assert.ok(j.checks.some((x: { check: string; level: string }) => x.check === "socket" && x.level === "ok"));

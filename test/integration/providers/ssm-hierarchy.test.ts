@@ -80,7 +80,7 @@ describe("an SSM hierarchy is synced as many names", () => {
     assert.deepEqual([h.kind, h.state, h.members, h.version, h.error, h.parent], ["hierarchy", "ok", 3, null, null, null]);
     assert.deepEqual([l.get("app/prod/db/password")!.kind, l.get("app/prod/db/password")!.parent, l.get("app/prod/db/password")!.version], ["secret", "app/prod", 1]);
     const health = (await d.get("/v1/health")).json();
-    assert.deepEqual(health.secrets, { total: 4, ok: 4, stale: 0, expired: 0, not_synced: 0, errors: 0, hierarchies: 1 });
+    assert.deepEqual(health.secrets, { total: 4, ok: 4, stale: 0, expired: 0, not_synced: 0, revoked: 0, errors: 0, hierarchies: 1 });
     const cl = await cli(["list", "--config", d.configFile]);
     assert.match(cl.stdout, /^app\/prod\s+ok\s+\S+\s+3 params\s+ssm/m, cl.stdout);
     assert.match(cl.stdout, /^app\/prod\/db\/password\s+ok\s+\S+\s+1\s+ssm/m);

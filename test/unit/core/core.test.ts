@@ -30,7 +30,7 @@ const logger = createLogger({ level: "silent" });
 const SYNC = { interval: 60_000, jitter: 0, max_stale: 0, concurrency: 2, timeout: 5_000, backoff_min: 100, backoff_max: 1_000 };
 const AGENT: Caller = { uid: 1001, gid: 1001, pid: 10, groups: [] };
 const ADMIN: Caller = { uid: 0, gid: 0, pid: 11, groups: [] };
-const FLEET: Principal = { kind: "fleet", kid: "fleet-ops", jti: "j-1" };
+const FLEET: Principal = { kind: "fleet", issuer: "fleet-ops", jti: "j-1" };
 
 /** A core serving three file secrets: the agent may read kafka/*, root is admin. */
 async function serving(t: TestContext) {
@@ -44,7 +44,7 @@ async function serving(t: TestContext) {
   const sync = new SyncEngine({ store, secrets, providers: new Map([["f", { name: "f", type: "file", provider, inactive: undefined }]]), sync: SYNC, logger });
   const reader = new SecretReader({ store, sync, secrets, maxStale: 0 });
   const policy = new Policy([{ match: { uid: 1001 }, allow: ["kafka/*"], admin: false }, { match: { uid: 0 }, allow: ["**"], admin: true }], { uidOf: () => undefined, gidOf: () => undefined }, 0);
-  const core = new Core({ access: new Access(policy), logger, version: "test", inactive: [], secretNames: false });
+  const core = new Core({ access: new Access(policy), logger, version: "test", secretNames: false });
   let rotations = 0;
   core.serve({ reader, sync, store, rotateKek: async () => ({ rewrapped: ++rotations, seal: "host" }) }, { type: "host", ok: true, detail: "", warnings: [] });
   sync.start();
@@ -140,7 +140,7 @@ describe("Core operations for each principal", () => {
 describe("Core states", () => {
   test("unsealing, then sealed with a reason, then stopping: operations answer `sealed`, health says which", () => {
     const policy = new Policy(undefined, { uidOf: () => undefined, gidOf: () => undefined }, 0);
-    const core = new Core({ access: new Access(policy), logger, version: "test", inactive: [], secretNames: false });
+    const core = new Core({ access: new Access(policy), logger, version: "test", secretNames: false });
     assert.equal(core.state, "unsealing");
     assert.equal((core.health().body as { status: string }).status, "unsealing");
     assert.equal(code(() => core.get(OPERATOR, "a/b")), "sealed");

@@ -103,10 +103,3 @@ test("broad rules: every secret to any account of a unit or exe, or to the socke
   assert.match(e[1]!, /^policy\[1\] .* allows a\/\*, with admin;/);
   assert.deepEqual(everyoneWarnings(rules, accounts, undefined), [], "no socket yet: nothing to compare with");
 });
-
-test("unit and exe are active: a rule naming them is no longer reported as not active", async () => {
-  const { inactiveSections } = await import("../../../src/daemon/inactive.js");
-  const { parseConfig } = await import("../../../src/config/load.js");
-  const c = parseConfig("policy:\n  - { match: { unit: edge-agent.service, exe: /usr/bin/node }, allow: ['**'] }\n", { file: "/etc/sealcache/sealcache.yaml", env: {} }).config;
-  assert.deepEqual(inactiveSections(c).filter((s) => s.startsWith("policy")), []);
-});
