@@ -7,7 +7,8 @@ import type { Logger } from "../log.js";
 import type { AuditLog } from "../store/audit.js";
 import { AuditSink } from "./audit-sink.js";
 import { Admission, type Conn, type Refusal } from "./connections.js";
-import { RateLimiter, Throttle } from "./limits.js";
+import { FairTurns } from "./fairness.js";
+import { overRateMessage, RateLimiter, Throttle } from "./limits.js";
 import { PeerTracker } from "./peers.js";
 import { listen } from "./listen.js";
 import { createRoutes, type Noted, type RequestContext, type RouteDeps } from "./routes.js";
@@ -76,6 +77,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   const audit = new AuditSink(() => o.auditLog());
   const rate = new RateLimiter({ rps: limits.rate.per_uid_rps, burst: limits.rate.burst });
   const rateReports = new Throttle({ windowMs: 10_000 });
+  const turns = new FairTurns({ onError: (e) => log.error({ err: describeError(e) }, "request failed") });
   /** 429s waiting out TARPIT_MS, per uid; beyond twice its connection cap, the connection is cut. */
   const tarpitted = new Map<number, number>();
 
@@ -94,10 +96,12 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     limits,
     selfUid: o.selfUid,
     peers: o.peers ?? new PeerTracker(),
+    rate,
+    turns,
     logger: log,
     idleTimeoutMs: LIMITS.idleTimeoutMs,
     onRefused: (r: Refusal) => {
-      o.metrics.refused(r.code === "rate_limited" ? "per_uid" : "total");
+      o.metrics.refused(r.reason);
       if (r.held !== undefined) audit.record({ at: Date.now(), uid: r.cred?.uid ?? null, pid: r.cred?.pid ?? null, exe: null, unit: null, route: "connect", name: null, status: r.status, code: r.code });
     },
   });
@@ -116,6 +120,13 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
     const conn = admission.of(req.socket);
+    // One request per uid per turn of the event loop (fairness.ts); the daemon's own
+    // uid is not held to it, as it is not held to the other per-uid limits.
+    if (conn?.limited) turns.run(conn.key, () => handle(req, res, conn, started));
+    else handle(req, res, conn, started);
+  });
+
+  function handle(req: IncomingMessage, res: ServerResponse, conn: Conn | undefined, started: bigint): void {
     // Already parsed behind a request that cut the connection: no work, no answer.
     if (conn?.cut) return;
     const rawUrl = req.url ?? "/";
@@ -176,7 +187,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     req.on("end", () => {
       if (!rejected) dispatch(req, res, rawUrl, conn, at, fail);
     });
-  });
+  }
 
   /**
    * A 429 for a uid over its request rate, answered after TARPIT_MS; logged and
@@ -190,14 +201,16 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     const pending = tarpitted.get(conn.key) ?? 0;
     // (req.socket: a pipelined response has no socket until its turn comes.)
     if (pending >= 2 * limits.max_connections_per_uid) return cut(conn, req.socket);
-    const r = limits.rate;
-    const err = new SealcacheError("rate_limited", `uid ${conn.cred?.uid ?? "(unknown)"} is over its request rate (server.rate: ${r.per_uid_rps}/s, burst ${r.burst}); retry after ${wait} s`, { retryAfter: wait });
+    const err = new SealcacheError("rate_limited", overRateMessage(conn.cred?.uid, limits.rate, wait), { retryAfter: wait });
     tarpitted.set(conn.key, pending + 1);
     setTimeout(() => {
       const left = (tarpitted.get(conn.key) ?? 1) - 1;
       if (left > 0) tarpitted.set(conn.key, left);
       else tarpitted.delete(conn.key);
-      if (!res.destroyed) fail(err);
+      // Refusals that waited out the tarpit together are answered one per turn, too.
+      turns.run(conn.key, () => {
+        if (!res.destroyed) fail(err);
+      });
     }, TARPIT_MS).unref();
   }
 
