@@ -6,6 +6,7 @@ import { SealcacheError, describeError, isSealcacheError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { AuditLog } from "../store/audit.js";
 import { AuditSink } from "./audit-sink.js";
+import { connectRefusal } from "./connect-method.js";
 import { Admission, type Conn, type Refusal } from "./connections.js";
 import { FairTurns } from "./fairness.js";
 import { overRateMessage, RateLimiter, Throttle } from "./limits.js";
@@ -115,6 +116,38 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
           ? [408, "Request Timeout", "request not received in time"]
           : [400, "Bad Request", "malformed HTTP request"];
     socket.end(rawErrorResponse(status, reason, msg));
+  });
+
+  // CONNECT never reaches 'request' (connect-method.ts). It is held to the uid's
+  // request rate like any request, answered in its turn, and audited like any
+  // request on its route.
+  server.on("connect", (req: IncomingMessage, socket: Socket) => {
+    socket.on("error", () => undefined);
+    const conn = admission.of(socket);
+    if (!conn || conn.cut) return void socket.destroy();
+    const target = req.url ?? "";
+    const at = classify(target);
+    const answer = (status: number, code: string, raw: string, audited: boolean) => {
+      if (socket.destroyed) return;
+      o.metrics.request(at.route, status);
+      if (audited) {
+        const c = conn.peer.caller;
+        audit.record({ at: Date.now(), uid: conn.cred?.uid ?? null, pid: conn.cred?.pid ?? null, exe: c?.exe ?? null, unit: c?.unit ?? null, route: at.route, name: at.name?.slice(0, 256) ?? null, status, code });
+      }
+      socket.end(raw);
+    };
+    const wait = conn.limited ? rate.take(conn.key) : 0;
+    if (wait > 0) {
+      // As refuseRate(): logged and audited once per uid per 10 s, answered after the tarpit.
+      const held = rateReports.due(String(conn.key));
+      if (held !== undefined) log.warn({ uid: conn.cred?.uid, pid: conn.cred?.pid, route: at.route, held_back: held }, "request refused: per-uid rate limit");
+      const raw = rawErrorResponse(429, "Too Many Requests", overRateMessage(conn.cred?.uid, limits.rate, wait), "rate_limited", { "Retry-After": String(wait) });
+      setTimeout(() => turns.run(conn.key, () => answer(429, "rate_limited", raw, held !== undefined)), TARPIT_MS).unref();
+      return;
+    }
+    const refuse = () => answer(405, "bad_request", connectRefusal(at.route, target), AUDITED_ROUTES.has(at.route));
+    if (conn.limited) turns.run(conn.key, refuse);
+    else refuse();
   });
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
