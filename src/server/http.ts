@@ -268,7 +268,9 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     res.on("close", () => {
       if (!res.writableFinished) gone.abort();
     });
-    const ctx: RequestContext = { req, res, url, caller: conn.peer.caller, gone: gone.signal, at };
+    // With an exe rule in the policy, the caller's program is checked again when a rule asks (reverify.ts).
+    const caller = o.policy.namesExe ? conn.peer.current() : conn.peer.caller;
+    const ctx: RequestContext = { req, res, url, caller, gone: gone.signal, at };
     const method = req.method ?? "GET";
     const p = requestPath(rawUrl);
     const only = (m: string) => {

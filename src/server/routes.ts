@@ -242,5 +242,7 @@ export function parseSince(raw: string | null, now: number): number | undefined 
 }
 
 export function describeCaller(c: Caller | undefined): string {
-  return c ? `caller uid ${c.uid} (pid ${c.pid})` : "a caller whose identity could not be read";
+  if (!c) return "a caller whose identity could not be read";
+  const changed = c.current?.changed;
+  return changed === undefined ? `caller uid ${c.uid} (pid ${c.pid})` : `caller uid ${c.uid} (pid ${c.pid}; ${changed})`;
 }
