@@ -32,6 +32,11 @@ export class Access {
     return this.#policy.warnings;
   }
 
+  /** Some rule names an exe: peers' programs are then checked again per request (src/server/reverify.ts). */
+  get namesExe(): boolean {
+    return this.#policy.namesExe;
+  }
+
   canRead(p: Principal, name: string): boolean {
     switch (p.kind) {
       case "peer":

@@ -25,7 +25,9 @@ export function peer(caller: Caller | undefined): Principal {
 export function describePrincipal(p: Principal): string {
   switch (p.kind) {
     case "peer":
-      return p.caller ? `caller uid ${p.caller.uid} (pid ${p.caller.pid})` : "a caller whose identity could not be read";
+      if (!p.caller) return "a caller whose identity could not be read";
+      // The program changed since connect (it exec'd): rules naming an exe no longer match; say why.
+      return p.caller.current?.changed === undefined ? `caller uid ${p.caller.uid} (pid ${p.caller.pid})` : `caller uid ${p.caller.uid} (pid ${p.caller.pid}; ${p.caller.current.changed})`;
     case "fleet":
       return `fleet command ${JSON.stringify(p.jti.slice(0, 64))} (key ${JSON.stringify(p.issuer.slice(0, 64))})`;
     case "operator":

@@ -10,10 +10,23 @@ export interface Caller {
   readonly gid: number;
   readonly pid: number;
   readonly groups: readonly number[];
-  /** /proc/PID/exe: the program the kernel runs (the interpreter, for a script). */
+  /** /proc/PID/exe: the program the kernel runs (the interpreter, for a script), as identified at accept. */
   readonly exe?: string | undefined;
   /** The systemd unit whose cgroup holds the process (`edge-agent.service`). */
   readonly unit?: string | undefined;
+  /**
+   * For rules that name an exe: the process as it is now (src/server/reverify.ts).
+   * Absent where nothing can change after identification; `exe` then stands.
+   */
+  readonly current?: CurrentExe | undefined;
+}
+
+/** The executable of a caller checked again when a rule needs it. */
+export interface CurrentExe {
+  /** `exe` while the process still runs it; undefined once it runs another (it exec'd), for the rest of the connection. */
+  exe(): string | undefined;
+  /** Why exe() is undefined, once it is: for the denial message. */
+  readonly changed: string | undefined;
 }
 
 interface CompiledRule {
@@ -56,22 +69,32 @@ export const realHost: PolicyHost = {
 export class Policy {
   readonly #rules: readonly CompiledRule[];
   readonly warnings: readonly string[];
+  /** Some rule names an exe: callers are then handed over with `current` (checked again per request). */
+  readonly namesExe: boolean;
 
   constructor(rules: readonly PolicyRule[] | undefined, accounts: Accounts, selfUid: number, host: PolicyHost = realHost) {
     const effective: readonly PolicyRule[] = rules ?? [{ match: { uid: selfUid }, allow: ["**"], admin: true }];
     const warnings: string[] = [];
     this.#rules = effective.map((r, index) => compile(r, index, accounts, host, warnings));
     this.warnings = warnings;
+    this.namesExe = this.#rules.some((r) => !r.never && r.exe !== undefined);
   }
 
-  /** The first rule matching the caller, or undefined. */
+  /**
+   * The first rule matching the caller, or undefined. The exe is compared last, and
+   * as the process runs now: it is asked for only when every other key of an exe
+   * rule has matched, which is the only time it costs a read of /proc.
+   */
   #rule(c: Caller): CompiledRule | undefined {
     for (const r of this.#rules) {
       if (r.never) continue;
       if (r.uid !== undefined && r.uid !== c.uid) continue;
       if (r.gid !== undefined && r.gid !== c.gid && !c.groups.includes(r.gid)) continue;
       if (r.unit !== undefined && r.unit !== c.unit) continue;
-      if (r.exe !== undefined && (c.exe === undefined || !r.exe.includes(c.exe))) continue;
+      if (r.exe !== undefined) {
+        const exe = c.current ? c.current.exe() : c.exe;
+        if (exe === undefined || !r.exe.includes(exe)) continue;
+      }
       return r;
     }
     return undefined;

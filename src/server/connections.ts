@@ -4,7 +4,8 @@ import type { PeerCred } from "../../native/libc.js";
 import type { ServerConfig } from "../config/schema.js";
 import type { ErrorCode } from "../errors.js";
 import type { Logger } from "../log.js";
-import { ConnectionCounts, Throttle } from "./limits.js";
+import type { FairTurns } from "./fairness.js";
+import { ConnectionCounts, overRateMessage, type RateLimiter, Throttle } from "./limits.js";
 import type { Peer, PeerTracker } from "./peers.js";
 import { rawErrorResponse } from "./respond.js";
 
@@ -23,8 +24,12 @@ export interface Conn {
   cut: boolean;
 }
 
+/** Why a connection was refused at accept: the overall cap, its uid's connection cap, or its uid's request rate. */
+export type RefusedFor = "total" | "per_uid" | "rate";
+
 export interface Refusal {
   readonly cred: PeerCred | undefined;
+  readonly reason: RefusedFor;
   readonly status: number;
   readonly code: ErrorCode;
   /**
@@ -42,13 +47,19 @@ const MAX_LINGERING = 64;
 /**
  * Admits connections before node:http sees them: the overall cap, then the per-uid
  * cap (every uid but the daemon's own, which owns the cache and could stop the
- * daemon anyway), then identifies the caller. A connection over a cap gets a JSON
- * answer (`429 rate_limited` per uid, `503 unavailable` overall) and is closed.
+ * daemon anyway), then the per-uid request rate, then identifies the caller. A
+ * connection over a cap gets a JSON answer (`429 rate_limited` per uid, `503
+ * unavailable` overall) and is closed. So does one from a uid whose request bucket
+ * is empty: whatever it sends would be refused, and refusing it here costs no
+ * identification, no parsing and no request objects, which is what keeps a uid
+ * flooding in new connections from taking the event loop from the others.
  */
 export class Admission {
   readonly #limits: ServerConfig;
   readonly #selfUid: number;
   readonly #peers: PeerTracker;
+  readonly #rate: RateLimiter;
+  readonly #turns: FairTurns;
   readonly #log: Logger;
   readonly #onRefused: (r: Refusal) => void;
   readonly #counts = new ConnectionCounts();
@@ -56,10 +67,12 @@ export class Admission {
   readonly #lingering = new Set<Socket>();
   readonly #throttle = new Throttle({ windowMs: 10_000 });
 
-  constructor(o: { server: http.Server; limits: ServerConfig; selfUid: number; peers: PeerTracker; logger: Logger; idleTimeoutMs: number; onRefused: (r: Refusal) => void }) {
+  constructor(o: { server: http.Server; limits: ServerConfig; selfUid: number; peers: PeerTracker; rate: RateLimiter; turns: FairTurns; logger: Logger; idleTimeoutMs: number; onRefused: (r: Refusal) => void }) {
     this.#limits = o.limits;
     this.#selfUid = o.selfUid;
     this.#peers = o.peers;
+    this.#rate = o.rate;
+    this.#turns = o.turns;
     this.#log = o.logger;
     this.#onRefused = o.onRefused;
     // node:http registers exactly one 'connection' listener, which hands the socket to
@@ -89,14 +102,19 @@ export class Admission {
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     const cred = typeof fd === "number" && fd >= 0 ? this.#peers.credentials(fd) : undefined;
     if (this.#counts.total >= this.#limits.max_connections) {
-      this.#refuse(socket, cred, 503, "Service Unavailable", "unavailable", `the daemon already has ${this.#limits.max_connections} connections open (server.max_connections); retry shortly`);
+      this.#refuse(socket, cred, "total", 503, "Service Unavailable", "unavailable", `the daemon already has ${this.#limits.max_connections} connections open (server.max_connections); retry shortly`);
       return false;
     }
     const limited = cred?.uid !== this.#selfUid;
     const key = cred?.uid ?? -1;
     if (limited && this.#counts.of(key) >= this.#limits.max_connections_per_uid) {
       const who = cred ? `uid ${cred.uid}` : "a caller without credentials";
-      this.#refuse(socket, cred, 429, "Too Many Requests", "rate_limited", `${who} already has ${this.#limits.max_connections_per_uid} connections open (server.max_connections_per_uid); reuse a keep-alive connection or close idle ones`);
+      this.#refuse(socket, cred, "per_uid", 429, "Too Many Requests", "rate_limited", `${who} already has ${this.#limits.max_connections_per_uid} connections open (server.max_connections_per_uid); reuse a keep-alive connection or close idle ones`);
+      return false;
+    }
+    const wait = limited ? this.#rate.wait(key) : 0;
+    if (wait > 0) {
+      this.#refuse(socket, cred, "rate", 429, "Too Many Requests", "rate_limited", overRateMessage(cred?.uid, this.#limits.rate, wait), wait);
       return false;
     }
     const peer = this.#peers.track(fd ?? -1, cred);
@@ -111,7 +129,7 @@ export class Admission {
     return true;
   }
 
-  #refuse(socket: Socket, cred: PeerCred | undefined, status: number, reason: string, code: ErrorCode, message: string): void {
+  #refuse(socket: Socket, cred: PeerCred | undefined, reason: RefusedFor, status: number, statusText: string, code: ErrorCode, message: string, retryAfter = 1): void {
     socket.on("error", () => undefined);
     if (this.#lingering.size >= MAX_LINGERING) {
       socket.destroy();
@@ -120,7 +138,9 @@ export class Admission {
       // Read (and drop) what the client sends, so its request write succeeds and it
       // reads the answer rather than a broken pipe.
       socket.resume();
-      const answer = setTimeout(() => socket.end(rawErrorResponse(status, reason, message, code, { "Retry-After": "1" })), REFUSE_DELAY_MS);
+      // Answered one per uid per loop turn (fairness.ts), like refused requests.
+      const body = () => socket.end(rawErrorResponse(status, statusText, message, code, { "Retry-After": String(retryAfter) }));
+      const answer = setTimeout(() => this.#turns.run(cred?.uid ?? -1, () => socket.destroyed || body()), REFUSE_DELAY_MS);
       const timer = setTimeout(() => socket.destroy(), REFUSE_DELAY_MS + REFUSED_LINGER_MS);
       socket.once("close", () => {
         clearTimeout(answer);
@@ -128,8 +148,14 @@ export class Admission {
         this.#lingering.delete(socket);
       });
     }
-    const held = this.#throttle.due(`${code}:${cred?.uid ?? -1}`);
-    if (held !== undefined) this.#log.warn({ uid: cred?.uid, pid: cred?.pid, status, held_back: held }, code === "rate_limited" ? "connection refused: per-uid connection cap" : "connection refused: connection cap");
-    this.#onRefused({ cred, status, code, held });
+    const held = this.#throttle.due(`${reason}:${cred?.uid ?? -1}`);
+    if (held !== undefined) this.#log.warn({ uid: cred?.uid, pid: cred?.pid, status, held_back: held }, REFUSED_LOG[reason]);
+    this.#onRefused({ cred, reason, status, code, held });
   }
 }
+
+const REFUSED_LOG: Record<RefusedFor, string> = {
+  total: "connection refused: connection cap",
+  per_uid: "connection refused: per-uid connection cap",
+  rate: "connection refused: per-uid rate limit",
+};

@@ -7,8 +7,10 @@ import type { Logger } from "../log.js";
 import type { Core } from "../core/core.js";
 import type { AuditEntry } from "../store/audit.js";
 import type { Metrics } from "./metrics.js";
+import { connectRefusal } from "./connect-method.js";
 import { Admission, type Conn, type Refusal } from "./connections.js";
-import { RateLimiter, Throttle } from "./limits.js";
+import { FairTurns } from "./fairness.js";
+import { overRateMessage, RateLimiter, Throttle } from "./limits.js";
 import { PeerTracker } from "./peers.js";
 import { listen } from "./listen.js";
 import { createRoutes, type Noted, type RequestContext } from "./routes.js";
@@ -81,6 +83,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   const audit = { record: (e: AuditEntry) => o.core.recordEntry(e) };
   const rate = new RateLimiter({ rps: limits.rate.per_uid_rps, burst: limits.rate.burst });
   const rateReports = new Throttle({ windowMs: 10_000 });
+  const turns = new FairTurns({ onError: (e) => log.error({ err: describeError(e) }, "request failed") });
   /** 429s waiting out TARPIT_MS, per uid; beyond twice its connection cap, the connection is cut. */
   const tarpitted = new Map<number, number>();
 
@@ -99,10 +102,12 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     limits,
     selfUid: o.selfUid,
     peers: o.peers ?? new PeerTracker(),
+    rate,
+    turns,
     logger: log,
     idleTimeoutMs: LIMITS.idleTimeoutMs,
     onRefused: (r: Refusal) => {
-      o.metrics.refused(r.code === "rate_limited" ? "per_uid" : "total");
+      o.metrics.refused(r.reason);
       if (r.held !== undefined) audit.record({ at: Date.now(), uid: r.cred?.uid ?? null, pid: r.cred?.pid ?? null, exe: null, unit: null, route: "connect", name: null, status: r.status, code: r.code, principal: "peer" });
     },
   });
@@ -118,9 +123,48 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     socket.end(rawErrorResponse(status, reason, msg));
   });
 
+  // CONNECT never reaches 'request' (connect-method.ts). It is held to the uid's
+  // request rate like any request, answered in its turn, and audited like any
+  // request on its route.
+  server.on("connect", (req: IncomingMessage, socket: Socket) => {
+    socket.on("error", () => undefined);
+    const conn = admission.of(socket);
+    if (!conn || conn.cut) return void socket.destroy();
+    const target = req.url ?? "";
+    const at = classify(target);
+    const answer = (status: number, code: string, raw: string, audited: boolean) => {
+      if (socket.destroyed) return;
+      o.metrics.request(at.route, status);
+      if (audited) {
+        const c = conn.peer.caller;
+        audit.record({ at: Date.now(), uid: conn.cred?.uid ?? null, pid: conn.cred?.pid ?? null, exe: c?.exe ?? null, unit: c?.unit ?? null, route: at.route, name: at.name?.slice(0, 256) ?? null, status, code, principal: "peer" });
+      }
+      socket.end(raw);
+    };
+    const wait = conn.limited ? rate.take(conn.key) : 0;
+    if (wait > 0) {
+      // As refuseRate(): logged and audited once per uid per 10 s, answered after the tarpit.
+      const held = rateReports.due(String(conn.key));
+      if (held !== undefined) log.warn({ uid: conn.cred?.uid, pid: conn.cred?.pid, route: at.route, held_back: held }, "request refused: per-uid rate limit");
+      const raw = rawErrorResponse(429, "Too Many Requests", overRateMessage(conn.cred?.uid, limits.rate, wait), "rate_limited", { "Retry-After": String(wait) });
+      setTimeout(() => turns.run(conn.key, () => answer(429, "rate_limited", raw, held !== undefined)), TARPIT_MS).unref();
+      return;
+    }
+    const refuse = () => answer(405, "bad_request", connectRefusal(at.route, target), AUDITED_ROUTES.has(at.route));
+    if (conn.limited) turns.run(conn.key, refuse);
+    else refuse();
+  });
+
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
     const conn = admission.of(req.socket);
+    // One request per uid per turn of the event loop (fairness.ts); the daemon's own
+    // uid is not held to it, as it is not held to the other per-uid limits.
+    if (conn?.limited) turns.run(conn.key, () => handle(req, res, conn, started));
+    else handle(req, res, conn, started);
+  });
+
+  function handle(req: IncomingMessage, res: ServerResponse, conn: Conn | undefined, started: bigint): void {
     // Already parsed behind a request that cut the connection: no work, no answer.
     if (conn?.cut) return;
     const rawUrl = req.url ?? "/";
@@ -192,7 +236,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     req.on("end", () => {
       if (!rejected) dispatch(req, res, rawUrl, conn, at, fail, body);
     });
-  });
+  }
 
   /**
    * A 429 for a uid over its request rate, answered after TARPIT_MS; logged and
@@ -206,14 +250,16 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     const pending = tarpitted.get(conn.key) ?? 0;
     // (req.socket: a pipelined response has no socket until its turn comes.)
     if (pending >= 2 * limits.max_connections_per_uid) return cut(conn, req.socket);
-    const r = limits.rate;
-    const err = new SealcacheError("rate_limited", `uid ${conn.cred?.uid ?? "(unknown)"} is over its request rate (server.rate: ${r.per_uid_rps}/s, burst ${r.burst}); retry after ${wait} s`, { retryAfter: wait });
+    const err = new SealcacheError("rate_limited", overRateMessage(conn.cred?.uid, limits.rate, wait), { retryAfter: wait });
     tarpitted.set(conn.key, pending + 1);
     setTimeout(() => {
       const left = (tarpitted.get(conn.key) ?? 1) - 1;
       if (left > 0) tarpitted.set(conn.key, left);
       else tarpitted.delete(conn.key);
-      if (!res.destroyed) fail(err);
+      // Refusals that waited out the tarpit together are answered one per turn, too.
+      turns.run(conn.key, () => {
+        if (!res.destroyed) fail(err);
+      });
     }, TARPIT_MS).unref();
   }
 
@@ -238,7 +284,9 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     res.on("close", () => {
       if (!res.writableFinished) gone.abort();
     });
-    const ctx: RequestContext = { req, res, url, caller: conn.peer.caller, gone: gone.signal, at };
+    // With an exe rule in the policy, the caller's program is checked again when a rule asks (reverify.ts).
+    const caller = o.core.access.namesExe ? conn.peer.current() : conn.peer.caller;
+    const ctx: RequestContext = { req, res, url, caller, gone: gone.signal, at };
     const method = req.method ?? "GET";
     const p = requestPath(rawUrl);
     const only = (...ms: string[]) => {

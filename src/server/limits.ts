@@ -7,6 +7,11 @@
 
 const MAX_BUCKETS = 4096;
 
+/** The message of a 429 for a uid over its request rate: the same at accept and per request. */
+export function overRateMessage(uid: number | undefined, rate: { readonly per_uid_rps: number; readonly burst: number }, wait: number): string {
+  return `uid ${uid ?? "(unknown)"} is over its request rate (server.rate: ${rate.per_uid_rps}/s, burst ${rate.burst}); retry after ${wait} s`;
+}
+
 export class RateLimiter {
   readonly #rps: number;
   readonly #burst: number;
@@ -21,6 +26,26 @@ export class RateLimiter {
 
   /** Takes one token for `key`: 0 if the request may go ahead, else whole seconds until one is available. */
   take(key: number): number {
+    const b = this.#refilled(key);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return this.#retryAfter(b);
+  }
+
+  /**
+   * What take() would answer, without taking: 0 while `key` has a token, else whole
+   * seconds until it has one. Asked at accept, so a uid over its rate is refused
+   * before anything it sends is read or parsed.
+   */
+  wait(key: number): number {
+    const b = this.#refilled(key);
+    return b.tokens >= 1 ? 0 : this.#retryAfter(b);
+  }
+
+  /** The bucket of `key`, topped up to now (a new one is full). */
+  #refilled(key: number): { tokens: number; at: number } {
     const t = this.#now();
     let b = this.#buckets.get(key);
     if (!b) {
@@ -31,10 +56,10 @@ export class RateLimiter {
       b.tokens = Math.min(this.#burst, b.tokens + ((t - b.at) * this.#rps) / 1000);
       b.at = t;
     }
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
+    return b;
+  }
+
+  #retryAfter(b: { tokens: number }): number {
     return Math.max(1, Math.ceil((1 - b.tokens) / this.#rps));
   }
 

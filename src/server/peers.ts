@@ -2,6 +2,7 @@ import { closeFd, peerCred, peerPidfd, pidfdExited, type PeerCred } from "../../
 import type { Caller } from "../policy/policy.js";
 import { unitFromCgroup } from "../policy/unit.js";
 import { procfs, type ProcReader } from "./procfs.js";
+import { ExeWatch, requestCaller } from "./reverify.js";
 
 /** The kernel calls the tracker needs; native/libc.ts in the daemon, a fake in tests. */
 export interface PeerSys {
@@ -24,6 +25,12 @@ export interface Peer {
    * connection no longer speaks for it (it exited, or its pid now names another).
    */
   check(): string | undefined;
+  /**
+   * The caller for one request: `caller`, with its exe checked again (at most once
+   * per request, and only if a rule naming an exe asks) against what it runs now
+   * (reverify.ts). Asked for only when the policy has an exe rule.
+   */
+  current(): Caller | undefined;
   /** Closes the pidfd, if one is held. Called once, when the connection closes. */
   release(): void;
 }
@@ -64,7 +71,10 @@ export class PeerTracker {
     const { pid } = cred;
     // A process in a pid namespace the daemon cannot see: the kernel's uid and gid
     // still hold, but there is no process to read groups, exe or unit from.
-    if (pid <= 0) return { caller: { uid: cred.uid, gid: cred.gid, pid, groups: [] }, problem: undefined, check: () => undefined, release: () => undefined };
+    if (pid <= 0) {
+      const caller: Caller = { uid: cred.uid, gid: cred.gid, pid, groups: [] };
+      return { caller, problem: undefined, check: () => undefined, current: () => caller, release: () => undefined };
+    }
     const gone = `the process that opened this connection (pid ${pid}) has exited; a connection speaks only for the process that opened it`;
     let pidfd: number | undefined;
     if (this.#mode !== "starttime") {
@@ -114,10 +124,17 @@ export class PeerTracker {
       unit: cgroup === undefined ? undefined : unitFromCgroup(cgroup),
     };
     let verdict: string | undefined;
+    const alive = () => (verdict ??= check()) === undefined;
+    let watch: ExeWatch | undefined;
     return {
       caller,
       problem: undefined,
-      check: () => (verdict ??= check()),
+      check: () => (alive() ? undefined : verdict),
+      current: () => {
+        if (caller.exe === undefined) return caller; // no exe rule can match it anyway
+        watch ??= new ExeWatch({ pid, accepted: caller.exe, proc: p, alive });
+        return requestCaller(caller, watch);
+      },
       release,
     };
   }
@@ -130,10 +147,10 @@ function isDead(state: string): boolean {
 
 /** The connecting process is gone (or its pid names another): every request is refused. */
 function refused(problem: string): Peer {
-  return { caller: undefined, problem, check: () => problem, release: () => undefined };
+  return { caller: undefined, problem, check: () => problem, current: () => undefined, release: () => undefined };
 }
 
 /** No identity at all: requests are answered, and policy refuses every read. */
 function unidentified(problem: string): Peer {
-  return { caller: undefined, problem, check: () => undefined, release: () => undefined };
+  return { caller: undefined, problem, check: () => undefined, current: () => undefined, release: () => undefined };
 }

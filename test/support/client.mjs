@@ -123,6 +123,32 @@ const ops = {
     return { statuses, connects };
   },
 
+  /** One connection, every request of `paths` written at once (pipelined); the answers in the order they came. */
+  async pipeline({ socket, paths }) {
+    const s = net.connect(socket);
+    let got = Buffer.alloc(0);
+    const answers = [];
+    await new Promise((resolve) => {
+      s.on("connect", () => s.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: sealcache\r\n\r\n`).join("")));
+      s.on("data", (c) => {
+        got = Buffer.concat([got, c]);
+        for (;;) {
+          const head = got.indexOf("\r\n\r\n");
+          if (head === -1) break;
+          const h = got.subarray(0, head).toString("latin1");
+          const len = Number(/content-length: (\d+)/i.exec(h)?.[1] ?? 0);
+          if (got.length < head + 4 + len) break;
+          answers.push({ status: Number(h.slice(9, 12)), body: got.subarray(head + 4, head + 4 + len).toString("utf8") });
+          got = got.subarray(head + 4 + len);
+        }
+        if (answers.length >= paths.length) s.end();
+      });
+      s.on("error", () => undefined);
+      s.on("close", resolve);
+    });
+    return answers;
+  },
+
   /** Opens `count` idle connections, requests `path` on one more, holds them `holdMs`, then requests again without them. */
   async hold({ socket, count, path, holdMs = 0 }) {
     const held = await Promise.all(

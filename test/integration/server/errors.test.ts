@@ -10,7 +10,7 @@ import { demoConfig, eventually, launch } from "../../support/daemon.js";
 import { req } from "../../support/http.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
-import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD, assertApiError } from "./api-helpers.js";
+import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD, assertApiError, assertRawError, exchange } from "./api-helpers.js";
 import { LOCK_FILE } from "../../../src/daemon/data-dir-lock.js";
 
 const ME = process.getuid?.() ?? 0;
@@ -209,6 +209,49 @@ test("bad_request 400: bad names, bad percent-encoding, bad format; a wrong meth
     assert.match(j.message, new RegExp(`use ${allow}`));
   }
   assert.equal((await d.get("/v1/secrets/demo/api-token?format=raw")).body, API_TOKEN);
+});
+
+test("CONNECT is 405 bad_request with Allow and the JSON body, whatever the target form; Upgrade requests are answered as plain requests", async (t) => {
+  const dir = tmpDir(t);
+  const d = await launch(t, dir, demoConfig(dir), { waitFor: "synced" });
+  const connects: [target: string, allow: string][] = [
+    ["host:443", "GET, POST"], // authority-form, what a proxy client sends
+    ["sealcache:80", "GET, POST"],
+    ["/v1/secrets/demo/api-token", "GET"],
+    ["/v1/refresh", "POST"],
+    ["http://sealcache/v1/health", "GET"], // absolute-form
+    ["*", "GET, POST"],
+  ];
+  for (const [target, allow] of connects) {
+    const x = await exchange(d.socket, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`, { untilClose: true, timeoutMs: 3_000 });
+    assert.ok(!x.timedOut, `CONNECT ${target}: answered and closed, not left hanging: ${JSON.stringify(x.raw.slice(0, 200))}`);
+    assert.equal(x.responses.length, 1, `CONNECT ${target}: one answer: ${JSON.stringify(x.raw.slice(0, 300))}`);
+    const r = x.responses[0]!;
+    assertRawError(r, 405, "bad_request");
+    assert.equal(r.headers.allow, allow, `CONNECT ${target}: Allow`);
+    assert.equal(r.headers.connection, "close");
+    assert.match(JSON.parse(r.body).message, new RegExp(`^CONNECT is not allowed on .*use ${allow}`));
+    assert.ok(x.closed, "the connection is closed after the answer");
+  }
+  // Bytes sent after the CONNECT (a client starting its tunnel) are not read as a request.
+  const tunnel = await exchange(d.socket, "CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\nGET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nHost: x\r\n\r\n", { untilClose: true, timeoutMs: 3_000 });
+  assert.deepEqual(tunnel.responses.map((r) => r.status), [405]);
+  assert.ok(!tunnel.raw.includes(API_TOKEN));
+  // The metrics count CONNECT like any answered request; an audited route is audited.
+  assert.match((await d.get("/metrics")).body, /^sealcache_http_requests_total\{route="secret",code="405"\} [1-9]\d*$/m);
+  const rows = (await d.get("/v1/audit?name=demo/api-token&since=1m")).json<{ entries: { status: number; code: string }[] }>().entries;
+  assert.ok(rows.some((r) => r.status === 405 && r.code === "bad_request"), JSON.stringify(rows));
+
+  // node:http treats an Upgrade it has no listener for as a plain request: answered, never switched.
+  for (const upgrade of ["websocket", "h2c", "TLS/1.2"]) {
+    const x = await exchange(d.socket, `GET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n\r\n`, { timeoutMs: 3_000 });
+    assert.equal(x.responses[0]?.status, 200, `Upgrade: ${upgrade}: ${JSON.stringify(x.raw.slice(0, 200))}`);
+    assert.equal(x.responses[0]!.body, API_TOKEN);
+    assert.equal(x.responses[0]!.headers.upgrade, undefined);
+  }
+  const bad = await exchange(d.socket, "POST /v1/health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", { timeoutMs: 3_000 });
+  assertRawError(bad.responses[0], 405, "bad_request");
+  assert.equal((await d.get("/v1/secrets/demo/api-token?format=raw")).body, API_TOKEN, "the daemon serves on");
 });
 
 test("sealed 503: a host key opened to others is refused at restart; the cache file is untouched; fixing the mode unseals", async (t) => {

@@ -8,9 +8,11 @@ import { after, before, describe, test } from "node:test";
 import { demoConfig, launch, MAIN, sleep, type RunningDaemon } from "../../support/daemon.js";
 import { assertNoLeaks } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
-import { clientAs, crossUserUnavailable, ensureTestAccounts, installClient, runAs, shareWithGroup, type TestAccounts } from "../../support/users.js";
+import { clientAs, crossUserUnavailable, ensureTestAccounts, installClient, runAs, shareWithGroup, type Account, type TestAccounts } from "../../support/users.js";
 import { TARPIT_MS } from "../../../src/server/http.js";
-import { API_TOKEN, assertServing, exchange } from "./api-helpers.js";
+import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD, assertServing, exchange } from "./api-helpers.js";
+
+const VALUES: Record<string, string> = { "demo/api-token": API_TOKEN, "demo/db-password": DB_PASSWORD, "demo/kafka-password": KAFKA_PASSWORD };
 
 interface Answer {
   status: number;
@@ -113,6 +115,32 @@ describe("per-uid limits between accounts", { skip }, () => {
     assert.match(d.output(), new RegExp(`"uid":${acct.b.uid}[^\n]*"connection dropped: it kept sending requests while refused`));
   });
 
+  test("while a uid is over its request rate, its new connections get the same 429 at accept, before anything is read; other uids connect", async (t) => {
+    await sleep(1_000);
+    const refusedAtAccept = async () => Number(/^sealcache_connections_refused_total\{reason="rate"\} (\d+)$/m.exec((await d.get("/metrics")).body)?.[1] ?? 0);
+    const before = await refusedAtAccept();
+    // B asks faster than its rate, each request on a fresh connection: once its burst
+    // is spent, the next connections find its bucket empty at accept.
+    const [probes, a] = await Promise.all([
+      clientAs<Answer[]>(acct.b, NODE, client, { op: "get", socket: d.socket, requests: Array.from({ length: 25 }, () => TOKEN) }),
+      steadyA(1_500),
+    ]);
+    t.diagnostic(`B probes: ${probes.map((p) => p.status).join(" ")}; A: ${JSON.stringify(a.statuses)}`);
+    assert.deepEqual(Object.keys(a.statuses), ["200"], "A connects and reads throughout");
+    const limited = probes.filter((p) => p.status === 429);
+    assert.ok(limited.length > 0, `B was refused while over its rate: ${probes.map((p) => p.status).join(" ")}`);
+    assert.ok(probes.every((p) => p.status === 429 || (p.status === 200 && p.body === API_TOKEN)), "nothing but refusals and right answers");
+    for (const p of limited) {
+      const j = JSON.parse(p.body);
+      assert.equal(j.error, "rate_limited");
+      assert.match(j.message, new RegExp(`^uid ${acct.b.uid} is over its request rate \\(server\\.rate: 20/s, burst 10\\); retry after \\d+ s$`));
+      assert.ok(Number(p.retryAfter) >= 1, `Retry-After: ${p.retryAfter}`);
+      assertNoLeaks(p.body, "a 429 at accept");
+    }
+    assert.ok((await refusedAtAccept()) > before, "counted as refused at accept for the rate, not parsed and refused per request");
+    assert.match(d.output(), new RegExp(`"uid":${acct.b.uid}[^\n]*"connection refused: per-uid rate limit"`));
+  });
+
   test("connections over the per-uid cap get a 429 and are closed; other uids connect; the CLI exits 5", async () => {
     await sleep(1_000); // B's bucket refills after the flood
     const held = clientAs<{ alive: number; probe: Answer; after: Answer }>(acct.b, NODE, client, { op: "hold", socket: d.socket, count: PER_UID, path: TOKEN, holdMs: 2_500 });
@@ -163,6 +191,85 @@ describe("per-uid limits between accounts", { skip }, () => {
     }
     assert.match(m, /^sealcache_http_requests_total\{route="secret",code="429"\} \d+$/m);
     assert.doesNotMatch(d.output(), /"level":(50|60)/, "no error or fatal log line");
+  });
+});
+
+describe("fair turns between accounts", { skip }, () => {
+  let acct: TestAccounts;
+  let d: RunningDaemon;
+  let client: string;
+  const NODE = fs.realpathSync(process.execPath);
+  const raw = (n: string) => `/v1/secrets/${n}?format=raw`;
+
+  before(async () => {
+    acct = ensureTestAccounts();
+    const dir = tmpDir(scope);
+    client = installClient(dir);
+    d = await launch(
+      scope,
+      dir,
+      demoConfig(dir, {
+        // A rate no pipeline here reaches: what is tested is the order of work, not refusals.
+        server: { rate: { per_uid_rps: 100_000, burst: 100_000 } },
+        policy: [
+          { match: { user: acct.a.name }, allow: ["demo/api-token", "demo/kafka-password"] },
+          { match: { user: acct.b.name }, allow: ["demo/db-password", "demo/kafka-password"] },
+          { match: { uid: 0 }, allow: ["**"], admin: true },
+        ],
+      }),
+      { waitFor: "synced" },
+    );
+    shareWithGroup(dir, d.socket, acct.group.gid);
+  });
+
+  test("two accounts pipelining at once: each request of each gets its own answer, in order (requests wait for their turn, none is lost or crossed)", async () => {
+    const names = ["demo/api-token", "demo/kafka-password", "demo/db-password"];
+    const paths = Array.from({ length: 60 }, (_, i) => raw(names[i % 3]!));
+    const pipeline = (user: Account) => clientAs<{ status: number; body: string }[]>(user, NODE, client, { op: "pipeline", socket: d.socket, paths });
+    // Within the default rate (100/s, burst 200): every answer is the policy's, none a 429.
+    const [a1, b1, a2, b2] = await Promise.all([pipeline(acct.a), pipeline(acct.b), pipeline(acct.a), pipeline(acct.b)]);
+    const expect = (allowed: readonly string[]) => paths.map((_, i) => {
+      const n = names[i % 3]!;
+      return allowed.includes(n) ? { status: 200, body: VALUES[n]! } : { status: 403, error: "forbidden" };
+    });
+    const seen = (answers: { status: number; body: string }[]) => answers.map((r) => (r.status === 200 ? { status: 200, body: r.body } : { status: r.status, error: JSON.parse(r.body).error }));
+    for (const r of [a1!, a2!]) assert.deepEqual(seen(r), expect(["demo/api-token", "demo/kafka-password"]));
+    for (const r of [b1!, b2!]) assert.deepEqual(seen(r), expect(["demo/db-password", "demo/kafka-password"]));
+    await assertServing(d);
+  });
+
+  test("one account's deep pipeline does not hold another caller's request: it is answered while the pipeline is still being worked through", async (t) => {
+    const DEPTH = 400;
+    let out = "";
+    // The test reacts to the daemon's own log: the first of B's requests answered.
+    const started = new Promise<void>((resolve) => {
+      const on = (c: Buffer) => {
+        out += c.toString("utf8");
+        if (/"route":"list"[^\n]*"msg":"request"/.test(out)) {
+          d.child.stdout!.off("data", on);
+          resolve();
+        }
+      };
+      d.child.stdout!.on("data", on);
+    });
+    const mark = d.output().length;
+    // Listings (a route no other test here uses, so its log lines are B's alone).
+    const pipeline = clientAs<{ status: number; body: string }[]>(acct.b, NODE, client, { op: "pipeline", socket: d.socket, paths: Array.from({ length: DEPTH }, () => "/v1/secrets?prefix=demo/") });
+    await started;
+    const other = await d.get("/metrics");
+    const answers = await pipeline;
+    assert.equal(other.status, 200);
+    assert.equal(answers.length, DEPTH);
+    const names = (r: { body: string }) => (JSON.parse(r.body) as { secrets: { name: string }[] }).secrets.map((x) => x.name);
+    assert.ok(answers.every((r) => r.status === 200 && names(r).join() === "demo/db-password,demo/kafka-password"), "every pipelined request answered, rightly");
+    // The daemon logs each request as it finishes: the other caller's is among B's, not after them all.
+    await d.waitForLog(/"route":"metrics"[^\n]*"msg":"request"/);
+    const lines = d.output().slice(mark).split("\n").filter((l) => l.includes('"msg":"request"'));
+    const lists = lines.map((l, i) => (l.includes('"route":"list"') ? i : -1)).filter((i) => i >= 0);
+    const metrics = lines.findIndex((l) => l.includes('"route":"metrics"'));
+    t.diagnostic(`B's ${lists.length} requests finished at lines ${lists[0]}..${lists.at(-1)}; the other caller's at line ${metrics}`);
+    assert.equal(lists.length, DEPTH);
+    assert.ok(metrics >= 0 && metrics < lists.at(-1)!, `answered at line ${metrics} of ${lines.length}, before B's last (line ${lists.at(-1)})`);
   });
 });
 

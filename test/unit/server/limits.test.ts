@@ -19,6 +19,21 @@ test("token bucket per uid: a burst, then the steady rate, with a Retry-After in
   assert.equal(slow.take(1), 10, "at 0.1/s the next token is 10 s away");
 });
 
+test("wait() says what take() would, without taking: asked at accept for a uid's new connection", () => {
+  let now = 0;
+  const r = new RateLimiter({ rps: 10, burst: 2, now: () => now });
+  assert.equal(r.wait(1000), 0, "a uid never seen has a full bucket");
+  for (let i = 0; i < 5; i++) assert.equal(r.wait(1000), 0, "asking takes nothing");
+  r.take(1000);
+  r.take(1000);
+  assert.equal(r.wait(1000), 1, "empty: refused, retry after 1 s");
+  assert.equal(r.take(1000), 1, "and take() agrees");
+  now += 100;
+  assert.equal(r.wait(1000), 0, "a token is back");
+  assert.equal(r.take(1000), 0, "still there: wait() did not take it");
+  assert.equal(r.wait(2000), 0, "other uids are not affected");
+});
+
 test("many uids: idle full buckets are forgotten, active ones kept", () => {
   let now = 0;
   const r = new RateLimiter({ rps: 1, burst: 2, now: () => now });

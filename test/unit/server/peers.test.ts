@@ -84,7 +84,8 @@ for (const mode of ["pidfd", "starttime"] as const) {
     assert.equal(peer.problem, undefined);
     assert.deepEqual(peer.caller, { uid: 1000, gid: 1000, pid: 300, groups: [2001], exe: "/opt/agent/bin/agent", unit: "edge-agent.service" });
     assert.equal(peer.check(), undefined, "alive and unchanged");
-    // Read once: a later change to the process's cgroup or exe does not change the caller.
+    // Read once: a later change to the process's cgroup or exe does not change the
+    // caller (rules naming an exe ask again through peer.current(): reverify.test.ts).
     w.procs.get(300)!.exe = "/usr/bin/evil";
     assert.equal(peer.caller!.exe, "/opt/agent/bin/agent");
     peer.release();
