@@ -21,7 +21,6 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && v.help !== true ? EXIT.usage : EXIT.ok;
   }
   const str = (k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
-  const list = (k: string) => (Array.isArray(v[k]) ? (v[k] as string[]) : undefined);
   const g: GlobalOptions = { config: str("config"), socket: str("socket"), dataDir: str("data-dir"), logLevel: str("log-level"), json: v.json === true };
   switch (command) {
     case "daemon":
@@ -44,14 +43,6 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cli/commands/import.js")).importCommand(g, args, { fromFile: str("from-file"), deleteSource: v["delete-source"] === true }, io);
     case "revoke":
       return (await import("./cli/commands/revoke.js")).revoke(g, args, { all: v.all === true }, io);
-    case "exec":
-      return (await import("./cli/commands/exec.js")).execCommand(g, { env: list("env"), onChange: str("on-change"), wait: str("wait") }, rest, io);
-    case "render":
-      return (await import("./cli/commands/render.js")).render(
-        g,
-        { templates: list("template"), outs: list("out"), mode: str("mode"), watch: v.watch === true, onChange: str("on-change") },
-        io,
-      );
     case "exec":
       return (await import("./cli/commands/exec.js")).execCommand(g, { env: lists.env, onChange: str("on-change"), wait: str("wait") }, rest, io);
     case "render":

@@ -13,9 +13,9 @@ import { FairTurns } from "./fairness.js";
 import { overRateMessage, RateLimiter, Throttle } from "./limits.js";
 import { PeerTracker } from "./peers.js";
 import { listen } from "./listen.js";
+import { Routes, SECRET_PATH, routeTable, type Route, type Target } from "./route-table.js";
 import { createRoutes, type Noted, type RequestContext } from "./routes.js";
 import { rawErrorResponse, sendError } from "./respond.js";
-import { IMPORT_MAX_BYTES } from "../core/requests.js";
 
 export const LIMITS = {
   /** Longest request URL; a name is at most 256 bytes, so this is generous. */
@@ -66,8 +66,6 @@ export const TARPIT_MS = 250;
  */
 const CUT_HOLD_MS = 1_000;
 
-/** Routes whose every request is audited; any other request is audited when it is refused as forbidden. */
-const AUDITED_ROUTES = new Set(["secret", "refresh", "rotate-kek", "revoke", "import"]);
 
 /**
  * HTTP/1.1 on a Unix socket, mode 0660 in a 0750 folder. Every connection's caller
@@ -79,7 +77,7 @@ const AUDITED_ROUTES = new Set(["secret", "refresh", "rotate-kek", "revoke", "im
 export async function startServer(o: ServerOptions): Promise<SocketServer> {
   const log = o.logger;
   const limits = o.limits ?? DEFAULT_SERVER_LIMITS;
-  const routes = createRoutes(o);
+  const routes = new Routes(routeTable(createRoutes(o)));
   const audit = { record: (e: AuditEntry) => o.core.recordEntry(e) };
   const rate = new RateLimiter({ rps: limits.rate.per_uid_rps, burst: limits.rate.burst });
   const rateReports = new Throttle({ windowMs: 10_000 });
@@ -130,15 +128,12 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     socket.on("error", () => undefined);
     const conn = admission.of(socket);
     if (!conn || conn.cut) return void socket.destroy();
-    const target = req.url ?? "";
-    const at = classify(target);
+    const target = routes.target(req.url ?? "");
+    const at: Noted = { route: routes.label(target, "CONNECT"), name: target.name, code: undefined, audit: routes.audited(target) };
     const answer = (status: number, code: string, raw: string, audited: boolean) => {
       if (socket.destroyed) return;
       o.metrics.request(at.route, status);
-      if (audited) {
-        const c = conn.peer.caller;
-        audit.record({ at: Date.now(), uid: conn.cred?.uid ?? null, pid: conn.cred?.pid ?? null, exe: c?.exe ?? null, unit: c?.unit ?? null, route: at.route, name: at.name?.slice(0, 256) ?? null, status, code, principal: "peer" });
-      }
+      if (audited) audit.record(auditEntry(conn, at, status, code));
       socket.end(raw);
     };
     const wait = conn.limited ? rate.take(conn.key) : 0;
@@ -150,7 +145,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
       setTimeout(() => turns.run(conn.key, () => answer(429, "rate_limited", raw, held !== undefined)), TARPIT_MS).unref();
       return;
     }
-    const refuse = () => answer(405, "bad_request", connectRefusal(at.route, target), AUDITED_ROUTES.has(at.route));
+    const refuse = () => answer(405, "bad_request", connectRefusal(routes.allow(target), req.url ?? ""), at.audit);
     if (conn.limited) turns.run(conn.key, refuse);
     else refuse();
   });
@@ -164,17 +159,26 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     else handle(req, res, conn, started);
   });
 
+  /**
+   * One request, as a linear chain of stages — rate, identify, bounds, body, route —
+   * each refusing with the typed error; `fail` is the one place an error becomes an
+   * answer, and the audit record is built once, from the outcome, when the response
+   * closes.
+   */
   function handle(req: IncomingMessage, res: ServerResponse, conn: Conn | undefined, started: bigint): void {
     // Already parsed behind a request that cut the connection: no work, no answer.
     if (conn?.cut) return;
     const rawUrl = req.url ?? "/";
-    const at: Noted = classify(rawUrl);
+    const method = req.method ?? "GET";
+    const target = routes.target(rawUrl);
+    const route = routes.route(target, method);
+    const at: Noted = { route: routes.label(target, method), name: target.name, code: undefined, audit: routes.audited(target) };
     res.on("finish", () => {
       o.metrics.request(at.route, res.statusCode);
       if (log.isLevelEnabled("debug")) log.debug({ route: at.route, status: res.statusCode, us: Number((process.hrtime.bigint() - started) / 1000n) }, "request");
     });
     res.on("close", () => {
-      if (at.audit) audit.record(entry(conn, at, res));
+      if (at.audit) audit.record(auditEntry(conn, at, res.statusCode, !res.writableFinished ? "aborted" : undefined));
     });
     const fail: Fail = (e, status) => {
       if (isSealcacheError(e)) {
@@ -187,55 +191,97 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
           at.audit = true;
           log.warn({ route: at.route, uid: conn?.cred?.uid, pid: conn?.cred?.pid, err: e.message }, "request denied");
         }
-        return sendError(res, e, status);
+        return sendError(res, e, status ?? (e as { status?: number }).status);
       }
       at.code = "internal";
       log.error({ route: at.route, err: describeError(e) }, "request failed");
       sendError(res, new SealcacheError("internal", "internal error; see the daemon log"));
     };
-    at.audit = AUDITED_ROUTES.has(at.route);
     if (conn?.limited) {
       const wait = rate.take(conn.key);
       if (wait > 0) return refuseRate(conn, at, wait, req, res, fail);
     }
-    const gone = conn?.peer.check();
-    if (gone !== undefined || !conn) {
-      res.shouldKeepAlive = false;
-      return fail(new SealcacheError("forbidden", gone ?? "the connection's caller is unknown"));
+    try {
+      identify(conn, res);
+      bounds(req, res, rawUrl, route);
+    } catch (e) {
+      return fail(e);
     }
+    readBody(req, res, route, fail, (body) => {
+      try {
+        const ctx = context(req, res, rawUrl, conn!, at, target, body);
+        const done = dispatch(ctx, target, route, method);
+        if (done) void done.catch((e: unknown) => fail(e));
+      } catch (e) {
+        fail(e);
+      }
+    });
+  }
+
+  /** identify: the connection still speaks for the live process that opened it. */
+  function identify(conn: Conn | undefined, res: ServerResponse): void {
+    const gone = conn?.peer.check();
+    if (gone === undefined && conn) return;
+    res.shouldKeepAlive = false;
+    throw new SealcacheError("forbidden", gone ?? "the connection's caller is unknown");
+  }
+
+  /** bounds: the URL's length, and the body the route takes (declared size, and chunked only where a body is taken). */
+  function bounds(req: IncomingMessage, res: ServerResponse, rawUrl: string, route: Route | undefined): void {
     if (Buffer.byteLength(rawUrl) > LIMITS.maxUrlBytes) {
       res.shouldKeepAlive = false;
-      return fail(new SealcacheError("bad_request", `request URL exceeds ${LIMITS.maxUrlBytes} bytes`), 414);
+      throw Object.assign(new SealcacheError("bad_request", `request URL exceeds ${LIMITS.maxUrlBytes} bytes`), { status: 414 });
     }
-    // One route takes a body (PUT /v1/secrets/{name}: an imported value); any other
-    // gets a small allowance for odd clients, read and dropped.
-    const importing = req.method === "PUT" && at.route === "secret";
-    const maxBody = importing ? IMPORT_MAX_BYTES : LIMITS.maxBodyBytes;
-    const tooBig = () => new SealcacheError("bad_request", importing ? `request body exceeds ${maxBody} bytes: an imported secret is at most 64 KiB` : `request body exceeds ${maxBody} bytes; no route takes a body`);
     const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > maxBody || (req.headers["transfer-encoding"] !== undefined && req.method !== "POST" && req.method !== "PUT")) {
+    if (declared > bodyLimit(route) || (req.headers["transfer-encoding"] !== undefined && req.method !== "POST" && req.method !== "PUT")) {
       res.shouldKeepAlive = false;
-      return fail(tooBig(), 413);
+      throw tooBig(route);
     }
-    // Routed only once the body has been read, so an oversized chunked body is
-    // refused with 413 before any route acts on the request.
+  }
+
+  /**
+   * body: read to its end before routing, so an oversized (chunked) body is refused
+   * with 413 before any route acts on the request. Kept only for a route that takes
+   * one; the handler zeroes it (an imported value).
+   */
+  function readBody(req: IncomingMessage, res: ServerResponse, route: Route | undefined, fail: Fail, then: (body: Buffer[]) => void): void {
+    const max = bodyLimit(route);
+    const keep = route?.body !== undefined;
     let rejected = false;
     let received = 0;
     const body: Buffer[] = [];
     req.on("data", (chunk: Buffer) => {
       received += chunk.length;
-      if (importing && !rejected) body.push(chunk);
-      if (received > maxBody && !rejected) {
+      if (keep && !rejected) body.push(chunk);
+      if (received > max && !rejected) {
         rejected = true;
         for (const c of body) c.fill(0);
         res.shouldKeepAlive = false;
         res.once("finish", () => req.socket.destroy());
-        fail(tooBig(), 413);
+        fail(tooBig(route));
       }
     });
     req.on("end", () => {
-      if (!rejected) dispatch(req, res, rawUrl, conn, at, fail, body);
+      if (!rejected) then(body);
     });
+  }
+
+  function context(req: IncomingMessage, res: ServerResponse, rawUrl: string, conn: Conn, at: Noted, target: Target, body: Buffer[]): RequestContext {
+    let url: URL;
+    try {
+      url = new URL(rawUrl, "http://sealcache");
+    } catch {
+      throw new SealcacheError("bad_request", "malformed request URL");
+    }
+    const gone = new AbortController();
+    // Only a client that left before its answer aborts: abort() builds a DOMException
+    // with a stack, which on every finished response cost ~13% of lookup CPU.
+    res.on("close", () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    // With an exe rule in the policy, the caller's program is checked again when a rule asks (reverify.ts).
+    const caller = o.core.access.namesExe ? conn.peer.current() : conn.peer.caller;
+    return { req, res, url, caller, gone: gone.signal, at, name: target.name ?? "", body };
   }
 
   /**
@@ -271,68 +317,17 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     setTimeout(() => socket.destroy(), CUT_HOLD_MS).unref();
   }
 
-  function dispatch(req: IncomingMessage, res: ServerResponse, rawUrl: string, conn: Conn, at: Noted, fail: Fail, body: Buffer[]): void {
-    let url: URL;
-    try {
-      url = new URL(rawUrl, "http://sealcache");
-    } catch {
-      return fail(new SealcacheError("bad_request", "malformed request URL"));
+  /** route: the table's handler for the method, 405 with Allow for another method, 404 for a path the API does not have. */
+  function dispatch(ctx: RequestContext, target: Target, route: Route | undefined, method: string): Promise<void> | undefined {
+    if (!route) {
+      if (target.routes.length === 0) throw new SealcacheError("not_found", `no endpoint ${method} ${target.path.slice(0, 64)}; see the socket API in README.md`);
+      const allow = routes.allow(target);
+      ctx.res.setHeader("Allow", allow);
+      throw Object.assign(new SealcacheError("bad_request", `${method} is not allowed on ${target.path.slice(0, 64)}; use ${allow.replace(", ", " or ")}`), { status: 405 });
     }
-    const gone = new AbortController();
-    // Only a client that left before its answer aborts: abort() builds a DOMException
-    // with a stack, which on every finished response cost ~13% of lookup CPU.
-    res.on("close", () => {
-      if (!res.writableFinished) gone.abort();
-    });
-    // With an exe rule in the policy, the caller's program is checked again when a rule asks (reverify.ts).
-    const caller = o.core.access.namesExe ? conn.peer.current() : conn.peer.caller;
-    const ctx: RequestContext = { req, res, url, caller, gone: gone.signal, at };
-    const method = req.method ?? "GET";
-    const p = requestPath(rawUrl);
-    const only = (...ms: string[]) => {
-      if (ms.includes(method)) return;
-      res.setHeader("Allow", ms.join(", "));
-      throw Object.assign(new SealcacheError("bad_request", `${method} is not allowed on ${p}; use ${ms.join(" or ")}`), { status: 405 });
-    };
-    try {
-      switch (at.route) {
-        case "secret": {
-          only("GET", "PUT");
-          if (at.name === undefined) throw new SealcacheError("bad_request", "secret name is not valid percent-encoding");
-          if (method === "GET") return routes.getSecret(ctx, at.name);
-          at.route = "import";
-          return routes.importSecret(ctx, at.name, body);
-        }
-        case "revoke":
-          only("POST");
-          return void routes.revoke(ctx).catch((e) => fail(e));
-        case "list":
-          only("GET");
-          return routes.listSecrets(ctx);
-        case "watch":
-          only("GET");
-          return void routes.watch(ctx).catch((e) => fail(e));
-        case "refresh":
-          only("POST");
-          return routes.refresh(ctx);
-        case "audit":
-          only("GET");
-          return routes.audit(ctx);
-        case "rotate-kek":
-          only("POST");
-          return void routes.rotateKek(ctx).catch((e) => fail(e));
-        case "health":
-          only("GET");
-          return routes.health(ctx);
-        case "metrics":
-          only("GET");
-          return routes.metrics(ctx);
-        default:
-          throw new SealcacheError("not_found", `no endpoint ${method} ${p.slice(0, 64)}; see the socket API in README.md`);
-      }
-    } catch (e) {
-      fail(e, (e as { status?: number }).status);
-    }
+    if (route.path === SECRET_PATH && target.name === undefined) throw new SealcacheError("bad_request", "secret name is not valid percent-encoding");
+    const r = route.handler(ctx);
+    return r instanceof Promise ? r : undefined;
   }
 
   await listen(server, o.socketPath);
@@ -352,40 +347,9 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   };
 }
 
-const ROUTES: Record<string, string> = {
-  "/v1/secrets": "list",
-  "/v1/watch": "watch",
-  "/v1/refresh": "refresh",
-  "/v1/audit": "audit",
-  "/v1/rotate-kek": "rotate-kek",
-  "/v1/revoke": "revoke",
-  "/v1/health": "health",
-  "/metrics": "metrics",
-};
-
-/**
- * The route of a request target, and the secret it names. Routed on the path as
- * sent: URL parsing would resolve `.`/`..` segments (also percent-encoded ones) and
- * read `\` as `/`, turning a bad name into another name.
- */
-function classify(rawUrl: string): Noted {
-  const p = requestPath(rawUrl);
-  if (p.startsWith("/v1/secrets/")) {
-    let name: string | undefined;
-    try {
-      name = decodeURIComponent(p.slice("/v1/secrets/".length));
-    } catch {
-      name = undefined;
-    }
-    return { route: "secret", name, code: undefined, audit: false };
-  }
-  return { route: ROUTES[p] ?? "other", name: undefined, code: undefined, audit: false };
-}
-
 /** The audit entry for a finished (or abandoned) request. Names only, never values. */
-function entry(conn: Conn | undefined, at: Noted, res: ServerResponse): AuditEntry {
+function auditEntry(conn: Conn | undefined, at: Noted, status: number, code: string | undefined): AuditEntry {
   const c = conn?.peer.caller;
-  const code = !res.writableFinished ? "aborted" : at.code ?? (res.statusCode < 400 ? "ok" : `http_${res.statusCode}`);
   return {
     at: Date.now(),
     uid: conn?.cred?.uid ?? null,
@@ -395,15 +359,18 @@ function entry(conn: Conn | undefined, at: Noted, res: ServerResponse): AuditEnt
     route: at.route,
     // Names are at most 256 bytes; anything longer was refused and is cut for the record.
     name: at.name === undefined ? null : at.name.slice(0, 256),
-    status: res.statusCode,
-    code,
+    status,
+    code: code ?? at.code ?? (status < 400 ? "ok" : `http_${status}`),
     principal: "peer",
   };
 }
 
-/** The path of a request target (origin-form or absolute-form), without query, undecoded and unnormalised. */
-function requestPath(target: string): string {
-  const t = target.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "");
-  const end = t.search(/[?#]/);
-  return end === -1 ? t : t.slice(0, end);
+function bodyLimit(route: Route | undefined): number {
+  return route?.body ?? LIMITS.maxBodyBytes;
+}
+
+function tooBig(route: Route | undefined): SealcacheError {
+  const max = bodyLimit(route);
+  const msg = route?.body !== undefined ? `request body exceeds ${max} bytes: ${route.name === "import" ? "an imported secret is at most 64 KiB" : "the most this route takes"}` : `request body exceeds ${max} bytes; no route takes a body`;
+  return Object.assign(new SealcacheError("bad_request", msg), { status: 413 });
 }

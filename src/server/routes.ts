@@ -21,6 +21,10 @@ export interface RequestContext {
   readonly caller: Caller | undefined;
   /** Aborted when the client goes away. */
   readonly gone: AbortSignal;
+  /** For `/v1/secrets/{name}`: the decoded name. */
+  readonly name: string;
+  /** The body, for the one route that takes one (import); zeroed by it. */
+  readonly body: readonly Buffer[];
   /** What the audit trail and metrics record about this request; routes fill in the name. */
   readonly at: Noted;
 }
@@ -42,7 +46,8 @@ export interface Noted {
 export function createRoutes(d: RouteDeps) {
   const { core } = d;
   return {
-    getSecret(ctx: RequestContext, name: string): void {
+    getSecret(ctx: RequestContext): void {
+      const name = ctx.name;
       const format = ctx.url.searchParams.get("format");
       if (format !== null && format !== "json" && format !== "raw") {
         throw new SealcacheError("bad_request", `format must be json or raw, got ${JSON.stringify(format.slice(0, 16))}`);
@@ -106,13 +111,13 @@ export function createRoutes(d: RouteDeps) {
     },
 
     /** PUT /v1/secrets/{name}: the body is the value (at most 64 KiB); zeroed once stored. */
-    importSecret(ctx: RequestContext, name: string, body: readonly Buffer[]): void {
-      const value = Buffer.concat(body);
+    importSecret(ctx: RequestContext): void {
+      const value = Buffer.concat(ctx.body);
       try {
-        sendJson(ctx.res, 201, core.importSecret(peer(ctx.caller), name, value));
+        sendJson(ctx.res, 201, core.importSecret(peer(ctx.caller), ctx.name, value));
       } finally {
         value.fill(0);
-        for (const c of body) c.fill(0);
+        for (const c of ctx.body) c.fill(0);
       }
     },
 
