@@ -1,10 +1,12 @@
+import path from "node:path";
 import type { Database } from "better-sqlite3";
+import { AUDIT_SCHEMA } from "./audit.js";
 
 /**
  * Versioned schema: PRAGMA user_version holds the number of migrations applied.
  * Append only; a migration never changes once released.
  */
-const MIGRATIONS: readonly string[] = [
+const MIGRATIONS: readonly (string | ((db: Database) => void))[] = [
   `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
   CREATE TABLE secrets (
@@ -74,6 +76,23 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE audit ADD COLUMN principal TEXT;
   `,
+  // 6: the audit trail moves to its own database, audit.db (src/store/audit.ts), so
+  // that writing it never fsyncs the secrets: the rows move there, in this transaction.
+  (db) => {
+    const auditDb = path.join(path.dirname(db.name), "audit.db");
+    db.prepare("ATTACH DATABASE ? AS moved").run(auditDb);
+    try {
+      // One transaction over both files (in WAL mode each commits on its own: a crash
+      // between the two can only leave the moved rows twice in audit.db, never lose them).
+      db.transaction(() => {
+        db.exec(AUDIT_SCHEMA.replaceAll("EXISTS audit", "EXISTS moved.audit"));
+        db.exec("INSERT INTO moved.audit (at, uid, pid, exe, unit, route, name, status, code, principal) SELECT at, uid, pid, exe, unit, route, name, status, code, principal FROM main.audit ORDER BY id");
+        db.exec("DROP TABLE main.audit");
+      })();
+    } finally {
+      db.exec("DETACH DATABASE moved");
+    }
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -84,8 +103,15 @@ export function migrate(db: Database): void {
     throw new Error(`cache.db has schema version ${current}, newer than this sealcache (${SCHEMA_VERSION}); upgrade sealcache or restore a matching cache`);
   }
   for (let v = current; v < SCHEMA_VERSION; v++) {
+    const m = MIGRATIONS[v]!;
+    // ATTACH cannot run inside a transaction: a migration that needs it runs its own steps.
+    if (typeof m === "function") {
+      m(db);
+      db.pragma(`user_version = ${v + 1}`);
+      continue;
+    }
     db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
+      db.exec(m);
       db.pragma(`user_version = ${v + 1}`);
     })();
   }

@@ -1,6 +1,7 @@
 import type { Envelope } from "../crypto/envelope.js";
 import { IntegrityError, describeError } from "../errors.js";
 import type { Logger } from "../log.js";
+import path from "node:path";
 import { AuditLog, type AuditSettings } from "./audit.js";
 import { CacheDb, isCorruption } from "./database.js";
 import { RowDigest } from "./digest.js";
@@ -15,6 +16,9 @@ import type { QuarantineRecord } from "./quarantine.js";
 import { ciphertextOf, sealedRow, wrappedDekOf, type ApplyExtras, type BatchItem, type MetaEntry, type SecretError, type SecretMeta } from "./rows.js";
 
 export type { StoredLease } from "./lease.js";
+
+/** The audit trail's database, beside cache.db. */
+export const AUDIT_FILE = "audit.db";
 export type { ProviderState } from "./provider-state.js";
 export type { ApplyExtras, BatchItem, SecretError, SecretMeta } from "./rows.js";
 
@@ -22,7 +26,7 @@ export interface StoreOptions {
   readonly file: string;
   readonly envelope: Envelope;
   readonly logger: Logger;
-  /** Retention of the audit trail kept in the same database. */
+  /** Retention of the audit trail (kept beside cache.db, in audit.db). */
   readonly audit?: AuditSettings;
   /**
    * How old a value's recorded confirmation may get before a confirmation
@@ -68,7 +72,7 @@ export class SecretStore {
     this.#log = opts.logger;
     this.#confirmWriteMs = opts.confirmWriteMs ?? CONFIRM_WRITE_MS;
     this.#db = new CacheDb(opts.file, opts.logger);
-    this.#audit = new AuditLog({ settings: opts.audit, logger: opts.logger });
+    this.#audit = new AuditLog({ file: path.join(path.dirname(opts.file), AUDIT_FILE), settings: opts.audit, logger: opts.logger });
     this.providerStates = new ProviderStates(() => this.#db);
     try {
       this.#open();
@@ -77,6 +81,7 @@ export class SecretStore {
       this.#quarantine(describeError(e));
       this.#open();
     }
+    this.#audit.open();
   }
 
   get revision(): number {
@@ -92,7 +97,7 @@ export class SecretStore {
     return this.#db.writeState;
   }
 
-  /** The audit trail, written to whichever database the store has open. */
+  /** The audit trail: its own database (a quarantine of cache.db leaves it as it is). */
   get audit(): AuditLog {
     return this.#audit;
   }
@@ -315,7 +320,7 @@ export class SecretStore {
   }
 
   close(): void {
-    this.#audit.detach();
+    this.#audit.close();
     this.#db.close();
   }
 
@@ -349,14 +354,11 @@ export class SecretStore {
       this.#db.close();
       throw e;
     }
-    this.#audit.attach(this.#db.db);
   }
 
   /** Moves the database aside and forgets its contents; returns the names it held. */
   #quarantine(reason: string): string[] {
     const names = [...this.#meta.keys()];
-    // Buffered audit entries go to the fresh database, not into the evidence.
-    this.#audit.detach({ flush: false });
     const rec = this.#db.quarantine(reason);
     this.#quarantined.push(rec);
     this.#meta = new Map();

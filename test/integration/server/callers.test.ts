@@ -211,12 +211,12 @@ describe("callers as other accounts", { skip }, () => {
     assert.doesNotMatch(status.stdout, /^policy: /m, "the running policy has no such rule");
   });
 
-  test("the audit rows survive a shutdown right after the request, and the database holds no value", async () => {
+  test("the audit rows (audit.db) survive a shutdown right after the request, and hold no value", async () => {
     const [r] = await get(acct.a, [secret("demo/api-token")]);
     assert.equal(r!.status, 200);
     const at = Date.now();
     assert.equal(await d.stop(), 0);
-    const file = path.join(dir, "data", "cache.db");
+    const file = path.join(dir, "data", "audit.db");
     const db = new Database(file, { readonly: true });
     try {
       const rows = db.prepare("SELECT * FROM audit WHERE at >= ? AND uid = ?").all(at - 2000, acct.a.uid) as { name: string; status: number }[];

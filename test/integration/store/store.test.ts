@@ -10,6 +10,7 @@ import { createLogger } from "../../../src/log.js";
 import { SecretStore, type BatchItem, type StoredLease } from "../../../src/store/store.js";
 import { quarantineFiles } from "../../../src/store/quarantine.js";
 import { SCHEMA_VERSION } from "../../../src/store/migrations.js";
+import { AUDIT_SCHEMA } from "../../../src/store/audit.js";
 import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
@@ -93,7 +94,9 @@ function asSchema(file: string, version: 2 | 3): void {
   const added = { 2: ["held", "origin", "lease_dek", "lease"], 3: ["lease_dek", "lease"] }[version];
   tamper(file, (db) => {
     db.exec(added.map((c) => `ALTER TABLE secrets DROP COLUMN ${c};`).join(" "));
-    db.exec("ALTER TABLE audit DROP COLUMN principal;"); // added by schema 5
+    // Schema 2 made the audit table; 5 added its principal; 6 moved it to audit.db.
+    db.exec(AUDIT_SCHEMA);
+    db.exec("ALTER TABLE audit DROP COLUMN principal;");
     db.pragma(`user_version = ${version}`);
   });
 }
