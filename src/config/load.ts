@@ -91,8 +91,9 @@ function parseText(text: string, bad: BadByte | undefined, opts: LoadOptions): L
   const schema = configSchema(baseDir);
   const sources: Sources = new Map();
   const overrideProblems: string[] = [];
-  const own = envProviderVariables(interpolated);
-  const merged = envOverrides(schema, interpolated, env, sources, overrideProblems, (name) => own.has(name) || referencedIn(text, name));
+  // Only asked for an unknown SEALCACHE_* name: with 100,000 secrets the walk is not free.
+  let own: Set<string> | undefined;
+  const merged = envOverrides(schema, interpolated, env, sources, overrideProblems, (name) => (own ??= envProviderVariables(interpolated)).has(name) || referencedIn(text, name));
   for (const [keyPath, o] of Object.entries(opts.overrides ?? {})) {
     setPath(merged, keyPath.split("."), o.value);
     sources.set(keyPath, o.source);
@@ -195,6 +196,8 @@ function unreadableFiles(node: unknown, at: string[]): string[] {
   if (node === null || typeof node !== "object") return [];
   const out: string[] = [];
   for (const [k, v] of Object.entries(node)) {
+    // A secret entry names no file of the daemon's (its path is the backend's): not walked, as there may be 100,000.
+    if (at.length === 0 && k === "secrets") continue;
     if ((k.endsWith("_file") || isFileMap(at)) && typeof v === "string") {
       // A secret typed here instead of a file name would be echoed: quoted, clipped.
       try {

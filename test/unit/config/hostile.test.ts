@@ -52,6 +52,12 @@ describe("hostile configs", () => {
     assert.deepEqual(c.policy?.[1]?.allow, ["a/*", "b/**"]);
   });
 
+  test("a secret entry shared by an alias is checked once: its refresh is converted once, not twice", () => {
+    const text = `${BASE}secrets:\n  a: &x { provider: demo, path: q, refresh: 60 }\n  b: *x\n  c: { provider: demo, path: r, refresh: 1m }\n`;
+    const c = parseConfig(text, { file: FILE, env: {} }).config;
+    assert.deepEqual([c.secrets.a?.refresh, c.secrets.b?.refresh, c.secrets.c?.refresh], [60_000, 60_000, 60_000]);
+  });
+
   test(`a config file over ${MAX_CONFIG_BYTES / 1024 / 1024} MiB is refused without being read`, (t) => {
     const file = writeConfig(t, "");
     fs.truncateSync(file, MAX_CONFIG_BYTES + 1); // sparse: nothing to read, had it been read
