@@ -4,9 +4,10 @@ import type { SealedLease } from "./lease.js";
 
 /**
  * The tamper evidence of cache.db, as pure functions over the key (testable
- * without SQLite): each row's keyed MAC and its binding, the digest record
- * (a keyed MAC over the XOR of them all, with the generation), the key check,
- * and the anti-rollback counter record. Labels keep every MAC apart.
+ * without SQLite): each row's keyed MAC (format 2: one per row; format 1, read
+ * once to upgrade: the row MAC and its binding), the digest record (a keyed MAC
+ * over the XOR of them all, with the generation), the key check, and the
+ * anti-rollback counter record. Labels keep every MAC apart.
  */
 
 /** What a row's digest element covers: name, version and the sealed value. */
@@ -41,6 +42,23 @@ export function bindingMac(env: Envelope, name: string, version: number, b: Boun
   return env.mac("binding", name, String(version), opt(b.sourceVersion), opt(b.held), opt(b.origin), ...extra);
 }
 
+/**
+ * A row's one element in the digest (digest format 2): its name, version, what it
+ * is bound to and its sealed value, under one keyed MAC. Format 1 kept two (the
+ * row MAC and the binding, so a touch needed no ciphertext); the store holds the
+ * sealed value in memory now, and one MAC per row halves the cost of checking
+ * the whole cache at open.
+ */
+export function rowElement2(env: Envelope, r: { readonly name: string; readonly version: number } & Bound, wrappedDek: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  const opt = (v: string | null) => (v === null ? "-" : `=${v}`);
+  const lease = r.sealedLease ? [r.sealedLease.dek, r.sealedLease.ct] : [];
+  return env.mac("row2", r.name, String(r.version), opt(r.sourceVersion), opt(r.held), opt(r.origin), String(lease.length), ...lease, wrappedDek, ciphertext);
+}
+
+/** The meta keys of the digest record, by format. */
+export const DIGEST_V1 = "digest";
+export const DIGEST_V2 = "digest2";
+
 /** The record proving cache.db was written under this key. */
 export function kekCheck(env: Envelope): Uint8Array {
   return env.mac("kek-check");
@@ -48,22 +66,25 @@ export function kekCheck(env: Envelope): Uint8Array {
 
 const DIGEST_BYTES = 8 + 32 + 32;
 
-/** [generation u64][XOR of the elements, 32][keyed MAC over both, 32] */
-export function encodeDigest(env: Envelope, generation: number, acc: Uint8Array): Uint8Array {
+/** The head MAC's label per format: a record of one format never verifies as the other. */
+const HEAD = { 1: "head", 2: "head2" } as const;
+
+/** [generation u64][XOR of the elements, 32][keyed MAC over both, 32] (format 2 unless told). */
+export function encodeDigest(env: Envelope, generation: number, acc: Uint8Array, format: 1 | 2 = 2): Uint8Array {
   const buf = new Uint8Array(DIGEST_BYTES);
   new DataView(buf.buffer).setBigUint64(0, BigInt(generation));
   buf.set(acc, 8);
-  buf.set(env.mac("head", String(generation), acc), 40);
+  buf.set(env.mac(HEAD[format], String(generation), acc), 40);
   return buf;
 }
 
 /** The digest record's generation and accumulator; throws IntegrityError when it is malformed or forged. */
-export function decodeDigest(env: Envelope, raw: Uint8Array): { generation: number; acc: Uint8Array } {
+export function decodeDigest(env: Envelope, raw: Uint8Array, format: 1 | 2 = 2): { generation: number; acc: Uint8Array } {
   const buf = new Uint8Array(raw);
   if (buf.length !== DIGEST_BYTES) throw new IntegrityError("cache.db digest record is malformed");
   const generation = Number(new DataView(buf.buffer, buf.byteOffset).getBigUint64(0));
   const acc = buf.subarray(8, 40);
-  if (!env.equal(buf.subarray(40), env.mac("head", String(generation), acc))) throw new IntegrityError("cache.db digest record fails authentication");
+  if (!env.equal(buf.subarray(40), env.mac(HEAD[format], String(generation), acc))) throw new IntegrityError("cache.db digest record fails authentication");
   return { generation, acc };
 }
 

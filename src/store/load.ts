@@ -2,8 +2,8 @@ import type { Envelope } from "../crypto/envelope.js";
 import { IntegrityError } from "../errors.js";
 import type { CacheDb } from "./database.js";
 import { RowDigest } from "./digest.js";
-import { decodeDigest, kekCheck } from "./integrity.js";
-import { toggleRow } from "./plan.js";
+import { DIGEST_V1, DIGEST_V2, decodeDigest, encodeDigest, kekCheck } from "./integrity.js";
+import { toggleRow, toggleRowV1 } from "./plan.js";
 import { RECORD_PREFIX, decodeRecord, recordElement, type SealedRecord } from "./records.js";
 import { sealedRow, type MetaEntry, type SecretError } from "./rows.js";
 import type { SqlRow } from "./statements.js";
@@ -33,8 +33,14 @@ export function loadCache(db: CacheDb, env: Envelope): Loaded {
   } else if (!env.equal(new Uint8Array(stored.value), kekCheck(env))) {
     throw new IntegrityError("cache.db was written under a different cache key (kek.sealed was replaced or re-initialised)");
   }
+  // Format 2 (one MAC per row) is what this version writes; a cache.db that only
+  // has a format 1 digest is checked by format 1 and upgraded in the same open.
+  const head2 = s.getMeta.get(DIGEST_V2) as { value: Buffer } | undefined;
+  const head1 = head2 ? undefined : (s.getMeta.get(DIGEST_V1) as { value: Buffer } | undefined);
+  const toggle = head1 ? toggleRowV1 : toggleRow;
   const meta = new Map<string, MetaEntry>();
   const digest = new RowDigest();
+  const upgraded = head1 ? new RowDigest() : undefined;
   // Iterated, not loaded whole: at 10,000 secrets the rows' ciphertexts were
   // megabytes of garbage the heap then kept.
   for (const r of s.all.iterate() as IterableIterator<SqlRow>) {
@@ -54,21 +60,30 @@ export function loadCache(db: CacheDb, env: Envelope): Loaded {
       sealed: sealedRow(r.value_mac, r.wrapped_dek, r.ciphertext),
       dekLen: r.wrapped_dek.length,
     };
-    toggleRow(digest, env, entry);
+    toggle(digest, env, entry);
+    if (upgraded) toggleRow(upgraded, env, entry);
     meta.set(r.name, entry);
   }
   const records = new Map<string, SealedRecord>();
   for (const r of s.records.all(`${RECORD_PREFIX}%`) as { key: string; value: Buffer }[]) {
     const rec = decodeRecord(r.key.slice(RECORD_PREFIX.length), r.value);
-    digest.toggle(recordElement(env, rec));
+    const element = recordElement(env, rec);
+    digest.toggle(element);
+    upgraded?.toggle(element);
     records.set(rec.key, rec);
   }
-  const head = s.getMeta.get("digest") as { value: Buffer } | undefined;
+  const head = head2 ?? head1;
   let generation = 0;
   if (head) {
-    const d = decodeDigest(env, head.value);
+    const d = decodeDigest(env, head.value, head1 ? 1 : 2);
     generation = d.generation;
     if (!env.equal(d.acc, digest.acc)) throw new IntegrityError("cache.db rows do not match the digest: rows were edited, swapped, removed or restored from an older copy");
+    if (upgraded) {
+      db.write(() => {
+        s.setMeta.run(DIGEST_V2, encodeDigest(env, generation, upgraded.acc));
+        s.removeMeta.run(DIGEST_V1);
+      });
+    }
   } else if (count > 0 || records.size > 0) {
     throw new IntegrityError("cache.db has secrets but no digest record");
   }
@@ -76,5 +91,5 @@ export function loadCache(db: CacheDb, env: Envelope): Loaded {
   for (const r of s.errors.all() as { name: string; error_kind: string; error: string; error_at: number }[]) {
     errors.set(r.name, { kind: r.error_kind, message: r.error, at: r.error_at });
   }
-  return { meta, errors, records, digest, generation };
+  return { meta, errors, records, digest: upgraded ?? digest, generation };
 }

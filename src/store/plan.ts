@@ -1,6 +1,6 @@
 import type { Envelope } from "../crypto/envelope.js";
 import type { RowDigest } from "./digest.js";
-import { bindingMac, rowElement } from "./integrity.js";
+import { bindingMac, rowElement, rowElement2 } from "./integrity.js";
 import { sealLease } from "./lease.js";
 import { ciphertextOf, sealedRow, valueMacOf, wrappedDekOf, type ApplyExtras, type BatchItem, type MetaEntry, type SecretError } from "./rows.js";
 
@@ -75,14 +75,13 @@ function confirm(plan: BatchPlan, env: Envelope, old: MetaEntry, it: Ok, bound: 
     return;
   }
   const sealedLease = it.lease ? sealLease(env, it.name, old.version, it.lease) : null;
+  const touched: MetaEntry = { ...old, ...bound, fetchedAt: it.at, sealedLease, leased: sealedLease !== null };
   if (!same) {
-    const before = bindingMac(env, it.name, old.version, old);
-    const after = bindingMac(env, it.name, old.version, { ...bound, sealedLease });
-    if (before) plan.digest.toggle(before);
-    if (after) plan.digest.toggle(after);
-    if (before || after) plan.digestMoved = true;
+    toggleRow(plan.digest, env, old);
+    toggleRow(plan.digest, env, touched);
+    plan.digestMoved = true;
   }
-  plan.touches.push({ ...old, ...bound, fetchedAt: it.at, sealedLease, leased: sealedLease !== null });
+  plan.touches.push(touched);
 }
 
 function write(plan: BatchPlan, env: Envelope, old: MetaEntry | undefined, it: Ok, bound: Bound, valueMac: Uint8Array, generation: number): void {
@@ -107,8 +106,13 @@ function write(plan: BatchPlan, env: Envelope, old: MetaEntry | undefined, it: O
   plan.writes.push({ entry, wrappedDek, ciphertext });
 }
 
-/** A row's elements in the digest (its MAC and, if it has one, its binding), toggled in or out. */
+/** A row's element in the digest (format 2), toggled in or out. */
 export function toggleRow(digest: RowDigest, env: Envelope, m: MetaEntry): void {
+  digest.toggle(rowElement2(env, m, wrappedDekOf(m), ciphertextOf(m)));
+}
+
+/** A row's elements in a format 1 digest (its row MAC and its binding), for the one-time upgrade at open. */
+export function toggleRowV1(digest: RowDigest, env: Envelope, m: MetaEntry): void {
   digest.toggle(rowElement(env, m.name, m.version, wrappedDekOf(m), ciphertextOf(m)));
   const binding = bindingMac(env, m.name, m.version, m);
   if (binding) digest.toggle(binding);

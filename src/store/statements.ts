@@ -40,6 +40,7 @@ export function prepare(db: Database) {
     records: p("SELECT key, value FROM meta WHERE key LIKE ?"),
     removeAll: p("DELETE FROM secrets"),
     setMeta: p("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"),
+    removeMeta: p("DELETE FROM meta WHERE key = ?"),
     providers: p("SELECT * FROM provider_state"),
     saveProvider: p("INSERT OR REPLACE INTO provider_state (name, last_success, last_error, last_error_kind, last_error_at, failures) VALUES (?, ?, ?, ?, ?, ?)"),
   };

@@ -6,7 +6,7 @@ import { AuditLog, type AuditSettings } from "./audit.js";
 import { CacheDb, isCorruption } from "./database.js";
 import { RowDigest } from "./digest.js";
 import type { WriteState } from "./disk.js";
-import { decodeCounter, encodeCounter, encodeDigest, kekCheck } from "./integrity.js";
+import { DIGEST_V2, decodeCounter, encodeCounter, encodeDigest, kekCheck } from "./integrity.js";
 import { openLease, rewrapLease, type StoredLease } from "./lease.js";
 import { loadCache } from "./load.js";
 import { RECORD_PREFIX, encodeRecord, openRecord, recordElement, rewrapRecord, sealRecord, type SealedRecord } from "./records.js";
@@ -193,7 +193,7 @@ export class SecretStore {
       if (err) s.setError.run(name, err.kind, err.message, err.at);
       else s.clearError.run(name);
     }
-    if (plan.digestMoved) s.setMeta.run("digest", encodeDigest(this.#env, generation, plan.digest.acc));
+    if (plan.digestMoved) s.setMeta.run(DIGEST_V2, encodeDigest(this.#env, generation, plan.digest.acc));
   }
 
   /**
@@ -236,7 +236,7 @@ export class SecretStore {
         s.upsert.run(e.name, e.version, e.sourceVersion, wrappedDekOf(e), ciphertextOf(e), e.sealed.subarray(0, 32), e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin, e.sealedLease?.dek ?? null, e.sealedLease?.ct ?? null);
       }
       s.setMeta.run("kek_check", kekCheck(next));
-      s.setMeta.run("digest", encodeDigest(next, generation, digest.acc));
+      s.setMeta.run(DIGEST_V2, encodeDigest(next, generation, digest.acc));
       if (counter !== undefined) s.setMeta.run("rollback_counter", encodeCounter(next, counter));
     });
     this.#env = next;
@@ -262,7 +262,7 @@ export class SecretStore {
     const s = this.#db.stmts;
     this.#db.write(() => {
       s.setMeta.run(RECORD_PREFIX + key, encodeRecord(next));
-      s.setMeta.run("digest", encodeDigest(this.#env, this.#generation, digest.acc));
+      s.setMeta.run(DIGEST_V2, encodeDigest(this.#env, this.#generation, digest.acc));
     });
     this.#records.set(key, next);
     this.#digest = digest;
@@ -290,7 +290,7 @@ export class SecretStore {
         if (o.all) s.removeAll.run();
         else for (const m of gone) s.remove.run(m.name);
         for (const n of marked) s.setError.run(n, "revoked", o.reason, o.at);
-        s.setMeta.run("digest", encodeDigest(this.#env, generation, digest.acc));
+        s.setMeta.run(DIGEST_V2, encodeDigest(this.#env, generation, digest.acc));
       });
     } finally {
       db.pragma("secure_delete = FAST");

@@ -10,6 +10,8 @@ import { createLogger } from "../../../src/log.js";
 import { SecretStore, type BatchItem, type StoredLease } from "../../../src/store/store.js";
 import { quarantineFiles } from "../../../src/store/quarantine.js";
 import { SCHEMA_VERSION } from "../../../src/store/migrations.js";
+import { RowDigest } from "../../../src/store/digest.js";
+import { bindingMac, decodeDigest, encodeDigest, rowElement } from "../../../src/store/integrity.js";
 import { AUDIT_SCHEMA } from "../../../src/store/audit.js";
 import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
@@ -466,7 +468,7 @@ describe("SecretStore on a real SQLite file", () => {
     test("(d'') the digest record or the key check removed", (t) => {
       const f = fixture(t);
       const vals = seeded(f);
-      tamper(f.file, (db) => db.prepare("DELETE FROM meta WHERE key = 'digest'").run());
+      tamper(f.file, (db) => db.prepare("DELETE FROM meta WHERE key = 'digest2'").run());
       assertQuarantinedAtOpen(f, f.open(), Object.keys(vals), /no digest record/);
 
       const g = fixture(t);
@@ -477,8 +479,8 @@ describe("SecretStore on a real SQLite file", () => {
       const h = fixture(t);
       const hvals = seeded(h);
       tamper(h.file, (db) => {
-        const row = db.prepare("SELECT value FROM meta WHERE key = 'digest'").get() as { value: Buffer };
-        db.prepare("UPDATE meta SET value = ? WHERE key = 'digest'").run(flipByte(row.value, 3));
+        const row = db.prepare("SELECT value FROM meta WHERE key = 'digest2'").get() as { value: Buffer };
+        db.prepare("UPDATE meta SET value = ? WHERE key = 'digest2'").run(flipByte(row.value, 3));
       });
       assertQuarantinedAtOpen(h, h.open(), Object.keys(hvals), /digest record fails authentication/);
     });
@@ -609,7 +611,7 @@ describe("SecretStore on a real SQLite file", () => {
       s.apply([ok("app/a", oldValue, 1000)]);
       s.close();
       // Quarantine the first database (a deleted digest record), then sync the same name again.
-      tamper(f.file, (db) => db.prepare("DELETE FROM meta WHERE key = 'digest'").run());
+      tamper(f.file, (db) => db.prepare("DELETE FROM meta WHERE key = 'digest2'").run());
       const r = f.open();
       assert.equal(r.quarantined.length, 1);
       const newValue = f.value("after-quarantine");
@@ -768,6 +770,69 @@ describe("what a row's backend version is bound to (schema 3: held, origin)", ()
     assert.deepEqual(again.quarantined, []);
     assert.equal(again.meta("app/old")!.held, "fp");
     assert.equal(again.meta("app/old")!.version, 1);
+  });
+});
+
+describe("digest format 1 (a row MAC and a binding per row) is checked and upgraded to format 2 at open", () => {
+  function bound(name: string, value: string, at: number, sourceVersion: string, held: string, origin?: string): BatchItem {
+    return { name, ok: true, value: enc.encode(value), sourceVersion, at, held, origin };
+  }
+
+  /** Rewrites the digest as format 1 over the rows on disk, as the previous version wrote it. */
+  function asDigestV1(f: Fixture, edit?: (db: Database.Database) => void): void {
+    const env = new Envelope(sodium, f.kek.slice());
+    tamper(f.file, (db) => {
+      const head = db.prepare("SELECT value FROM meta WHERE key = 'digest2'").get() as { value: Buffer };
+      const { generation } = decodeDigest(env, head.value);
+      const digest = new RowDigest();
+      type Row = RawRow & { held: string | null; origin: string | null };
+      for (const r of db.prepare("SELECT * FROM secrets").all() as Row[]) {
+        digest.toggle(rowElement(env, r.name, r.version, r.wrapped_dek, r.ciphertext));
+        const b = bindingMac(env, r.name, r.version, { sourceVersion: r.source_version, held: r.held, origin: r.origin, sealedLease: null });
+        if (b) digest.toggle(b);
+      }
+      db.prepare("DELETE FROM meta WHERE key = 'digest2'").run();
+      db.prepare("INSERT INTO meta (key, value) VALUES ('digest', ?)").run(encodeDigest(env, generation, digest.acc, 1));
+      edit?.(db);
+    });
+  }
+
+  test("a format 1 cache opens with every value, is rewritten as format 2 and opens again", (t) => {
+    const f = fixture(t);
+    const vals = { "app/a": f.value("a"), "app/x": f.value("x"), "app/prod/db": f.value("db") };
+    const s = f.open();
+    s.apply([ok("app/a", vals["app/a"], 1000), bound("app/x", vals["app/x"], 1000, "3", "fp-x"), bound("app/prod/db", vals["app/prod/db"], 1000, "7", "fp-h", "app/prod")]);
+    const revision = s.revision;
+    s.close();
+    asDigestV1(f);
+    const r = f.open();
+    assert.deepEqual(r.quarantined, []);
+    for (const [n, v] of Object.entries(vals)) sameValue(readText(r, n), v, n);
+    assert.equal(r.revision, revision);
+    r.close();
+    tamper(f.file, (db) => {
+      const keys = (db.prepare("SELECT key FROM meta WHERE key LIKE 'digest%'").all() as { key: string }[]).map((k) => k.key);
+      assert.deepEqual(keys, ["digest2"], "format 1 record replaced by format 2");
+    });
+    const again = f.open();
+    assert.deepEqual(again.quarantined, []);
+    sameValue(readText(again, "app/x"), vals["app/x"]);
+  });
+
+  test("a format 1 cache with an edited binding is quarantined, not upgraded", (t) => {
+    const f = fixture(t);
+    const s = f.open();
+    s.apply([bound("app/x", f.value("x"), 1000, "3", "fp-x")]);
+    s.close();
+    asDigestV1(f, (db) => db.prepare("UPDATE secrets SET held = 'fp-forged' WHERE name = 'app/x'").run());
+    assertQuarantinedAtOpen(f, f.open(), ["app/x"], /rows do not match the digest/);
+  });
+
+  test("a format 2 record relabelled as format 1 fails authentication", (t) => {
+    const f = fixture(t);
+    seeded(f);
+    tamper(f.file, (db) => db.prepare("UPDATE meta SET key = 'digest' WHERE key = 'digest2'").run());
+    assertQuarantinedAtOpen(f, f.open(), ["app/a", "app/b", "app/c"], /digest record fails authentication/);
   });
 });
 
