@@ -96,9 +96,17 @@ export function peerPidfd(fd: number): { pidfd: number } | "unsupported" | "gone
   return koffi.errno() === ENOPROTOOPT ? "unsupported" : "gone";
 }
 
-/** Whether the process a pidfd refers to has exited (the pidfd polls readable then). */
+/** One struct pollfd, reused: the check runs before every request, so it allocates nothing. */
+const pfd = Buffer.alloc(8);
+
+/**
+ * Whether the process a pidfd refers to has exited (the pidfd polls readable then).
+ * Called before each request: a zero-timeout poll(2), 0.6–0.9 µs through koffi on
+ * the development machine, about 1% of a lookup's CPU. A watcher thread could flag
+ * exits without a call per request, but its news would race the request it should
+ * stop; the call keeps the check exact.
+ */
 export function pidfdExited(pidfd: number): boolean {
-  const pfd = Buffer.alloc(8);
   for (;;) {
     pfd.writeInt32LE(pidfd, 0);
     pfd.writeInt16LE(POLLIN, 4);

@@ -62,12 +62,13 @@ export class Admission {
   readonly #turns: FairTurns;
   readonly #log: Logger;
   readonly #onRefused: (r: Refusal) => void;
+  readonly #onAdmitted: (socket: Socket) => void;
   readonly #counts = new ConnectionCounts();
   readonly #conns = new WeakMap<Socket, Conn>();
   readonly #lingering = new Set<Socket>();
   readonly #throttle = new Throttle({ windowMs: 10_000 });
 
-  constructor(o: { server: http.Server; limits: ServerConfig; selfUid: number; peers: PeerTracker; rate: RateLimiter; turns: FairTurns; logger: Logger; idleTimeoutMs: number; onRefused: (r: Refusal) => void }) {
+  constructor(o: { server: http.Server; limits: ServerConfig; selfUid: number; peers: PeerTracker; rate: RateLimiter; turns: FairTurns; logger: Logger; idleTimeoutMs: number; onRefused: (r: Refusal) => void; onAdmitted?: (socket: Socket) => void }) {
     this.#limits = o.limits;
     this.#selfUid = o.selfUid;
     this.#peers = o.peers;
@@ -75,6 +76,7 @@ export class Admission {
     this.#turns = o.turns;
     this.#log = o.logger;
     this.#onRefused = o.onRefused;
+    this.#onAdmitted = o.onAdmitted ?? (() => undefined);
     // node:http registers exactly one 'connection' listener, which hands the socket to
     // its parser; it is called here only for admitted connections, so a refused one
     // is never parsed and cannot occupy the server's request handling.
@@ -85,6 +87,7 @@ export class Admission {
     o.server.on("connection", (socket: Socket) => {
       if (!this.#admit(socket)) return;
       socket.setTimeout(o.idleTimeoutMs, () => socket.destroy());
+      this.#onAdmitted(socket);
       handOver.call(o.server, socket);
     });
   }

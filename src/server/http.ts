@@ -8,6 +8,7 @@ import type { Core } from "../core/core.js";
 import type { AuditEntry } from "../store/audit.js";
 import type { Metrics } from "./metrics.js";
 import { connectRefusal } from "./connect-method.js";
+import { RequestDeadlines } from "./deadlines.js";
 import { Admission, type Conn, type Refusal } from "./connections.js";
 import { FairTurns } from "./fairness.js";
 import { overRateMessage, RateLimiter, Throttle } from "./limits.js";
@@ -85,12 +86,26 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   /** 429s waiting out TARPIT_MS, per uid; beyond twice its connection cap, the connection is cut. */
   const tarpitted = new Map<number, number>();
 
+  const deadlines = new RequestDeadlines({
+    headersMs: LIMITS.headersTimeoutMs,
+    requestMs: LIMITS.requestTimeoutMs,
+    nextMs: LIMITS.keepAliveTimeoutMs + LIMITS.headersTimeoutMs,
+    onExpired: (socket, inFlight) => {
+      // Raw bytes only where no answer is being written (one request, and it is the slow one).
+      if (inFlight <= 1 && socket.writable) socket.end(rawErrorResponse(408, "Request Timeout", "request not received in time"));
+      else socket.destroy();
+    },
+  });
   const server = http.createServer({
     maxHeaderSize: LIMITS.maxHeaderBytes,
-    headersTimeout: LIMITS.headersTimeoutMs,
-    requestTimeout: LIMITS.requestTimeoutMs,
     keepAliveTimeout: LIMITS.keepAliveTimeoutMs,
-    connectionsCheckingInterval: 1_000,
+    // The header and request timeouts are RequestDeadlines' (deadlines.ts): node's
+    // own check is an interval firing every connectionsCheckingInterval for the
+    // server's whole life, the only wakeup an idle daemon had. Turned off, and its
+    // interval pushed to the longest a timer can wait.
+    headersTimeout: 0,
+    requestTimeout: 0,
+    connectionsCheckingInterval: 2 ** 31 - 1,
     // A Unix socket has no virtual hosts; without this, node answers a Host-less
     // HTTP/1.1 request with a bare 400 instead of the API's JSON error.
     requireHostHeader: false,
@@ -104,6 +119,10 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     turns,
     logger: log,
     idleTimeoutMs: LIMITS.idleTimeoutMs,
+    onAdmitted: (socket) => {
+      deadlines.connected(socket);
+      socket.once("close", () => deadlines.closed(socket));
+    },
     onRefused: (r: Refusal) => {
       o.metrics.refused(r.reason);
       if (r.held !== undefined) audit.record({ at: Date.now(), uid: r.cred?.uid ?? null, pid: r.cred?.pid ?? null, exe: null, unit: null, route: "connect", name: null, status: r.status, code: r.code, principal: "peer" });
@@ -113,11 +132,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable || err.code === "ECONNRESET") return socket.destroy();
     const [status, reason, msg] =
-      err.code === "HPE_HEADER_OVERFLOW"
-        ? [431, "Request Header Fields Too Large", `request headers exceed ${LIMITS.maxHeaderBytes} bytes`]
-        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
-          ? [408, "Request Timeout", "request not received in time"]
-          : [400, "Bad Request", "malformed HTTP request"];
+      err.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large", `request headers exceed ${LIMITS.maxHeaderBytes} bytes`] : [400, "Bad Request", "malformed HTTP request"];
     socket.end(rawErrorResponse(status, reason, msg));
   });
 
@@ -152,6 +167,9 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
+    const socket = req.socket;
+    deadlines.request(socket);
+    res.once("close", () => deadlines.answered(socket));
     const conn = admission.of(req.socket);
     // One request per uid per turn of the event loop (fairness.ts); the daemon's own
     // uid is not held to it, as it is not held to the other per-uid limits.
@@ -262,6 +280,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
       }
     });
     req.on("end", () => {
+      deadlines.received(req.socket);
       if (!rejected) then(body);
     });
   }
@@ -338,6 +357,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
         server.close(() => resolve());
         server.closeAllConnections();
         admission.close();
+        deadlines.close();
         try {
           fs.unlinkSync(o.socketPath);
         } catch {

@@ -7,6 +7,7 @@ import { Envelope, KEK_BYTES } from "../../../src/crypto/envelope.js";
 import { loadSodium, type Sodium } from "../../../src/crypto/sodium.js";
 import { isIntegrityError } from "../../../src/errors.js";
 import { createLogger } from "../../../src/log.js";
+import { CacheDb } from "../../../src/store/database.js";
 import { SecretStore, type BatchItem, type StoredLease } from "../../../src/store/store.js";
 import { quarantineFiles } from "../../../src/store/quarantine.js";
 import { SCHEMA_VERSION } from "../../../src/store/migrations.js";
@@ -175,6 +176,17 @@ function quarantineDir(f: Fixture): string {
 }
 
 describe("SecretStore on a real SQLite file", () => {
+  test("cache.db is opened with a 1 MiB page cache, no mmap, WAL and full sync (the footprint the README states)", (t) => {
+    const f = fixture(t);
+    const c = new CacheDb(f.file, createLogger({ level: "silent" }));
+    c.open();
+    t.after(() => c.close());
+    assert.equal(c.db.pragma("cache_size", { simple: true }), -1024);
+    assert.equal(c.db.pragma("mmap_size", { simple: true }), 0);
+    assert.equal(c.db.pragma("journal_mode", { simple: true }), "wal");
+    assert.equal(c.db.pragma("synchronous", { simple: true }), 2);
+  });
+
   test("apply then read round-trips values and metadata", (t) => {
     const f = fixture(t);
     const s = f.open();
