@@ -110,6 +110,14 @@ export class SyncEngine {
       const lease = cachedLease(this.#o.store, this.#catalog, name, this.#log);
       const expires = lease ? now.mono + (lease.expiresAt - now.wall) : undefined;
       if (expires !== undefined) this.#fresh.setExpiry(name, expires);
+      // A revoked secret holds no value, which would make it due at once: a restart would
+      // undo the revoke within seconds. It keeps the running daemon's rule instead: fetched
+      // again at its next interval (counted from the revocation) or by an explicit refresh.
+      const revoked = this.#o.store.meta(name) ? undefined : this.#o.store.secretError(name);
+      if (revoked?.kind === "revoked") {
+        this.#plan.resume(name, now.mono, true, Math.max(0, now.wall - revoked.at), undefined);
+        continue;
+      }
       this.#plan.resume(name, now.mono, this.#fresh.has(name), this.#fresh.age(name, now), expires);
     }
     this.#schedule();
