@@ -16,6 +16,7 @@ export function fleetCore(core: Core): FleetCore {
   return {
     status: () => fleetStatus(core),
     onStatusChange: (fn) => core.onChange(fn),
+    ready: () => unsealAttempted(core),
     refresh: async (p, t) => core.refresh({ kind: "fleet", issuer: p.issuer, jti: p.jti }, target(t)),
     revoke: (p, t) => core.revoke({ kind: "fleet", issuer: p.issuer, jti: p.jti }, target(t)),
     // The daemon reading its own broker password: no peer, no policy (OPERATOR).
@@ -32,6 +33,35 @@ export function fleetCore(core: Core): FleetCore {
       core.record(p, { route: `fleet:${e.cmd ?? "unknown"}`, name, status: e.ok ? 200 : 400, code: e.code });
     },
   };
+}
+
+/** How long a fleet command waits for the first unseal attempt at most; then it is answered as the core stands (`sealed`). */
+const READY_WAIT_MS = 60_000;
+
+/**
+ * Resolves once the daemon's first unseal attempt has ended (serving, or sealed
+ * with a reason), the daemon is stopping, or READY_WAIT_MS passed. The fleet
+ * channel starts before the cache (a gateway that cannot unseal still reports so),
+ * so the broker hands over a session's queued commands while a TPM may still be
+ * unsealing the key: they wait for it rather than being answered `sealed`.
+ */
+function unsealAttempted(core: Core): Promise<void> {
+  if (core.state !== "unsealing") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (core.state !== "unsealing") done();
+    };
+    const off = core.onChange(check);
+    // Core.stopping() announces nothing: a slow poll notices it.
+    const poll = setInterval(check, 250).unref();
+    const limit = setTimeout(() => done(), READY_WAIT_MS).unref();
+    function done(): void {
+      off();
+      clearInterval(poll);
+      clearTimeout(limit);
+      resolve();
+    }
+  });
 }
 
 interface HealthBody {
