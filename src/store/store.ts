@@ -11,7 +11,7 @@ import { loadCache } from "./load.js";
 import { RECORD_PREFIX, encodeRecord, openRecord, recordElement, rewrapRecord, sealRecord, type SealedRecord } from "./records.js";
 import { planBatch, toggleRow, type BatchPlan } from "./plan.js";
 import { ProviderStates } from "./provider-state.js";
-import type { QuarantineRecord } from "./quarantine.js";
+import { scrubQuarantined, type QuarantineRecord } from "./quarantine.js";
 import { ciphertextOf, sealedRow, wrappedDekOf, type ApplyExtras, type BatchItem, type MetaEntry, type SecretError, type SecretMeta } from "./rows.js";
 
 export type { StoredLease } from "./lease.js";
@@ -267,7 +267,7 @@ export class SecretStore {
    * Crypto-shreds: the rows of `names` (and, with `all`, every row) are deleted
    * with SQLite's secure_delete, the WAL is checkpointed and truncated and the
    * file vacuumed, so neither the sealed values, their data keys nor any older
-   * version of them stay in cache.db or its WAL. Each name is marked revoked
+   * version of them stay in cache.db or its WAL, nor in the quarantined copies. Each name is marked revoked
    * (410 until it is fetched again), also across a restart. Returns the names
    * whose rows were deleted and those now marked. The caller rotates the key for `all`.
    */
@@ -295,6 +295,13 @@ export class SecretStore {
     this.#digest = digest;
     this.#generation = generation;
     this.#db.compact();
+    // The quarantined copies in data_dir hold the same rows, under the same key (quarantine.ts).
+    try {
+      const q = scrubQuarantined(this.#db.file, o.all ? "all" : marked);
+      if (q.scrubbed.length + q.removed.length > 0) this.#log.warn({ scrubbed: q.scrubbed, removed: q.removed }, "revoked rows deleted from the quarantined copies of the cache too");
+    } catch (e) {
+      this.#log.error({ err: describeError(e) }, "the quarantined copies of the cache could not be scrubbed of the revoked rows; remove data_dir/quarantine by hand");
+    }
     const deleted = gone.map((m) => m.name);
     if (deleted.length > 0) this.#emit(deleted);
     return { deleted, marked };

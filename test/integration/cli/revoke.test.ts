@@ -25,8 +25,8 @@ interface SealedRow {
   ciphertext: Buffer;
 }
 
-function sealedRow(dataDir: string, name: string): SealedRow | undefined {
-  const db = new Database(path.join(dataDir, "cache.db"), { readonly: true, fileMustExist: true });
+function sealedRow(dataDir: string, file: string, name: string): SealedRow | undefined {
+  const db = new Database(path.join(dataDir, file), { readonly: true, fileMustExist: true });
   try {
     return db.prepare("SELECT version, wrapped_dek, ciphertext FROM secrets WHERE name = ?").get(name) as SealedRow | undefined;
   } finally {
@@ -104,14 +104,14 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
 
   test("revoke NAME: 410 revoked, shown by list and status, its value, data key and older versions gone from every file of data_dir; back once fetched again", async () => {
     // Three versions of rot/key, each row captured as it was sealed.
-    const rows: SealedRow[] = [sealedRow(dataDir, "rot/key")!];
+    const rows: SealedRow[] = [sealedRow(dataDir, "cache.db", "rot/key")!];
     for (const tag of ["rot2", "rot3"]) {
       const v = planted(tag);
       values.push(v);
       rotate(v);
       assert.equal((await d.get("/v1/refresh?name=rot/key", { method: "POST" })).status, 202);
       await eventually(async () => (await d.get("/v1/secrets/rot/key?format=raw")).body === v, 10_000, `rot/key at ${tag}`);
-      rows.push(sealedRow(dataDir, "rot/key")!);
+      rows.push(sealedRow(dataDir, "cache.db", "rot/key")!);
     }
     assert.deepEqual(rows.map((r) => r.version), [1, 2, 3]);
     assert.ok(foundIn(dataDir, needles(rows.slice(-1))).length > 0, "the search would see the current row (its sealed bytes are in data_dir)");
@@ -164,7 +164,7 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     const f = path.join(dir, "imp.token");
     fs.writeFileSync(f, v, { mode: 0o600 });
     assert.equal((await cli(["import", "boot/imp", "--from-file", f, ...c])).code, 0);
-    const row = sealedRow(dataDir, "boot/imp")!;
+    const row = sealedRow(dataDir, "cache.db", "boot/imp")!;
     const r = await cli(["revoke", "boot/imp", ...c]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "revoked 1 secret: boot/imp\n");
@@ -173,6 +173,46 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     assert.deepEqual(foundIn(dataDir, needles([row])), []);
     assert.equal((await cli(["import", "boot/imp", "--from-file", f, ...c])).code, 0);
     assert.equal((await d.get("/v1/secrets/boot/imp?format=raw")).body, v);
+  });
+
+  test("a quarantined copy of the cache in data_dir (kept as evidence) loses the revoked name's rows too", async () => {
+    // Two rows swapped while stopped: the next start quarantines cache.db (intact but for that) and fetches afresh.
+    await d.stop();
+    const db = new Database(path.join(dataDir, "cache.db"));
+    try {
+      const get = db.prepare("SELECT wrapped_dek, ciphertext, value_mac FROM secrets WHERE name = ?");
+      const [a, b] = [get.get("demo/api-token"), get.get("demo/kafka-password")] as { wrapped_dek: Buffer; ciphertext: Buffer; value_mac: Buffer }[];
+      const set = db.prepare("UPDATE secrets SET wrapped_dek = ?, ciphertext = ?, value_mac = ? WHERE name = ?");
+      db.transaction(() => {
+        set.run(b!.wrapped_dek, b!.ciphertext, b!.value_mac, "demo/api-token");
+        set.run(a!.wrapped_dek, a!.ciphertext, a!.value_mac, "demo/kafka-password");
+      })();
+    } finally {
+      db.close();
+    }
+    await start();
+    const [q] = (await d.get("/v1/health")).json().quarantined as { path: string }[];
+    assert.ok(q, "quarantined");
+    const old = sealedRow(path.dirname(q.path), path.basename(q.path), "rot/key")!;
+    const cur = sealedRow(dataDir, "cache.db", "rot/key")!;
+    assert.ok(foundIn(dataDir, needles([old])).some((h) => h.startsWith("quarantine/")), "the quarantined copy holds rot/key's sealed row");
+
+    // A copy quarantined as corrupt cannot be opened to delete rows from: it goes as a whole.
+    const junk = path.join(path.dirname(q.path), "cache-junk.db");
+    fs.writeFileSync(junk, Buffer.concat([Buffer.from("not a database"), old.ciphertext]), { mode: 0o600 });
+    fs.writeFileSync(path.join(path.dirname(q.path), "cache-junk.reason.txt"), "SQLITE_CORRUPT\n", { mode: 0o600 });
+
+    const r = await cli(["revoke", "rot/key", ...c]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(foundIn(dataDir, needles([old, cur])), [], "neither the live row nor the quarantined one is left anywhere in data_dir");
+    assert.equal(fs.existsSync(junk), false);
+    assert.match(fs.readFileSync(path.join(path.dirname(q.path), "cache-junk.reason.txt"), "utf8"), /revoke: this copy could not be opened to delete the revoked rows \(SQLITE_NOTADB\); removed/);
+    assert.match(d.output(), /"msg":"revoked rows deleted from the quarantined copies of the cache too"/);
+    // The copy stays as evidence, every other row in it as it was, and its note says what the revoke took.
+    assert.ok(sealedRow(path.dirname(q.path), path.basename(q.path), "demo/db-password"));
+    assert.match(fs.readFileSync(q.path.replace(/\.db$/, ".reason.txt"), "utf8"), /revoke: the rows of 1 revoked secret deleted from this copy/);
+    // The quarantine lost the imported secret (nothing can fetch it again): imported anew, as the operator would.
+    assert.equal((await cli(["import", "boot/imp", "--from-file", path.join(dir, "imp.token"), ...c])).code, 0);
   });
 
   test("bad input: an unknown name (exit 3), a bad name (exit 2), NAME with --all, neither; nothing revoked", async () => {
@@ -211,7 +251,7 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
   });
 
   test("with the daemon stopped: revoke NAME on the cache directly; the next start answers 410", async () => {
-    const row = sealedRow(dataDir, "demo/db-password")!;
+    const row = sealedRow(dataDir, "cache.db", "demo/db-password")!;
     await d.stop();
     const r = await jsonCli(["revoke", "demo/db-password", ...c]);
     assert.equal(r.code, 0, r.stderr);
@@ -235,7 +275,7 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     assert.equal((await d.get("/v1/refresh", { method: "POST" })).status, 202);
     await eventually(async () => (await d.get("/v1/health")).json().secrets.ok === 6, 10_000, "everything fetched");
     const names = [...DEMO, "boot/all", "boot/imp", "rot/key"].sort();
-    const rows = names.map((n) => sealedRow(dataDir, n)).filter((r): r is SealedRow => r !== undefined);
+    const rows = names.map((n) => sealedRow(dataDir, "cache.db", n)).filter((r): r is SealedRow => r !== undefined);
     assert.equal(rows.length, 6);
     // The old copy: taken with the daemon stopped, as a backup would be.
     await d.stop();
