@@ -79,6 +79,7 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     }, 15_000, "connected once the broker is up");
     const s = await eventually(() => status("gw-s2"), 10_000, "gw-s2's retained status");
     assert.deepEqual([s.retain, s.payload.online, s.payload.sealed, s.payload.secrets], [true, true, false, 3]);
+    assert.equal(s.payload.names, undefined, "no names without metrics.secret_names");
     assert.equal(await d.stop(), 0);
     assert.deepEqual((await status("gw-s2"))?.payload.online, false, "a clean stop leaves online: false retained");
   });
@@ -171,5 +172,43 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     assert.equal((await result("gw-s1", jtiOf(token))).ok, true);
     assert.match(broker.log(), /New client connected .* as gw-s1/);
     assertNoLeaks(bus.text(), "the MQTT bus", values);
+  });
+  test("a fleet revoke of all: every name 410, the key rotated and the counter advanced; the replay memory, re-wrapped with the rest, still refuses the token after a restart", async () => {
+    const kek = fs.readFileSync(path.join(gwDir, "data", "kek.sealed"));
+    const token = await signWithCli(key, ["--aud", "gw-s1", "--cmd", "revoke", "--all", "--ttl", "1h"]);
+    await ops.publishAsync("sealcache/gw-s1/cmd", token, { qos: 1 });
+    const r = await result("gw-s1", jtiOf(token));
+    assert.deepEqual([r.ok, r.code, r.message], [true, "ok", "revoked 3 secrets"], r.message);
+    for (const n of ["demo/api-token", "demo/db-password", "demo/kafka-password"]) assert.equal((await gw.get(`/v1/secrets/${n}`)).status, 410, n);
+    assert.notDeepEqual(fs.readFileSync(path.join(gwDir, "data", "kek.sealed")), kek, "a new cache key");
+    await gw.stop();
+    const from = bus.messages.length;
+    await ops.publishAsync("sealcache/gw-s1/cmd", token, { qos: 1 });
+    await start();
+    const m = await bus.next((m, i) => i >= from && m.topic === "sealcache/gw-s1/result", 15_000, "the replay's result");
+    assert.deepEqual([JSON.parse(m.payload).ok, JSON.parse(m.payload).code], [false, "replayed"]);
+    assert.equal((await gw.get("/v1/health")).json().sealed, false, "the new key and counter open the cache");
+    assert.equal(await gw.stop(), 0);
+  });
+
+  test("a gateway whose key cannot be unsealed reports sealed on the bus and answers commands sealed (after its first attempt, not after a long wait)", async (t) => {
+    const sealedDir = path.join(dir, "gw-s2-sealed");
+    fs.mkdirSync(sealedDir, { mode: 0o700 });
+    // A TCTI nobody listens on: the first unseal attempt fails at once.
+    const cfg = gatewayDaemonConfig(sealedDir, broker, "gw-s2", { trust: { "fleet-ops": key.pub }, patch: { seal: { type: "tpm2", tcti: "swtpm:host=127.0.0.1,port=1" } } });
+    const d = await launch(t, sealedDir, cfg, { waitFor: "socket", extraSecrets: values });
+    assert.equal((await d.get("/v1/health")).json().status, "sealed");
+    await eventually(async () => (await health(d))?.subscribed === true, 15_000, "gw-s2 subscribed");
+    const s = await eventually(async () => {
+      const x = await status("gw-s2");
+      return x?.payload.online === true && x;
+    }, 10_000, "gw-s2 online");
+    assert.deepEqual([s.payload.sealed, s.payload.secrets], [true, 0]);
+    const token = await signWithCli(key, ["--aud", "gw-s2", "--cmd", "revoke", "--name", "demo/api-token", "--ttl", "1h"]);
+    await ops.publishAsync("sealcache/gw-s2/cmd", token, { qos: 1 });
+    const r = await result("gw-s2", jtiOf(token));
+    assert.deepEqual([r.ok, r.code], [false, "sealed"]);
+    assert.match(r.message, /^revoke failed: the cache is sealed: /);
+    assert.equal(await d.stop(), 0);
   });
 });
