@@ -4,7 +4,9 @@ import type { JtiStore } from "../fleet/jti-store.js";
 import type { Logger } from "../log.js";
 import type { FleetAuditEntry, FleetCore, FleetStatus, FleetTarget } from "../mqtt/core.js";
 import type { SecretStore } from "../store/store.js";
-import { describeError } from "../errors.js";
+import { describeError, type ErrorCode } from "../errors.js";
+import { REFUSAL_CODES } from "../fleet/refusal.js";
+import { STATUS } from "../server/respond.js";
 
 /**
  * The fleet channel's view of the daemon (src/mqtt/core.ts): the core's own
@@ -30,7 +32,11 @@ export function fleetCore(core: Core): FleetCore {
     audit: (e: FleetAuditEntry) => {
       const p = e.principal ? { kind: "fleet" as const, issuer: e.principal.issuer, jti: e.principal.jti } : { kind: "fleet" as const, issuer: `unverified:${e.claimed?.kid ?? "-"}`, jti: e.claimed?.jti ?? "-" };
       const name = e.target && "names" in e.target && e.target.names.length === 1 ? e.target.names[0]! : null;
-      core.record(p, { route: `fleet:${e.cmd ?? "unknown"}`, name, status: e.ok ? 200 : 400, code: e.code });
+      // A refusal is the sender's (400; 429 for the rate), whatever its code is named (`expired`
+      // is also a core code); the core's own errors keep the status the socket gives them (404, 503, ...).
+      const refused = (REFUSAL_CODES as readonly string[]).includes(e.code);
+      const status = e.ok ? 200 : refused ? (e.code === "rate_limited" ? 429 : 400) : (STATUS[e.code as ErrorCode] ?? 500);
+      core.record(p, { route: `fleet:${e.cmd ?? "unknown"}`, name, status, code: e.code });
     },
   };
 }

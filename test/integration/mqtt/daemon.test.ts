@@ -128,6 +128,17 @@ describe("the fleet channel through the real daemon", () => {
     assert.deepEqual([again.jti, again.ok, again.code], [jtiOf(token), false, "replayed"]);
   });
 
+  test("a command the core refuses (an unknown name) is answered with the core's code and audited with the socket's status for it", async () => {
+    const token = await signWithCli(key, ["--aud", "gw-e1", "--cmd", "revoke", "--name", "demo/nothing"]);
+    const r = await send(token);
+    assert.deepEqual([r.ok, r.code], [false, "not_found"]);
+    assert.match(r.message, /^revoke failed: no secret named "demo\/nothing" is configured or cached$/);
+    const row = (await audit(["--since", "1m", "--name", "demo/nothing"])).find((e) => e.principal === `fleet:fleet-ops:${jtiOf(token)}`);
+    assert.deepEqual([row?.route, row?.status, row?.code], ["fleet:revoke", 404, "not_found"]);
+    // Not remembered: the same token may be sent again once the name exists (and is refused the same way now).
+    assert.equal((await send(token)).code, "not_found");
+  });
+
   const refusals: [string, () => Promise<string | Buffer>, string, RegExp][] = [
     ["not JSON, not a JWT", async () => "revoke everything please", "not_jwt", /not a JWS compact token/],
     ["alg none", async () => rawToken({ alg: "none", kid: "fleet-ops" }, claims("gw-e1", now(), { cmd: "revoke", names: undefined, all: true })), "bad_alg", /alg "none"/],
@@ -188,6 +199,9 @@ describe("the fleet channel through the real daemon", () => {
     assert.ok((codes.get("rate_limited") ?? 0) >= 800, JSON.stringify([...codes]));
     assert.ok((codes.get("not_jwt") ?? 0) >= 1 && (codes.get("not_jwt") ?? 0) <= 100, JSON.stringify([...codes]));
     assert.match(results().find((r) => r.code === "rate_limited")!.message, /more commands arrived than this gateway takes \(20 at once or 5 a second\)/);
+    // Each one answered is audited too (429, as the socket's rate limit is).
+    const limited = codes.get("rate_limited")!;
+    await eventually(async () => (await audit(["--since", "1m", "--limit", "10000"])).filter((e) => e.code === "rate_limited" && e.status === 429).length >= limited, 10_000, "the rate-limited commands audited");
     // Once the flood is over a valid command goes through (the bucket refills at 5 a second);
     // its result is told from the flood's late answers by its jti.
     const done = await eventually(async () => {
