@@ -59,6 +59,9 @@ export class SecretStore {
   #records = new Map<string, SealedRecord>();
   #digest = new RowDigest();
   #generation = 0;
+  /** Counts revokes in this process; each revoked name keeps the count of its last one (see revokedSince). */
+  #revokes = 0;
+  readonly #revokedAt = new Map<string, number>();
   readonly #audit: AuditLog;
   /** Provider health as the sync engine records it, in the same database. */
   readonly providerStates: ProviderStates;
@@ -291,7 +294,11 @@ export class SecretStore {
       db.pragma("secure_delete = FAST");
     }
     for (const m of gone) this.#meta.delete(m.name);
-    for (const n of marked) this.#errors.set(n, { kind: "revoked", message: o.reason, at: o.at });
+    this.#revokes++;
+    for (const n of marked) {
+      this.#errors.set(n, { kind: "revoked", message: o.reason, at: o.at });
+      this.#revokedAt.set(n, this.#revokes);
+    }
     this.#digest = digest;
     this.#generation = generation;
     this.#db.compact();
@@ -305,6 +312,19 @@ export class SecretStore {
     const deleted = gone.map((m) => m.name);
     if (deleted.length > 0) this.#emit(deleted);
     return { deleted, marked };
+  }
+
+  /** How many revokes this process has carried out: taken by a sync batch before it fetches (see revokedSince). */
+  get revokeCount(): number {
+    return this.#revokes;
+  }
+
+  /**
+   * Whether `name` was revoked after revokeCount was `count`: a batch fetched before
+   * that revoke must not bring its value back when it lands (the engine drops it).
+   */
+  revokedSince(name: string, count: number): boolean {
+    return (this.#revokedAt.get(name) ?? 0) > count;
   }
 
   /**

@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import Database from "better-sqlite3";
 import { cli, demoConfig, eventually, launch, MAIN, type RunningDaemon } from "../../support/daemon.js";
 import { DEMO_VALUES, assertNoLeaks, planted } from "../../support/planted.js";
+import { FakeVault, approleDaemonConfig } from "../../support/fake-vault.js";
 import { startSwtpm } from "../../support/swtpm.js";
 import { tmpDir } from "../../support/tmp.js";
 import { crossUserUnavailable, ensureTestAccounts, runAs, shareWithGroup, type TestAccounts } from "../../support/users.js";
@@ -357,4 +358,32 @@ test("seal.type tpm2: an old copy of the whole data_dir restored after revoke --
     assertNoLeaks(got.body, n);
   }
   assert.equal(await old.stop(), 0);
+});
+
+test("a revoke wins over a fetch that was already in flight: the value it brings back afterwards is dropped", async (t) => {
+  const fv = await new FakeVault({ namespace: "edge" }).start();
+  t.after(() => fv.stop());
+  const v1 = planted("inflight1");
+  const v2 = planted("inflight2");
+  fv.putKv2("secret/data/app", { v: v1 });
+  const dir = tmpDir(t);
+  const d = await launch(t, dir, approleDaemonConfig(dir, fv, { app: { provider: "vault", path: "secret/data/app", key: "v", refresh: "1h" } }, { timeout: "10s" }), { waitFor: "synced", extraSecrets: [v1, v2] });
+  const c = ["--config", path.join(dir, "sealcache.yaml")];
+  // A new version in the backend, read slowly: the refresh's data read stays in flight for a second.
+  fv.putKv2("secret/data/app", { v: v2 });
+  fv.fail("slow", { match: /\/data\/app/, times: 1 });
+  const reads = fv.count("kv2-data");
+  const applied = () => [...d.output().matchAll(/"msg":"sync batch applied"/g)].length;
+  const batches = applied();
+  assert.equal((await d.get("/v1/refresh?name=app", { method: "POST" })).status, 202);
+  await eventually(() => fv.count("kv2-data") > reads, 10_000, "the data read in flight");
+  const r = await cli(["revoke", "app", ...c]);
+  assert.equal(r.code, 0, r.stderr);
+  await eventually(() => applied() > batches, 10_000, "the in-flight batch landed");
+  const got = await d.get("/v1/secrets/app");
+  assert.deepEqual([got.status, got.json().error], [410, "revoked"], "what was fetched before the revoke is not served after it");
+  assert.match(d.output(), /"msg":"fetched before a revoke that landed meanwhile; dropped"/);
+  // Asked for after the revoke: fetched and served again.
+  assert.equal((await d.get("/v1/refresh?name=app", { method: "POST" })).status, 202);
+  await eventually(async () => (await d.get("/v1/secrets/app?format=raw")).body === v2, 10_000, "fetched again");
 });
