@@ -62,6 +62,8 @@ export class SecretStore {
   /** Counts revokes in this process; each revoked name keeps the count of its last one (see revokedSince). */
   #revokes = 0;
   readonly #revokedAt = new Map<string, number>();
+  /** The count of the last `revoke --all`: it covers names no row had yet (a parameter a walk in flight finds). */
+  #allRevokedAt = 0;
   readonly #audit: AuditLog;
   /** Provider health as the sync engine records it, in the same database. */
   readonly providerStates: ProviderStates;
@@ -295,6 +297,7 @@ export class SecretStore {
     }
     for (const m of gone) this.#meta.delete(m.name);
     this.#revokes++;
+    if (o.all) this.#allRevokedAt = this.#revokes;
     for (const n of marked) {
       this.#errors.set(n, { kind: "revoked", message: o.reason, at: o.at });
       this.#revokedAt.set(n, this.#revokes);
@@ -324,7 +327,7 @@ export class SecretStore {
    * that revoke must not bring its value back when it lands (the engine drops it).
    */
   revokedSince(name: string, count: number): boolean {
-    return (this.#revokedAt.get(name) ?? 0) > count;
+    return this.#allRevokedAt > count || (this.#revokedAt.get(name) ?? 0) > count;
   }
 
   /**
