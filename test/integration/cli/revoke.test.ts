@@ -249,6 +249,10 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     const mine = entries.filter((e) => e.uid === a.uid && e.route === "revoke" && Date.parse(e.at) >= t0 - 1000);
     assert.deepEqual(mine.map((e) => [e.name, e.status, e.code]).sort(), [["demo/api-token", 403, "forbidden"], [null, 403, "forbidden"]].sort(), JSON.stringify(mine));
     assert.equal((await d.get("/v1/secrets/demo/api-token?format=raw")).body, DEMO_VALUES[0]);
+    // An account outside the socket's group: forbidden (exit 4), never taken for "the daemon is down".
+    const b = await runAs(acct!.b, [NODE, MAIN, "--socket", d.socket, "revoke", "demo/api-token"]);
+    assert.equal(b.code, 4, b.stderr);
+    assert.match(b.stderr, /^sealcache: forbidden: this account may not open the socket .* \(EACCES\)/);
   });
 
   test("with the daemon stopped: revoke NAME on the cache directly; the next start answers 410", async () => {
