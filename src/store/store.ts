@@ -272,8 +272,9 @@ export class SecretStore {
    * Crypto-shreds: the rows of `names` (and, with `all`, every row) are deleted
    * with SQLite's secure_delete, the WAL is checkpointed and truncated and the
    * file vacuumed, so neither the sealed values, their data keys nor any older
-   * version of them stay in cache.db or its WAL, nor in the quarantined copies. Each name is marked revoked
-   * (410 until it is fetched again), also across a restart. Returns the names
+   * version of them stay in cache.db or its WAL, nor in the quarantined copies.
+   * Each name is marked revoked (410 until it is fetched again), also across a
+   * restart, and a batch in flight does not bring it back. Returns the names
    * whose rows were deleted and those now marked. The caller rotates the key for `all`.
    */
   revoke(names: readonly string[], o: { all: boolean; at: number; reason: string }): { deleted: string[]; marked: string[] } {
