@@ -188,6 +188,8 @@ export class Core {
     if (names !== "all") {
       for (const n of names) {
         checkName(n);
+        // An imported value has no source to fetch from: saying so beats "not configured", which it is not.
+        if (sync.catalog.kind(n)?.kind === "imported") throw new SealcacheError("not_found", `${n} is an imported secret: no provider fetches it; import it again to change it`);
         if (!reader.isRefreshable(n)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(n)} is configured`);
       }
     }

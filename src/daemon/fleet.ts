@@ -4,7 +4,9 @@ import type { JtiStore } from "../fleet/jti-store.js";
 import type { Logger } from "../log.js";
 import type { FleetAuditEntry, FleetCore, FleetStatus, FleetTarget } from "../mqtt/core.js";
 import type { SecretStore } from "../store/store.js";
-import { describeError } from "../errors.js";
+import { describeError, type ErrorCode } from "../errors.js";
+import { REFUSAL_CODES } from "../fleet/refusal.js";
+import { STATUS } from "../server/respond.js";
 
 /**
  * The fleet channel's view of the daemon (src/mqtt/core.ts): the core's own
@@ -16,6 +18,7 @@ export function fleetCore(core: Core): FleetCore {
   return {
     status: () => fleetStatus(core),
     onStatusChange: (fn) => core.onChange(fn),
+    ready: () => unsealAttempted(core),
     refresh: async (p, t) => core.refresh({ kind: "fleet", issuer: p.issuer, jti: p.jti }, target(t)),
     revoke: (p, t) => core.revoke({ kind: "fleet", issuer: p.issuer, jti: p.jti }, target(t)),
     // The daemon reading its own broker password: no peer, no policy (OPERATOR).
@@ -29,9 +32,42 @@ export function fleetCore(core: Core): FleetCore {
     audit: (e: FleetAuditEntry) => {
       const p = e.principal ? { kind: "fleet" as const, issuer: e.principal.issuer, jti: e.principal.jti } : { kind: "fleet" as const, issuer: `unverified:${e.claimed?.kid ?? "-"}`, jti: e.claimed?.jti ?? "-" };
       const name = e.target && "names" in e.target && e.target.names.length === 1 ? e.target.names[0]! : null;
-      core.record(p, { route: `fleet:${e.cmd ?? "unknown"}`, name, status: e.ok ? 200 : 400, code: e.code });
+      // A refusal is the sender's (400; 429 for the rate), whatever its code is named (`expired`
+      // is also a core code); the core's own errors keep the status the socket gives them (404, 503, ...).
+      const refused = (REFUSAL_CODES as readonly string[]).includes(e.code);
+      const status = e.ok ? 200 : refused ? (e.code === "rate_limited" ? 429 : 400) : (STATUS[e.code as ErrorCode] ?? 500);
+      core.record(p, { route: `fleet:${e.cmd ?? "unknown"}`, name, status, code: e.code });
     },
   };
+}
+
+/** How long a fleet command waits for the first unseal attempt at most; then it is answered as the core stands (`sealed`). */
+const READY_WAIT_MS = 60_000;
+
+/**
+ * Resolves once the daemon's first unseal attempt has ended (serving, or sealed
+ * with a reason), the daemon is stopping, or READY_WAIT_MS passed. The fleet
+ * channel starts before the cache (a gateway that cannot unseal still reports so),
+ * so the broker hands over a session's queued commands while a TPM may still be
+ * unsealing the key: they wait for it rather than being answered `sealed`.
+ */
+function unsealAttempted(core: Core): Promise<void> {
+  if (core.state !== "unsealing") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (core.state !== "unsealing") done();
+    };
+    const off = core.onChange(check);
+    // Core.stopping() announces nothing: a slow poll notices it.
+    const poll = setInterval(check, 250).unref();
+    const limit = setTimeout(() => done(), READY_WAIT_MS).unref();
+    function done(): void {
+      off();
+      clearInterval(poll);
+      clearTimeout(limit);
+      resolve();
+    }
+  });
 }
 
 interface HealthBody {

@@ -117,6 +117,8 @@ export class CommandIntake {
       return this.#refused(topic, payload, e);
     }
     const principal: FleetPrincipal = { kind: "fleet", issuer: cmd.kid, jti: cmd.jti };
+    // Before the replay check: the replay memory is in the cache, unknown until it is open.
+    await this.#o.core.ready?.();
     try {
       this.#replay.check(cmd, this.#o.clock.wall());
     } catch (e) {

@@ -66,6 +66,15 @@ export interface FleetCore {
   refresh(principal: FleetPrincipal, target: FleetTarget): Promise<{ queued: readonly string[] }>;
   /** Crypto-shreds the names (or all); throws a SealcacheError with a code when it cannot. */
   revoke(principal: FleetPrincipal, target: FleetTarget): Promise<{ revoked: readonly string[] }>;
+  /**
+   * Resolves once the core can tell whether a command may be carried out (the
+   * daemon: its cache is open, or its first unseal attempt has ended). A command
+   * waits here after its signature is checked and before its jti is looked up, so
+   * one delivered at connect (a persistent session's queue: a revoke sent while the
+   * gateway was away) is not refused `sealed`, and lost, merely for arriving while
+   * the key is still being unsealed. Absent: always ready. Never rejects.
+   */
+  ready?(): Promise<void>;
   /** A cached secret's value (for `mqtt.password_secret`), a copy the caller zeroes; undefined when not available. */
   secret(name: string): Uint8Array | undefined;
   audit(entry: FleetAuditEntry): void;

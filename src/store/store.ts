@@ -12,7 +12,7 @@ import { loadCache } from "./load.js";
 import { RECORD_PREFIX, encodeRecord, openRecord, recordElement, rewrapRecord, sealRecord, type SealedRecord } from "./records.js";
 import { planBatch, toggleRow, type BatchPlan } from "./plan.js";
 import { ProviderStates } from "./provider-state.js";
-import type { QuarantineRecord } from "./quarantine.js";
+import { scrubQuarantined, type QuarantineRecord } from "./quarantine.js";
 import { ciphertextOf, sealedRow, wrappedDekOf, type ApplyExtras, type BatchItem, type MetaEntry, type SecretError, type SecretMeta } from "./rows.js";
 
 export type { StoredLease } from "./lease.js";
@@ -63,6 +63,11 @@ export class SecretStore {
   #records = new Map<string, SealedRecord>();
   #digest = new RowDigest();
   #generation = 0;
+  /** Counts revokes in this process; each revoked name keeps the count of its last one (see revokedSince). */
+  #revokes = 0;
+  readonly #revokedAt = new Map<string, number>();
+  /** The count of the last `revoke --all`: it covers names no row had yet (a parameter a walk in flight finds). */
+  #allRevokedAt = 0;
   readonly #audit: AuditLog;
   /** Provider health as the sync engine records it, in the same database. */
   readonly providerStates: ProviderStates;
@@ -272,8 +277,9 @@ export class SecretStore {
    * Crypto-shreds: the rows of `names` (and, with `all`, every row) are deleted
    * with SQLite's secure_delete, the WAL is checkpointed and truncated and the
    * file vacuumed, so neither the sealed values, their data keys nor any older
-   * version of them stay in cache.db or its WAL. Each name is marked revoked
-   * (410 until it is fetched again), also across a restart. Returns the names
+   * version of them stay in cache.db or its WAL, nor in the quarantined copies.
+   * Each name is marked revoked (410 until it is fetched again), also across a
+   * restart, and a batch in flight does not bring it back. Returns the names
    * whose rows were deleted and those now marked. The caller rotates the key for `all`.
    */
   revoke(names: readonly string[], o: { all: boolean; at: number; reason: string }): { deleted: string[]; marked: string[] } {
@@ -296,13 +302,38 @@ export class SecretStore {
       db.pragma("secure_delete = FAST");
     }
     for (const m of gone) this.#meta.delete(m.name);
-    for (const n of marked) this.#errors.set(n, { kind: "revoked", message: o.reason, at: o.at });
+    this.#revokes++;
+    if (o.all) this.#allRevokedAt = this.#revokes;
+    for (const n of marked) {
+      this.#errors.set(n, { kind: "revoked", message: o.reason, at: o.at });
+      this.#revokedAt.set(n, this.#revokes);
+    }
     this.#digest = digest;
     this.#generation = generation;
     this.#db.compact();
+    // The quarantined copies in data_dir hold the same rows, under the same key (quarantine.ts).
+    try {
+      const q = scrubQuarantined(this.#db.file, o.all ? "all" : marked);
+      if (q.scrubbed.length + q.removed.length > 0) this.#log.warn({ scrubbed: q.scrubbed, removed: q.removed }, "revoked rows deleted from the quarantined copies of the cache too");
+    } catch (e) {
+      this.#log.error({ err: describeError(e) }, "the quarantined copies of the cache could not be scrubbed of the revoked rows; remove data_dir/quarantine by hand");
+    }
     const deleted = gone.map((m) => m.name);
     if (deleted.length > 0) this.#emit(deleted);
     return { deleted, marked };
+  }
+
+  /** How many revokes this process has carried out: taken by a sync batch before it fetches (see revokedSince). */
+  get revokeCount(): number {
+    return this.#revokes;
+  }
+
+  /**
+   * Whether `name` was revoked after revokeCount was `count`: a batch fetched before
+   * that revoke must not bring its value back when it lands (the engine drops it).
+   */
+  revokedSince(name: string, count: number): boolean {
+    return this.#allRevokedAt > count || (this.#revokedAt.get(name) ?? 0) > count;
   }
 
   /**

@@ -110,6 +110,14 @@ export class SyncEngine {
       const lease = cachedLease(this.#o.store, this.#catalog, name, this.#log);
       const expires = lease ? now.mono + (lease.expiresAt - now.wall) : undefined;
       if (expires !== undefined) this.#fresh.setExpiry(name, expires);
+      // A revoked secret holds no value, which would make it due at once: a restart would
+      // undo the revoke within seconds. It keeps the running daemon's rule instead: fetched
+      // again at its next interval (counted from the revocation) or by an explicit refresh.
+      const revoked = this.#o.store.meta(name) ? undefined : this.#o.store.secretError(name);
+      if (revoked?.kind === "revoked") {
+        this.#plan.resume(name, now.mono, true, Math.max(0, now.wall - revoked.at), undefined);
+        continue;
+      }
       this.#plan.resume(name, now.mono, this.#fresh.has(name), this.#fresh.age(name, now), expires);
     }
     this.#schedule();
@@ -231,6 +239,7 @@ export class SyncEngine {
       return { name, path: sc.path, key: sc.key, version: sc.version, cachedVersion: trustedVersion(store, this.#catalog, name), cachedLease: cachedLease(store, this.#catalog, name, this.#log) };
     });
     const started = this.#clock.mono();
+    const revokes = store.revokeCount;
     let results: FetchResult[];
     try {
       this.#log.debug({ provider: handle.name, count: refs.length }, "sync batch start");
@@ -243,6 +252,14 @@ export class SyncEngine {
     const clocks = this.#now();
     // Items carry the wall clock: fetched_at is what the cache records for after a restart.
     const out = buildOutcome({ catalog: this.#catalog, store, provider: handle.name, names, results, at: clocks.wall, log: this.#log });
+    // A revoke that landed while this batch was in flight wins: what was fetched before it is
+    // dropped (a refresh asked for after the revoke fetches again, as the scheduler keeps it due).
+    const late = out.items.filter((it) => it.ok && store.revokedSince(it.name, revokes));
+    if (late.length > 0) {
+      for (const it of late) if (it.ok) it.value.fill(0);
+      out.items.splice(0, out.items.length, ...out.items.filter((it) => !late.includes(it)));
+      this.#log.info({ provider: handle.name, secrets: late.length }, "fetched before a revoke that landed meanwhile; dropped");
+    }
     // A lease's end as the provider computed it (wall), on the monotonic clock from here on.
     const expires = (n: string) => {
       const e = out.expiry.get(n);

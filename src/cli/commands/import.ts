@@ -5,7 +5,7 @@ import { withOfflineCore } from "../../daemon/offline.js";
 import { SealcacheError } from "../../errors.js";
 import { createLogger } from "../../log.js";
 import { daemonAbsent, replyError, request } from "../client.js";
-import { loadFull, type GlobalOptions, type Io } from "../context.js";
+import { loadFull, socketFor, type GlobalOptions, type Io } from "../context.js";
 import { UsageError } from "../exit.js";
 
 /**
@@ -17,18 +17,22 @@ import { UsageError } from "../exit.js";
 export async function importCommand(g: GlobalOptions, args: string[], flags: { fromFile: string | undefined; deleteSource: boolean }, io: Io): Promise<number> {
   const name = args[0]!;
   if (!flags.fromFile) throw new UsageError("import needs --from-file F: sealcache import NAME --from-file F [--delete-source]");
-  const { config } = loadFull(g, true);
+  // The daemon is reached like every client command does (--socket, or the config's
+  // socket): an admin by policy need not be able to read the config. The config is
+  // loaded in full only for the offline path, which opens the cache itself.
+  const target = socketFor(g);
   const value = readSource(flags.fromFile);
   let stored: { name: string; version: number };
   let via = "daemon";
   try {
     try {
-      const r = await request(config.socket, "PUT", `/v1/secrets/${encodeURIComponent(name)}`, 30_000, undefined, value);
+      const r = await request(target, "PUT", `/v1/secrets/${encodeURIComponent(name)}`, 30_000, undefined, value);
       if (r.status !== 201) throw replyError(r);
       stored = JSON.parse(r.body.toString("utf8")) as { name: string; version: number };
     } catch (e) {
       if (!daemonAbsent(e)) throw e;
       via = "cli";
+      const { config } = loadFull(g, true);
       const logger = createLogger({ level: "silent" });
       stored = await withOfflineCore({ config, logger, what: "import" }, async (core) => {
         const r = core.importSecret(OPERATOR, name, value);

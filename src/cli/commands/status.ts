@@ -39,7 +39,9 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
   if (h.secrets) {
     const s = h.secrets;
     const tree = s.hierarchies ? ` (${plural(s.hierarchies, "hierarchy", "hierarchies")} and the parameters under them)` : "";
-    out.push(`secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced, ${s.errors} with errors`);
+    // Revoked names are counted only when there are some: most gateways never revoke.
+    const revoked = s.revoked ? `, ${s.revoked} revoked` : "";
+    out.push(`secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced${revoked}, ${s.errors} with errors`);
   }
   const failing = await failingSecrets(target, h.failing);
   if (failing && failing.count > 0) {
