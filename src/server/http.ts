@@ -7,7 +7,9 @@ import type { Logger } from "../log.js";
 import type { Core } from "../core/core.js";
 import type { AuditEntry } from "../store/audit.js";
 import type { Metrics } from "./metrics.js";
-import { connectRefusal } from "./connect-method.js";
+import { connectHandler } from "./connect-method.js";
+import { auditEntry } from "./request-audit.js";
+import { LIMITS, checkBounds, readBody } from "./bounds.js";
 import { RequestDeadlines } from "./deadlines.js";
 import { Admission, type Conn, type Refusal } from "./connections.js";
 import { FairTurns } from "./fairness.js";
@@ -18,18 +20,8 @@ import { Routes, SECRET_PATH, routeTable, type Route, type Target } from "./rout
 import { createRoutes, type Noted, type RequestContext } from "./routes.js";
 import { rawErrorResponse, sendError } from "./respond.js";
 
-export const LIMITS = {
-  /** Longest request URL; a name is at most 256 bytes, so this is generous. */
-  maxUrlBytes: 2048,
-  maxHeaderBytes: 8192,
-  /** No route takes a body; a small allowance keeps odd clients working. */
-  maxBodyBytes: 1024,
-  headersTimeoutMs: 5_000,
-  requestTimeoutMs: 10_000,
-  // How long a kept-alive connection may sit idle between requests (the README says 15 s; a test holds it to that).
-  keepAliveTimeoutMs: 15_000,
-  idleTimeoutMs: 15_000,
-} as const;
+
+export { LIMITS };
 
 export const DEFAULT_SERVER_LIMITS: ServerConfig = { max_connections: 256, max_connections_per_uid: 10, rate: { per_uid_rps: 100, burst: 200 } };
 
@@ -136,34 +128,8 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     socket.end(rawErrorResponse(status, reason, msg));
   });
 
-  // CONNECT never reaches 'request' (connect-method.ts). It is held to the uid's
-  // request rate like any request, answered in its turn, and audited like any
-  // request on its route.
-  server.on("connect", (req: IncomingMessage, socket: Socket) => {
-    socket.on("error", () => undefined);
-    const conn = admission.of(socket);
-    if (!conn || conn.cut) return void socket.destroy();
-    const target = routes.target(req.url ?? "");
-    const at: Noted = { route: routes.label(target, "CONNECT"), name: target.name, code: undefined, audit: routes.audited(target) };
-    const answer = (status: number, code: string, raw: string, audited: boolean) => {
-      if (socket.destroyed) return;
-      o.metrics.request(at.route, status);
-      if (audited) audit.record(auditEntry(conn, at, status, code));
-      socket.end(raw);
-    };
-    const wait = conn.limited ? rate.take(conn.key) : 0;
-    if (wait > 0) {
-      // As refuseRate(): logged and audited once per uid per 10 s, answered after the tarpit.
-      const held = rateReports.due(String(conn.key));
-      if (held !== undefined) log.warn({ uid: conn.cred?.uid, pid: conn.cred?.pid, route: at.route, held_back: held }, "request refused: per-uid rate limit");
-      const raw = rawErrorResponse(429, "Too Many Requests", overRateMessage(conn.cred?.uid, limits.rate, wait), "rate_limited", { "Retry-After": String(wait) });
-      setTimeout(() => turns.run(conn.key, () => answer(429, "rate_limited", raw, held !== undefined)), TARPIT_MS).unref();
-      return;
-    }
-    const refuse = () => answer(405, "bad_request", connectRefusal(routes.allow(target), req.url ?? ""), at.audit);
-    if (conn.limited) turns.run(conn.key, refuse);
-    else refuse();
-  });
+  // CONNECT never reaches 'request' (connect-method.ts).
+  server.on("connect", connectHandler({ admission, routes, rate, rateReports, turns, log, metrics: o.metrics, audit, rateSettings: limits.rate, tarpitMs: TARPIT_MS }));
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
@@ -221,18 +187,22 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     }
     try {
       identify(conn, res);
-      bounds(req, res, rawUrl, route);
+      checkBounds(req, res, rawUrl, route);
     } catch (e) {
       return fail(e);
     }
-    readBody(req, res, route, fail, (body) => {
-      try {
-        const ctx = context(req, res, rawUrl, conn!, at, target, body);
-        const done = dispatch(ctx, target, route, method);
-        if (done) void done.catch((e: unknown) => fail(e));
-      } catch (e) {
-        fail(e);
-      }
+    readBody(req, res, route, {
+      fail,
+      received: () => deadlines.received(req.socket),
+      then: (body) => {
+        try {
+          const ctx = context(req, res, rawUrl, conn!, at, target, body);
+          const done = dispatch(ctx, target, route, method);
+          if (done) void done.catch((e: unknown) => fail(e));
+        } catch (e) {
+          fail(e);
+        }
+      },
     });
   }
 
@@ -242,47 +212,6 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     if (gone === undefined && conn) return;
     res.shouldKeepAlive = false;
     throw new SealcacheError("forbidden", gone ?? "the connection's caller is unknown");
-  }
-
-  /** bounds: the URL's length, and the body the route takes (declared size, and chunked only where a body is taken). */
-  function bounds(req: IncomingMessage, res: ServerResponse, rawUrl: string, route: Route | undefined): void {
-    if (Buffer.byteLength(rawUrl) > LIMITS.maxUrlBytes) {
-      res.shouldKeepAlive = false;
-      throw Object.assign(new SealcacheError("bad_request", `request URL exceeds ${LIMITS.maxUrlBytes} bytes`), { status: 414 });
-    }
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > bodyLimit(route) || (req.headers["transfer-encoding"] !== undefined && req.method !== "POST" && req.method !== "PUT")) {
-      res.shouldKeepAlive = false;
-      throw tooBig(route);
-    }
-  }
-
-  /**
-   * body: read to its end before routing, so an oversized (chunked) body is refused
-   * with 413 before any route acts on the request. Kept only for a route that takes
-   * one; the handler zeroes it (an imported value).
-   */
-  function readBody(req: IncomingMessage, res: ServerResponse, route: Route | undefined, fail: Fail, then: (body: Buffer[]) => void): void {
-    const max = bodyLimit(route);
-    const keep = route?.body !== undefined;
-    let rejected = false;
-    let received = 0;
-    const body: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => {
-      received += chunk.length;
-      if (keep && !rejected) body.push(chunk);
-      if (received > max && !rejected) {
-        rejected = true;
-        for (const c of body) c.fill(0);
-        res.shouldKeepAlive = false;
-        res.once("finish", () => req.socket.destroy());
-        fail(tooBig(route));
-      }
-    });
-    req.on("end", () => {
-      deadlines.received(req.socket);
-      if (!rejected) then(body);
-    });
   }
 
   function context(req: IncomingMessage, res: ServerResponse, rawUrl: string, conn: Conn, at: Noted, target: Target, body: Buffer[]): RequestContext {
@@ -365,32 +294,4 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
         }
       }),
   };
-}
-
-/** The audit entry for a finished (or abandoned) request. Names only, never values. */
-function auditEntry(conn: Conn | undefined, at: Noted, status: number, code: string | undefined): AuditEntry {
-  const c = conn?.peer.caller;
-  return {
-    at: Date.now(),
-    uid: conn?.cred?.uid ?? null,
-    pid: conn?.cred?.pid ?? null,
-    exe: c?.exe ?? null,
-    unit: c?.unit ?? null,
-    route: at.route,
-    // Names are at most 256 bytes; anything longer was refused and is cut for the record.
-    name: at.name === undefined ? null : at.name.slice(0, 256),
-    status,
-    code: code ?? at.code ?? (status < 400 ? "ok" : `http_${status}`),
-    principal: "peer",
-  };
-}
-
-function bodyLimit(route: Route | undefined): number {
-  return route?.body ?? LIMITS.maxBodyBytes;
-}
-
-function tooBig(route: Route | undefined): SealcacheError {
-  const max = bodyLimit(route);
-  const msg = route?.body !== undefined ? `request body exceeds ${max} bytes: ${route.name === "import" ? "an imported secret is at most 64 KiB" : "the most this route takes"}` : `request body exceeds ${max} bytes; no route takes a body`;
-  return Object.assign(new SealcacheError("bad_request", msg), { status: 413 });
 }

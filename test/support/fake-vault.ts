@@ -4,7 +4,6 @@ import { LocalServer } from "./local-server.js";
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
-import type net from "node:net";
 import { planted } from "./planted.js";
 
 /**

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { captureBus, gatewayConfig, startGateway, type Gateway } from "../../support/fleet-core.js";
+import { captureBus, gatewayConfig, startGateway } from "../../support/fleet-core.js";
 import { Mosquitto } from "../../support/mosquitto.js";
 import { assertNoLeaks } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";

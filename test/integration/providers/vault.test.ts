@@ -12,7 +12,6 @@ import { tmpDir } from "../../support/tmp.js";
 import { field, text, failure, thrown } from "../../support/results.js";
 import { sleep } from "../../support/daemon.js";
 
-const dec = new TextDecoder();
 const never = () => new AbortController().signal;
 
 /** A provider over a fake Vault, with its log captured for the leak check. */

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { demoConfig, eventually, launch, type RunningDaemon } from "../../support/daemon.js";
 import { assertNoLeaks } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
-import { API_TOKEN, assertApiError } from "./api-helpers.js";
+import { API_TOKEN } from "./api-helpers.js";
 
 const DEMO_NAMES = ["demo/api-token", "demo/db-password", "demo/kafka-password"];
 const LIST_FIELDS = ["age_s", "error", "fetched_at", "kind", "members", "name", "parent", "provider", "source_version", "stale", "state", "version"];

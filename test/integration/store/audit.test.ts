@@ -8,7 +8,6 @@ import { before, test, type TestContext } from "node:test";
 import Database from "better-sqlite3";
 import { Envelope, KEK_BYTES } from "../../../src/crypto/envelope.js";
 import { loadSodium, type Sodium } from "../../../src/crypto/sodium.js";
-import { isIntegrityError } from "../../../src/errors.js";
 import { createLogger } from "../../../src/log.js";
 import { AUDIT_SCHEMA, AuditLog, type AuditEntry, type AuditSettings } from "../../../src/store/audit.js";
 import { SecretStore } from "../../../src/store/store.js";
