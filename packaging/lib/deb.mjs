@@ -27,7 +27,7 @@ export function buildDeb(o) {
   const root = path.join(o.work, "deb");
   copyTree(o.staged, root);
   const doc = "usr/share/doc/sealcache";
-  write(root, `${doc}/copyright`, copyright(o.repo, meta), 0o644);
+  write(root, `${doc}/copyright`, copyright(meta), 0o644);
   write(root, `${doc}/changelog.Debian.gz`, gzip(changelog(meta)), 0o644);
   write(root, `${doc}/THIRD-PARTY-NOTICES.gz`, gzip(meta.notices), 0o644);
   // Example units for agents that use exec and render (README, "Secrets for agents that cannot speak the socket").
@@ -117,7 +117,7 @@ function changelog(meta) {
 }
 
 /** Machine-readable debian/copyright; bundled third-party code is listed from the lockfile. */
-function copyright(repo, meta) {
+function copyright(meta) {
   const third = meta.thirdParty.map((p) => ` ${p.name} ${p.version}: ${p.license}`).join("\n");
   return [
     "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/",

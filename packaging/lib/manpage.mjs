@@ -12,14 +12,14 @@ export function manPage(help, version) {
       inBody = line !== "NAME";
       out.push(`.SH ${line}`, ...(inBody ? [".nf"] : []));
     } else if (line.trim() !== "" || inBody) {
-      out.push(escape(line.replace(/^ {4}/, "")));
+      out.push(roffEscape(line.replace(/^ {4}/, "")));
     }
   }
   if (inBody) out.push(".fi");
   return out.join("\n") + "\n";
 }
 
-function escape(line) {
+function roffEscape(line) {
   // roff: backslashes double, and a leading dot or quote would read as a request.
   const s = line.replace(/\\/g, "\\e").replace(/-/g, "\\-");
   return /^[.']/.test(s) ? `\\&${s}` : s;

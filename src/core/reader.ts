@@ -110,7 +110,7 @@ export class SecretReader {
     if (this.#expired(stale, age)) {
       throw new SealcacheError("expired", `secret ${JSON.stringify(name)} could not be refreshed for ${Math.floor(age! / 1000)} s, past sync.max_stale (${this.#maxStale / 1000} s)`);
     }
-    let read;
+    let read: ReturnType<SecretStore["read"]>;
     try {
       read = this.#store.read(name);
     } catch (e) {

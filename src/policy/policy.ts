@@ -102,7 +102,7 @@ export class Policy {
 
   canRead(c: Caller, name: string): boolean {
     const r = this.#rule(c);
-    return r !== undefined && r.allow.some((g) => g.test(name));
+    return r?.allow.some((g) => g.test(name)) ?? false;
   }
 
   isAdmin(c: Caller): boolean {

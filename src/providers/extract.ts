@@ -24,7 +24,7 @@ export function extractKey(raw: Uint8Array, key: string, where: string): Uint8Ar
       throw new ProviderError("permanent", `${where}: value looks like JSON but does not parse`);
     }
     if (typeof obj !== "object" || obj === null || Array.isArray(obj)) throw new ProviderError("permanent", `${where}: value is not a JSON object`);
-    if (!Object.prototype.hasOwnProperty.call(obj, key)) throw new ProviderError("permanent", `${where}: JSON object has no key ${JSON.stringify(key)}`);
+    if (!Object.hasOwn(obj, key)) throw new ProviderError("permanent", `${where}: JSON object has no key ${JSON.stringify(key)}`);
     const v = (obj as Record<string, unknown>)[key];
     if (typeof v === "string") return enc.encode(v);
     if (typeof v === "number" || typeof v === "boolean") return enc.encode(String(v));

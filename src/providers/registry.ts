@@ -14,7 +14,7 @@ export interface ProviderType {
   /** Validates the provider's config block; small, so the config can be checked without loading backends. */
   readonly schema: (t: SchemaTools) => z.ZodTypeAny;
   /** Loads the implementation lazily, in its own chunk: a gateway pays only for the backends it uses. */
-  readonly load: () => Promise<ProviderModule<any>>;
+  readonly load: () => Promise<ProviderModule<unknown>>;
 }
 
 // Adding a backend is adding a folder and one line here.

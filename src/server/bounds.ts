@@ -39,7 +39,7 @@ export function checkBounds(req: IncomingMessage, res: ServerResponse, rawUrl: s
  * that takes one; the handler zeroes it (an imported value). `received` is told
  * when the request is in whole.
  */
-export function readBody(req: IncomingMessage, res: ServerResponse, route: Route | undefined, o: { fail: (e: unknown) => void; received: () => void; then: (body: Buffer[]) => void }): void {
+export function readBody(req: IncomingMessage, res: ServerResponse, route: Route | undefined, o: { fail: (e: unknown) => void; received: () => void; route: (body: Buffer[]) => void }): void {
   const max = bodyLimit(route);
   const keep = route?.body !== undefined;
   let rejected = false;
@@ -58,7 +58,7 @@ export function readBody(req: IncomingMessage, res: ServerResponse, route: Route
   });
   req.on("end", () => {
     o.received();
-    if (!rejected) o.then(body);
+    if (!rejected) o.route(body);
   });
 }
 

@@ -194,7 +194,7 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     readBody(req, res, route, {
       fail,
       received: () => deadlines.received(req.socket),
-      then: (body) => {
+      route: (body) => {
         try {
           const ctx = context(req, res, rawUrl, conn!, at, target, body);
           const done = dispatch(ctx, target, route, method);

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { SealcacheError, type ErrorCode } from "../errors.js";
+import type { SealcacheError, ErrorCode } from "../errors.js";
 
 export const STATUS: Record<ErrorCode, number> = {
   not_found: 404,

@@ -253,7 +253,7 @@ export class AuditLog {
   query(q: AuditQuery): AuditEntry[] {
     this.flush();
     const db = this.#db;
-    if (!db || !db.open) return [];
+    if (!db?.open) return [];
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (q.since !== undefined) {

@@ -1,6 +1,6 @@
 import { LocalServer } from "./local-server.js";
 import { randomBytes, randomUUID } from "node:crypto";
-import http from "node:http";
+import type http from "node:http";
 import { planted } from "./planted.js";
 import { verifySigV4, type SigV4Credentials } from "./sigv4.js";
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import http from "node:http";
+import type http from "node:http";
 import https from "node:https";
 import path from "node:path";
 import { makeCerts, type TestCerts } from "./certs.js";

@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, randomUUID, sign, verify, constants, type KeyObject } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
+import type http from "node:http";
 import https from "node:https";
 import path from "node:path";
 import { LocalServer } from "./local-server.js";
@@ -412,7 +412,7 @@ export class FakeManagedIdentity extends LocalServer {
       bump(`${this.mode}.unknown`);
       return sendJson(res, 404, { error: "not_found", error_description: "Not found" });
     }
-    if (req.headers["metadata"] !== "true") {
+    if (req.headers.metadata !== "true") {
       bump(`${this.mode}.no-metadata`);
       return sendJson(res, 400, { error: "invalid_request", error_description: "Required metadata header not specified" });
     }

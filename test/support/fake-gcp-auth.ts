@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import http from "node:http";
+import type http from "node:http";
 import https from "node:https";
 import path from "node:path";
 import { LocalServer } from "./local-server.js";

@@ -252,7 +252,7 @@ export class FakeVault extends LocalServer {
       const current = versions.length;
       if (kv[2] === "metadata") {
         const vs: Record<string, unknown> = {};
-        versions.forEach((v, i) => (vs[String(i + 1)] = { created_time: new Date().toISOString(), deletion_time: v.data ? "" : new Date().toISOString(), destroyed: false }));
+        for (const [i, v] of versions.entries()) vs[String(i + 1)] = { created_time: new Date().toISOString(), deletion_time: v.data ? "" : new Date().toISOString(), destroyed: false };
         return send(res, 200, { data: { current_version: current, oldest_version: 1, max_versions: 0, versions: vs } });
       }
       const want = url.searchParams.has("version") ? Number(url.searchParams.get("version")) : current;

@@ -138,7 +138,7 @@ function machineCgroups(name: string): string[] {
   for (const line of fs.readFileSync("/proc/self/cgroup", "utf8").split("\n")) {
     const m = /^(\d+):([^:]*):(.*)$/.exec(line);
     if (m?.[1] === "0" && m[2] === "") own.set("cgroup2", m[3]!);
-    else if (m?.[2]!.split(",").includes("name=systemd")) own.set("name=systemd", m[3]!);
+    else if (m?.[2]?.split(",").includes("name=systemd")) own.set("name=systemd", m[3]!);
   }
   const dirs: string[] = [];
   for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {

@@ -93,7 +93,7 @@ function reachable(host: string, port: number): Promise<string | undefined> {
 
 /** Undefined when the handshake completes with the server verified (and, with a client certificate, not refused). */
 async function tlsHandshake(m: MqttConfig, host: string, port: number): Promise<string | undefined> {
-  let creds;
+  let creds: ReturnType<typeof readCredentials>;
   try {
     creds = readCredentials({ ...m, password_file: undefined, password_secret: undefined }, { secret: () => undefined });
   } catch (e) {
@@ -114,7 +114,7 @@ async function tlsHandshake(m: MqttConfig, host: string, port: number): Promise<
 }
 
 async function checkLogin(m: MqttConfig, add: Add): Promise<void> {
-  let creds;
+  let creds: ReturnType<typeof readCredentials>;
   try {
     creds = readCredentials(m, { secret: () => undefined } as Pick<FleetCore, "secret">);
   } catch (e) {

@@ -87,7 +87,7 @@ export async function fleetSign(g: GlobalOptions, o: SignOptions, io: Io): Promi
   } catch (e) {
     throw new SealcacheError("bad_request", `cannot read the key ${clipPath(o.key)} (${(e as NodeJS.ErrnoException).code ?? "error"})`);
   }
-  let key;
+  let key: ReturnType<typeof parseSigningKey>;
   try {
     key = parseSigningKey(pem, clipPath(o.key));
   } catch (e) {

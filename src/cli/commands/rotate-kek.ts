@@ -12,7 +12,7 @@ import { plural } from "../format.js";
  */
 export async function rotateKekCommand(g: GlobalOptions, io: Io): Promise<number> {
   const { config } = loadFull(g, true);
-  let reply;
+  let reply: Awaited<ReturnType<typeof request>> | undefined;
   try {
     reply = await request(config.socket, "POST", "/v1/rotate-kek", 120_000);
   } catch (e) {

@@ -69,7 +69,7 @@ function parse(file: string, text: string): hbs.AST.Program {
   // fault; ours names the position and the tokens instead. Parsing is synchronous,
   // so setting the hook for this call cannot race another.
   const parser = (Handlebars as unknown as { Parser: unknown }).Parser as { parseError?: (msg: string, hash: ParseHash) => never; lexer?: { yylloc?: Yylloc } };
-  const saved = Object.prototype.hasOwnProperty.call(parser, "parseError") ? parser.parseError : undefined;
+  const saved = Object.hasOwn(parser, "parseError") ? parser.parseError : undefined;
   parser.parseError = (_msg, hash) => {
     const loc = parser.lexer?.yylloc ?? hash.loc;
     const where = loc ? { line: loc.first_line, column: loc.first_column + 1 } : undefined;

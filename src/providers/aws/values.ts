@@ -1,5 +1,5 @@
 import { valueResult } from "../extract.js";
-import { ProviderError, type FetchResult, type SecretRef } from "../provider.js";
+import type { ProviderError, FetchResult, SecretRef } from "../provider.js";
 
 export { valueResult };
 

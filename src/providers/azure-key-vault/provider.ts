@@ -70,7 +70,9 @@ export function create(init: ProviderInit<Options>): Provider {
     });
     const todo = [...groups.values()];
     const read = (ctx: ReadContext, g: number[]) => readSecret(ctx, g.map((i) => refs[i]!));
-    const put = (g: number[], rs: Read[]) => g.forEach((i, j) => (out[i] = rs[j]));
+    const put = (g: number[], rs: Read[]) => {
+      for (const [j, i] of g.entries()) out[i] = rs[j];
+    };
     if (todo.length > 0) {
       let first = await firstRead(open(), todo[0]!.map((i) => refs[i]!), signal);
       if (refused(first)) {
@@ -88,7 +90,7 @@ export function create(init: ProviderInit<Options>): Provider {
         results = await mapPool(rest, o.concurrency, async (g, k) => (refused(results[k]!) ? read(again, g) : results[k]!));
         for (const x of results.flat()) if (x.kind === UNAUTHORIZED) throw x.error;
       }
-      rest.forEach((g, k) => put(g, results[k]!));
+      for (const [k, g] of rest.entries()) put(g, results[k]!);
     }
     return out.map((x): FetchResult => {
       const r = x!;

@@ -52,7 +52,9 @@ export function openClient(o: { endpoint: string | undefined; ca: Buffer | undef
     o.credentials.headers().then(
       (h) => {
         const md = new grpc.Metadata();
-        h.forEach((value, key) => md.add(key, value));
+        h.forEach((value, key) => {
+          md.add(key, value);
+        });
         callback(null, md);
       },
       (e: Error & { kind?: string }) => callback(Object.assign(new Error(e.message), { code: e.kind === "auth" ? grpc.status.UNAUTHENTICATED : grpc.status.UNAVAILABLE })),

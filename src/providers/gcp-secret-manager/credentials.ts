@@ -1,6 +1,6 @@
 import { createPrivateKey } from "node:crypto";
 import fs from "node:fs/promises";
-import https from "node:https";
+import type https from "node:https";
 import { ExternalAccountClient, JWT, gaxios, type AuthClient } from "google-auth-library";
 import { ProviderError, isProviderError } from "../provider.js";
 import { MetadataToken, TOKEN_TIMEOUT_MS } from "./metadata.js";

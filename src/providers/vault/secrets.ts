@@ -86,7 +86,7 @@ async function readPlain(ctx: ReadContext, ref: SecretRef, path: string, where: 
   const ro = { signal: ctx.signal };
   if (ref.version !== undefined) return fail(ref, `${where}: version can only be pinned for KV v2 paths (MOUNT/data/...)`);
   const held = heldLease(ctx, ref);
-  if (held && held.renewable && ref.cachedVersion === held.version && Date.now() < held.expiresAt) {
+  if (held?.renewable && ref.cachedVersion === held.version && Date.now() < held.expiresAt) {
     try {
       const r = await ctx.client.renew({ lease_id: held.id, increment: Math.round(held.duration / 1000), requestOptions: ro });
       const granted = r?.lease_duration;

@@ -104,7 +104,7 @@ describe("sealcache CLI", () => {
         assert.ok(lines.includes(want), `missing ${JSON.stringify(want)} in:\n${r.stdout}`);
       }
       assert.ok(lines.some((l) => l.startsWith("warn  seal: ") && HOST_WARNING.test(l)), r.stdout);
-      assert.ok(lines.some((l) => /^warn  broker: mqtt:\/\/127\.0\.0\.1:1: /.test(l)), r.stdout);
+      assert.ok(lines.some((l) => /^warn {2}broker: mqtt:\/\/127\.0\.0\.1:1: /.test(l)), r.stdout);
       const j = JSON.parse((await cli(["doctor", "--json", ...c])).stdout);
       assert.equal(j.ok, true);
       assert.ok(j.checks.some((x: { check: string; level: string }) => x.check === "socket" && x.level === "ok"));
@@ -150,7 +150,7 @@ describe("sealcache CLI", () => {
       }
       const bare = await cli([]);
       assert.equal(bare.code, 2, "no command: help on stdout, usage exit");
-      assert.match(bare.stdout, /^NAME\n    sealcache - /);
+      assert.match(bare.stdout, /^NAME\n {4}sealcache - /);
     });
 
     await t.test("exit 5: a socket nobody listens on is unavailable, and the message names it", async () => {

@@ -106,7 +106,7 @@ describe("gcp-secret-manager through the daemon", () => {
     const times = [...gcp.times];
     const gaps = times.slice(1).map((x, i) => x - times[i]!);
     // Round k waits at least half of min(backoff_max, backoff_min·2^(k-1)) (equal jitter): 200, 400, 800 ms...
-    gaps.forEach((g, i) => assert.ok(g >= Math.min(3200, 400 * 2 ** i) / 2 - 50, `gap ${i + 1} is ${g} ms: ${JSON.stringify(gaps)}`));
+    for (const [i, g] of gaps.entries()) assert.ok(g >= Math.min(3200, 400 * 2 ** i) / 2 - 50, `gap ${i + 1} is ${g} ms: ${JSON.stringify(gaps)}`);
     assert.ok(times.length <= throttled.failures + 1, `one request per round: ${times.length} requests in ${throttled.failures} rounds`);
     gcp.heal();
     await eventually(async () => (await gcpH(d)).online, 6_000, "back online");

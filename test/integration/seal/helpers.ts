@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { loadSodium, type Sodium } from "../../../src/crypto/sodium.js";
-import { isSealError, SealError } from "../../../src/errors.js";
+import { isSealError, type SealError } from "../../../src/errors.js";
 import { createLogger } from "../../../src/log.js";
 import { createSealer } from "../../../src/seal/registry.js";
 import type { Sealer } from "../../../src/seal/sealer.js";

@@ -195,7 +195,7 @@ describe("callers as other accounts", { skip }, () => {
     fs.writeFileSync(
       cfg,
       fs.readFileSync(d.configFile, "utf8").replace(
-        /^policy:\n(?:  .*\n|    .*\n)*/m,
+        /^policy:\n(?: {2}.*\n| {4}.*\n)*/m,
         `policy:\n  - { match: { user: ghost-user }, allow: ["**"] }\n  - { match: { user: ${acct.a.name}, exe: /opt/nowhere/agent }, allow: ["demo/*"] }\n  - { match: { group: ${acct.group.name} }, allow: ["**"] }\n  - { match: { unit: edge-agent }, allow: ["**"] }\n`,
       ),
     );

@@ -19,7 +19,7 @@ const name = (i: number) => `bulk/s${String(i).padStart(4, "0")}`;
 const file = (i: number) => `s${String(i).padStart(4, "0")}`;
 
 /** A 2–4 KB value, fully determined by (gen, i), marked with its generation and PLANTED_PREFIX for the leak checks. */
-function valueOf(gen: Gen, i: number): string {
+function genValue(gen: Gen, i: number): string {
   const size = 2048 + ((i * 7919) % 2048);
   let x = (i + 1) * (gen === "A" ? 2654435761 : 40503) >>> 0;
   let s = `${gen}-${i}-${PLANTED_PREFIX}crash-`;
@@ -32,7 +32,7 @@ function valueOf(gen: Gen, i: number): string {
 }
 
 function writeAll(dir: string, gen: Gen): void {
-  for (let i = 0; i < N; i++) fs.writeFileSync(path.join(dir, file(i)), valueOf(gen, i));
+  for (let i = 0; i < N; i++) fs.writeFileSync(path.join(dir, file(i)), genValue(gen, i));
 }
 
 function config(dir: string): Record<string, unknown> {
@@ -60,8 +60,8 @@ async function generations(d: RunningDaemon): Promise<{ A: number; B: number; ot
         Array.from({ length: Math.min(100, N - start) }, async (_, k) => {
           const i = start + k;
           const r = await d.get(`/v1/secrets/${name(i)}?format=raw`, { agent });
-          if (r.status === 200 && r.body === valueOf("A", i)) out.A++;
-          else if (r.status === 200 && r.body === valueOf("B", i)) out.B++;
+          if (r.status === 200 && r.body === genValue("A", i)) out.A++;
+          else if (r.status === 200 && r.body === genValue("B", i)) out.B++;
           // Describe without the value: status and the first bytes of the marker only.
           else out.other.push(`${name(i)}: ${r.status} ${r.status === 200 ? `${r.body.length} bytes starting ${JSON.stringify(r.body.slice(0, 2))}` : r.body.slice(0, 200)}`);
         }),

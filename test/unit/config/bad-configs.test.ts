@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, test } from "node:test";
 import { loadConfig } from "../../../src/config/load.js";
-import { ConfigError, isConfigError } from "../../../src/errors.js";
+import { type ConfigError, isConfigError } from "../../../src/errors.js";
 import { FIXTURE_ENV, FIXTURES, fixtures } from "./fixtures.js";
 
 // Each bad fixture and every issue it must produce, exactly and in order (CONVENTIONS #12).
@@ -34,7 +34,7 @@ const EXPECTED: Record<string, readonly (string | RegExp)[]> = {
   "bad-secret-name-dotdot.yaml": [`secrets.demo/../etc: secret name "demo/../etc" must not contain empty, '.' or '..' path segments`],
   "bad-unset-env.yaml": ["providers.vault.address: environment variable SEALCACHE_TEST_UNSET_VAR is not set"],
   // A path is shown whole up to 60 characters, else by its last 60 (where the checkout sits decides which).
-  "bad-missing-file.yaml": [new RegExp(`^providers\\.vault\\.auth\\.secret_id_file: cannot read (${escape(path.join(FIXTURES, "files/no-such-secret_id"))}|…${escape(path.join(FIXTURES, "files/no-such-secret_id").slice(-60))}) \\(ENOENT\\)$`)],
+  "bad-missing-file.yaml": [new RegExp(`^providers\\.vault\\.auth\\.secret_id_file: cannot read (${escapeRegex(path.join(FIXTURES, "files/no-such-secret_id"))}|…${escapeRegex(path.join(FIXTURES, "files/no-such-secret_id").slice(-60))}) \\(ENOENT\\)$`)],
   "bad-policy-glob.yaml": ["policy.0.allow.1: must be a secret-name glob such as kafka/* or db/**"],
   "bad-policy-empty-match.yaml": ["policy.0.match: must name at least one of uid, user, gid, group, unit, exe"],
   "bad-mqtt-scheme.yaml": ["mqtt.url: must be an mqtt://, mqtts://, ws:// or wss:// URL"],
@@ -46,7 +46,7 @@ const EXPECTED: Record<string, readonly (string | RegExp)[]> = {
   "bad-mqtt-topic-prefix.yaml": ["mqtt.topic_prefix: must be topic levels separated by / (no empty level, no + or #, not starting with $)"],
   "bad-mqtt-max-lifetime.yaml": ["mqtt.commands.max_lifetime: must be at most 365d"],
   "bad-mqtt-trust-key-name.yaml": ["mqtt.commands.trust.fleet ops: key names (the commands' kid) are 1-64 letters, digits, '.', '_' or '-'"],
-  "bad-mqtt-trust-missing-file.yaml": [new RegExp(`^mqtt\\.commands\\.trust\\.fleet-ops: cannot read (${escape(path.join(FIXTURES, "files/no-such-fleet-ops.pub"))}|…${escape(path.join(FIXTURES, "files/no-such-fleet-ops.pub").slice(-60))}) \\(ENOENT\\)$`)],
+  "bad-mqtt-trust-missing-file.yaml": [new RegExp(`^mqtt\\.commands\\.trust\\.fleet-ops: cannot read (${escapeRegex(path.join(FIXTURES, "files/no-such-fleet-ops.pub"))}|…${escapeRegex(path.join(FIXTURES, "files/no-such-fleet-ops.pub").slice(-60))}) \\(ENOENT\\)$`)],
   "bad-mqtt-reconnect.yaml": ["mqtt.reconnect.min: min must not be greater than max"],
   "bad-mqtt-session-expiry.yaml": ["mqtt.session_expiry: must be at least 1m"],
   "bad-gcp-endpoint.yaml": [
@@ -55,7 +55,7 @@ const EXPECTED: Record<string, readonly (string | RegExp)[]> = {
   ],
 };
 
-function escape(s: string): string {
+function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 

@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { loadConfig, parseConfig } from "../../../src/config/load.js";
 import { MAX_CONFIG_BYTES } from "../../../src/config/read.js";
-import { ConfigError, isConfigError } from "../../../src/errors.js";
+import { type ConfigError, isConfigError } from "../../../src/errors.js";
 import { assertNoLeaks, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 

@@ -35,7 +35,7 @@ test("wait() says what take() would, without taking: asked at accept for a uid's
 });
 
 test("many uids: idle full buckets are forgotten, active ones kept", () => {
-  let now = 0;
+  const now = 0;
   const r = new RateLimiter({ rps: 1, burst: 2, now: () => now });
   r.take(1);
   r.take(1);
