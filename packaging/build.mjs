@@ -58,12 +58,13 @@ export async function buildPackages({ arches, nodeMajors, release, log = (s) => 
   return results;
 }
 
-
 async function eachLimit(items, limit, fn) {
   const queue = [...items];
-  await Promise.all(Array.from({ length: Math.min(limit, queue.length) }, async () => {
-    while (queue.length) await fn(queue.shift());
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, queue.length) }, async () => {
+      while (queue.length) await fn(queue.shift());
+    }),
+  );
 }
 
 function readMeta(release) {
@@ -99,7 +100,12 @@ function readMeta(release) {
 function notices(thirdParty) {
   const parts = ["Third-party software bundled in /usr/lib/sealcache, with its licence texts.\n"];
   for (const p of thirdParty) {
-    const files = fs.existsSync(p.dir) ? fs.readdirSync(p.dir).filter((f) => /^(licen[cs]e|copying|notice)/i.test(f)).sort() : [];
+    const files = fs.existsSync(p.dir)
+      ? fs
+          .readdirSync(p.dir)
+          .filter((f) => /^(licen[cs]e|copying|notice)/i.test(f))
+          .sort()
+      : [];
     const text = files.map((f) => fs.readFileSync(path.join(p.dir, f), "utf8").trim()).join("\n\n");
     parts.push(`${"=".repeat(72)}\n${p.name} ${p.version} (${p.license})\n${"=".repeat(72)}\n${text || `Licence: ${p.license} (the package ships no licence file).`}\n`);
   }
@@ -132,7 +138,16 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const arches = values.arch?.length ? values.arch : Object.keys(targets);
   const nodeMajors = (values.node ?? []).map(Number);
   const results = await buildPackages({ arches, nodeMajors, release: Number(values.release) });
-  const rows = results.map((r) => [r.arch, `Node ${r.nodeMajors.join("/")}`, path.basename(r.deb), mib(fs.statSync(r.deb).size), mib(fs.statSync(r.rpm).size), mib(r.installedKiB * 1024), r.rss === undefined ? "-" : `${r.rss.toFixed(0)} MiB`, `${r.seconds.toFixed(0)} s`]);
+  const rows = results.map((r) => [
+    r.arch,
+    `Node ${r.nodeMajors.join("/")}`,
+    path.basename(r.deb),
+    mib(fs.statSync(r.deb).size),
+    mib(fs.statSync(r.rpm).size),
+    mib(r.installedKiB * 1024),
+    r.rss === undefined ? "-" : `${r.rss.toFixed(0)} MiB`,
+    `${r.seconds.toFixed(0)} s`,
+  ]);
   const head = ["arch", "addons for", ".deb", ".deb size", ".rpm size", "installed", "idle RSS", "staging time"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r) => r.map((c, i) => c.padEnd(widths[i])).join("  ");

@@ -134,7 +134,11 @@ export async function buildNative({ arch, nodeMajors, outDir, cacheDir, log = (s
 
   const needs = mergeNeeds(await Promise.all([...bindings.map((b) => b.file), koffi].map(elfNeeds)));
   const totalSeconds = secondsSince(t0);
-  log(`${arch}: native tree in ${totalSeconds} s; needs ${needs.libraries.join(", ")} (${Object.entries(needs.versions).map(([k, v]) => `${k}_${v}`).join(", ")})`);
+  log(
+    `${arch}: native tree in ${totalSeconds} s; needs ${needs.libraries.join(", ")} (${Object.entries(needs.versions)
+      .map(([k, v]) => `${k}_${v}`)
+      .join(", ")})`,
+  );
   return { arch, outDir, bindings, koffi, needs, totalSeconds };
 }
 
@@ -376,7 +380,9 @@ async function npmPackNow(name, version, file, integrity, log) {
   }
   if (integrity) {
     const [algo] = integrity.split("-");
-    const got = `${algo}-${createHash(algo).update(await readFile(file)).digest("base64")}`;
+    const got = `${algo}-${createHash(algo)
+      .update(await readFile(file))
+      .digest("base64")}`;
     if (got !== integrity) throw new Error(`${file} does not match package-lock.json (${got} != ${integrity}); delete it and rerun`);
   }
   return file;

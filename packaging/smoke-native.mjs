@@ -90,7 +90,17 @@ async function main() {
     const p = JSON.parse(probe.stdout);
     const want = { abi: String(built.bindings.find((b) => b.major === major)?.abi), mode: "wal", row: "k=010203", getpid: true };
     for (const [k, v] of Object.entries(want)) if (p[k] !== v) throw new Error(`Node ${major} on ${arch}: probe ${k} is ${p[k]}, expected ${v}: ${probe.stdout}`);
-    rows.push([`Node ${p.node}`, p.arch, `ABI ${p.abi}`, p.binding, `SQLite ${p.sqlite}`, `koffi ${p.koffi}`, `start ${start.s} s`, `--version ${version.s} s (${version.stdout.trim()})`, `probe ${probe.s} s (${p.ms} ms in-process)`]);
+    rows.push([
+      `Node ${p.node}`,
+      p.arch,
+      `ABI ${p.abi}`,
+      p.binding,
+      `SQLite ${p.sqlite}`,
+      `koffi ${p.koffi}`,
+      `start ${start.s} s`,
+      `--version ${version.s} s (${version.stdout.trim()})`,
+      `probe ${probe.s} s (${p.ms} ms in-process)`,
+    ]);
   }
   await missingAbiFails(arch, lib, built.bindings[0], cacheDir);
   console.log(`\n${arch}: native tree + probe in ${buildSeconds} s${ARCHES[arch].qemu ? `; run under ${ARCHES[arch].qemu} -L ${ARCHES[arch].sysroot}` : ""}`);
@@ -116,7 +126,17 @@ async function missingAbiFails(arch, lib, binding, cacheDir) {
 /** esbuild's CLI, as a tool like tar: the probe is bundled as esbuild.config.mjs bundles the app. */
 async function bundleProbe(outfile) {
   const esbuild = path.join(REPO, "node_modules/.bin/esbuild");
-  const args = ["--bundle", "--format=esm", "--platform=node", "--target=node20", "--external:better-sqlite3", "--external:koffi", "--sourcefile=probe.mjs", "--log-level=warning", `--outfile=${outfile}`];
+  const args = [
+    "--bundle",
+    "--format=esm",
+    "--platform=node",
+    "--target=node20",
+    "--external:better-sqlite3",
+    "--external:koffi",
+    "--sourcefile=probe.mjs",
+    "--log-level=warning",
+    `--outfile=${outfile}`,
+  ];
   await run(esbuild, args, { cwd: REPO, input: PROBE });
 }
 

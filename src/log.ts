@@ -32,7 +32,9 @@ export function createLogger(opts: { level: LogLevel; destination?: DestinationS
 export function routeProcessWarnings(logger: Logger): void {
   process.removeAllListeners("warning");
   process.on("warning", (w: Error & { code?: string }) => {
-    const first = String(w.message ?? "").split("\n", 1)[0]!.slice(0, 200);
+    const first = String(w.message ?? "")
+      .split("\n", 1)[0]!
+      .slice(0, 200);
     // The AWS SDK's notice that a future release will need a newer Node: the packager's
     // concern (packaging/targets.json), not the gateway operator's.
     const notice = first.startsWith("NodeVersionSupportWarning");

@@ -52,7 +52,11 @@ async function main(argv: string[]): Promise<number> {
     case "fleet keygen":
       return (await import("./cli/commands/fleet.js")).fleetKeygen(g, { out: str("out") }, io);
     case "fleet sign":
-      return (await import("./cli/commands/fleet.js")).fleetSign(g, { key: str("key"), aud: str("aud"), cmd: str("cmd"), names: lists.name ?? [], all: v.all === true, ttl: str("ttl"), kid: str("kid") }, io);
+      return (await import("./cli/commands/fleet.js")).fleetSign(
+        g,
+        { key: str("key"), aud: str("aud"), cmd: str("cmd"), names: lists.name ?? [], all: v.all === true, ttl: str("ttl"), kid: str("kid") },
+        io,
+      );
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}; see sealcache --help`);
   }

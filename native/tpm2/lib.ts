@@ -77,7 +77,11 @@ function open(soname: string): koffi.IKoffiLib {
   try {
     return koffi.load(soname);
   } catch (e) {
-    throw new TpmError("library-missing", `the TPM software stack library ${soname} cannot be loaded (${(e as Error).message.split("\n")[0]}); install the Debian package ${PACKAGES[soname] ?? "of tpm2-tss"}`, { cause: e });
+    throw new TpmError(
+      "library-missing",
+      `the TPM software stack library ${soname} cannot be loaded (${(e as Error).message.split("\n")[0]}); install the Debian package ${PACKAGES[soname] ?? "of tpm2-tss"}`,
+      { cause: e },
+    );
   }
 }
 

@@ -4,8 +4,7 @@ import { createHash } from "node:crypto";
 import { ALG, CC, ECC_NIST_P256, OBJECT } from "./constants.js";
 import { pcrSelection, Writer } from "./wire.js";
 
-const SRK_ATTRIBUTES =
-  OBJECT.fixedTPM | OBJECT.fixedParent | OBJECT.sensitiveDataOrigin | OBJECT.userWithAuth | OBJECT.noDA | OBJECT.restricted | OBJECT.decrypt;
+const SRK_ATTRIBUTES = OBJECT.fixedTPM | OBJECT.fixedParent | OBJECT.sensitiveDataOrigin | OBJECT.userWithAuth | OBJECT.noDA | OBJECT.restricted | OBJECT.decrypt;
 
 /** AES-128-CFB, as TPMT_SYM_DEF(_OBJECT): the SRK's symmetric scheme and the sessions' parameter encryption. */
 export function aes128cfb(): Uint8Array {
@@ -76,7 +75,5 @@ export function policyPcrDigest(pcrs: readonly number[], values: ReadonlyMap<num
     pcrHash.update(v);
   }
   const cc = new Writer().u32(CC.PolicyPCR).done();
-  return new Uint8Array(
-    createHash("sha256").update(new Uint8Array(32)).update(cc).update(pcrSelection(sorted)).update(pcrHash.digest()).digest(),
-  );
+  return new Uint8Array(createHash("sha256").update(new Uint8Array(32)).update(cc).update(pcrSelection(sorted)).update(pcrHash.digest()).digest());
 }

@@ -79,11 +79,7 @@ export class Tpm {
     const rc = await callAsync(lib.tctildr.Initialize, tcti, tctiOut);
     if (rc !== 0) {
       const kind = classify(rc);
-      throw new TpmError(
-        kind === "tpm" ? "unreachable" : kind,
-        `cannot reach the TPM through TCTI ${JSON.stringify(tcti)}: ${rcText(rc)}; ${reachHint(tcti)}`,
-        { rc },
-      );
+      throw new TpmError(kind === "tpm" ? "unreachable" : kind, `cannot reach the TPM through TCTI ${JSON.stringify(tcti)}: ${rcText(rc)}; ${reachHint(tcti)}`, { rc });
     }
     const ctxOut: Ptr[] = [null];
     const rc2 = await callAsync(lib.esys.Initialize, ctxOut, tctiOut[0], null);
@@ -399,7 +395,10 @@ export class Tpm {
     const rc = await callAsync(tss().esys.CreatePrimary, this.#ctx, ESYS_TR.RH_OWNER, PASSWORD, NONE, NONE, inSensitive, inPublic, emptyData(), noPcrs(), handleOut, pubOut, null, null, null);
     freeEsys(pubOut[0]);
     if (rc !== 0) {
-      const hint = classify(rc) === "auth" ? "; the owner hierarchy has a password: provision a persistent SRK at 0x81000001 instead (tpm2_createprimary -C o -c srk.ctx && tpm2_evictcontrol -c srk.ctx 0x81000001)" : "";
+      const hint =
+        classify(rc) === "auth"
+          ? "; the owner hierarchy has a password: provision a persistent SRK at 0x81000001 instead (tpm2_createprimary -C o -c srk.ctx && tpm2_evictcontrol -c srk.ctx 0x81000001)"
+          : "";
       throw this.#error(rc, `creating the storage root key (${alg === "ecc" ? "ECC P-256" : "RSA 2048"})`, hint);
     }
     const handle = handleOut[0]!;

@@ -26,7 +26,17 @@ export async function idleRssMiB(stagedRoot, { settleMs = 3000 } = {}) {
   fs.mkdirSync(path.join(dir, "files"));
   fs.writeFileSync(path.join(dir, "files/token"), "figure-only-not-a-secret\n");
   const config = path.join(dir, "sealcache.yaml");
-  fs.writeFileSync(config, [`data_dir: ${dir}/data`, `socket: ${socket}`, "seal: { type: host }", `providers: { local: { type: file, dir: ${dir}/files } }`, "secrets: { demo/token: { provider: local, path: token } }", ""].join("\n"));
+  fs.writeFileSync(
+    config,
+    [
+      `data_dir: ${dir}/data`,
+      `socket: ${socket}`,
+      "seal: { type: host }",
+      `providers: { local: { type: file, dir: ${dir}/files } }`,
+      "secrets: { demo/token: { provider: local, path: token } }",
+      "",
+    ].join("\n"),
+  );
   const child = spawn(process.execPath, [...flags, main, "daemon", "--config", config], { stdio: "ignore" });
   try {
     const deadline = Date.now() + 20_000;

@@ -6,7 +6,11 @@
 export function table(header: string[], rows: string[][], maxWidths: readonly (number | undefined)[] = []): string {
   const cut = rows.map((r) => r.map((c, i) => truncate(c, maxWidths[i])));
   const widths = header.map((h, i) => Math.max(h.length, ...cut.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(header), ...cut.map(line)].join("\n") + "\n";
 }
 

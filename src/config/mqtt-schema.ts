@@ -49,19 +49,22 @@ export function mqttSchema(t: SchemaTools) {
         .string()
         .regex(/^(mqtts?|wss?):\/\//, "must be an mqtt://, mqtts://, ws:// or wss:// URL")
         .refine((u) => hostOf(u) !== "", "must name a broker host, such as mqtts://broker:8883"),
-      device_id: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).refine((d) => d !== "fleet", "must not be \"fleet\" (the fleet-wide command topic)").optional(),
+      device_id: z
+        .string()
+        .regex(DEVICE_ID, DEVICE_ID_RULE)
+        .refine((d) => d !== "fleet", 'must not be "fleet" (the fleet-wide command topic)')
+        .optional(),
       username: z.string().min(1).max(256).optional(),
       password_secret: t.secretName().optional(),
       password_file: t.path().optional(),
       ca_file: t.path().optional(),
       cert_file: t.path().optional(),
       key_file: t.path().optional(),
-      topic_prefix: z
+      topic_prefix: z.string().max(128).regex(TOPIC_PREFIX, "must be topic levels separated by / (no empty level, no + or #, not starting with $)").default("sealcache"),
+      client_id: z
         .string()
-        .max(128)
-        .regex(TOPIC_PREFIX, "must be topic levels separated by / (no empty level, no + or #, not starting with $)")
-        .default("sealcache"),
-      client_id: z.string().regex(/^[\x21-\x7e]{1,128}$/, "must be 1-128 printable ASCII characters without spaces").optional(),
+        .regex(/^[\x21-\x7e]{1,128}$/, "must be 1-128 printable ASCII characters without spaces")
+        .optional(),
       session_expiry: bounded(t, 60_000, MAX_SESSION_EXPIRY_MS).default("30d"),
       reconnect: z
         .object({
@@ -87,7 +90,8 @@ export function mqttSchema(t: SchemaTools) {
       if ((m.password_secret !== undefined || m.password_file !== undefined) && m.username === undefined) {
         issue("username", "required with a password (MQTT sends a password only with a username)");
       }
-      if ((m.cert_file === undefined) !== (m.key_file === undefined)) issue(m.cert_file === undefined ? "cert_file" : "key_file", "cert_file and key_file go together (a client certificate and its key)");
+      if ((m.cert_file === undefined) !== (m.key_file === undefined))
+        issue(m.cert_file === undefined ? "cert_file" : "key_file", "cert_file and key_file go together (a client certificate and its key)");
       const tls = /^(mqtts|wss):/.test(m.url);
       for (const k of ["ca_file", "cert_file", "key_file"] as const) {
         if (m[k] !== undefined && !tls) issue(k, `needs TLS: use an mqtts:// or wss:// url (it is ${quote(m.url.split(":")[0])})`);

@@ -46,7 +46,12 @@ export function configSchema(baseDir: string) {
           tcti: z.string().min(1).default("device:/dev/tpmrm0"),
           pcrs: z.array(z.number().int().min(0).max(23)).default([]),
           // TPM anti-rollback NV counter; the owner NV range. Default: DEFAULT_COUNTER_INDEX in src/seal/rollback.ts.
-          counter_index: z.number().int().min(0x01000000, "must be in the owner NV range 0x01000000-0x013fffff").max(0x013fffff, "must be in the owner NV range 0x01000000-0x013fffff").default(0x01005343),
+          counter_index: z
+            .number()
+            .int()
+            .min(0x01000000, "must be in the owner NV range 0x01000000-0x013fffff")
+            .max(0x013fffff, "must be in the owner NV range 0x01000000-0x013fffff")
+            .default(0x01005343),
         })
         .strict()
         .default({}),
@@ -63,8 +68,14 @@ export function configSchema(baseDir: string) {
         })
         .strict()
         .default({}),
-      metrics: z.object({ secret_names: z.boolean().default(false) }).strict().default({}),
-      log: z.object({ level: z.enum(LOG_LEVELS).default("info") }).strict().default({}),
+      metrics: z
+        .object({ secret_names: z.boolean().default(false) })
+        .strict()
+        .default({}),
+      log: z
+        .object({ level: z.enum(LOG_LEVELS).default("info") })
+        .strict()
+        .default({}),
     })
     .strict()
     .superRefine((c, ctx) => {
@@ -121,7 +132,6 @@ function serverSchema() {
     })
     .strict();
 }
-
 
 export type Config = z.output<ReturnType<typeof configSchema>>;
 export type SyncConfig = Config["sync"];

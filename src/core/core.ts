@@ -207,7 +207,8 @@ export class Core {
   async revoke(p: Principal, names: readonly string[] | "all"): Promise<{ revoked: string[] }> {
     this.#o.access.mayAdmin(p, "revoke");
     const s = this.#open();
-    const targets = names === "all" ? [...new Set([...s.reader.configuredNames().filter((n) => s.reader.hierarchyOf(n) !== n), ...[...s.store.metas()].map((m) => m.name)])] : this.#revocable(s, names);
+    const targets =
+      names === "all" ? [...new Set([...s.reader.configuredNames().filter((n) => s.reader.hierarchyOf(n) !== n), ...[...s.store.metas()].map((m) => m.name)])] : this.#revocable(s, names);
     const reason = `by ${describePrincipal(p)} at ${new Date().toISOString()}`;
     const { marked } = s.store.revoke(targets, { all: names === "all", at: Date.now(), reason });
     for (const n of marked) s.sync.catalog.setImported(n, false);
@@ -240,7 +241,8 @@ export class Core {
     this.#o.access.mayAdmin(p, "import");
     checkName(name);
     if (value.length === 0) throw new SealcacheError("bad_request", `the value for ${JSON.stringify(name)} is empty; there is nothing to import`);
-    if (value.length > IMPORT_MAX_BYTES) throw new SealcacheError("bad_request", `the value for ${JSON.stringify(name)} is ${value.length} bytes; an imported secret is at most ${IMPORT_MAX_BYTES} bytes`);
+    if (value.length > IMPORT_MAX_BYTES)
+      throw new SealcacheError("bad_request", `the value for ${JSON.stringify(name)} is ${value.length} bytes; an imported secret is at most ${IMPORT_MAX_BYTES} bytes`);
     const s = this.#open();
     const problem = s.sync.catalog.importProblem(name);
     if (problem) throw new SealcacheError("bad_request", `secret name ${JSON.stringify(name)} ${problem}; an imported secret needs a name of its own`);

@@ -96,7 +96,13 @@ export function buildGauges(core: Serving | undefined, withNames: boolean): Gaug
   const gauges: Gauge[] = [{ name: "sealcache_sealed", help: "1 while the cache key is not unsealed.", samples: [["", core ? 0 : 1]] }];
   if (!core) return gauges;
   const now = core.reader.now();
-  const byState = new Map<string, number>([["ok", 0], ["stale", 0], ["expired", 0], ["not_synced", 0], ["revoked", 0]]);
+  const byState = new Map<string, number>([
+    ["ok", 0],
+    ["stale", 0],
+    ["expired", 0],
+    ["not_synced", 0],
+    ["revoked", 0],
+  ]);
   const perSecret: [string, number][] = [];
   for (const name of core.reader.configuredNames()) {
     const s = core.reader.status(name, now);

@@ -10,10 +10,7 @@ import type { Caller } from "../policy/policy.js";
  * - `operator`: the local operator running a CLI command on the cache directly
  *   (the daemon stopped): whoever can open data_dir already holds every key.
  */
-export type Principal =
-  | { readonly kind: "peer"; readonly caller: Caller | undefined }
-  | { readonly kind: "fleet"; readonly issuer: string; readonly jti: string }
-  | { readonly kind: "operator" };
+export type Principal = { readonly kind: "peer"; readonly caller: Caller | undefined } | { readonly kind: "fleet"; readonly issuer: string; readonly jti: string } | { readonly kind: "operator" };
 
 export const OPERATOR: Principal = { kind: "operator" };
 

@@ -138,7 +138,20 @@ export class SecretReader {
     if (fetchedAt === undefined || (err?.kind === "revoked" && !this.#store.meta(name))) {
       const revoked = err?.kind === "revoked";
       // A revocation is no failure: the state says it, and it is not counted among the failing.
-      return { name, state: revoked ? "revoked" : "not_synced", provider, version: null, source_version: null, fetched_at: null, age_s: null, stale: false, error: revoked ? null : (err?.message ?? null), kind, parent, members };
+      return {
+        name,
+        state: revoked ? "revoked" : "not_synced",
+        provider,
+        version: null,
+        source_version: null,
+        fetched_at: null,
+        age_s: null,
+        stale: false,
+        error: revoked ? null : (err?.message ?? null),
+        kind,
+        parent,
+        members,
+      };
     }
     // A parameter also shows its hierarchy's error when the last walk failed after it was fetched.
     const meta = hierarchy ? undefined : this.#store.meta(name);

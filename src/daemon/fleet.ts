@@ -30,7 +30,9 @@ export function fleetCore(core: Core): FleetCore {
       }
     },
     audit: (e: FleetAuditEntry) => {
-      const p = e.principal ? { kind: "fleet" as const, issuer: e.principal.issuer, jti: e.principal.jti } : { kind: "fleet" as const, issuer: `unverified:${e.claimed?.kid ?? "-"}`, jti: e.claimed?.jti ?? "-" };
+      const p = e.principal
+        ? { kind: "fleet" as const, issuer: e.principal.issuer, jti: e.principal.jti }
+        : { kind: "fleet" as const, issuer: `unverified:${e.claimed?.kid ?? "-"}`, jti: e.claimed?.jti ?? "-" };
       const name = e.target && "names" in e.target && e.target.names.length === 1 ? e.target.names[0]! : null;
       // A refusal is the sender's (400; 429 for the rate), whatever its code is named (`expired`
       // is also a core code); the core's own errors keep the status the socket gives them (404, 503, ...).

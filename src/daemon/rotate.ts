@@ -49,7 +49,14 @@ export async function rotateKek(o: { sodium: Sodium; sealer: Sealer; dataDir: st
  * Finishes or undoes a rotation interrupted by a crash, before the store opens:
  * whichever key cache.db was last written under wins. Returns that KEK.
  */
-export async function resolvePendingKek(o: { sodium: Sodium; sealer: Sealer; dataDir: string; dbFile: string; loadCurrent: () => Promise<Uint8Array>; logger: Logger }): Promise<Uint8Array | undefined> {
+export async function resolvePendingKek(o: {
+  sodium: Sodium;
+  sealer: Sealer;
+  dataDir: string;
+  dbFile: string;
+  loadCurrent: () => Promise<Uint8Array>;
+  logger: Logger;
+}): Promise<Uint8Array | undefined> {
   const pending = pendingKekPath(o.dataDir);
   if (!fs.existsSync(pending)) return undefined;
   let next: Uint8Array;

@@ -62,7 +62,10 @@ export class ReplayGuard {
     if (this.#store.size() >= this.#max) {
       this.#store.prune(nowWallMs);
       if (this.#store.size() >= this.#max) {
-        throw new FleetRefusal("replay_store_full", `${this.#max} commands are still live (remembered until they expire), the most this gateway keeps; none is accepted until some expire: sign commands with a shorter --ttl`);
+        throw new FleetRefusal(
+          "replay_store_full",
+          `${this.#max} commands are still live (remembered until they expire), the most this gateway keeps; none is accepted until some expire: sign commands with a shorter --ttl`,
+        );
       }
     }
   }

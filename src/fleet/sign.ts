@@ -43,12 +43,6 @@ export async function signCommand(r: SignRequest): Promise<{ token: string; jti:
   const iat = Math.floor(r.nowMs / 1000);
   const exp = iat + Math.max(1, Math.round(r.ttlMs / 1000));
   const claims = "all" in r.target ? { cmd: r.cmd, all: true } : { cmd: r.cmd, names: [...r.target.names] };
-  const token = await new SignJWT(claims)
-    .setProtectedHeader({ alg: "EdDSA", kid: r.kid, typ: "JWT" })
-    .setAudience(r.aud)
-    .setJti(jti)
-    .setIssuedAt(iat)
-    .setExpirationTime(exp)
-    .sign(r.key);
+  const token = await new SignJWT(claims).setProtectedHeader({ alg: "EdDSA", kid: r.kid, typ: "JWT" }).setAudience(r.aud).setJti(jti).setIssuedAt(iat).setExpirationTime(exp).sign(r.key);
   return { token, jti, iat, exp };
 }

@@ -51,11 +51,17 @@ export async function verifyCommand(payload: Uint8Array, opts: VerifyOptions, no
     throw new FleetRefusal("bad_alg", `alg ${quote(alg)} is not accepted; commands are signed with EdDSA (Ed25519, RFC 8037)${alg === "none" ? ": an unsigned command is never carried out" : ""}`);
   }
   const kid = header.kid;
-  if (typeof kid !== "string" || kid.length === 0) throw new FleetRefusal("unknown_kid", "the header has no kid; it must name the commands.trust key that signed the command (sealcache fleet sign --kid)");
+  if (typeof kid !== "string" || kid.length === 0)
+    throw new FleetRefusal("unknown_kid", "the header has no kid; it must name the commands.trust key that signed the command (sealcache fleet sign --kid)");
   const key = opts.keys.get(kid);
   if (!key) {
     const problem = opts.keyProblems?.get(kid);
-    throw new FleetRefusal("unknown_kid", problem ? `trust key ${quote(kid)} could not be loaded: ${problem}` : `kid ${quote(kid)} names no key in mqtt.commands.trust${opts.keys.size === 0 ? " (none is configured)" : ` (known: ${[...opts.keys.keys()].slice(0, 5).map(clip).join(", ")})`}`);
+    throw new FleetRefusal(
+      "unknown_kid",
+      problem
+        ? `trust key ${quote(kid)} could not be loaded: ${problem}`
+        : `kid ${quote(kid)} names no key in mqtt.commands.trust${opts.keys.size === 0 ? " (none is configured)" : ` (known: ${[...opts.keys.keys()].slice(0, 5).map(clip).join(", ")})`}`,
+    );
   }
   let signed: Uint8Array;
   try {
@@ -75,10 +81,14 @@ function checkClaims(c: Record<string, unknown>, kid: string, opts: VerifyOption
   const auds = typeof aud === "string" ? [aud] : Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === "string") ? (aud as string[]) : undefined;
   if (!auds) throw new FleetRefusal("bad_claims", "aud is missing or not a string (or list of strings): name the device or fleet");
   if (!auds.includes(opts.deviceId) && !auds.includes(FLEET_AUDIENCE)) {
-    throw new FleetRefusal("wrong_audience", `the command is for ${auds.slice(0, 3).map(quote).join(", ")}${auds.length > 3 ? ` and ${auds.length - 3} more` : ""}, not this device (${quote(opts.deviceId)}) or ${FLEET_AUDIENCE}`);
+    throw new FleetRefusal(
+      "wrong_audience",
+      `the command is for ${auds.slice(0, 3).map(quote).join(", ")}${auds.length > 3 ? ` and ${auds.length - 3} more` : ""}, not this device (${quote(opts.deviceId)}) or ${FLEET_AUDIENCE}`,
+    );
   }
   const jti = c.jti;
-  if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_CHARS) throw new FleetRefusal("bad_claims", `jti must be a string of 1-${MAX_JTI_CHARS} characters (it makes each command unique)`);
+  if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_CHARS)
+    throw new FleetRefusal("bad_claims", `jti must be a string of 1-${MAX_JTI_CHARS} characters (it makes each command unique)`);
   const exp = c.exp;
   if (exp === undefined) throw new FleetRefusal("no_expiry", "exp is missing: every command must expire (sealcache fleet sign --ttl)");
   const iat = c.iat;
@@ -86,11 +96,17 @@ function checkClaims(c: Record<string, unknown>, kid: string, opts: VerifyOption
   if (!isTime(iat)) throw new FleetRefusal("bad_claims", "iat is missing or not a number of seconds since the epoch (it bounds the command's lifetime)");
   const now = nowMs / 1000;
   if (exp <= now) throw new FleetRefusal("expired", `expired at ${iso(exp)}, ${ago(now - exp)} ago by this gateway's clock (${iso(now)})`);
-  for (const [claim, at] of [["iat", iat], ["nbf", c.nbf]] as const) {
+  for (const [claim, at] of [
+    ["iat", iat],
+    ["nbf", c.nbf],
+  ] as const) {
     if (at === undefined) continue;
     if (!isTime(at)) throw new FleetRefusal("bad_claims", `${claim} must be a number of seconds since the epoch`);
     if (at * 1000 > nowMs + MAX_FUTURE_SKEW_MS) {
-      throw new FleetRefusal("not_yet_valid", `${claim} is ${iso(at)}, ${ago(at - now)} ahead of this gateway's clock (${iso(now)}); at most ${MAX_FUTURE_SKEW_MS / 60_000} minutes of skew is allowed. Is the gateway's clock set (NTP)?`);
+      throw new FleetRefusal(
+        "not_yet_valid",
+        `${claim} is ${iso(at)}, ${ago(at - now)} ahead of this gateway's clock (${iso(now)}); at most ${MAX_FUTURE_SKEW_MS / 60_000} minutes of skew is allowed. Is the gateway's clock set (NTP)?`,
+      );
     }
   }
   if (exp < iat) throw new FleetRefusal("bad_claims", "exp is before iat");

@@ -86,7 +86,11 @@ export class CommandIntake {
       if (!this.#answers.take(now)) return this.#drop(now);
       const wait = Math.max(1, Math.ceil(this.#bucket.wait(now) / 1000));
       this.#limited++;
-      return this.#refused(topic, payload, new FleetRefusal("rate_limited", `more commands arrived than this gateway takes (${this.#rateText()}); this one was not read: send it again in ${wait} s or later`));
+      return this.#refused(
+        topic,
+        payload,
+        new FleetRefusal("rate_limited", `more commands arrived than this gateway takes (${this.#rateText()}); this one was not read: send it again in ${wait} s or later`),
+      );
     }
     this.#queue.push({ topic, payload });
     this.#running ??= this.#drain().finally(() => (this.#running = undefined));
@@ -147,7 +151,10 @@ export class CommandIntake {
         this.#o.logger.error({ err: describeError(e), jti: cmd.jti }, "fleet command: its jti could not be remembered");
       }
     }
-    this.#o.logger.info({ jti: cmd.jti, kid: cmd.kid, cmd: cmd.cmd, all: "all" in cmd.target, names: "names" in cmd.target ? cmd.target.names.length : undefined, ok: outcome.ok, code: outcome.code }, "fleet command");
+    this.#o.logger.info(
+      { jti: cmd.jti, kid: cmd.kid, cmd: cmd.cmd, all: "all" in cmd.target, names: "names" in cmd.target ? cmd.target.names.length : undefined, ok: outcome.ok, code: outcome.code },
+      "fleet command",
+    );
     this.#answer({ principal, cmd: cmd.cmd, target: cmd.target, topic, ...outcome }, cmd.jti);
   }
 

@@ -188,7 +188,10 @@ export class MqttPart {
       if (client?.connected && this.#status) {
         // A clean DISCONNECT suppresses the will, so the offline status is published by hand.
         const offline = this.#safePayload(false) ?? OFFLINE_STATUS;
-        await withTimeout(client.publishAsync(this.#topics.status, offline, { qos: 1, retain: true }).then(() => undefined), STOP_PUBLISH_MS);
+        await withTimeout(
+          client.publishAsync(this.#topics.status, offline, { qos: 1, retain: true }).then(() => undefined),
+          STOP_PUBLISH_MS,
+        );
         await withTimeout(client.endAsync(false), STOP_PUBLISH_MS);
       }
     } catch (e) {
@@ -318,7 +321,7 @@ export class MqttPart {
     this.#client?.publish(topic, payload, { qos: 1, retain }, (err) => {
       if (!err || this.#stopping) return;
       // A PUBACK with a reason code >= 0x80 (0x87 not authorized): the broker's ACL, which no retry fixes.
-      const refused = typeof (err as { code?: unknown }).code === "number" && ((err as { code: number }).code) >= 0x80;
+      const refused = typeof (err as { code?: unknown }).code === "number" && (err as { code: number }).code >= 0x80;
       if (refused) this.#lastError = `the broker refused our publish on ${topic} (${clip(describeError(err))}): check its ACL (each gateway writes ${this.#topics.status} and ${this.#topics.result})`;
       this.#log.warn({ topic, err: clip(describeError(err)) }, "mqtt: publish failed");
     });

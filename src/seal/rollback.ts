@@ -1,6 +1,20 @@
 import { SealError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { hex32, isSealcacheCounter, isTpmError, isTpmRc, NV_OWNER_FIRST, NV_OWNER_LAST, nvPublicText, Tpm, TPM_RC, COUNTER_ATTRIBUTES, nvAttributesText, type NvPublic, type TpmObject } from "../../native/tpm2/index.js";
+import {
+  hex32,
+  isSealcacheCounter,
+  isTpmError,
+  isTpmRc,
+  NV_OWNER_FIRST,
+  NV_OWNER_LAST,
+  nvPublicText,
+  Tpm,
+  TPM_RC,
+  COUNTER_ATTRIBUTES,
+  nvAttributesText,
+  type NvPublic,
+  type TpmObject,
+} from "../../native/tpm2/index.js";
 import { sealErrorFromTpm } from "./tpm2-errors.js";
 
 /**
@@ -256,9 +270,7 @@ class TpmRollbackCounter implements RollbackCounter {
   }
 
   #missing(): SealError {
-    return new SealError(
-      `the anti-rollback counter (TPM NV index ${hex32(this.index)}) does not exist: the TPM was cleared, or the index was removed. The daemon defines it at start`,
-    );
+    return new SealError(`the anti-rollback counter (TPM NV index ${hex32(this.index)}) does not exist: the TPM was cleared, or the index was removed. The daemon defines it at start`);
   }
 
   /** One operation at a time, each on its own connection, with one SRK to salt its sessions to. */
@@ -295,7 +307,10 @@ function counterError(e: unknown, what: string, index: number, tcti: string): Se
   const idx = hex32(index);
   const at = `${what} (TPM NV index ${idx}, ${tcti})`;
   if (e.kind === "auth" && /TPM2_NV_Read\)/u.test(e.message)) {
-    return new SealError(`${at}: the TPM refused to read the counter with an empty authorization: the index has an authorization value, so it is not sealcache's. Set seal.counter_index to a free index (${e.message})`, { cause: e });
+    return new SealError(
+      `${at}: the TPM refused to read the counter with an empty authorization: the index has an authorization value, so it is not sealcache's. Set seal.counter_index to a free index (${e.message})`,
+      { cause: e },
+    );
   }
   if (e.kind === "auth") {
     return new SealError(
@@ -303,9 +318,11 @@ function counterError(e: unknown, what: string, index: number, tcti: string): Se
       { cause: e },
     );
   }
-  if (isTpmRc(e.rc, TPM_RC.NV_SPACE)) return new SealError(`${at}: the TPM has no NV space left for the counter; remove indexes nothing uses (tpm2_getcap handles-nv-index, tpm2_nvundefine) (${e.message})`, { cause: e });
+  if (isTpmRc(e.rc, TPM_RC.NV_SPACE))
+    return new SealError(`${at}: the TPM has no NV space left for the counter; remove indexes nothing uses (tpm2_getcap handles-nv-index, tpm2_nvundefine) (${e.message})`, { cause: e });
   if (isTpmRc(e.rc, TPM_RC.HIERARCHY)) return new SealError(`${at}: the TPM's owner hierarchy is disabled; enable it in the firmware setup (${e.message})`, { cause: e });
-  if (isTpmRc(e.rc, TPM_RC.NV_RATE) || isTpmRc(e.rc, TPM_RC.NV_UNAVAILABLE)) return new SealError(`${at}: the TPM is not accepting NV writes right now (rate limit); retry in a minute (${e.message})`, { cause: e });
+  if (isTpmRc(e.rc, TPM_RC.NV_RATE) || isTpmRc(e.rc, TPM_RC.NV_UNAVAILABLE))
+    return new SealError(`${at}: the TPM is not accepting NV writes right now (rate limit); retry in a minute (${e.message})`, { cause: e });
   switch (e.kind) {
     case "library-missing":
     case "tcti-missing":
@@ -324,7 +341,9 @@ function counterError(e: unknown, what: string, index: number, tcti: string): Se
 function checkIndex(index: number): void {
   if (!Number.isInteger(index) || index < NV_OWNER_FIRST || index > NV_OWNER_LAST) {
     const shown = Number.isInteger(index) && index >= 0 ? hex32(index) : String(index);
-    throw new SealError(`seal.counter_index ${shown} is not in the owner NV index range ${hex32(NV_OWNER_FIRST)}–${hex32(NV_OWNER_LAST)} (TCG handle registry); pick a free index there (tpm2_getcap handles-nv-index lists those in use)`);
+    throw new SealError(
+      `seal.counter_index ${shown} is not in the owner NV index range ${hex32(NV_OWNER_FIRST)}–${hex32(NV_OWNER_LAST)} (TCG handle registry); pick a free index there (tpm2_getcap handles-nv-index lists those in use)`,
+    );
   }
 }
 
@@ -334,7 +353,9 @@ function checkValue(v: number, what: string): void {
 
 function toNumber(v: bigint, index: number): number {
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new SealError(`the anti-rollback counter (TPM NV index ${hex32(index)}) is at ${v}, beyond what sealcache can record (2^53 - 1); this TPM's counters cannot serve as sealcache's anti-rollback counter`);
+    throw new SealError(
+      `the anti-rollback counter (TPM NV index ${hex32(index)}) is at ${v}, beyond what sealcache can record (2^53 - 1); this TPM's counters cannot serve as sealcache's anti-rollback counter`,
+    );
   }
   return Number(v);
 }

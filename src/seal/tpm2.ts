@@ -164,9 +164,7 @@ export class TpmSealCore {
   async #checkPcrs(tpm: Tpm, b: Tpm2Blob): Promise<void> {
     if (b.pcrs.length === 0) return;
     const now = await tpm.pcrRead(b.pcrs);
-    const changed = b.pcrs
-      .map((pcr) => ({ pcr, sealed: b.pcrValues.get(pcr)!, now: now.get(pcr) ?? new Uint8Array(0) }))
-      .filter((c) => !equalBytes(c.sealed, c.now));
+    const changed = b.pcrs.map((pcr) => ({ pcr, sealed: b.pcrValues.get(pcr)!, now: now.get(pcr) ?? new Uint8Array(0) })).filter((c) => !equalBytes(c.sealed, c.now));
     if (changed.length > 0) throw pcrChangedError(changed, b.pcrs);
   }
 

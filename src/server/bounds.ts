@@ -68,6 +68,9 @@ function bodyLimit(route: Route | undefined): number {
 
 function tooBig(route: Route | undefined): SealcacheError {
   const max = bodyLimit(route);
-  const msg = route?.body !== undefined ? `request body exceeds ${max} bytes: ${route.name === "import" ? "an imported secret is at most 64 KiB" : "the most this route takes"}` : `request body exceeds ${max} bytes; no route takes a body`;
+  const msg =
+    route?.body !== undefined
+      ? `request body exceeds ${max} bytes: ${route.name === "import" ? "an imported secret is at most 64 KiB" : "the most this route takes"}`
+      : `request body exceeds ${max} bytes; no route takes a body`;
   return Object.assign(new SealcacheError("bad_request", msg), { status: 413 });
 }

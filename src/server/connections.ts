@@ -68,7 +68,18 @@ export class Admission {
   readonly #lingering = new Set<Socket>();
   readonly #throttle = new Throttle({ windowMs: 10_000 });
 
-  constructor(o: { server: http.Server; limits: ServerConfig; selfUid: number; peers: PeerTracker; rate: RateLimiter; turns: FairTurns; logger: Logger; idleTimeoutMs: number; onRefused: (r: Refusal) => void; onAdmitted?: (socket: Socket) => void }) {
+  constructor(o: {
+    server: http.Server;
+    limits: ServerConfig;
+    selfUid: number;
+    peers: PeerTracker;
+    rate: RateLimiter;
+    turns: FairTurns;
+    logger: Logger;
+    idleTimeoutMs: number;
+    onRefused: (r: Refusal) => void;
+    onAdmitted?: (socket: Socket) => void;
+  }) {
     this.#limits = o.limits;
     this.#selfUid = o.selfUid;
     this.#peers = o.peers;
@@ -112,7 +123,15 @@ export class Admission {
     const key = cred?.uid ?? -1;
     if (limited && this.#counts.of(key) >= this.#limits.max_connections_per_uid) {
       const who = cred ? `uid ${cred.uid}` : "a caller without credentials";
-      this.#refuse(socket, cred, "per_uid", 429, "Too Many Requests", "rate_limited", `${who} already has ${this.#limits.max_connections_per_uid} connections open (server.max_connections_per_uid); reuse a keep-alive connection or close idle ones`);
+      this.#refuse(
+        socket,
+        cred,
+        "per_uid",
+        429,
+        "Too Many Requests",
+        "rate_limited",
+        `${who} already has ${this.#limits.max_connections_per_uid} connections open (server.max_connections_per_uid); reuse a keep-alive connection or close idle ones`,
+      );
       return false;
     }
     const wait = limited ? this.#rate.wait(key) : 0;

@@ -20,7 +20,6 @@ import { Routes, SECRET_PATH, routeTable, type Route, type Target } from "./rout
 import { createRoutes, type Noted, type RequestContext } from "./routes.js";
 import { rawErrorResponse, sendError } from "./respond.js";
 
-
 export { LIMITS };
 
 export const DEFAULT_SERVER_LIMITS: ServerConfig = { max_connections: 256, max_connections_per_uid: 10, rate: { per_uid_rps: 100, burst: 200 } };
@@ -58,7 +57,6 @@ export const TARPIT_MS = 250;
  * after this long; meanwhile it still counts against its uid's connection cap.
  */
 const CUT_HOLD_MS = 1_000;
-
 
 /**
  * HTTP/1.1 on a Unix socket, mode 0660 in a 0750 folder. Every connection's caller
@@ -117,7 +115,8 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     },
     onRefused: (r: Refusal) => {
       o.metrics.refused(r.reason);
-      if (r.held !== undefined) audit.record({ at: Date.now(), uid: r.cred?.uid ?? null, pid: r.cred?.pid ?? null, exe: null, unit: null, route: "connect", name: null, status: r.status, code: r.code, principal: "peer" });
+      if (r.held !== undefined)
+        audit.record({ at: Date.now(), uid: r.cred?.uid ?? null, pid: r.cred?.pid ?? null, exe: null, unit: null, route: "connect", name: null, status: r.status, code: r.code, principal: "peer" });
     },
   });
 

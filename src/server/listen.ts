@@ -19,10 +19,16 @@ export async function listen(server: http.Server, socketPath: string): Promise<v
   // is not its to delete.
   const st = lstatOrUndefined(socketPath);
   if (st?.isSymbolicLink()) {
-    throw new SealcacheError("unavailable", `socket path ${socketPath} is a symbolic link${fs.existsSync(socketPath) ? "" : " (dangling)"}; the daemon replaces only a stale socket there: remove it, or choose another socket path`);
+    throw new SealcacheError(
+      "unavailable",
+      `socket path ${socketPath} is a symbolic link${fs.existsSync(socketPath) ? "" : " (dangling)"}; the daemon replaces only a stale socket there: remove it, or choose another socket path`,
+    );
   }
   if (st && !st.isSocket()) {
-    throw new SealcacheError("unavailable", `socket path ${socketPath} exists and is not a socket (${kind(st)}); the daemon replaces only a stale socket there: move it away, or choose another socket path`);
+    throw new SealcacheError(
+      "unavailable",
+      `socket path ${socketPath} exists and is not a socket (${kind(st)}); the daemon replaces only a stale socket there: move it away, or choose another socket path`,
+    );
   }
   if (st) {
     if (await answers(socketPath)) {

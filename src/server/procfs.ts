@@ -60,7 +60,10 @@ export function parseStatus(text: string): { uid: number; groups: number[] } | u
 export function parseStat(text: string): ProcStat | undefined {
   const close = text.lastIndexOf(")");
   if (close === -1) return undefined;
-  const f = text.slice(close + 2).trim().split(" ");
+  const f = text
+    .slice(close + 2)
+    .trim()
+    .split(" ");
   // f[0] is field 3 (state); field 22 (starttime) is f[19].
   const state = f[0];
   const startTime = f[19];

@@ -44,6 +44,8 @@ export function sendError(res: ServerResponse, e: SealcacheError, status = STATU
  */
 export function rawErrorResponse(status: number, reason: string, message: string, code: ErrorCode = "bad_request", headers: Record<string, string> = {}): string {
   const body = JSON.stringify({ error: code, message }) + "\n";
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`;
 }

@@ -86,7 +86,9 @@ const MIGRATIONS: readonly (string | ((db: Database) => void))[] = [
       // between the two can only leave the moved rows twice in audit.db, never lose them).
       db.transaction(() => {
         db.exec(AUDIT_SCHEMA.replaceAll("EXISTS audit", "EXISTS moved.audit"));
-        db.exec("INSERT INTO moved.audit (at, uid, pid, exe, unit, route, name, status, code, principal) SELECT at, uid, pid, exe, unit, route, name, status, code, principal FROM main.audit ORDER BY id");
+        db.exec(
+          "INSERT INTO moved.audit (at, uid, pid, exe, unit, route, name, status, code, principal) SELECT at, uid, pid, exe, unit, route, name, status, code, principal FROM main.audit ORDER BY id",
+        );
         db.exec("DROP TABLE main.audit");
       })();
     } finally {

@@ -187,7 +187,21 @@ export class SecretStore {
     const s = this.#db.stmts;
     for (const w of plan.writes) {
       const e = w.entry;
-      s.upsert.run(e.name, e.version, e.sourceVersion, w.wrappedDek, w.ciphertext, e.sealed.subarray(0, 32), e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin, e.sealedLease?.dek ?? null, e.sealedLease?.ct ?? null);
+      s.upsert.run(
+        e.name,
+        e.version,
+        e.sourceVersion,
+        w.wrappedDek,
+        w.ciphertext,
+        e.sealed.subarray(0, 32),
+        e.changedRev,
+        e.changedAt,
+        e.fetchedAt,
+        e.held,
+        e.origin,
+        e.sealedLease?.dek ?? null,
+        e.sealedLease?.ct ?? null,
+      );
     }
     for (const t of plan.touches) s.touch.run(t.fetchedAt, t.sourceVersion, t.held, t.origin, t.sealedLease?.dek ?? null, t.sealedLease?.ct ?? null, t.name);
     for (const r of plan.removed) {
@@ -238,7 +252,21 @@ export class SecretStore {
       for (const r of records.values()) s.setMeta.run(RECORD_PREFIX + r.key, encodeRecord(r));
       // Whole rows, as memory holds them: the file ends up exactly what the digest says.
       for (const e of meta.values()) {
-        s.upsert.run(e.name, e.version, e.sourceVersion, wrappedDekOf(e), ciphertextOf(e), e.sealed.subarray(0, 32), e.changedRev, e.changedAt, e.fetchedAt, e.held, e.origin, e.sealedLease?.dek ?? null, e.sealedLease?.ct ?? null);
+        s.upsert.run(
+          e.name,
+          e.version,
+          e.sourceVersion,
+          wrappedDekOf(e),
+          ciphertextOf(e),
+          e.sealed.subarray(0, 32),
+          e.changedRev,
+          e.changedAt,
+          e.fetchedAt,
+          e.held,
+          e.origin,
+          e.sealedLease?.dek ?? null,
+          e.sealedLease?.ct ?? null,
+        );
       }
       s.setMeta.run("kek_check", kekCheck(next));
       s.setMeta.run(DIGEST_V2, encodeDigest(next, generation, digest.acc));

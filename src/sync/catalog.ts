@@ -52,7 +52,7 @@ export class Catalog {
 
   /** The configured entry (secret or hierarchy) of that name. */
   entry(name: string): SecretConfig | undefined {
-    return  Object.hasOwn(this.#secrets, name) ? this.#secrets[name] : undefined;
+    return Object.hasOwn(this.#secrets, name) ? this.#secrets[name] : undefined;
   }
 
   /** Configured entry names: what the engine schedules. */

@@ -94,7 +94,13 @@ export class SyncEngine {
     const saved = opts.store.providerStates.load();
     for (const name of opts.providers.keys()) {
       const s = saved.get(name);
-      this.#state.set(name, { lastSuccess: s?.lastSuccess ?? null, lastError: s?.lastError ?? null, lastErrorKind: s?.lastErrorKind ?? null, lastErrorAt: s?.lastErrorAt ?? null, failures: s?.failures ?? 0 });
+      this.#state.set(name, {
+        lastSuccess: s?.lastSuccess ?? null,
+        lastError: s?.lastError ?? null,
+        lastErrorKind: s?.lastErrorKind ?? null,
+        lastErrorAt: s?.lastErrorAt ?? null,
+        failures: s?.failures ?? 0,
+      });
       this.#plan.inherit(name, s?.failures ?? 0);
       if (s && s.failures > 0) this.#fresh.providerFailed(name, { wall: s.lastErrorAt ?? 0 });
     }
@@ -277,7 +283,10 @@ export class SyncEngine {
     }
     const held = this.#landed(out, clocks.mono, expires);
     if (out.removed.length > 0) this.#log.info({ provider: handle.name, removed: out.removed }, "parameters no longer in their hierarchy in the backend; no longer served");
-    this.#log.info({ provider: handle.name, fetched: names.length, changed: changed.length, failed: out.items.filter((i) => !i.ok).length, ms: Math.round(clocks.mono - started) }, "sync batch applied");
+    this.#log.info(
+      { provider: handle.name, fetched: names.length, changed: changed.length, failed: out.items.filter((i) => !i.ok).length, ms: Math.round(clocks.mono - started) },
+      "sync batch applied",
+    );
     if (held.size > 0 && provider.committed) this.#afterCommit(handle, provider, held);
     const st = this.#state.get(handle.name)!;
     const wasOffline = st.failures > 0;

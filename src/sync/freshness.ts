@@ -91,7 +91,6 @@ export class Freshness {
     this.#failing.delete(provider);
   }
 
-
   /** The recorded wall-clock fetch of a name (for a hierarchy: of its last walk), as the cache holds it. */
   #recorded(name: string): number | undefined {
     return this.#catalog.isHierarchy(name) ? this.#inheritedWalks.get(name) : this.#store.meta(name)?.fetchedAt;

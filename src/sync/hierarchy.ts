@@ -52,7 +52,13 @@ export function expandWalk(catalog: Catalog, provider: string, entry: string, r:
     if (list.length > 1) {
       // Names differing only in case: neither is served rather than one at random.
       for (const x of list) {
-        skipped.push({ relative: x.relative, reason: `its name ${name} is also the lower-cased name of ${list.filter((y) => y !== x).map((y) => y.relative).join(", ")}` });
+        skipped.push({
+          relative: x.relative,
+          reason: `its name ${name} is also the lower-cased name of ${list
+            .filter((y) => y !== x)
+            .map((y) => y.relative)
+            .join(", ")}`,
+        });
         x.value.fill(0);
       }
       continue;
@@ -63,7 +69,13 @@ export function expandWalk(catalog: Catalog, provider: string, entry: string, r:
   }
   const before = catalog.members(entry);
   if (r.members.length === 0 && before.size > 0) {
-    out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: the backend answered that the hierarchy holds no parameters now; the ${before.size} cached are kept (stale) in case the path or a permission changed; remove the entry from the config to stop serving them`, at });
+    out.items.push({
+      name: entry,
+      ok: false,
+      kind: "permanent",
+      message: `${where}: the backend answered that the hierarchy holds no parameters now; the ${before.size} cached are kept (stale) in case the path or a permission changed; remove the entry from the config to stop serving them`,
+      at,
+    });
     return 0;
   }
   out.removed.push(...[...before].filter((n) => !members.has(n)));
@@ -73,7 +85,13 @@ export function expandWalk(catalog: Catalog, provider: string, entry: string, r:
   } else if (skipped.length > 0) {
     const named = skipped.slice(0, SKIPPED_NAMED).map((s) => `${s.relative} (${s.reason})`);
     const more = skipped.length > SKIPPED_NAMED ? `, and ${skipped.length - SKIPPED_NAMED} more` : "";
-    out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: ${skipped.length} ${skipped.length === 1 ? "parameter" : "parameters"} not served: ${named.join("; ")}${more}`, at });
+    out.items.push({
+      name: entry,
+      ok: false,
+      kind: "permanent",
+      message: `${where}: ${skipped.length} ${skipped.length === 1 ? "parameter" : "parameters"} not served: ${named.join("; ")}${more}`,
+      at,
+    });
   } else {
     out.cleared.push(entry);
   }

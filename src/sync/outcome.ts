@@ -42,7 +42,13 @@ export function buildOutcome(o: { catalog: Catalog; store: SecretStore; provider
         // One rule for every provider: an empty value is far more often a file caught
         // between truncate and write, or a half-provisioned backend, than a real secret.
         log.warn({ provider, secret: name }, "secret not refreshed: empty value; cached value kept");
-        out.items.push({ name, ok: false, kind: "transient", message: `provider ${provider} returned an empty value; the cached value is kept (set allow_empty: true on the secret if empty is valid)`, at });
+        out.items.push({
+          name,
+          ok: false,
+          kind: "transient",
+          message: `provider ${provider} returned an empty value; the cached value is kept (set allow_empty: true on the secret if empty is valid)`,
+          at,
+        });
         continue;
       }
       if (r.value instanceof Uint8Array) {

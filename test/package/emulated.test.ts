@@ -37,7 +37,18 @@ for (const { arch, ...emu } of EMULATED) {
     fs.writeFileSync(path.join(work, "files/api-token"), DEMO_VALUES[0]);
     const config = path.join(work, "sealcache.yaml");
     const socket = path.join(work, "sealcache.sock");
-    fs.writeFileSync(config, [`data_dir: ${work}/data`, `socket: ${socket}`, "seal: { type: host }", `providers: { local: { type: file, dir: ${work}/files } }`, "secrets: { demo/api-token: { provider: local, path: api-token } }", "policy: [{ match: { uid: 0 }, allow: ['**'], admin: true }]", ""].join("\n"));
+    fs.writeFileSync(
+      config,
+      [
+        `data_dir: ${work}/data`,
+        `socket: ${socket}`,
+        "seal: { type: host }",
+        `providers: { local: { type: file, dir: ${work}/files } }`,
+        "secrets: { demo/api-token: { provider: local, path: api-token } }",
+        "policy: [{ match: { uid: 0 }, allow: ['**'], admin: true }]",
+        "",
+      ].join("\n"),
+    );
 
     const version = spawnSync(emu.qemu, argv("--version"), { encoding: "utf8" });
     assert.match(version.stdout, /^sealcache \d/, version.stderr);
@@ -50,10 +61,14 @@ for (const { arch, ...emu } of EMULATED) {
     fs.closeSync(fd);
     try {
       const started = Date.now();
-      const reply = await eventually(async () => {
-        const r = await req(socket, "/v1/secrets/demo/api-token").catch(() => undefined);
-        return r?.status === 200 ? r : undefined;
-      }, 120_000, `the ${arch} daemon to serve the secret`);
+      const reply = await eventually(
+        async () => {
+          const r = await req(socket, "/v1/secrets/demo/api-token").catch(() => undefined);
+          return r?.status === 200 ? r : undefined;
+        },
+        120_000,
+        `the ${arch} daemon to serve the secret`,
+      );
       t.diagnostic(`${arch} under qemu: first secret served ${((Date.now() - started) / 1000).toFixed(1)} s after start`);
       assert.equal(JSON.parse(reply.body).value, DEMO_VALUES[0]);
       assert.equal(await stopChild(daemon), 0, "the daemon exits 0 on SIGTERM");

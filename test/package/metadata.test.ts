@@ -117,7 +117,22 @@ test("systemd-analyze verifies the unit and rates its exposure OK", () => {
     assert.ok(exposure, security.out);
     assert.ok(Number(exposure[1]) <= 2.0, `exposure ${exposure[1]} ${exposure[2]}`);
     const text = fs.readFileSync(unit, "utf8");
-    for (const line of ["Type=notify", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "ReadWritePaths=/var/lib/sealcache", "RuntimeDirectory=sealcache", "DeviceAllow=/dev/tpmrm0 rw", "DevicePolicy=closed", "CapabilityBoundingSet=\n", "SystemCallFilter=@system-service", "LimitCORE=0", "Restart=on-failure", "WatchdogSec="]) {
+    for (const line of [
+      "Type=notify",
+      "ProtectSystem=strict",
+      "ProtectHome=yes",
+      "PrivateTmp=yes",
+      "NoNewPrivileges=yes",
+      "ReadWritePaths=/var/lib/sealcache",
+      "RuntimeDirectory=sealcache",
+      "DeviceAllow=/dev/tpmrm0 rw",
+      "DevicePolicy=closed",
+      "CapabilityBoundingSet=\n",
+      "SystemCallFilter=@system-service",
+      "LimitCORE=0",
+      "Restart=on-failure",
+      "WatchdogSec=",
+    ]) {
       assert.ok(text.includes(line), `the unit sets ${line.trim()}`);
     }
   } finally {

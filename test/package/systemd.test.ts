@@ -78,10 +78,14 @@ test("apt installs the .deb in a booted root; the postinst enables and starts th
   for (const line of timings) t.diagnostic(line);
   assert.equal(inMachine(m(), ["systemctl", "is-enabled", UNIT]).stdout.trim(), "enabled");
   // The shipped config seals to a TPM and there is none: active, serving `sealed`.
-  const s = await eventually(() => {
-    const s = state();
-    return s.ActiveState === "active" && s.StatusText !== "" && s;
-  }, 20_000, "the unit the postinst started");
+  const s = await eventually(
+    () => {
+      const s = state();
+      return s.ActiveState === "active" && s.StatusText !== "" && s;
+    },
+    20_000,
+    "the unit the postinst started",
+  );
   assert.match(s.StatusText!, /^sealed: .*TPM/, "STATUS= says why it is sealed");
 });
 
@@ -97,10 +101,14 @@ test("with a host-sealed config the restarted unit is active, STATUS says what i
   mustInMachine(m(), ["systemctl", "restart", UNIT]);
   // restart returns once READY=1 arrived (Type=notify).
   t.diagnostic(`systemctl restart (to READY=1): ${Date.now() - start} ms`);
-  const s = await eventually(() => {
-    const s = state();
-    return /^serving 1 secret/.test(s.StatusText!) && s;
-  }, 20_000, "STATUS=serving 1 secret");
+  const s = await eventually(
+    () => {
+      const s = state();
+      return /^serving 1 secret/.test(s.StatusText!) && s;
+    },
+    20_000,
+    "STATUS=serving 1 secret",
+  );
   assert.equal(s.ActiveState, "active");
   assert.equal(s.SubState, "running");
   assert.equal(s.NRestarts, "0");
@@ -122,16 +130,11 @@ test("the service runs as sealcache with no capabilities, no new privileges and 
   // the files in a non-dumpable process's /proc/PID to root.
   assert.equal(mustInMachine(m(), ["stat", "-c", "%U", `/proc/${pid}/status`]).stdout.trim(), "root", "the daemon is not dumpable");
   const modes = mustInMachine(m(), ["stat", "-c", "%a %U %G %n", "/run/sealcache", "/var/lib/sealcache", "/run/sealcache/sealcache.sock"]).stdout;
-  assert.deepEqual(modes.trim().split("\n"), [
-    "750 sealcache sealcache /run/sealcache",
-    "700 sealcache sealcache /var/lib/sealcache",
-    "660 sealcache sealcache /run/sealcache/sealcache.sock",
-  ]);
+  assert.deepEqual(modes.trim().split("\n"), ["750 sealcache sealcache /run/sealcache", "700 sealcache sealcache /var/lib/sealcache", "660 sealcache sealcache /run/sealcache/sealcache.sock"]);
 });
 
 test("peer identity works through the sandbox: a rule for agent in edge-agent.service admits it there and not in another unit", () => {
-  const run = (unit: string) =>
-    inMachine(m(), ["systemd-run", "--quiet", "--wait", "--pipe", `--unit=${unit}`, "-p", "User=agent", "sealcache", "get", "--raw", "demo/api-token"]);
+  const run = (unit: string) => inMachine(m(), ["systemd-run", "--quiet", "--wait", "--pipe", `--unit=${unit}`, "-p", "User=agent", "sealcache", "get", "--raw", "demo/api-token"]);
   const admitted = run("edge-agent");
   assert.equal(admitted.status, 0, admitted.stderr);
   assert.equal(admitted.stdout, token);
@@ -154,10 +157,14 @@ test("systemd's watchdog restarts a hung daemon, which serves again", async (t) 
 
   const start = Date.now();
   mustInMachine(m(), ["systemctl", "kill", "--kill-whom=main", "--signal=SIGSTOP", UNIT]);
-  const restarted = await eventually(() => {
-    const s = state();
-    return s.NRestarts === String(Number(prior.NRestarts) + 1) && s.ActiveState === "active" && s;
-  }, 20_000, "a restart by the watchdog");
+  const restarted = await eventually(
+    () => {
+      const s = state();
+      return s.NRestarts === String(Number(prior.NRestarts) + 1) && s.ActiveState === "active" && s;
+    },
+    20_000,
+    "a restart by the watchdog",
+  );
   t.diagnostic(`SIGSTOP to active again: ${Date.now() - start} ms`);
   assert.notEqual(restarted.MainPID, prior.MainPID);
   const journal = mustInMachine(m(), ["journalctl", "-u", UNIT, "--no-pager", "-o", "cat", "--since", "-1min"]).stdout;
@@ -178,7 +185,10 @@ test("systemctl stop ends the daemon with exit status 0; no warning but host sea
   // A sandbox option or syscall the daemon needs and is denied shows up here.
   const lines = mustInMachine(m(), ["journalctl", `_SYSTEMD_INVOCATION_ID=${invocation}`, "--no-pager", "-o", "cat"]).stdout.split("\n");
   const logged = lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { level: string; msg: string });
-  assert.ok(logged.some((e) => e.msg === "stopped"), `the last run logged its stop:\n${lines.join("\n")}`);
+  assert.ok(
+    logged.some((e) => e.msg === "stopped"),
+    `the last run logged its stop:\n${lines.join("\n")}`,
+  );
   const bad = logged.filter((e) => !["debug", "info"].includes(e.level) && !e.msg.startsWith("seal.type host"));
   assert.deepEqual(bad, [], "warnings or errors from the daemon under the unit");
 });

@@ -55,7 +55,9 @@ export function mustInRoot(root: string, cmd: string[], opts: { env?: Record<str
 /** Starts a long-running command inside the root; its output goes to `logFile`. */
 export function spawnInRoot(root: string, cmd: string[], logFile: string): ChildProcess {
   const fd = fs.openSync(logFile, "a");
-  const child = spawn("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", ENTER, root, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", ...cmd], { stdio: ["ignore", fd, fd] });
+  const child = spawn("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", ENTER, root, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", ...cmd], {
+    stdio: ["ignore", fd, fd],
+  });
   fs.closeSync(fd);
   return child;
 }

@@ -15,9 +15,7 @@ function request(socketPath, path, o = {}) {
     const r = http.request({ socketPath, path, method: o.method ?? "GET", agent: o.agent ?? false, timeout: o.timeoutMs ?? 10_000 }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
-      res.on("end", () =>
-        resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString("utf8"), retryAfter: res.headers["retry-after"] ?? null, ms: performance.now() - t0 }),
-      );
+      res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString("utf8"), retryAfter: res.headers["retry-after"] ?? null, ms: performance.now() - t0 }));
       res.on("error", (e) => resolve({ status: 0, body: String(e), retryAfter: null, ms: performance.now() - t0 }));
     });
     r.on("timeout", () => r.destroy(new Error("timeout")));
@@ -152,11 +150,15 @@ const ops = {
   /** Opens `count` idle connections, requests `path` on one more, holds them `holdMs`, then requests again without them. */
   async hold({ socket, count, path, holdMs = 0 }) {
     const held = await Promise.all(
-      Array.from({ length: count }, () => new Promise((resolve) => {
-        const s = net.connect(socket);
-        s.on("connect", () => resolve(s));
-        s.on("error", () => resolve(s));
-      })),
+      Array.from(
+        { length: count },
+        () =>
+          new Promise((resolve) => {
+            const s = net.connect(socket);
+            s.on("connect", () => resolve(s));
+            s.on("error", () => resolve(s));
+          }),
+      ),
     );
     await sleep(100);
     const alive = held.filter((s) => !s.destroyed).length;
@@ -173,24 +175,28 @@ const ops = {
   async slowloris({ socket, count, durationMs }) {
     const t0 = performance.now();
     const results = await Promise.all(
-      Array.from({ length: count }, () => new Promise((resolve) => {
-        const s = net.connect(socket);
-        let got = "";
-        let iv;
-        const stop = setTimeout(() => s.destroy(), durationMs);
-        const done = () => {
-          clearInterval(iv);
-          clearTimeout(stop);
-          resolve({ closedAfterMs: performance.now() - t0, got: got.slice(0, 200) });
-        };
-        s.on("connect", () => {
-          s.write("GET /v1/health HTTP/1.1\r\nHost: sealcache\r\nX-Slow: ");
-          iv = setInterval(() => s.writable && s.write("a"), 100);
-        });
-        s.on("data", (c) => (got += c.toString("latin1")));
-        s.on("error", () => undefined);
-        s.on("close", done);
-      })),
+      Array.from(
+        { length: count },
+        () =>
+          new Promise((resolve) => {
+            const s = net.connect(socket);
+            let got = "";
+            let iv;
+            const stop = setTimeout(() => s.destroy(), durationMs);
+            const done = () => {
+              clearInterval(iv);
+              clearTimeout(stop);
+              resolve({ closedAfterMs: performance.now() - t0, got: got.slice(0, 200) });
+            };
+            s.on("connect", () => {
+              s.write("GET /v1/health HTTP/1.1\r\nHost: sealcache\r\nX-Slow: ");
+              iv = setInterval(() => s.writable && s.write("a"), 100);
+            });
+            s.on("data", (c) => (got += c.toString("latin1")));
+            s.on("error", () => undefined);
+            s.on("close", done);
+          }),
+      ),
     );
     return results;
   },

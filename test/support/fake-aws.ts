@@ -61,7 +61,14 @@ export class FakeAws extends LocalServer {
 
   /** Environment for a daemon (or SDK) that should sign with the test keys. */
   env(): NodeJS.ProcessEnv {
-    return { AWS_ACCESS_KEY_ID: this.accessKeyId, AWS_SECRET_ACCESS_KEY: this.secretAccessKey, AWS_REGION: this.region, AWS_EC2_METADATA_DISABLED: "true", AWS_CONFIG_FILE: "/nonexistent", AWS_SHARED_CREDENTIALS_FILE: "/nonexistent" };
+    return {
+      AWS_ACCESS_KEY_ID: this.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: this.secretAccessKey,
+      AWS_REGION: this.region,
+      AWS_EC2_METADATA_DISABLED: "true",
+      AWS_CONFIG_FILE: "/nonexistent",
+      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
+    };
   }
 
   count(op: string): number {
@@ -164,7 +171,9 @@ export class FakeAws extends LocalServer {
           // Well-formed JSON that is not what the API documents: a parameter without its Value.
           return sendJson(res, op === "ssm.GetParametersByPath" ? { Parameters: [{ Name: "/x/y", Type: "String", Version: 1 }] } : {});
         case "badsig":
-          return isJson ? jsonError(res, 400, "InvalidSignatureException", "The request signature we calculated does not match the signature you provided.") : xmlError(res, 403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.");
+          return isJson
+            ? jsonError(res, 400, "InvalidSignatureException", "The request signature we calculated does not match the signature you provided.")
+            : xmlError(res, 403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.");
       }
     }
 
@@ -250,7 +259,13 @@ export class FakeAws extends LocalServer {
   }
 
   #paramEntry(name: string, p: Param, version: number, decrypt: boolean, selector?: string): Record<string, unknown> {
-    const value = p.type === "SecureString" && !decrypt ? "AQICAH" + Buffer.from(p.versions[version - 1]!).toString("base64").replace(/./g, "x") : p.versions[version - 1]!;
+    const value =
+      p.type === "SecureString" && !decrypt
+        ? "AQICAH" +
+          Buffer.from(p.versions[version - 1]!)
+            .toString("base64")
+            .replace(/./g, "x")
+        : p.versions[version - 1]!;
     return {
       Name: name,
       Type: p.type,
@@ -265,7 +280,8 @@ export class FakeAws extends LocalServer {
 
   #getParameters(res: http.ServerResponse, input: Record<string, any>): void {
     const names = input.Names;
-    if (!Array.isArray(names) || names.length === 0 || names.length > 10) return jsonError(res, 400, "ValidationException", "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length less than or equal to 10");
+    if (!Array.isArray(names) || names.length === 0 || names.length > 10)
+      return jsonError(res, 400, "ValidationException", "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length less than or equal to 10");
     const Parameters: unknown[] = [];
     const InvalidParameters: string[] = [];
     for (const full of names as string[]) {

@@ -159,7 +159,11 @@ export class FakeKeyVault extends LocalServer {
     const token = bearer === undefined ? undefined : this.issuer.check(bearer);
     if (!token || this.refuseTokens || token.tenant !== this.tenant || token.resource !== KEY_VAULT_RESOURCE) {
       this.#bump("vault.refused");
-      const why = !token ? "AKV10032: Invalid issuer. Token validation failed." : token.resource !== KEY_VAULT_RESOURCE ? `AKV10022: Invalid audience. Expected ${KEY_VAULT_RESOURCE}, found: ${token.resource}.` : "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/" + this.tenant + "/.";
+      const why = !token
+        ? "AKV10032: Invalid issuer. Token validation failed."
+        : token.resource !== KEY_VAULT_RESOURCE
+          ? `AKV10022: Invalid audience. Expected ${KEY_VAULT_RESOURCE}, found: ${token.resource}.`
+          : "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/" + this.tenant + "/.";
       return this.#challenge(res, why);
     }
     this.callers.push(token.principal);
@@ -215,10 +219,22 @@ export class FakeKeyVault extends LocalServer {
     if (!/^[0-9a-zA-Z-]{1,127}$/.test(name)) return kvError(res, 400, "BadParameter", `The request URI contains an invalid name: ${name}`);
     const s = this.secrets.get(name.toLowerCase());
     const label = version ? `${name}/${version}` : name;
-    const notFound = () => kvError(res, 404, "SecretNotFound", `A secret with (name/id) ${label} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`);
+    const notFound = () =>
+      kvError(
+        res,
+        404,
+        "SecretNotFound",
+        `A secret with (name/id) ${label} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`,
+      );
     if (!s) return notFound();
     if (this.denied.has(name.toLowerCase())) {
-      return kvError(res, 403, "Forbidden", `Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=${token.principal}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'\r\nResource: '/subscriptions/x/resourcegroups/edge/providers/microsoft.keyvault/vaults/fleet/secrets/${name.toLowerCase()}'`, "ForbiddenByRbac");
+      return kvError(
+        res,
+        403,
+        "Forbidden",
+        `Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=${token.principal}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'\r\nResource: '/subscriptions/x/resourcegroups/edge/providers/microsoft.keyvault/vaults/fleet/secrets/${name.toLowerCase()}'`,
+        "ForbiddenByRbac",
+      );
     }
     const v = version ? s.versions.find((x) => x.id === version.toLowerCase()) : s.versions.at(-1);
     if (!v) return notFound();
@@ -228,7 +244,15 @@ export class FakeKeyVault extends LocalServer {
       value: v.value,
       ...(v.contentType !== undefined ? { contentType: v.contentType } : {}),
       id: `${this.url}/secrets/${s.name}/${v.id}`,
-      attributes: { enabled: v.enabled, ...(v.nbf !== undefined ? { nbf: v.nbf } : {}), ...(v.exp !== undefined ? { exp: v.exp } : {}), created: v.created, updated: v.created, recoveryLevel: "Recoverable+Purgeable", recoverableDays: 90 },
+      attributes: {
+        enabled: v.enabled,
+        ...(v.nbf !== undefined ? { nbf: v.nbf } : {}),
+        ...(v.exp !== undefined ? { exp: v.exp } : {}),
+        created: v.created,
+        updated: v.created,
+        recoveryLevel: "Recoverable+Purgeable",
+        recoverableDays: 90,
+      },
       tags: {},
     });
   }

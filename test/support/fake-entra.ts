@@ -139,7 +139,11 @@ export class FakeEntra extends LocalServer {
   readonly #tls: { key: Buffer | string; cert: Buffer | string };
   #fault: { kind: EntraFault; times: number } | undefined;
 
-  constructor(readonly issuer: TokenIssuer, tls: { key: Buffer | string; cert: Buffer | string }, tenant = randomUUID()) {
+  constructor(
+    readonly issuer: TokenIssuer,
+    tls: { key: Buffer | string; cert: Buffer | string },
+    tenant = randomUUID(),
+  ) {
     super();
     this.#tls = tls;
     this.tenant = tenant;
@@ -205,7 +209,8 @@ export class FakeEntra extends LocalServer {
     this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
     if (!m) return oauthError(res, 404, "invalid_request", `AADSTS90099: The path ${url.pathname} is not served.`, 90099);
     const tenant = decodeURIComponent(m[1]!);
-    if (tenant !== this.tenant) return oauthError(res, 400, "invalid_request", `AADSTS90002: Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`, 90002);
+    if (tenant !== this.tenant)
+      return oauthError(res, 400, "invalid_request", `AADSTS90002: Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`, 90002);
 
     const f = this.#fault;
     if (f && f.times > 0) {
@@ -234,7 +239,8 @@ export class FakeEntra extends LocalServer {
       return sendJson(res, 200, this.#openIdConfiguration());
     }
     if (req.method !== "POST") return oauthError(res, 405, "invalid_request", "AADSTS900561: The endpoint only accepts POST, OPTIONS requests. Received a GET request.", 900561);
-    if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")) return oauthError(res, 400, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.", 900144);
+    if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded"))
+      return oauthError(res, 400, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.", 900144);
     return this.#token(res, new URLSearchParams(Buffer.concat(chunks).toString("utf8")));
   }
 
@@ -273,12 +279,29 @@ export class FakeEntra extends LocalServer {
     const app = this.apps.get(clientId);
     if (!app) return oauthError(res, 400, "unauthorized_client", `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${this.tenant}'.`, 700016);
     const scope = form.get("scope") ?? "";
-    const resource = scope.split(" ").find((s) => s.endsWith("/.default"))?.slice(0, -"/.default".length);
-    if (!resource) return oauthError(res, 400, "invalid_scope", `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.`, 1002012);
+    const resource = scope
+      .split(" ")
+      .find((s) => s.endsWith("/.default"))
+      ?.slice(0, -"/.default".length);
+    if (!resource)
+      return oauthError(
+        res,
+        400,
+        "invalid_scope",
+        `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.`,
+        1002012,
+      );
     const secret = form.get("client_secret");
     const assertion = form.get("client_assertion");
     if (secret !== null) {
-      if (app.secret === undefined || secret !== app.secret) return oauthError(res, 401, "invalid_client", `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`, 7000215);
+      if (app.secret === undefined || secret !== app.secret)
+        return oauthError(
+          res,
+          401,
+          "invalid_client",
+          `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
+          7000215,
+        );
       this.grants.push("client_secret");
     } else if (assertion !== null) {
       // A signed assertion is a credential for its lifetime: the leak checks look for it too.
@@ -307,13 +330,19 @@ export class FakeEntra extends LocalServer {
       return bad(50027, "JWT token is invalid or malformed.", 400, "invalid_request");
     }
     const now = Date.now() / 1000;
-    if (typeof claims.exp !== "number" || claims.exp < now - 300 || (typeof claims.nbf === "number" && claims.nbf > now + 300)) return bad(700024, "Client assertion is not within its valid time range.");
+    if (typeof claims.exp !== "number" || claims.exp < now - 300 || (typeof claims.nbf === "number" && claims.nbf > now + 300))
+      return bad(700024, "Client assertion is not within its valid time range.");
     const signed = Buffer.from(`${parts[0]}.${parts[1]}`);
     const sig = Buffer.from(parts[2]!, "base64url");
     const fed = app.federated.find((f) => f.issuer === claims.iss);
     if (fed) {
       if (claims.sub !== fed.subject || !(Array.isArray(claims.aud) ? claims.aud.includes(fed.audience) : claims.aud === fed.audience)) {
-        return bad(70021, "No matching federated identity record found for presented assertion. Assertion Issuer, Subject and Audience must match a federated identity credential of the app.", 400, "invalid_request");
+        return bad(
+          70021,
+          "No matching federated identity record found for presented assertion. Assertion Issuer, Subject and Audience must match a federated identity credential of the app.",
+          400,
+          "invalid_request",
+        );
       }
       if (!verifyJws(String(header.alg), signed, sig, fed.publicKey)) return bad(700027, "Client assertion failed signature validation.");
       this.grants.push("federated");
@@ -385,9 +414,7 @@ export class FakeManagedIdentity extends LocalServer {
 
   /** The environment that points the SDK at this endpoint, as the Arc agent / AKS pod identity set it. */
   env(): NodeJS.ProcessEnv {
-    return this.mode === "arc"
-      ? { IDENTITY_ENDPOINT: `${this.url}/metadata/identity/oauth2/token`, IMDS_ENDPOINT: this.url }
-      : { AZURE_POD_IDENTITY_AUTHORITY_HOST: this.url };
+    return this.mode === "arc" ? { IDENTITY_ENDPOINT: `${this.url}/metadata/identity/oauth2/token`, IMDS_ENDPOINT: this.url } : { AZURE_POD_IDENTITY_AUTHORITY_HOST: this.url };
   }
 
   count(op: string): number {
@@ -474,7 +501,15 @@ export class FakeManagedIdentity extends LocalServer {
     const now = Math.floor(Date.now() / 1000);
     const token = this.issuer.issue({ principal: this.principal, tenant: this.tenant, resource: resource.replace(/\/$/, ""), expiresAt: (now + this.tokenLifetime) * 1000 });
     // Numbers as strings, as HIMDS and IMDS send them.
-    sendJson(res, 200, { access_token: token, expires_in: String(this.tokenLifetime), expires_on: String(now + this.tokenLifetime), ext_expires_in: String(this.tokenLifetime), not_before: String(now), resource, token_type: "Bearer" });
+    sendJson(res, 200, {
+      access_token: token,
+      expires_in: String(this.tokenLifetime),
+      expires_on: String(now + this.tokenLifetime),
+      ext_expires_in: String(this.tokenLifetime),
+      not_before: String(now),
+      resource,
+      token_type: "Bearer",
+    });
   }
 }
 
@@ -488,7 +523,10 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 function oauthError(res: http.ServerResponse, status: number, error: string, description: string, code: number): void {
   const trace = randomUUID();
   const corr = randomUUID();
-  const at = new Date().toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  const at = new Date()
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "Z");
   sendJson(res, status, {
     error,
     error_description: `${description} Trace ID: ${trace} Correlation ID: ${corr} Timestamp: ${at}`,

@@ -163,10 +163,16 @@ export class FakeSts extends TokenServer {
     }
     if (op === "sts.token" && req.method === "POST") {
       const f = new URLSearchParams(body);
-      if (f.get("grant_type") !== "urn:ietf:params:oauth:grant-type:token-exchange" || f.get("requested_token_type") !== "urn:ietf:params:oauth:token-type:access_token") return json(400, { error: "invalid_request" });
+      if (f.get("grant_type") !== "urn:ietf:params:oauth:grant-type:token-exchange" || f.get("requested_token_type") !== "urn:ietf:params:oauth:token-type:access_token")
+        return json(400, { error: "invalid_request" });
       if (f.get("audience") !== this.audience || f.get("subject_token_type") !== "urn:ietf:params:oauth:token-type:jwt") return json(400, { error: "invalid_target" });
       if (f.get("subject_token") !== this.subjectToken) return json(400, { error: "invalid_grant", error_description: "ID Token issued at ... is stale to sign-in." });
-      return json(200, { access_token: this.issue(`principal://${this.audience.slice(2)}`), issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: 3600 });
+      return json(200, {
+        access_token: this.issue(`principal://${this.audience.slice(2)}`),
+        issued_token_type: "urn:ietf:params:oauth:token-type:access_token",
+        token_type: "Bearer",
+        expires_in: 3600,
+      });
     }
     if (op === "iam.generateAccessToken" && req.method === "POST") {
       const bearer = /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ""))?.[1];

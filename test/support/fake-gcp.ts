@@ -88,7 +88,7 @@ export class FakeGcp {
     const access = svc.AccessSecretVersion!;
     const serialize = access.responseSerialize;
     // The same method, with a serializer that can also send bytes that are not an AccessSecretVersionResponse.
-    this.#service = { ...svc, AccessSecretVersion: { ...access, responseSerialize: (v: unknown) => ((v as { [RAW]?: Buffer })[RAW] ?? serialize(v)) } };
+    this.#service = { ...svc, AccessSecretVersion: { ...access, responseSerialize: (v: unknown) => (v as { [RAW]?: Buffer })[RAW] ?? serialize(v) } };
     this.#creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }], false);
     const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     this.sa = {
@@ -218,7 +218,8 @@ export class FakeGcp {
     const fail = (code: grpc.status, details: string, metadata?: grpc.Metadata) => cb({ code, details, ...(metadata ? { metadata } : {}) });
 
     const authError = this.#authenticate(call.metadata);
-    if (authError) return fail(grpc.status.UNAUTHENTICATED, `Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. (${authError})`);
+    if (authError)
+      return fail(grpc.status.UNAUTHENTICATED, `Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. (${authError})`);
 
     const m = /^projects\/([^/]+)\/secrets\/([^/]+)\/versions\/([^/]+)$/.exec(name);
     const f = this.#fault;
@@ -228,7 +229,11 @@ export class FakeGcp {
         case "unavailable":
           return fail(grpc.status.UNAVAILABLE, "The service is currently unavailable.");
         case "exhausted":
-          return fail(grpc.status.RESOURCE_EXHAUSTED, "Quota exceeded for quota metric 'Access requests' and limit 'Access requests per minute per project per region' of service 'secretmanager.googleapis.com'.", quotaDetails(f.retryAfter));
+          return fail(
+            grpc.status.RESOURCE_EXHAUSTED,
+            "Quota exceeded for quota metric 'Access requests' and limit 'Access requests per minute per project per region' of service 'secretmanager.googleapis.com'.",
+            quotaDetails(f.retryAfter),
+          );
         case "deadline":
           return fail(grpc.status.DEADLINE_EXCEEDED, "Deadline exceeded");
         case "unauthenticated":

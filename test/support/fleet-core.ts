@@ -33,7 +33,15 @@ export class FakeFleetCore implements FleetCore {
   }
 
   status(): FleetStatus {
-    return { sealed: this.sealed, secrets: this.values.size, stale: this.stale, providers: { ...this.providers }, revision: this.revision, version: "0.0.0-test", names: [...this.values.keys()].sort() };
+    return {
+      sealed: this.sealed,
+      secrets: this.values.size,
+      stale: this.stale,
+      providers: { ...this.providers },
+      revision: this.revision,
+      version: "0.0.0-test",
+      names: [...this.values.keys()].sort(),
+    };
   }
 
   onStatusChange(fn: () => void): () => void {
@@ -207,7 +215,14 @@ export async function captureBus(t: { after(fn: () => void | Promise<void>): voi
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`no ${what} within ${timeoutMs} ms; seen:\n${messages.map((m) => `${m.topic} ${m.payload.slice(0, 200)}`).join("\n").slice(-3000)}`));
+          reject(
+            new Error(
+              `no ${what} within ${timeoutMs} ms; seen:\n${messages
+                .map((m) => `${m.topic} ${m.payload.slice(0, 200)}`)
+                .join("\n")
+                .slice(-3000)}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(check);
         check();

@@ -82,7 +82,12 @@ export function mustInMachine(m: Machine, cmd: string[], opts: { input?: string;
 /** `systemctl show -p …` as an object. */
 export function unitProperties(m: Machine, unit: string, props: string[]): Record<string, string> {
   const out = mustInMachine(m, ["systemctl", "show", unit, ...props.flatMap((p) => ["-p", p])]).stdout;
-  return Object.fromEntries(out.split("\n").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  return Object.fromEntries(
+    out
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
 }
 
 /**

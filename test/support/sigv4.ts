@@ -15,7 +15,11 @@ export interface SigV4Credentials {
 
 export type SigV4Result =
   | { ok: true; accessKeyId: string; region: string; service: string }
-  | { ok: false; code: "MissingAuthenticationToken" | "IncompleteSignature" | "UnrecognizedClientException" | "InvalidSignatureException" | "SignatureDoesNotMatch" | "RequestExpired" | "InvalidClientTokenId"; message: string };
+  | {
+      ok: false;
+      code: "MissingAuthenticationToken" | "IncompleteSignature" | "UnrecognizedClientException" | "InvalidSignatureException" | "SignatureDoesNotMatch" | "RequestExpired" | "InvalidClientTokenId";
+      message: string;
+    };
 
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
 const hmac = (key: Buffer | string, data: string) => createHmac("sha256", key).update(data, "utf8").digest();
@@ -38,7 +42,13 @@ export function signingKey(secret: string, date: string, region: string, service
 export function canonicalRequest(method: string, rawUrl: string, headers: http.IncomingHttpHeaders, signedHeaders: string[], payloadHash: string): string {
   const url = new URL(rawUrl, "http://x");
   // Non-S3 services: each path segment is normalised and URI-encoded twice; the SDK sends "/".
-  const path = url.pathname === "" ? "/" : url.pathname.split("/").map((seg) => uriEncode(uriEncode(decodeURIComponent(seg)))).join("/");
+  const path =
+    url.pathname === ""
+      ? "/"
+      : url.pathname
+          .split("/")
+          .map((seg) => uriEncode(uriEncode(decodeURIComponent(seg))))
+          .join("/");
   const query = [...url.searchParams.entries()]
     .map(([k, v]) => [uriEncode(k), uriEncode(v)] as const)
     .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1))
@@ -63,11 +73,13 @@ export function verifySigV4(req: http.IncomingMessage, body: Buffer, lookup: (ac
   const creds = lookup(akid);
   if (!creds) return { ok: false, code: "UnrecognizedClientException", message: "The security token included in the request is invalid." };
   const amzDate = req.headers["x-amz-date"];
-  if (typeof amzDate !== "string" || !/^\d{8}T\d{6}Z$/.test(amzDate) || !amzDate.startsWith(date)) return { ok: false, code: "IncompleteSignature", message: "X-Amz-Date is missing or does not match the credential scope" };
+  if (typeof amzDate !== "string" || !/^\d{8}T\d{6}Z$/.test(amzDate) || !amzDate.startsWith(date))
+    return { ok: false, code: "IncompleteSignature", message: "X-Amz-Date is missing or does not match the credential scope" };
   const t = Date.parse(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
   if (Math.abs(now - t) > 15 * 60_000) return { ok: false, code: "RequestExpired", message: "Signature expired: the request time is more than 15 minutes from the server time" };
   const signedHeaders = signed.split(";");
-  if (!signedHeaders.includes("host") || signedHeaders.join(";") !== [...signedHeaders].sort().join(";")) return { ok: false, code: "IncompleteSignature", message: "SignedHeaders must be sorted and include host" };
+  if (!signedHeaders.includes("host") || signedHeaders.join(";") !== [...signedHeaders].sort().join(";"))
+    return { ok: false, code: "IncompleteSignature", message: "SignedHeaders must be sorted and include host" };
   const token = req.headers["x-amz-security-token"];
   if (creds.sessionToken !== undefined) {
     if (token !== creds.sessionToken) return { ok: false, code: "UnrecognizedClientException", message: "The security token included in the request is invalid." };
@@ -78,10 +90,16 @@ export function verifySigV4(req: http.IncomingMessage, body: Buffer, lookup: (ac
   if (payloadHash !== sha256(body)) return { ok: false, code: "SignatureDoesNotMatch", message: "The provided x-amz-content-sha256 header does not match what was computed." };
   const canon = canonicalRequest(req.method ?? "GET", req.url ?? "/", req.headers, signedHeaders, payloadHash);
   const stringToSign = ["AWS4-HMAC-SHA256", amzDate, `${date}/${region}/${service}/aws4_request`, sha256(canon)].join("\n");
-  const expected = createHmac("sha256", signingKey(creds.secretAccessKey, date, region, service)).update(stringToSign, "utf8").digest();
+  const expected = createHmac("sha256", signingKey(creds.secretAccessKey, date, region, service))
+    .update(stringToSign, "utf8")
+    .digest();
   const given = Buffer.from(signature, "hex");
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, code: "InvalidSignatureException", message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method." };
+    return {
+      ok: false,
+      code: "InvalidSignatureException",
+      message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+    };
   }
   return { ok: true, accessKeyId: akid, region, service };
 }

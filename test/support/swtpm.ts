@@ -119,7 +119,11 @@ export async function startSwtpm(t: AfterHook): Promise<Swtpm> {
       return (await run(name, args, { env, cwd })).stdout;
     },
     async handles() {
-      const list = async (what: string) => (await run("tpm2_getcap", [what], { env })).stdout.split("\n").map((l) => l.replace(/^-\s*/, "").trim()).filter((l) => /^0x/.test(l));
+      const list = async (what: string) =>
+        (await run("tpm2_getcap", [what], { env })).stdout
+          .split("\n")
+          .map((l) => l.replace(/^-\s*/, "").trim())
+          .filter((l) => /^0x/.test(l));
       const transient = await list("handles-transient");
       const sessions = [...(await list("handles-loaded-session")), ...(await list("handles-saved-session"))];
       return { transient, sessions };

@@ -22,13 +22,22 @@ export async function probeBackends(c: Config, add: Add): Promise<void> {
     const secrets = Object.values(c.secrets).filter((s) => s.provider === name);
     if (secrets.length === 0) continue;
     if (o.type === "file") {
-      probeFiles(name, String(o.dir), secrets.map((s) => s.path), add);
+      probeFiles(
+        name,
+        String(o.dir),
+        secrets.map((s) => s.path),
+        add,
+      );
       continue;
     }
     const where = o.type === "vault" ? String(o.address) : awsEndpoint(o);
     if (where === undefined) continue;
     const problem = await connects(where);
-    add("backend", problem ? "warn" : "ok", `${name}: ${problem ? `cannot connect to ${where} (${problem})` : `${where} accepts connections`} (checked by doctor; the daemon checks credentials once it runs)`);
+    add(
+      "backend",
+      problem ? "warn" : "ok",
+      `${name}: ${problem ? `cannot connect to ${where} (${problem})` : `${where} accepts connections`} (checked by doctor; the daemon checks credentials once it runs)`,
+    );
   }
 }
 

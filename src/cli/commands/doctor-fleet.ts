@@ -57,7 +57,12 @@ export async function checkFleet(c: Config, add: Add, opts: { daemonMqtt?: MqttS
 /** The daemon's own view of its broker connection (MqttPart.state(), as /v1/health gives it). */
 export function reportDaemonMqtt(s: MqttState, add: Add): void {
   const err = s.last_error ? ` (${s.last_error})` : "";
-  if (s.state === "connected") add("broker", s.subscribed && !s.last_error ? "ok" : "warn", `the daemon is connected as ${s.client_id}${s.subscribed ? ", subscribed to its command topics" : ", but not subscribed to its command topics"}${err}`);
+  if (s.state === "connected")
+    add(
+      "broker",
+      s.subscribed && !s.last_error ? "ok" : "warn",
+      `the daemon is connected as ${s.client_id}${s.subscribed ? ", subscribed to its command topics" : ", but not subscribed to its command topics"}${err}`,
+    );
   else add("broker", "fail", `the daemon is ${s.state === "backoff" ? `waiting to retry (next attempt in ${Math.round((s.next_attempt_ms ?? 0) / 1000)} s, ${s.attempts} attempts)` : s.state}${err}`);
   for (const [name, problem] of Object.entries(s.trust.problems)) add("trust", "fail", `${name}: ${problem}`);
 }
@@ -109,7 +114,9 @@ async function tlsHandshake(m: MqttConfig, host: string, port: number): Promise<
     // A server that refuses the client certificate closes after the handshake (TLS 1.3): give it a moment to say so.
     s.once("secureConnect", () => setTimeout(() => done(undefined), 300));
     s.once("timeout", () => done(`no handshake within ${TIMEOUT_MS / 1000} s`));
-    s.once("error", (e: NodeJS.ErrnoException) => done(e.code === "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED" ? "the broker requires a client certificate (mqtt.cert_file / key_file)" : clip(e.message)));
+    s.once("error", (e: NodeJS.ErrnoException) =>
+      done(e.code === "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED" ? "the broker requires a client certificate (mqtt.cert_file / key_file)" : clip(e.message)),
+    );
   });
 }
 
@@ -144,7 +151,12 @@ async function checkLogin(m: MqttConfig, add: Add): Promise<void> {
       creds.wipe();
       resolve(r);
     };
-    client.once("connect", (connack) => finish({ ok: true, message: `logged in as ${m.username ?? "(no username)"} with client id ${m.client_id}; the session is ${connack.sessionPresent ? "present (kept by the broker since the daemon's last connection)" : "new"}` }));
+    client.once("connect", (connack) =>
+      finish({
+        ok: true,
+        message: `logged in as ${m.username ?? "(no username)"} with client id ${m.client_id}; the session is ${connack.sessionPresent ? "present (kept by the broker since the daemon's last connection)" : "new"}`,
+      }),
+    );
     client.once("error", (e) => finish({ ok: false, message: clip(describeError(e)) }));
     client.once("close", () => finish({ ok: false, message: "the broker closed the connection before accepting the login" }));
   });

@@ -121,7 +121,11 @@ async function checkSealer(c: Config, add: Add): Promise<void> {
     }
   }
   if (fs.existsSync(c.data_dir)) {
-    add("seal", hasSealedKek(c.data_dir) ? "ok" : "warn", hasSealedKek(c.data_dir) ? `${sealedKekPath(c.data_dir)} present` : `no sealed cache key yet; sealcache init or the first daemon start creates one`);
+    add(
+      "seal",
+      hasSealedKek(c.data_dir) ? "ok" : "warn",
+      hasSealedKek(c.data_dir) ? `${sealedKekPath(c.data_dir)} present` : `no sealed cache key yet; sealcache init or the first daemon start creates one`,
+    );
   }
 }
 
@@ -137,7 +141,8 @@ async function checkSocket(c: Config, add: Add): Promise<DoctorHealth | undefine
     if ((mode & 0o007) !== 0) add("socket", "warn", `${dir} has mode ${octal(mode)}: other accounts can reach the socket folder; 0750 is expected`);
   }
   if (!fs.existsSync(c.socket)) {
-    if (!fs.existsSync(path.join(c.data_dir, CACHE_FILE))) add("socket", "warn", `${c.socket} does not exist yet: the daemon has not been started (no cache in ${c.data_dir} yet); start it: systemctl start sealcache`);
+    if (!fs.existsSync(path.join(c.data_dir, CACHE_FILE)))
+      add("socket", "warn", `${c.socket} does not exist yet: the daemon has not been started (no cache in ${c.data_dir} yet); start it: systemctl start sealcache`);
     else add("socket", "fail", `${c.socket} does not exist: the daemon is not running (systemctl status sealcache)`);
     await probeBackends(c, add);
     return undefined;

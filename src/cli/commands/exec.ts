@@ -39,7 +39,11 @@ export async function execCommand(g: GlobalOptions, flags: ExecFlags, rest: read
   const names = [...new Set(bindings.map((b) => b.name))];
   const target = socketFor(g);
   const note = noter("exec", g.json, io);
-  const label = (name: string) => `--env ${bindings.filter((b) => b.name === name).map((b) => `${b.variable}=${name}`).join(" --env ")}`;
+  const label = (name: string) =>
+    `--env ${bindings
+      .filter((b) => b.name === name)
+      .map((b) => `${b.variable}=${name}`)
+      .join(" --env ")}`;
   const [cmd, ...args] = rest as [string, ...string[]];
 
   const stop = new AbortController();
@@ -133,7 +137,10 @@ function environment(bindings: readonly Binding[], values: ReadonlyMap<string, F
   for (const b of bindings) {
     const v = values.get(b.name)!;
     if (v.text.includes("\0")) {
-      throw new SealcacheError("bad_value", `--env ${b.variable}=${b.name}: the value of secret ${JSON.stringify(b.name)} contains a NUL byte, which an environment variable cannot hold; use sealcache render to put it in a file, or read it from the socket`);
+      throw new SealcacheError(
+        "bad_value",
+        `--env ${b.variable}=${b.name}: the value of secret ${JSON.stringify(b.name)} contains a NUL byte, which an environment variable cannot hold; use sealcache render to put it in a file, or read it from the socket`,
+      );
     }
     env[b.variable] = v.text;
   }
@@ -151,7 +158,8 @@ function parseBindings(env: readonly string[] | undefined): Binding[] {
     const eq = e.indexOf("=");
     const variable = eq < 0 ? e : e.slice(0, eq);
     const name = eq < 0 ? "" : e.slice(eq + 1);
-    if (eq < 0 || !VAR.test(variable)) throw new UsageError(`--env ${JSON.stringify(e.slice(0, 80))}: expected VAR=NAME, VAR a variable name ([A-Za-z_][A-Za-z0-9_]*) and NAME a secret name: ${SYNOPSIS}`);
+    if (eq < 0 || !VAR.test(variable))
+      throw new UsageError(`--env ${JSON.stringify(e.slice(0, 80))}: expected VAR=NAME, VAR a variable name ([A-Za-z_][A-Za-z0-9_]*) and NAME a secret name: ${SYNOPSIS}`);
     checkSecretName(name, `--env ${variable}=${name.slice(0, 64)}`);
     if (out.some((b) => b.variable === variable)) throw new UsageError(`--env ${variable} is given twice`);
     out.push({ variable, name });

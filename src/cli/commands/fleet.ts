@@ -80,7 +80,8 @@ export async function fleetSign(g: GlobalOptions, o: SignOptions, io: Io): Promi
   if (ttlMs === undefined || ttlMs < 1000) throw usage("fleet sign", `--ttl must be a duration of at least 1s such as 1h or 7d, not ${quote(o.ttl)}`);
   if (ttlMs > MAX_COMMAND_LIFETIME_MS) throw usage("fleet sign", `--ttl may be at most 365d (no gateway accepts a longer-lived command)`);
   const kid = o.kid ?? defaultKid(o.key);
-  if (!KID.test(kid)) throw usage("fleet sign", `the key name ${quote(kid)} is not a valid kid (1-64 letters, digits, '.', '_' or '-'); give --kid NAME, the name the gateways' mqtt.commands.trust uses`);
+  if (!KID.test(kid))
+    throw usage("fleet sign", `the key name ${quote(kid)} is not a valid kid (1-64 letters, digits, '.', '_' or '-'); give --kid NAME, the name the gateways' mqtt.commands.trust uses`);
   let pem: string;
   try {
     pem = fs.readFileSync(o.key, "latin1");

@@ -57,7 +57,9 @@ async function initialise(config: Config, g: GlobalOptions, io: Io): Promise<num
   const info = await sealer.describe();
   await sealer.close?.();
   if (g.json) {
-    io.out(JSON.stringify({ initialized: true, data_dir: config.data_dir, sealed_key: sealedKekPath(config.data_dir), seal: info.type, recovery_key: recoveryKey ?? null, warnings: info.warnings }) + "\n");
+    io.out(
+      JSON.stringify({ initialized: true, data_dir: config.data_dir, sealed_key: sealedKekPath(config.data_dir), seal: info.type, recovery_key: recoveryKey ?? null, warnings: info.warnings }) + "\n",
+    );
   } else {
     io.out(`sealed a new cache key in ${sealedKekPath(config.data_dir)} (seal.type ${info.type})\n`);
     if (recoveryKey) {
@@ -114,7 +116,10 @@ async function reseal(config: Config, g: GlobalOptions, recoveryKeyFile: string 
       state === "sealed"
         ? `the daemon on ${config.socket} is waiting to unseal; it tries again on its own (at most 5 min apart), or restart it to use the new seal now: systemctl restart sealcache`
         : undefined;
-    if (g.json) io.out(JSON.stringify({ resealed: true, sealed_key: sealedKekPath(config.data_dir), seal: info.type, detail: info.detail, daemon: state === "sealed" ? "waiting to unseal" : "not running" }) + "\n");
+    if (g.json)
+      io.out(
+        JSON.stringify({ resealed: true, sealed_key: sealedKekPath(config.data_dir), seal: info.type, detail: info.detail, daemon: state === "sealed" ? "waiting to unseal" : "not running" }) + "\n",
+      );
     else io.out(`resealed the cache key in ${sealedKekPath(config.data_dir)} to the current state (seal.type ${info.type}: ${info.detail})\n${waiting ? `${waiting}\n` : ""}`);
     return 0;
   } finally {

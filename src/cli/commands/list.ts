@@ -19,7 +19,14 @@ export async function list(g: GlobalOptions, flags: { prefix: string | undefined
   io.out(
     table(
       ["NAME", "STATE", "AGE", "VERSION", "PROVIDER", "ERROR"],
-      j.secrets.map((s) => [s.name, s.state, s.age_s === null ? "-" : `${s.age_s}s`, s.kind === "hierarchy" ? plural(s.members ?? 0, "param") : s.version === null ? "-" : String(s.version), s.provider, s.error ?? ""]),
+      j.secrets.map((s) => [
+        s.name,
+        s.state,
+        s.age_s === null ? "-" : `${s.age_s}s`,
+        s.kind === "hierarchy" ? plural(s.members ?? 0, "param") : s.version === null ? "-" : String(s.version),
+        s.provider,
+        s.error ?? "",
+      ]),
     ),
   );
   return 0;

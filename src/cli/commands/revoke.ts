@@ -11,7 +11,7 @@ import { plural } from "../format.js";
  * runs, on the cache directly (as the local operator) when it is stopped.
  */
 export async function revoke(g: GlobalOptions, args: string[], flags: { all: boolean }, io: Io): Promise<number> {
-  if (flags.all === (args.length > 0)) throw new UsageError("revoke takes a secret name or --all: sealcache revoke NAME|--all");
+  if (flags.all === args.length > 0) throw new UsageError("revoke takes a secret name or --all: sealcache revoke NAME|--all");
   // As import: the socket as every client command finds it; the full config only offline.
   const target = socketFor(g);
   const q = flags.all ? "?all=true" : `?name=${encodeURIComponent(args[0]!)}`;

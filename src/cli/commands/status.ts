@@ -46,7 +46,13 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
   const failing = await failingSecrets(target, h.failing);
   if (failing && failing.count > 0) {
     out.push("");
-    if (failing.shown.length > 0) out.push(table(["FAILING SECRET", "STATE", "ERROR"], failing.shown.map((f) => [f.name, f.state, f.error])).trimEnd());
+    if (failing.shown.length > 0)
+      out.push(
+        table(
+          ["FAILING SECRET", "STATE", "ERROR"],
+          failing.shown.map((f) => [f.name, f.state, f.error]),
+        ).trimEnd(),
+      );
     out.push(...failingFooter(failing));
   }
   if (h.providers && h.providers.length > 0) {
@@ -54,7 +60,13 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
     out.push(
       table(
         ["PROVIDER", "TYPE", "STATE", "LAST SUCCESS", "LAST ERROR"],
-        h.providers.map((p) => [p.name, p.type, !p.active ? "inactive" : p.online ? "online" : p.last_success === null && p.failures === 0 ? "pending" : "offline", p.last_success ?? "-", p.last_error ?? ""]),
+        h.providers.map((p) => [
+          p.name,
+          p.type,
+          !p.active ? "inactive" : p.online ? "online" : p.last_success === null && p.failures === 0 ? "pending" : "offline",
+          p.last_success ?? "-",
+          p.last_error ?? "",
+        ]),
       ).trimEnd(),
     );
   }

@@ -55,7 +55,9 @@ function checkOut(out: string): void {
   try {
     fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
   } catch {
-    throw new UsageError(`--out ${out}: this account (uid ${process.getuid?.()}) may not write in ${dir} (owner uid ${st.uid}, gid ${st.gid}, mode ${octal(st.mode)}); the file is written there through a temporary file and a rename`);
+    throw new UsageError(
+      `--out ${out}: this account (uid ${process.getuid?.()}) may not write in ${dir} (owner uid ${st.uid}, gid ${st.gid}, mode ${octal(st.mode)}); the file is written there through a temporary file and a rename`,
+    );
   }
   try {
     if (fs.statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a folder; name the file to write`);

@@ -88,7 +88,13 @@ function parse(file: string, text: string): hbs.AST.Program {
     // Handlebars' own exceptions (a block closed by the wrong name) carry a position.
     const h = e as { lineNumber?: number; column?: number; message?: string };
     const where = typeof h.lineNumber === "number" ? { line: h.lineNumber, column: (h.column ?? 0) + 1 } : undefined;
-    throw templateError(file, where, `syntax error: ${String(h.message ?? e).split("\n")[0]!.replace(/ - \d+:\d+$/, "")}`);
+    throw templateError(
+      file,
+      where,
+      `syntax error: ${String(h.message ?? e)
+        .split("\n")[0]!
+        .replace(/ - \d+:\d+$/, "")}`,
+    );
   } finally {
     if (saved) parser.parseError = saved;
     else delete parser.parseError;

@@ -38,10 +38,7 @@ export function create(init: ProviderInit<Options>): Provider {
     const v = ref.version;
     if (v !== undefined && VERSION_ID.test(v) && ref.cachedVersion === v) return unchanged(ref.name, v);
     try {
-      const r = await client.send(
-        new GetSecretValueCommand({ SecretId: ref.path, ...(v === undefined ? {} : VERSION_ID.test(v) ? { VersionId: v } : { VersionStage: v }) }),
-        { abortSignal: signal },
-      );
+      const r = await client.send(new GetSecretValueCommand({ SecretId: ref.path, ...(v === undefined ? {} : VERSION_ID.test(v) ? { VersionId: v } : { VersionStage: v }) }), { abortSignal: signal });
       return entryResult(ref, r, where);
     } catch (e) {
       const c = classifyAws(e, where);

@@ -79,7 +79,13 @@ export function create(init: ProviderInit<Options>): Provider {
       let pages = 0;
       do {
         const r = await client.send(
-          new GetParametersByPathCommand({ Path: prefix.length > 1 ? prefix.replace(/\/$/, "") : prefix, Recursive: recursive, WithDecryption: o.with_decryption, MaxResults: BATCH, NextToken: token }),
+          new GetParametersByPathCommand({
+            Path: prefix.length > 1 ? prefix.replace(/\/$/, "") : prefix,
+            Recursive: recursive,
+            WithDecryption: o.with_decryption,
+            MaxResults: BATCH,
+            NextToken: token,
+          }),
           { abortSignal: signal },
         );
         for (const p of r.Parameters ?? []) {
@@ -113,7 +119,15 @@ export function create(init: ProviderInit<Options>): Provider {
       for (const r of refs) {
         if (hierarchyOf(r.path) && (r.key !== undefined || r.version !== undefined)) {
           const what = r.key !== undefined ? "key" : "version";
-          out.push(failed(r, new ProviderError("permanent", `ssm ${r.path}: ${what} cannot be used with a hierarchy: each parameter under it is served as its own secret (${r.name}/NAME); to pick a ${what} of one parameter, give its own name as path`)));
+          out.push(
+            failed(
+              r,
+              new ProviderError(
+                "permanent",
+                `ssm ${r.path}: ${what} cannot be used with a hierarchy: each parameter under it is served as its own secret (${r.name}/NAME); to pick a ${what} of one parameter, give its own name as path`,
+              ),
+            ),
+          );
         } else if (hierarchyOf(r.path)) trees.set(r.path, [...(trees.get(r.path) ?? []), r]);
         // A pinned version never changes: once held, no call.
         else if (r.version !== undefined && r.cachedVersion !== undefined && /^\d+$/.test(r.version) && r.cachedVersion === r.version) out.push(unchanged(r.name, r.version));

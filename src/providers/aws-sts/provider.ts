@@ -24,7 +24,9 @@ export function create(init: ProviderInit<Options>): Provider {
   const base = defaultProvider({ profile: o.profile, filepath: o.credentials_file });
   const endpoint = o.endpoint ?? o.sts_endpoint;
   const direct = stsClient({ base, region: o.region, endpoint });
-  const chained = o.role_arn ? stsClient({ base: assumedRole({ base, roleArn: o.role_arn, sessionName: o.session_name ?? "sealcache", region: o.region, endpoint }), region: o.region, endpoint }) : direct;
+  const chained = o.role_arn
+    ? stsClient({ base: assumedRole({ base, roleArn: o.role_arn, sessionName: o.session_name ?? "sealcache", region: o.region, endpoint }), region: o.region, endpoint })
+    : direct;
   const held = new Map<string, { version: string; obtained: number; expiresAt: number }>();
 
   async function one(ref: SecretRef, signal: AbortSignal): Promise<FetchResult> {

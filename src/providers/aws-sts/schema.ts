@@ -13,6 +13,9 @@ export const awsStsSchema = (t: SchemaTools) =>
         .refine((ms) => ms >= 900_000 && ms <= 43_200_000, "must be between 15m and 12h")
         .optional(),
       /** RoleSessionName (default: the secret's path when it is not an ARN, else "sealcache"). */
-      session_name: z.string().regex(/^[\w+=,.@-]{2,64}$/, "must be 2-64 characters of [A-Za-z0-9_+=,.@-]").optional(),
+      session_name: z
+        .string()
+        .regex(/^[\w+=,.@-]{2,64}$/, "must be 2-64 characters of [A-Za-z0-9_+=,.@-]")
+        .optional(),
     })
     .strict();

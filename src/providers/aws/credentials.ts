@@ -42,7 +42,13 @@ export async function assumeRole(sts: STSClient, params: { roleArn: string; sess
 }
 
 /** A credential provider that assumes `roleArn` and refreshes before expiry; concurrent callers share one call. */
-export function assumedRole(opts: { base: AwsCredentialIdentityProvider; roleArn: string; sessionName: string; region: string | undefined; endpoint: string | undefined }): AwsCredentialIdentityProvider {
+export function assumedRole(opts: {
+  base: AwsCredentialIdentityProvider;
+  roleArn: string;
+  sessionName: string;
+  region: string | undefined;
+  endpoint: string | undefined;
+}): AwsCredentialIdentityProvider {
   const sts = stsClient(opts);
   let held: (AwsCredentialIdentity & { expiration: Date }) | undefined;
   let obtained = 0;

@@ -56,7 +56,8 @@ export function classifyAws(e: unknown, where: string): Classified {
   }
   if (AUTH.has(name)) return { scope: "provider", error: new ProviderError("auth", `${where}: AWS refused the credentials (${name}${http}); check the credential chain, role_arn and the clock`) };
   if (name === "AccessDeniedException" || name === "AccessDenied") return { scope: "secret", error: new ProviderError("permanent", `${where}: access denied (${name}${http}); check the IAM policy`) };
-  if (name === "ResourceNotFoundException" || name === "ParameterNotFound" || name === "ParameterVersionNotFound") return { scope: "secret", error: new ProviderError("permanent", `${where}: not found (${name}${http})`) };
+  if (name === "ResourceNotFoundException" || name === "ParameterNotFound" || name === "ParameterVersionNotFound")
+    return { scope: "secret", error: new ProviderError("permanent", `${where}: not found (${name}${http})`) };
   if (PER_SECRET.has(name)) return { scope: "secret", error: new ProviderError("permanent", `${where}: rejected (${name}${http})`) };
   const code = (e as NodeJS.ErrnoException)?.code;
   if (typeof code === "string" && /^E[A-Z]+$/.test(code)) return { scope: "provider", error: new ProviderError("transient", `${where}: AWS unreachable or the connection broke (${code})`) };

@@ -37,7 +37,13 @@ const MICROSOFT_AUTHORITIES = new Set([
  * stands in for it: a server at vault_url cannot obtain a token for another
  * resource (Azure Resource Manager, Graph) by challenging for it.
  */
-const KEY_VAULT_SCOPES = new Set(["https://vault.azure.net/.default", "https://vault.usgovcloudapi.net/.default", "https://vault.azure.cn/.default", "https://vault.microsoftazure.de/.default", "https://managedhsm.azure.net/.default"]);
+const KEY_VAULT_SCOPES = new Set([
+  "https://vault.azure.net/.default",
+  "https://vault.usgovcloudapi.net/.default",
+  "https://vault.azure.cn/.default",
+  "https://vault.microsoftazure.de/.default",
+  "https://managedhsm.azure.net/.default",
+]);
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -82,7 +88,13 @@ export function buildCredential(o: Options, http: AgentHttpClient, exchanges: Ex
       return new ScopedCredential(cred, a.tenant_id, [], exchanges, where);
     }
     case "workload_identity":
-      return new ScopedCredential(new WorkloadIdentityCredential({ ...msal, tenantId: a.tenant_id, clientId: a.client_id, tokenFilePath: a.token_file }), a.tenant_id, [["token_file", a.token_file]], exchanges, where);
+      return new ScopedCredential(
+        new WorkloadIdentityCredential({ ...msal, tenantId: a.tenant_id, clientId: a.client_id, tokenFilePath: a.token_file }),
+        a.tenant_id,
+        [["token_file", a.token_file]],
+        exchanges,
+        where,
+      );
   }
 }
 
@@ -107,7 +119,11 @@ class ScopedCredential implements TokenCredential {
   async getToken(scopes: string | string[], options: GetTokenOptions = {}): Promise<AccessToken | null> {
     const list = Array.isArray(scopes) ? scopes : [scopes];
     const foreign = list.find((s) => !KEY_VAULT_SCOPES.has(s));
-    if (foreign !== undefined) throw new ProviderError("auth", `${this.where}: the vault's challenge asks for a token for ${JSON.stringify(foreign.slice(0, 60))}, which is not a Key Vault resource; refused (check vault_url)`);
+    if (foreign !== undefined)
+      throw new ProviderError(
+        "auth",
+        `${this.where}: the vault's challenge asks for a token for ${JSON.stringify(foreign.slice(0, 60))}, which is not a Key Vault resource; refused (check vault_url)`,
+      );
     const opts = { ...options };
     // The challenge names the vault's tenant. The credential is for one tenant (the
     // config's): a GUID that differs is a config error, said plainly; a domain name

@@ -61,7 +61,7 @@ export class Exchanges {
         /* not JSON: the status says enough */
       }
     }
-    const network = error === undefined ? undefined : networkCode(error) ?? "error";
+    const network = error === undefined ? undefined : (networkCode(error) ?? "error");
     this.#last = {
       seq: ++this.#seq,
       host: url.host,
@@ -86,11 +86,16 @@ export function tokenFailure(e: unknown, x: Exchange | undefined, where: string)
     return new ProviderError("auth", `${where}: no token could be requested (${name}); check the auth block`);
   }
   const at = `token endpoint ${x.host}`;
-  if (x.network !== undefined) return new ProviderError("transient", isTlsCode(x.network) ? `${where}: ${at}'s TLS certificate is not trusted (${x.network}); check tls.ca_file` : `${where}: ${at} unreachable or the connection broke (${x.network})`);
+  if (x.network !== undefined)
+    return new ProviderError(
+      "transient",
+      isTlsCode(x.network) ? `${where}: ${at}'s TLS certificate is not trusted (${x.network}); check tls.ca_file` : `${where}: ${at} unreachable or the connection broke (${x.network})`,
+    );
   const st = x.status ?? 0;
   if (st === 429) return new ProviderError("transient", `${where}: ${at} throttled the request (HTTP 429); backing off`, { retryAfter: x.retryAfter ?? 1 });
   if (st >= 500) return new ProviderError("transient", `${where}: ${at} answered HTTP ${st}`, x.retryAfter === undefined ? {} : { retryAfter: x.retryAfter });
-  if (x.basicChallenge) return new ProviderError("auth", `${where}: the Arc agent's key-file challenge could not be answered (HTTP 401); the daemon's user must be able to read /var/opt/azcmagent/tokens (group himds)`);
+  if (x.basicChallenge)
+    return new ProviderError("auth", `${where}: the Arc agent's key-file challenge could not be answered (HTTP 401); the daemon's user must be able to read /var/opt/azcmagent/tokens (group himds)`);
   if (st >= 400) {
     const code = [x.oauthError, x.aadsts === undefined ? undefined : `AADSTS${x.aadsts}`].filter(Boolean).join(", ");
     return new ProviderError("auth", `${where}: ${at} refused the credentials (${code || "no error code"}, HTTP ${st}); check tenant_id, client_id and the secret, certificate or token`);
@@ -128,11 +133,25 @@ export function classifyVault(e: unknown, where: string, signal: AbortSignal): V
   }
   if (status === undefined) {
     const net = networkCode(e);
-    if (net !== undefined) return { scope: "provider", error: new ProviderError("transient", isTlsCode(net) ? `${where}: Key Vault's TLS certificate is not trusted (${net}); check tls.ca_file` : `${where}: Key Vault unreachable or the connection broke (${net})`) };
+    if (net !== undefined)
+      return {
+        scope: "provider",
+        error: new ProviderError(
+          "transient",
+          isTlsCode(net) ? `${where}: Key Vault's TLS certificate is not trusted (${net}); check tls.ca_file` : `${where}: Key Vault unreachable or the connection broke (${net})`,
+        ),
+      };
     // The SDK could not read a 2xx answer (not JSON, cut off, not a secret bundle): nothing of it is used.
     return { scope: "secret", error: new ProviderError("transient", `${where}: the answer could not be read (${code ?? name}); rejected`) };
   }
-  if (status === 401) return { scope: "unauthorized", error: new ProviderError("auth", `${where}: Key Vault refused the access token (${codes || "Unauthorized"}, ${http}), also after the credential was built anew; check the identity's tenant and its access to the vault`) };
+  if (status === 401)
+    return {
+      scope: "unauthorized",
+      error: new ProviderError(
+        "auth",
+        `${where}: Key Vault refused the access token (${codes || "Unauthorized"}, ${http}), also after the credential was built anew; check the identity's tenant and its access to the vault`,
+      ),
+    };
   if (status === 429) {
     const ra = retryAfterSeconds(err.response?.headers?.get("retry-after")) ?? 1;
     return { scope: "provider", error: new ProviderError("transient", `${where}: throttled by Key Vault (${codes || "Throttled"}, ${http}); backing off`, { retryAfter: ra }) };
@@ -145,7 +164,10 @@ export function classifyVault(e: unknown, where: string, signal: AbortSignal): V
   if (status === 403) {
     if (innerCode === "SecretDisabled") return { scope: "secret", error: new ProviderError("permanent", `${where}: the secret is disabled (${codes}, ${http}); enable it or pin another version`) };
     if (innerCode === "ForbiddenByFirewall") return { scope: "secret", error: new ProviderError("permanent", `${where}: the vault's firewall refuses this gateway's address (${codes}, ${http})`) };
-    return { scope: "secret", error: new ProviderError("permanent", `${where}: access denied (${codes || "Forbidden"}, ${http}); grant the identity get on secrets (role Key Vault Secrets User, or an access policy)`) };
+    return {
+      scope: "secret",
+      error: new ProviderError("permanent", `${where}: access denied (${codes || "Forbidden"}, ${http}); grant the identity get on secrets (role Key Vault Secrets User, or an access policy)`),
+    };
   }
   return { scope: "secret", error: new ProviderError("permanent", `${where}: rejected (${codes || "no error code"}, ${http})`) };
 }

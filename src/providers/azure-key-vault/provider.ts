@@ -69,15 +69,27 @@ export function create(init: ProviderInit<Options>): Provider {
       if (out[i] === undefined) groups.set(readKey(ref), [...(groups.get(readKey(ref)) ?? []), i]);
     });
     const todo = [...groups.values()];
-    const read = (ctx: ReadContext, g: number[]) => readSecret(ctx, g.map((i) => refs[i]!));
+    const read = (ctx: ReadContext, g: number[]) =>
+      readSecret(
+        ctx,
+        g.map((i) => refs[i]!),
+      );
     const put = (g: number[], rs: Read[]) => {
       for (const [j, i] of g.entries()) out[i] = rs[j];
     };
     if (todo.length > 0) {
-      let first = await firstRead(open(), todo[0]!.map((i) => refs[i]!), signal);
+      let first = await firstRead(
+        open(),
+        todo[0]!.map((i) => refs[i]!),
+        signal,
+      );
       if (refused(first)) {
         renew();
-        first = await firstRead(open(), todo[0]!.map((i) => refs[i]!), signal);
+        first = await firstRead(
+          open(),
+          todo[0]!.map((i) => refs[i]!),
+          signal,
+        );
         for (const x of first) if (x.kind === UNAUTHORIZED) throw x.error;
       }
       put(todo[0]!, first);

@@ -1,7 +1,11 @@
 import { z } from "zod";
 import type { SchemaTools } from "../../config/tools.js";
 
-const https = (what: string) => z.string().url(`must be a URL such as ${what}`).refine((u) => u.startsWith("https://"), "must be an https:// URL (tokens are sent to it)");
+const https = (what: string) =>
+  z
+    .string()
+    .url(`must be a URL such as ${what}`)
+    .refine((u) => u.startsWith("https://"), "must be an https:// URL (tokens are sent to it)");
 /** A directory (tenant) id or a verified domain, as Entra accepts them. */
 const tenant = z.string().regex(/^[0-9A-Za-z.-]{1,256}$/, "must be a directory (tenant) id or a domain such as contoso.onmicrosoft.com");
 const clientId = z.string().min(1, "must be the application (client) id");

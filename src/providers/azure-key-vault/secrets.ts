@@ -72,7 +72,8 @@ export async function readSecret(ctx: ReadContext, refs: readonly SecretRef[]): 
   const version = typeof p.version === "string" ? p.version.toLowerCase() : undefined;
   const problem = ((): ["permanent" | "transient", string] | undefined => {
     if (version === undefined || !VERSION.test(version)) return ["transient", "the answer has no secret version id; rejected"];
-    if (p.name?.toLowerCase() !== ref.path.toLowerCase() || (pinned !== undefined && version !== pinned)) return ["transient", `the answer is for ${String(p.name).slice(0, 60)}/${version}, not what was asked; rejected`];
+    if (p.name?.toLowerCase() !== ref.path.toLowerCase() || (pinned !== undefined && version !== pinned))
+      return ["transient", `the answer is for ${String(p.name).slice(0, 60)}/${version}, not what was asked; rejected`];
     if (typeof s.value !== "string") return ["transient", "the answer has no value; rejected"];
     const now = Date.now();
     if (p.enabled === false) return ["permanent", `version ${version} is disabled; enable it or pin another version`];

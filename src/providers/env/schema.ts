@@ -6,6 +6,9 @@ export const envSchema = (_t: SchemaTools) =>
     .object({
       type: z.literal("env"),
       /** Prepended to each secret's `path` to form the variable name. */
-      prefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$|^$/, "must be a valid environment variable prefix").default(""),
+      prefix: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$|^$/, "must be a valid environment variable prefix")
+        .default(""),
     })
     .strict();

@@ -48,7 +48,11 @@ export function create(init: ProviderInit<Options>, internals: FileProviderInter
       const r = await readStable(dirFd, prefixes, ref, where, attempt);
       if (r !== "changed") return r;
       if (attempt === READ_ATTEMPTS) {
-        return fail(ref, "transient", `${where} changed while it was being read, ${READ_ATTEMPTS} times in a row; the cached value is kept (write secrets to a temporary file and rename it over the old one)`);
+        return fail(
+          ref,
+          "transient",
+          `${where} changed while it was being read, ${READ_ATTEMPTS} times in a row; the cached value is kept (write secrets to a temporary file and rename it over the old one)`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * attempt));
     }

@@ -81,7 +81,8 @@ export class GcpCredentials {
     if (type === "service_account") {
       const email = j.client_email;
       const key = j.private_key;
-      if (typeof email !== "string" || email === "" || typeof key !== "string") throw new ProviderError("auth", `gcp credentials_file ${file}: a service_account key needs client_email and private_key`);
+      if (typeof email !== "string" || email === "" || typeof key !== "string")
+        throw new ProviderError("auth", `gcp credentials_file ${file}: a service_account key needs client_email and private_key`);
       try {
         createPrivateKey(key);
       } catch {
@@ -120,7 +121,7 @@ export class GcpCredentials {
     }
     throw new ProviderError(
       "auth",
-      `gcp credentials_file ${file} has type ${JSON.stringify(typeof type === "string" ? type.slice(0, 40) : type ?? null)}; expected a service_account key or an external_account (workload identity federation) file`,
+      `gcp credentials_file ${file} has type ${JSON.stringify(typeof type === "string" ? type.slice(0, 40) : (type ?? null))}; expected a service_account key or an external_account (workload identity federation) file`,
     );
   }
 

@@ -52,7 +52,10 @@ export function classifyGrpc(e: unknown, where: string, credentials: string): Cl
     case Code.NOT_FOUND:
       return secret("permanent", "not found (NOT_FOUND): no such secret, or no such version or alias");
     case Code.PERMISSION_DENIED:
-      return secret("permanent", `permission denied (PERMISSION_DENIED) for ${credentials}: it needs secretmanager.versions.access (roles/secretmanager.secretAccessor) on the secret; Secret Manager answers this too for a secret that does not exist`);
+      return secret(
+        "permanent",
+        `permission denied (PERMISSION_DENIED) for ${credentials}: it needs secretmanager.versions.access (roles/secretmanager.secretAccessor) on the secret; Secret Manager answers this too for a secret that does not exist`,
+      );
     case Code.FAILED_PRECONDITION: {
       const state = /DESTROYED/i.test(details) ? "destroyed" : /DISABLED/i.test(details) ? "disabled" : "disabled or destroyed";
       return secret("permanent", `the version is ${state} (FAILED_PRECONDITION); enable it, or point version at another`);

@@ -30,7 +30,8 @@ export class MetadataToken extends Compute {
       } catch {
         throw new ProviderError("transient", `${where}: token answer is not JSON; rejected`);
       }
-      if (typeof t?.access_token !== "string" || t.access_token === "" || typeof t.expires_in !== "number") throw new ProviderError("transient", `${where}: token answer lacks access_token/expires_in; rejected`);
+      if (typeof t?.access_token !== "string" || t.access_token === "" || typeof t.expires_in !== "number")
+        throw new ProviderError("transient", `${where}: token answer lacks access_token/expires_in; rejected`);
       return { tokens: { access_token: t.access_token, token_type: "Bearer", expiry_date: Date.now() + t.expires_in * 1000 }, res: null };
     } finally {
       body.fill(0);

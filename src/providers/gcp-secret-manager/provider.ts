@@ -68,9 +68,10 @@ export function create(init: ProviderInit<Options>): Provider {
     try {
       r = await channel.access<AccessResponse>(conn, t.name, signal);
     } catch (e) {
-      const c = signal.aborted || closed
-        ? { scope: "provider" as const, error: new ProviderError("transient", `${where}: abandoned (sync.timeout or shutdown)`), reconnect: true }
-        : classifyGrpc(e, where, credentials.what);
+      const c =
+        signal.aborted || closed
+          ? { scope: "provider" as const, error: new ProviderError("transient", `${where}: abandoned (sync.timeout or shutdown)`), reconnect: true }
+          : classifyGrpc(e, where, credentials.what);
       if (c.scope === "secret") return failed(ref, c.error);
       if (c.reconnect) channel.retire(conn);
       if (c.error.kind === "auth") credentials.invalidate();

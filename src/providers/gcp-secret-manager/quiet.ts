@@ -20,7 +20,10 @@ export function quietSdk(logger: Logger): void {
   // The one logger the auth library made at import, before the backend was switched off.
   (AuthClient as unknown as { log: unknown }).log = loggingUtils.log("auth");
   // grpc-js has one logger per process: its lines carry the name of the provider that set it up first.
-  const line = (level: "debug" | "warn") => (...args: unknown[]) => logger[level]({ grpc: String(args[0] ?? "").slice(0, 200) }, "grpc-js log line");
+  const line =
+    (level: "debug" | "warn") =>
+    (...args: unknown[]) =>
+      logger[level]({ grpc: String(args[0] ?? "").slice(0, 200) }, "grpc-js log line");
   grpc.setLogger({ error: line("warn"), info: line("debug"), debug: line("debug") } as unknown as Partial<Console>);
 }
 

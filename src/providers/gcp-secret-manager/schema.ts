@@ -15,7 +15,10 @@ export const gcpSecretManagerSchema = (t: SchemaTools) =>
        */
       endpoint: z.string().regex(ENDPOINT, 'must be HOST or HOST:PORT such as "secretmanager.googleapis.com:443" (gRPC over TLS: no scheme)').optional(),
       /** The project of a secret whose `path` is its id alone (`db-password` is projects/{project}/secrets/db-password). */
-      project: z.string().regex(/^[a-z0-9][a-z0-9.:-]{0,62}$/, "must be a project id or number").optional(),
+      project: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9.:-]{0,62}$/, "must be a project id or number")
+        .optional(),
       /** A service-account key or an external_account (workload identity federation) file; without it, the metadata server. */
       credentials_file: t.path().optional(),
       tls: z
@@ -23,7 +26,10 @@ export const gcpSecretManagerSchema = (t: SchemaTools) =>
           /** CAs trusted, besides the public roots, for the endpoint and the external_account token endpoints. */
           ca_file: t.path().optional(),
           /** The name the endpoint's certificate is checked against (and sent as SNI): for an endpoint given by IP, such as a Private Service Connect address. */
-          server_name: z.string().regex(/^[A-Za-z0-9.-]+$/, "must be a DNS name such as secretmanager.googleapis.com").optional(),
+          server_name: z
+            .string()
+            .regex(/^[A-Za-z0-9.-]+$/, "must be a DNS name such as secretmanager.googleapis.com")
+            .optional(),
         })
         .strict()
         .optional(),

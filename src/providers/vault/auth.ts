@@ -172,13 +172,16 @@ export class VaultAuth {
     clearTimeout(this.#timer);
     const s = this.#state;
     if (this.#closed || !s || s.renewAt === Infinity) return;
-    this.#timer = setTimeout(() => {
-      const ac = new AbortController();
-      const t = setTimeout(() => ac.abort(), 30_000);
-      this.ensure(ac.signal)
-        .catch((e: unknown) => this.#log.warn({ err: isProviderError(e) ? e.message : String((e as Error)?.name) }, "vault token background renewal failed; retried at the next sync"))
-        .finally(() => clearTimeout(t));
-    }, Math.max(0, s.renewAt - Date.now()));
+    this.#timer = setTimeout(
+      () => {
+        const ac = new AbortController();
+        const t = setTimeout(() => ac.abort(), 30_000);
+        this.ensure(ac.signal)
+          .catch((e: unknown) => this.#log.warn({ err: isProviderError(e) ? e.message : String((e as Error)?.name) }, "vault token background renewal failed; retried at the next sync"))
+          .finally(() => clearTimeout(t));
+      },
+      Math.max(0, s.renewAt - Date.now()),
+    );
     this.#timer.unref();
   }
 }

@@ -48,7 +48,14 @@ export function create(init: ProviderInit<Options>): Provider {
         init.logger.info({ denied: denied.length }, "vault token no longer accepted; logging in again");
         auth.invalidate();
         await auth.ensure(signal);
-        const again = new Map((await readAll(refs.filter((r) => denied.some((d) => d.name === r.name)), signal)).map((r) => [r.name, r]));
+        const again = new Map(
+          (
+            await readAll(
+              refs.filter((r) => denied.some((d) => d.name === r.name)),
+              signal,
+            )
+          ).map((r) => [r.name, r]),
+        );
         results = results.map((r) => again.get(r.name) ?? r);
       }
       return results;
@@ -89,7 +96,10 @@ export function create(init: ProviderInit<Options>): Provider {
           const err = classify(e, where);
           const retry = err.kind === "transient" && Date.now() < lease.expiresAt;
           if (retry) replaced.set(name, [...(replaced.get(name) ?? []), lease]);
-          init.logger.warn({ secret: name, lease: leasePath(lease.id), err: err.message, retry }, retry ? "could not revoke a replaced lease; retrying after the next sync" : "could not revoke a replaced lease; it ends at its TTL");
+          init.logger.warn(
+            { secret: name, lease: leasePath(lease.id), err: err.message, retry },
+            retry ? "could not revoke a replaced lease; retrying after the next sync" : "could not revoke a replaced lease; it ends at its TTL",
+          );
         }
       });
     },

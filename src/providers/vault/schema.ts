@@ -4,7 +4,10 @@ import type { SchemaTools } from "../../config/tools.js";
 /** Where a pod's service-account token is mounted. */
 export const K8S_SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
-const mount = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_./-]*$/, "must be an auth mount path such as approle or team/approle").optional();
+const mount = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_./-]*$/, "must be an auth mount path such as approle or team/approle")
+  .optional();
 
 export const vaultSchema = (t: SchemaTools) =>
   z

@@ -170,7 +170,8 @@ export class VaultTransport {
     if (status === 429) {
       throw new ProviderError("transient", `${where}: ${method} ${path} throttled (HTTP 429, rate limit quota)`, { retryAfter: retryAfterSeconds(headers["retry-after"]) ?? 1 });
     }
-    if (status === 503) throw new ProviderError("transient", `${where}: ${method} ${path} answered HTTP 503 (Vault sealed, standby or in maintenance)`, { retryAfter: retryAfterSeconds(headers["retry-after"]) });
+    if (status === 503)
+      throw new ProviderError("transient", `${where}: ${method} ${path} answered HTTP 503 (Vault sealed, standby or in maintenance)`, { retryAfter: retryAfterSeconds(headers["retry-after"]) });
     if (status >= 500 || status === 412) throw new ProviderError("transient", `${where}: ${method} ${path} answered HTTP ${status}`);
     if (raw.length === 0) {
       if (status === 204 || status >= 400) return status >= 400 ? { errors: [] } : null;

@@ -85,7 +85,10 @@ test("not_synced says that the provider is offline, since when, and why; Retry-A
     assert.equal(r.status, 503);
     const j = r.json();
     assert.equal(j.error, "not_synced");
-    assert.match(j.message, /^secret "kafka\/password" is configured but has not been fetched yet; provider vault is offline: no fetch has succeeded yet \(\d+ failed attempts?, the last at \d{4}-\d\d-\d\dT[\d:.]+Z\): \S/);
+    assert.match(
+      j.message,
+      /^secret "kafka\/password" is configured but has not been fetched yet; provider vault is offline: no fetch has succeeded yet \(\d+ failed attempts?, the last at \d{4}-\d\d-\d\dT[\d:.]+Z\): \S/,
+    );
     const retry = Number(r.headers["retry-after"]);
     assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 2, `Retry-After follows the 200ms..1s backoff: ${r.headers["retry-after"]}`);
     const g = await cli(["get", "kafka/password", ...c]);
@@ -102,8 +105,18 @@ test("not_synced says that the provider is offline, since when, and why; Retry-A
     const r = await d.get("/v1/secrets/demo/later");
     assert.equal(r.status, 503);
     const msg = r.json().message as string;
-    assert.ok(msg.startsWith(`secret "demo/later" is configured but has not been fetched yet: last attempt failed (${path.join(dir, "secrets", "later")} does not exist); provider demo is offline since its last success at `), msg);
-    assert.match(msg, new RegExp(`offline since its last success at ${lastSuccess.replace(/[.]/g, "\\.")} \\(\\d+ failed attempts?, the last at [^)]+\\): file provider demo: folder ${path.join(dir, "secrets").replace(/[.]/g, "\\.")} is not available \\(ENOENT\\)$`));
+    assert.ok(
+      msg.startsWith(
+        `secret "demo/later" is configured but has not been fetched yet: last attempt failed (${path.join(dir, "secrets", "later")} does not exist); provider demo is offline since its last success at `,
+      ),
+      msg,
+    );
+    assert.match(
+      msg,
+      new RegExp(
+        `offline since its last success at ${lastSuccess.replace(/[.]/g, "\\.")} \\(\\d+ failed attempts?, the last at [^)]+\\): file provider demo: folder ${path.join(dir, "secrets").replace(/[.]/g, "\\.")} is not available \\(ENOENT\\)$`,
+      ),
+    );
   });
 });
 
@@ -122,7 +135,10 @@ test("doctor before the first start: the socket is 'not started yet' (a warning)
     providers: { ...(base.providers as object), up: vault(openPort), down: vault(closed) },
     secrets: { ...(base.secrets as object), "up/a": { provider: "up", path: "secret/data/a" }, "down/a": { provider: "down", path: "secret/data/a" } },
     // gid 0 owns the socket's folder (the temp dir): this rule gives every secret to anyone who can reach the socket.
-    policy: [{ match: { gid: 0 }, allow: ["**"] }, { match: { uid: 0 }, allow: ["**"], admin: true }],
+    policy: [
+      { match: { gid: 0 }, allow: ["**"] },
+      { match: { uid: 0 }, allow: ["**"], admin: true },
+    ],
   };
   fs.rmSync(path.join(dir, "secrets", "api-token"));
   const file = path.join(dir, "sealcache.yaml");
@@ -131,7 +147,11 @@ test("doctor before the first start: the socket is 'not started yet' (a warning)
 
   const r = await cli(["doctor", "--config", file]);
   const lines = r.stdout.trimEnd().split("\n");
-  assert.deepEqual(lines.filter((l) => l.startsWith("fail")), [], r.stdout);
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith("fail")),
+    [],
+    r.stdout,
+  );
   assert.equal(r.code, 0, r.stdout);
   for (const want of [
     `warn  socket: ${socket} does not exist yet: the daemon has not been started (no cache in ${String(base.data_dir)} yet); start it: systemctl start sealcache`,

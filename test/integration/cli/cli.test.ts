@@ -53,13 +53,19 @@ describe("sealcache CLI", () => {
       assert.equal(r.code, 0, r.stderr);
       const lines = r.stdout.trimEnd().split("\n");
       assert.match(lines[0]!, /^NAME\s+STATE\s+AGE\s+VERSION\s+PROVIDER\s+ERROR$/);
-      assert.deepEqual(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 2)), [
-        ["demo/api-token", "ok"],
-        ["demo/db-password", "ok"],
-        ["demo/kafka-password", "ok"],
-      ]);
+      assert.deepEqual(
+        lines.slice(1).map((l) => l.split(/\s+/).slice(0, 2)),
+        [
+          ["demo/api-token", "ok"],
+          ["demo/db-password", "ok"],
+          ["demo/kafka-password", "ok"],
+        ],
+      );
       const j = JSON.parse((await cli(["list", "--json", "--prefix", "demo/db", ...c])).stdout);
-      assert.deepEqual(j.secrets.map((s: { name: string }) => s.name), ["demo/db-password"]);
+      assert.deepEqual(
+        j.secrets.map((s: { name: string }) => s.name),
+        ["demo/db-password"],
+      );
       assert.equal(j.secrets[0].value, undefined);
     });
 
@@ -76,7 +82,10 @@ describe("sealcache CLI", () => {
       assert.equal(j.status, "ok");
       assert.equal(j.sealed, false);
       assert.equal(j.seal.type, "host");
-      assert.ok(j.seal.warnings.some((w: string) => HOST_WARNING.test(w)), JSON.stringify(j.seal));
+      assert.ok(
+        j.seal.warnings.some((w: string) => HOST_WARNING.test(w)),
+        JSON.stringify(j.seal),
+      );
     });
 
     await t.test("refresh: all, one by name, --json", async () => {
@@ -92,7 +101,10 @@ describe("sealcache CLI", () => {
       const r = await cli(["doctor", ...c]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const lines = r.stdout.trimEnd().split("\n");
-      assert.deepEqual(lines.filter((l) => l.startsWith("fail")), []);
+      assert.deepEqual(
+        lines.filter((l) => l.startsWith("fail")),
+        [],
+      );
       for (const want of [
         `ok    config: ${d.configFile} is valid`,
         `ok    data_dir: ${dataDir} is private (0700)`,
@@ -103,8 +115,14 @@ describe("sealcache CLI", () => {
       ]) {
         assert.ok(lines.includes(want), `missing ${JSON.stringify(want)} in:\n${r.stdout}`);
       }
-      assert.ok(lines.some((l) => l.startsWith("warn  seal: ") && HOST_WARNING.test(l)), r.stdout);
-      assert.ok(lines.some((l) => /^warn {2}broker: mqtt:\/\/127\.0\.0\.1:1: /.test(l)), r.stdout);
+      assert.ok(
+        lines.some((l) => l.startsWith("warn  seal: ") && HOST_WARNING.test(l)),
+        r.stdout,
+      );
+      assert.ok(
+        lines.some((l) => /^warn {2}broker: mqtt:\/\/127\.0\.0\.1:1: /.test(l)),
+        r.stdout,
+      );
       const j = JSON.parse((await cli(["doctor", "--json", ...c])).stdout);
       assert.equal(j.ok, true);
       assert.ok(j.checks.some((x: { check: string; level: string }) => x.check === "socket" && x.level === "ok"));
@@ -181,7 +199,10 @@ describe("sealcache CLI", () => {
     assert.equal(refresh.code, 4, "refresh needs admin: true");
     assert.match(refresh.stderr, /may not trigger a refresh; it needs a policy rule with admin: true/);
     const list = JSON.parse((await cli(["list", "--json", ...c])).stdout);
-    assert.deepEqual(list.secrets.map((s: { name: string }) => s.name), ["demo/api-token"]);
+    assert.deepEqual(
+      list.secrets.map((s: { name: string }) => s.name),
+      ["demo/api-token"],
+    );
   });
 
   test("exit 5: the daemon is not running; the message names the config's socket", async (t) => {

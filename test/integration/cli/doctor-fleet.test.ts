@@ -35,7 +35,17 @@ describe("doctor: the fleet channel's broker and trust keys", () => {
   /** A whole config (as doctor loads it) with the mqtt section of gateway `device`, patched. */
   function config(device: string, patch: Record<string, unknown> = {}) {
     const m = gatewayConfig(broker, device, dir);
-    const mqtt = { url: m.url, device_id: device, username: device, password_file: m.password_file, ca_file: m.ca_file, cert_file: m.cert_file, key_file: m.key_file, commands: { trust: { "fleet-ops": path.join(dir, "fleet-ops.pub") } }, ...patch };
+    const mqtt = {
+      url: m.url,
+      device_id: device,
+      username: device,
+      password_file: m.password_file,
+      ca_file: m.ca_file,
+      cert_file: m.cert_file,
+      key_file: m.key_file,
+      commands: { trust: { "fleet-ops": path.join(dir, "fleet-ops.pub") } },
+      ...patch,
+    };
     for (const [k, v] of Object.entries(mqtt)) if (v === undefined) delete (mqtt as Record<string, unknown>)[k];
     const yaml = stringify({ data_dir: path.join(dir, "data"), socket: path.join(dir, `${device}.sock`), seal: { type: "host" }, mqtt });
     fs.writeFileSync(path.join(dir, `${device}.yaml`), yaml);
@@ -50,7 +60,15 @@ describe("doctor: the fleet channel's broker and trust keys", () => {
 
   test("all good: the trust key, the broker over TLS with our client certificate, the login", async () => {
     const checks = await run(config("gw-d1"));
-    assert.deepEqual(checks.map((c) => [c.check, c.level]), [["trust", "ok"], ["broker", "ok"], ["broker", "ok"]], JSON.stringify(checks));
+    assert.deepEqual(
+      checks.map((c) => [c.check, c.level]),
+      [
+        ["trust", "ok"],
+        ["broker", "ok"],
+        ["broker", "ok"],
+      ],
+      JSON.stringify(checks),
+    );
     assert.match(checks[0]!.message, /^fleet-ops: .*fleet-ops\.pub is an Ed25519 public key$/);
     assert.match(checks[1]!.message, /reachable; TLS verified against .*ca\.pem; our client certificate accepted$/);
     assert.match(checks[2]!.message, /^logged in as gw-d1 with client id gw-d1; the session is (new|present)/);
@@ -59,7 +77,10 @@ describe("doctor: the fleet channel's broker and trust keys", () => {
   test("trust keys: a missing file, a private key, none at all", async () => {
     const bad = await run(config("gw-d1", { commands: { trust: { gone: path.join(dir, "gone.pub"), leaked: path.join(dir, "leaked.key") } } }));
     const trust = bad.filter((c) => c.check === "trust");
-    assert.deepEqual(trust.map((c) => c.level), ["fail", "fail"]);
+    assert.deepEqual(
+      trust.map((c) => c.level),
+      ["fail", "fail"],
+    );
     assert.match(trust[0]!.message, /^gone: cannot read .*gone\.pub \(ENOENT\)$/);
     assert.match(trust[1]!.message, /^leaked: .*holds a private key; commands.trust takes the public key/);
     const none = await run(config("gw-d1", { commands: { trust: {} } }));
@@ -80,7 +101,10 @@ describe("doctor: the fleet channel's broker and trust keys", () => {
       assert.match(failed.message, message);
     }
     const down = (await run(config("gw-d1", { url: "mqtts://127.0.0.1:1" }))).filter((c) => c.check === "broker");
-    assert.deepEqual(down.map((c) => c.level), ["warn"]);
+    assert.deepEqual(
+      down.map((c) => c.level),
+      ["warn"],
+    );
     assert.match(down[0]!.message, /^mqtts:\/\/127\.0\.0\.1:1: cannot connect \(ECONNREFUSED\); the daemon keeps retrying with backoff and serves meanwhile$/);
   });
 
@@ -109,14 +133,31 @@ describe("doctor: the fleet channel's broker and trust keys", () => {
     const running = await run(c);
     assert.match(running.at(-1)!.message, /^the daemon runs and holds the MQTT session; doctor does not log in beside it/);
     await new Promise((r) => server.close(r));
-    const yaml = stringify({ data_dir: path.join(dir, "data"), socket: path.join(dir, "ps.sock"), seal: { type: "host" }, providers: { f: { type: "file", dir } }, secrets: { "mqtt/password": { provider: "f", path: "wrong" } }, mqtt: { ...c.mqtt, password_file: undefined, password_secret: "mqtt/password", reconnect: undefined, commands: undefined, session_expiry: undefined } });
+    const yaml = stringify({
+      data_dir: path.join(dir, "data"),
+      socket: path.join(dir, "ps.sock"),
+      seal: { type: "host" },
+      providers: { f: { type: "file", dir } },
+      secrets: { "mqtt/password": { provider: "f", path: "wrong" } },
+      mqtt: { ...c.mqtt, password_file: undefined, password_secret: "mqtt/password", reconnect: undefined, commands: undefined, session_expiry: undefined },
+    });
     const ps = parseConfig(yaml, { file: path.join(dir, "ps.yaml"), env: {} }).config;
     assert.match((await run(ps)).at(-1)!.message, /^login not checked: the password is the cached secret mqtt\/password/);
   });
 
   test("the daemon's own state, when health gives it, is what doctor reports", () => {
     const out: Check[] = [];
-    const s: MqttState = { state: "backoff", since: "", broker: "mqtts://b", client_id: "gw-1", subscribed: false, last_error: "Connection refused: Not authorized", next_attempt_ms: 42_000, attempts: 7, trust: { keys: [], problems: { old: "cannot read /x (ENOENT)" } } };
+    const s: MqttState = {
+      state: "backoff",
+      since: "",
+      broker: "mqtts://b",
+      client_id: "gw-1",
+      subscribed: false,
+      last_error: "Connection refused: Not authorized",
+      next_attempt_ms: 42_000,
+      attempts: 7,
+      trust: { keys: [], problems: { old: "cannot read /x (ENOENT)" } },
+    };
     reportDaemonMqtt(s, (check, level, message) => out.push({ check, level, message }));
     assert.deepEqual(out, [
       { check: "broker", level: "fail", message: "the daemon is waiting to retry (next attempt in 42 s, 7 attempts) (Connection refused: Not authorized)" },
@@ -128,7 +169,13 @@ describe("doctor: the fleet channel's broker and trust keys", () => {
     config("gw-d1");
     const r = await cli(["--json", "doctor", "--config", path.join(dir, "gw-d1.yaml")]);
     const checks = JSON.parse(r.stdout).checks as Check[];
-    assert.ok(checks.some((x) => x.check === "trust" && x.level === "ok"), r.stdout);
-    assert.ok(checks.some((x) => x.check === "broker" && /logged in as gw-d1/.test(x.message)), r.stdout);
+    assert.ok(
+      checks.some((x) => x.check === "trust" && x.level === "ok"),
+      r.stdout,
+    );
+    assert.ok(
+      checks.some((x) => x.check === "broker" && /logged in as gw-d1/.test(x.message)),
+      r.stdout,
+    );
   });
 });

@@ -48,7 +48,13 @@ const alive = (pid: number) => {
   }
 };
 /** The environment a child printed with `env`, as a map. */
-const envOf = (text: string) => new Map(text.split("\n").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+const envOf = (text: string) =>
+  new Map(
+    text
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
 
 describe("sealcache exec", () => {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -176,10 +182,18 @@ describe("sealcache exec", () => {
       [run("KEY=locked/key"), 4, /^sealcache: forbidden: --env KEY=locked\/key: caller uid 0 \(pid \d+\) may not read "locked\/key"; see the policy section of the config\n$/],
       [run("L=app/later"), 5, /^sealcache: not_synced: --env L=app\/later: secret "app\/later" is configured but has not been fetched yet/],
       [run("BLOB=app/nul"), 1, /^sealcache: bad_value: --env BLOB=app\/nul: the value of secret "app\/nul" contains a NUL byte, which an environment variable cannot hold; /],
-      [run("BIN=app/binary"), 1, /^sealcache: bad_value: --env BIN=app\/binary: the value of secret "app\/binary" is not UTF-8 text, so it cannot be used as text; read it with sealcache get app\/binary --raw\n$/],
+      [
+        run("BIN=app/binary"),
+        1,
+        /^sealcache: bad_value: --env BIN=app\/binary: the value of secret "app\/binary" is not UTF-8 text, so it cannot be used as text; read it with sealcache get app\/binary --raw\n$/,
+      ],
       [run("1X=app/token"), 2, /^sealcache: --env "1X=app\/token": expected VAR=NAME, VAR a variable name/],
       [run("X=App/Token"), 2, /^sealcache: --env X=App\/Token: secret name "App\/Token" must match/],
-      [run(...Array.from({ length: 80 }, (_, i) => `V${i}=app/a-rather-long-secret-name-${i}`)), 2, /^sealcache: exec follows at most 256 secrets whose names take at most 1900 bytes together \(one watch request\); these are 80 taking \d+: split them over several exec processes\n$/],
+      [
+        run(...Array.from({ length: 80 }, (_, i) => `V${i}=app/a-rather-long-secret-name-${i}`)),
+        2,
+        /^sealcache: exec follows at most 256 secrets whose names take at most 1900 bytes together \(one watch request\); these are 80 taking \d+: split them over several exec processes\n$/,
+      ],
       [run("X=app/token", "X=app/rotating"), 2, /^sealcache: --env X is given twice\n$/],
       [[...sock(), "exec", "--", "/bin/true"], 2, /^sealcache: exec needs at least one --env VAR=NAME: sealcache exec --env VAR=NAME\.\.\./],
       [[...sock(), "exec", "--env", "T=app/token", "/bin/true"], 2, /^sealcache: exec runs the command given after --: /],

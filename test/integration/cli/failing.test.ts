@@ -53,7 +53,10 @@ test("one failing secret (its file removed)", async (t) => {
   });
 
   await t.test("the sync log line carries the cause", () => {
-    const log = d.output().split("\n").find((l) => l.includes("secret not refreshed; cached value kept") && l.includes('"demo/api-token"'));
+    const log = d
+      .output()
+      .split("\n")
+      .find((l) => l.includes("secret not refreshed; cached value kept") && l.includes('"demo/api-token"'));
     assert.ok(log, "the sync log line is there");
     assert.equal(JSON.parse(log).err, missing, `the log line carries the cause: ${log}`);
   });
@@ -76,13 +79,20 @@ test("twelve failing secrets with metrics.secret_names: health names the first 1
   const base = demoConfig(dir);
   const extra = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`gone/s${String(i).padStart(2, "0")}`, { provider: "demo", path: `gone-${i}` }]));
   const d = await launch(t, dir, { ...base, secrets: { ...(base.secrets as object), ...extra }, metrics: { secret_names: true } }, { waitFor: "socket" });
-  const h = await eventually(async () => {
-    const x = await health(d);
-    return x.failing?.count === 12 ? x : undefined;
-  }, 10_000, "12 failing secrets");
+  const h = await eventually(
+    async () => {
+      const x = await health(d);
+      return x.failing?.count === 12 ? x : undefined;
+    },
+    10_000,
+    "12 failing secrets",
+  );
   assert.deepEqual(h.failing.by_provider, { demo: 12 });
   assert.equal(h.failing.secrets!.length, 10);
-  assert.deepEqual(h.failing.secrets!.map((s) => s.name), Object.keys(extra).slice(0, 10));
+  assert.deepEqual(
+    h.failing.secrets!.map((s) => s.name),
+    Object.keys(extra).slice(0, 10),
+  );
   for (const [i, s] of h.failing.secrets!.entries()) {
     assert.equal(s.provider, "demo");
     assert.equal(s.state, "not_synced");
@@ -92,7 +102,10 @@ test("twelve failing secrets with metrics.secret_names: health names the first 1
   const st = await cli(["status", "--config", d.configFile]);
   assert.equal(st.code, 0, st.stderr);
   const rows = st.stdout.split("\n").filter((l) => l.startsWith("gone/"));
-  assert.deepEqual(rows.map((l) => l.split(/\s+/)[0]), Object.keys(extra).slice(0, 10));
+  assert.deepEqual(
+    rows.map((l) => l.split(/\s+/)[0]),
+    Object.keys(extra).slice(0, 10),
+  );
   assert.match(st.stdout, /^\.\.\. and 2 more \(sealcache list shows every secret's error\)$/m);
   assertNoLeaks(st.stdout, "status");
 });

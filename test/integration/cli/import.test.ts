@@ -53,10 +53,7 @@ describe("sealcache import through the real daemon", () => {
     config = demoConfig(dir, {
       // One interval for the whole file: nothing is refreshed on its own while the tests run.
       sync: { interval: "1h", backoff_min: "200ms", backoff_max: "1s" },
-      policy: [
-        { match: { uid: 0 }, allow: ["**"], admin: true },
-        ...(acct ? [{ match: { user: acct.a.name }, allow: ["**"] }] : []),
-      ],
+      policy: [{ match: { uid: 0 }, allow: ["**"], admin: true }, ...(acct ? [{ match: { user: acct.a.name }, allow: ["**"] }] : [])],
     });
     c = ["--config", path.join(dir, "sealcache.yaml")];
     // Where a test account can read a file of its own (dir itself becomes root:sc-test 0750).
@@ -184,7 +181,11 @@ describe("sealcache import through the real daemon", () => {
       assert.equal(j.code, code);
       assert.ok(["bad_request", "not_found", "usage"].includes(JSON.parse(j.stderr).error), j.stderr);
     }
-    assert.deepEqual((await list()).map((s) => [s.name, s.version]), before, "nothing was added, replaced or lost");
+    assert.deepEqual(
+      (await list()).map((s) => [s.name, s.version]),
+      before,
+      "nothing was added, replaced or lost",
+    );
     assert.equal((await raw("demo/api-token")).status, 200, "the provider's value is still served");
 
     // Exactly 64 KiB is taken.
@@ -211,7 +212,13 @@ describe("sealcache import through the real daemon", () => {
     assert.match(r.stderr, new RegExp(`^sealcache: forbidden: caller uid ${a.a.uid} \\(pid \\d+\\) may not import secrets; it needs a policy rule with admin: true\\n$`));
     assertNoLeaks(r.stderr, "the refusal", values);
     assert.equal((await raw("boot/nonadmin")).status, 404, "nothing stored");
-    const audit = JSON.parse((await cli(["--json", "audit", "--since", "1m", "--name", "boot/nonadmin", ...c])).stdout).entries as { uid: number; route: string; status: number; code: string; at: string }[];
+    const audit = JSON.parse((await cli(["--json", "audit", "--since", "1m", "--name", "boot/nonadmin", ...c])).stdout).entries as {
+      uid: number;
+      route: string;
+      status: number;
+      code: string;
+      at: string;
+    }[];
     assert.ok(
       audit.some((e) => e.uid === a.a.uid && e.route === "import" && e.status === 403 && e.code === "forbidden" && Date.parse(e.at) >= t0 - 1000),
       JSON.stringify(audit),
@@ -253,7 +260,10 @@ describe("sealcache import through the real daemon", () => {
     const listed = (await list()).find((s) => s.name === "boot/offline");
     assert.deepEqual([listed?.provider, listed?.version], ["imported", 1]);
     const audit = JSON.parse((await cli(["--json", "audit", "--since", "5m", "--name", "boot/offline", ...c])).stdout).entries as { principal: string; route: string; status: number }[];
-    assert.ok(audit.some((e) => e.route === "import" && e.status === 201 && e.principal === "operator"), JSON.stringify(audit));
+    assert.ok(
+      audit.some((e) => e.route === "import" && e.status === 201 && e.principal === "operator"),
+      JSON.stringify(audit),
+    );
     assertNoLeaks(d.output(), "daemon output", values);
   });
 });

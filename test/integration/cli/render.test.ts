@@ -66,7 +66,10 @@ test("render --watch: two rotations and a daemon restart; every read sees a whol
   const again = await cli(["--socket", d.socket, "--json", "render", ...pairs]);
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(
-    again.stdout.trimEnd().split("\n").map((l) => JSON.parse(l)),
+    again.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l)),
     [
       { out: outDb, template: tplDb, written: false, secrets: ["app/db"] },
       { out: outTok, template: tplTok, written: false, secrets: ["app/token", "app/db"] },
@@ -122,7 +125,11 @@ test("render --watch: two rotations and a daemon restart; every read sees a whol
   assert.ok(seen.size >= 2);
   assert.equal(mode(outDb), 0o600);
   assert.equal(mode(outTok), 0o600);
-  assert.deepEqual(fs.readdirSync(work).filter((f) => f.includes(".tmp")), [], "no temporary file left behind");
+  assert.deepEqual(
+    fs.readdirSync(work).filter((f) => f.includes(".tmp")),
+    [],
+    "no temporary file left behind",
+  );
 
   assert.match(w.stderr(), /on-change-said-hello/, "--on-change's output goes to stderr");
   assert.ok(!w.stdout().includes("on-change-said-hello"));
@@ -171,7 +178,10 @@ describe("render failures leave every file as it was", () => {
     assert.equal(both.stdout, "");
     assert.ok(!fs.existsSync(first), "no file of the pass is written");
     assert.equal(fs.readFileSync(out, "utf8"), "old content\n");
-    assert.deepEqual(fs.readdirSync(work).filter((f) => f.includes(".tmp")), []);
+    assert.deepEqual(
+      fs.readdirSync(work).filter((f) => f.includes(".tmp")),
+      [],
+    );
 
     // --mode, and what --mode and the pairs refuse.
     const m = await cli(["--socket", d.socket, "render", "--template", path.join(work, "ok"), "--out", first, "--mode", "0640"]);
@@ -213,6 +223,9 @@ describe("render failures leave every file as it was", () => {
     fs.mkdirSync(locked, { mode: 0o755 });
     const u = await runAs(acct.a, [fs.realpathSync(process.execPath), MAIN, "--socket", sock, "render", "--template", tpl, "--out", path.join(locked, "x.conf")]);
     assert.equal(u.code, 2, u.stderr);
-    assert.equal(u.stderr, `sealcache: --out ${locked}/x.conf: this account (uid ${acct.a.uid}) may not write in ${locked} (owner uid 0, gid 0, mode 0755); the file is written there through a temporary file and a rename\n`);
+    assert.equal(
+      u.stderr,
+      `sealcache: --out ${locked}/x.conf: this account (uid ${acct.a.uid}) may not write in ${locked} (owner uid 0, gid 0, mode 0755); the file is written there through a temporary file and a rename\n`,
+    );
   });
 });

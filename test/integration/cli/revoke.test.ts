@@ -114,7 +114,10 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
       await eventually(async () => (await d.get("/v1/secrets/rot/key?format=raw")).body === v, 10_000, `rot/key at ${tag}`);
       rows.push(sealedRow(dataDir, "cache.db", "rot/key")!);
     }
-    assert.deepEqual(rows.map((r) => r.version), [1, 2, 3]);
+    assert.deepEqual(
+      rows.map((r) => r.version),
+      [1, 2, 3],
+    );
     assert.ok(foundIn(dataDir, needles(rows.slice(-1))).length > 0, "the search would see the current row (its sealed bytes are in data_dir)");
 
     const r = await jsonCli(["revoke", "rot/key", ...c]);
@@ -144,16 +147,24 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     await start("socket");
     assert.equal((await d.get("/v1/refresh?name=demo/api-token", { method: "POST" })).status, 202);
     await d.waitForLog(/"msg":"sync batch applied"/);
-    assert.deepEqual([...d.output().matchAll(/"fetched":(\d+),"changed":\d+/g)].map((m) => Number(m[1])), [1], "one batch since the start: demo/api-token alone");
+    assert.deepEqual(
+      [...d.output().matchAll(/"fetched":(\d+),"changed":\d+/g)].map((m) => Number(m[1])),
+      [1],
+      "one batch since the start: demo/api-token alone",
+    );
     assert.equal((await d.get("/v1/secrets/rot/key")).status, 410);
     assert.equal((await d.get("/v1/secrets/demo/api-token?format=raw")).body, DEMO_VALUES[0]);
 
     // Fetched again: served again, as a new version.
     assert.equal((await d.get("/v1/refresh?name=rot/key", { method: "POST" })).status, 202);
-    const back = await eventually(async () => {
-      const x = await d.get("/v1/secrets/rot/key");
-      return x.status === 200 && (x.json() as { value: string; version: number });
-    }, 10_000, "rot/key fetched again");
+    const back = await eventually(
+      async () => {
+        const x = await d.get("/v1/secrets/rot/key");
+        return x.status === 200 && (x.json() as { value: string; version: number });
+      },
+      10_000,
+      "rot/key fetched again",
+    );
     // Numbered afresh: nothing of the revoked versions is left to count from.
     assert.deepEqual([back.value, back.version], [values.at(-1), 1]);
     assert.equal(await status("rot/key"), "ok");
@@ -196,7 +207,10 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     assert.ok(q, "quarantined");
     const old = sealedRow(path.dirname(q.path), path.basename(q.path), "rot/key")!;
     const cur = sealedRow(dataDir, "cache.db", "rot/key")!;
-    assert.ok(foundIn(dataDir, needles([old])).some((h) => h.startsWith("quarantine/")), "the quarantined copy holds rot/key's sealed row");
+    assert.ok(
+      foundIn(dataDir, needles([old])).some((h) => h.startsWith("quarantine/")),
+      "the quarantined copy holds rot/key's sealed row",
+    );
 
     // A copy quarantined as corrupt cannot be opened to delete rows from: it goes as a whole.
     const junk = path.join(path.dirname(q.path), "cache-junk.db");
@@ -240,14 +254,24 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
   test("a caller without admin: 403 (exit 4), audited, nothing revoked", { skip: skipUsers }, async () => {
     const a = acct!.a;
     const t0 = Date.now();
-    for (const args of [["revoke", "demo/api-token"], ["revoke", "--all"]]) {
+    for (const args of [
+      ["revoke", "demo/api-token"],
+      ["revoke", "--all"],
+    ]) {
       const r = await runAs(a, [NODE, MAIN, "--socket", d.socket, ...args]);
       assert.equal(r.code, 4, r.stderr);
       assert.match(r.stderr, new RegExp(`^sealcache: forbidden: caller uid ${a.uid} \\(pid \\d+\\) may not revoke secrets; it needs a policy rule with admin: true\\n$`));
     }
     const entries = (await jsonCli(["audit", "--since", "1m", ...c])).out.entries as { uid: number; route: string; name: string | null; status: number; code: string; at: string }[];
     const mine = entries.filter((e) => e.uid === a.uid && e.route === "revoke" && Date.parse(e.at) >= t0 - 1000);
-    assert.deepEqual(mine.map((e) => [e.name, e.status, e.code]).sort(), [["demo/api-token", 403, "forbidden"], [null, 403, "forbidden"]].sort(), JSON.stringify(mine));
+    assert.deepEqual(
+      mine.map((e) => [e.name, e.status, e.code]).sort(),
+      [
+        ["demo/api-token", 403, "forbidden"],
+        [null, 403, "forbidden"],
+      ].sort(),
+      JSON.stringify(mine),
+    );
     assert.equal((await d.get("/v1/secrets/demo/api-token?format=raw")).body, DEMO_VALUES[0]);
     // An account outside the socket's group: forbidden (exit 4), never taken for "the daemon is down".
     const b = await runAs(acct!.b, [NODE, MAIN, "--socket", d.socket, "revoke", "demo/api-token"]);
@@ -268,7 +292,10 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     const got = await d.get("/v1/secrets/demo/db-password");
     assert.deepEqual([got.status, got.json().error], [410, "revoked"]);
     const audit = (await jsonCli(["audit", "--since", "5m", "--name", "demo/db-password", ...c])).out.entries as { route: string; principal: string; status: number }[];
-    assert.ok(audit.some((e) => e.route === "revoke" && e.principal === "operator" && e.status === 200), JSON.stringify(audit));
+    assert.ok(
+      audit.some((e) => e.route === "revoke" && e.principal === "operator" && e.status === 200),
+      JSON.stringify(audit),
+    );
   });
 
   test("revoke --all: every name 410, the cache key rotated, nothing left in data_dir; an old copy of cache.db restored serves nothing", async () => {
@@ -315,7 +342,11 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
       assertNoLeaks(got.body, n, values);
     }
     const h = (await d.get("/v1/health")).json();
-    assert.deepEqual(h.quarantined.map((q: { reason: string }) => q.reason), ["cache.db was written under a different cache key (kek.sealed was replaced or re-initialised)"], "moved aside, never served");
+    assert.deepEqual(
+      h.quarantined.map((q: { reason: string }) => q.reason),
+      ["cache.db was written under a different cache key (kek.sealed was replaced or re-initialised)"],
+      "moved aside, never served",
+    );
     fs.renameSync(path.join(dir, "secrets.away"), path.join(dir, "secrets"));
   });
 
@@ -371,7 +402,10 @@ test("a revoke wins over a fetch that was already in flight: the value it brings
   const v2 = planted("inflight2");
   fv.putKv2("secret/data/app", { v: v1 });
   const dir = tmpDir(t);
-  const d = await launch(t, dir, approleDaemonConfig(dir, fv, { app: { provider: "vault", path: "secret/data/app", key: "v", refresh: "1h" } }, { timeout: "10s" }), { waitFor: "synced", extraSecrets: [v1, v2] });
+  const d = await launch(t, dir, approleDaemonConfig(dir, fv, { app: { provider: "vault", path: "secret/data/app", key: "v", refresh: "1h" } }, { timeout: "10s" }), {
+    waitFor: "synced",
+    extraSecrets: [v1, v2],
+  });
   const c = ["--config", path.join(dir, "sealcache.yaml")];
   // A new version in the backend, read slowly: the refresh's data read stays in flight for a second.
   fv.putKv2("secret/data/app", { v: v2 });

@@ -83,7 +83,10 @@ describe("synopses: --help, the usage errors and the README say the same", () =>
     const lines = help.slice(help.indexOf("COMMANDS\n"), help.indexOf("\nOPTIONS\n")).split("\n");
     for (const [name, spec] of Object.entries(COMMANDS)) {
       if (name === "help") continue;
-      assert.ok(lines.some((l) => l === `    ${spec.synopsis}` || l.startsWith(`    ${spec.synopsis}  `)), `--help shows ${JSON.stringify(spec.synopsis)}:\n${lines.join("\n")}`);
+      assert.ok(
+        lines.some((l) => l === `    ${spec.synopsis}` || l.startsWith(`    ${spec.synopsis}  `)),
+        `--help shows ${JSON.stringify(spec.synopsis)}:\n${lines.join("\n")}`,
+      );
       assert.ok(cliSection.includes(`\`${spec.synopsis}\``), `the README's CLI section shows \`${spec.synopsis}\``);
     }
   });
@@ -121,11 +124,15 @@ test("against a daemon: an empty prefix, the audit table, JSON newlines, singula
     const long = "a".repeat(300);
     assert.equal((await d.get(`/v1/secrets/${long}`)).status, 400);
     assert.equal((await d.get("/v1/secrets/demo/api-token")).status, 200);
-    const out = await eventually(async () => {
-      const r = await cli(["audit", "--name", "demo/api-token", ...c]);
-      const all = await cli(["audit", ...c]);
-      return all.stdout.includes("aaaa") && r.stdout.includes("demo/api-token") ? all.stdout : undefined;
-    }, 10_000, "both requests in the audit trail");
+    const out = await eventually(
+      async () => {
+        const r = await cli(["audit", "--name", "demo/api-token", ...c]);
+        const all = await cli(["audit", ...c]);
+        return all.stdout.includes("aaaa") && r.stdout.includes("demo/api-token") ? all.stdout : undefined;
+      },
+      10_000,
+      "both requests in the audit trail",
+    );
     const lines = out.trimEnd().split("\n");
     const longRow = lines.find((l) => l.includes("aaaa"))!;
     assert.match(longRow, new RegExp(`\\s${"a".repeat(63)}…\\s`), longRow);
@@ -134,7 +141,10 @@ test("against a daemon: an empty prefix, the audit table, JSON newlines, singula
     for (const l of lines) assert.ok(l.length < 220, `row of ${l.length} characters: ${l}`);
     assert.ok(tokenRow.length < 220);
     const j = JSON.parse((await cli(["audit", "--json", ...c])).stdout) as { entries: { name: string | null }[] };
-    assert.ok(j.entries.some((e) => e.name === "a".repeat(256)), "--json keeps the recorded name whole");
+    assert.ok(
+      j.entries.some((e) => e.name === "a".repeat(256)),
+      "--json keeps the recorded name whole",
+    );
   });
 
   await t.test("JSON bodies on the socket end with a newline (curl), errors and HTTP-level refusals included", async () => {

@@ -188,7 +188,10 @@ describe("daemon output", { timeout: 60_000 }, () => {
     );
     assert.equal((await d.get("/v1/secrets/db/password?format=raw")).body, value);
     await d.stop();
-    const lines = d.output().split("\n").filter((l) => l.trim() !== "");
+    const lines = d
+      .output()
+      .split("\n")
+      .filter((l) => l.trim() !== "");
     assert.ok(lines.length > 5);
     for (const l of lines) assert.doesNotThrow(() => JSON.parse(l), `not a JSON line: ${l.slice(0, 200)}`);
     if (Number(process.versions.node.split(".")[0]) < 22) {

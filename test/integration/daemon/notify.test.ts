@@ -71,7 +71,10 @@ test("WATCHDOG=1 pings at about half of WATCHDOG_USEC from the main process, and
   const pings = rx.messages.filter((m) => m.fields.WATCHDOG === "1");
   assert.ok(pings.length >= 2, `at least 2 pings within 3 x WATCHDOG_USEC (got ${pings.length})`);
   assert.ok(pings.length <= 12, `pings at about WATCHDOG_USEC/2, not faster (got ${pings.length} in ${(3 * usec) / 1000} ms)`);
-  assert.ok(pings.every((p) => p.pid === d.child.pid && p.at >= ready.at), "pings come from the daemon, after READY=1");
+  assert.ok(
+    pings.every((p) => p.pid === d.child.pid && p.at >= ready.at),
+    "pings come from the daemon, after READY=1",
+  );
 
   await stopPromptly(d);
   await rx.waitFor("STOPPING", "1", 5_000);

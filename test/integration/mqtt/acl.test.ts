@@ -42,19 +42,29 @@ describe("the broker ACL of the README (%u / %c patterns): each gateway reads on
   test("a gateway cannot write another's status or results, nor send commands", async (t) => {
     const gw2 = await busClient(t, broker, "gw-a2");
     for (const topic of ["sealcache/gw-a1/status", "sealcache/gw-a1/result", "sealcache/gw-a1/cmd", "sealcache/fleet/cmd"]) {
-      await assert.rejects(gw2.publishAsync(topic, `spoofed by gw-a2 on ${topic}`, { qos: 1, retain: topic.endsWith("status") }), (e: { code?: number }) => e.code === 0x87, `${topic}: PUBACK 0x87 not authorized`);
+      await assert.rejects(
+        gw2.publishAsync(topic, `spoofed by gw-a2 on ${topic}`, { qos: 1, retain: topic.endsWith("status") }),
+        (e: { code?: number }) => e.code === 0x87,
+        `${topic}: PUBACK 0x87 not authorized`,
+      );
     }
     await gw2.publishAsync("sealcache/gw-a2/status", "gw-a2's own", { qos: 1 });
     await bus.next((m) => m.payload === "gw-a2's own", 5_000, "gw-a2's own status");
     await sleep(300);
-    assert.deepEqual(bus.messages.filter((m) => m.payload.startsWith("spoofed")), []);
+    assert.deepEqual(
+      bus.messages.filter((m) => m.payload.startsWith("spoofed")),
+      [],
+    );
   });
 
   test("a client id is no disguise: the broker replaces it by the username, so %c is gw-a2 whatever gw-a2 claims", async (t) => {
     const gw2 = await busClient(t, broker, "gw-a2", { clientId: "gw-a1" });
     await assert.rejects(gw2.publishAsync("sealcache/gw-a1/status", "spoofed with gw-a1's client id", { qos: 1 }), (e: { code?: number }) => e.code === 0x87);
     await sleep(300);
-    assert.deepEqual(bus.messages.filter((m) => m.payload.startsWith("spoofed")), []);
+    assert.deepEqual(
+      bus.messages.filter((m) => m.payload.startsWith("spoofed")),
+      [],
+    );
   });
 
   test("a gateway configured with another's device id is refused by the broker; the part says so in its state", async (t) => {
@@ -64,6 +74,9 @@ describe("the broker ACL of the README (%u / %c patterns): each gateway reads on
     await eventually(async () => gw.part.state().last_error !== null, 10_000, "a reason");
     const s = gw.part.state();
     assert.match(s.last_error!, /^the broker refused our publish on sealcache\/gw-a1\/status \(Publish error: Not authorized\): check its ACL/, JSON.stringify(s));
-    assert.deepEqual(bus.messages.filter((m) => m.topic.startsWith("sealcache/gw-a1/") && m.payload.includes('"online":true')), []);
+    assert.deepEqual(
+      bus.messages.filter((m) => m.topic.startsWith("sealcache/gw-a1/") && m.payload.includes('"online":true')),
+      [],
+    );
   });
 });

@@ -74,7 +74,10 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
     const c = claims("fleet", now(), { cmd: "revoke", names: undefined, all: true });
     const from = bus.messages.length;
     await ops.publishAsync("sealcache/fleet/cmd", await joseToken(key, c), { qos: 1 });
-    for (const [device, g] of [["gw-c1", gw], ["gw-c2", gw2]] as const) {
+    for (const [device, g] of [
+      ["gw-c1", gw],
+      ["gw-c2", gw2],
+    ] as const) {
       const m = await bus.next((m, i) => i >= from && m.topic === `sealcache/${device}/result`, 10_000, `${device}'s result`);
       const r = JSON.parse(m.payload);
       assert.deepEqual([r.jti, r.ok, r.code], [c.jti, true, "ok"], device);
@@ -159,7 +162,11 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
     const from = bus.messages.length;
     const started = Date.now();
     await Promise.all(tokens.map((tk) => ops.publishAsync("sealcache/gw-c3/cmd", tk, { qos: 1 })));
-    const results = () => bus.messages.slice(from).filter((m) => m.topic === "sealcache/gw-c3/result").map((m) => JSON.parse(m.payload));
+    const results = () =>
+      bus.messages
+        .slice(from)
+        .filter((m) => m.topic === "sealcache/gw-c3/result")
+        .map((m) => JSON.parse(m.payload));
     await eventually(async () => results().length === 1000, 60_000, "1,000 results").catch((e) => assert.fail(`${e}: ${results().length} results, ${JSON.stringify(g.part.state())}`));
     const seconds = (Date.now() - started) / 1000;
     const r = results();
@@ -168,10 +175,19 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
     assert.equal(ok + limited.length, 1000, JSON.stringify(r.filter((x) => !x.ok && x.code !== "rate_limited").slice(0, 3)));
     assert.ok(ok >= 20 && ok <= 20 + Math.ceil(seconds * 5) + 1, `${ok} carried out in ${seconds.toFixed(1)} s: the burst (20) plus 5/s`);
     assert.match(limited[0].message, /^more commands arrived than this gateway takes \(20 at once or 5 a second\); this one was not read: send it again in \d+ s or later$/);
-    assert.ok(limited.every((x) => typeof x.jti === "string"), "each answer names the jti it refuses");
+    assert.ok(
+      limited.every((x) => typeof x.jti === "string"),
+      "each answer names the jti it refuses",
+    );
     assert.equal(g.core.calls.length, ok);
     assert.equal(g.core.audits.length, 1000, "each one audited");
-    assert.ok(g.log().split("\n").filter((l) => l.includes("rate_limited")).length <= 2, "the flood is counted in the log, not logged line by line");
+    assert.ok(
+      g
+        .log()
+        .split("\n")
+        .filter((l) => l.includes("rate_limited")).length <= 2,
+      "the flood is counted in the log, not logged line by line",
+    );
   });
 
   test("the whole bus, captured as admin, holds no secret value and no MQTT password", () => {

@@ -58,10 +58,14 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     fs.mkdirSync(gwDir, { mode: 0o700 });
     const d = await launch(t, gwDir, gatewayDaemonConfig(gwDir, broker, "gw-s2", { trust: { "fleet-ops": key.pub } }), { waitFor: "synced", extraSecrets: values });
     assert.equal((await d.get("/v1/secrets/demo/api-token?format=raw")).body, DEMO_VALUES[0], "serving without the broker");
-    const h = await eventually(async () => {
-      const m = await health(d);
-      return m.attempts >= 2 && m;
-    }, 10_000, "attempts against the stopped broker");
+    const h = await eventually(
+      async () => {
+        const m = await health(d);
+        return m.attempts >= 2 && m;
+      },
+      10_000,
+      "attempts against the stopped broker",
+    );
     assert.ok(["connecting", "backoff"].includes(h.state), h.state);
     assert.equal(h.subscribed, false);
     assert.match(String(h.last_error), /ECONNREFUSED/);
@@ -70,13 +74,20 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     assert.match(st.stdout, /^mqtt: (connecting|backoff) \(mqtts:\/\/127\.0\.0\.1:\d+ as gw-s2\): .*ECONNREFUSED/m);
     const doc = JSON.parse((await cli(["--json", "doctor", "--config", d.configFile])).stdout).checks as { check: string; level: string; message: string }[];
     // Unreachable is a warning, like an offline backend: the daemon serves meanwhile.
-    assert.ok(doc.some((x) => x.check === "broker" && x.level === "warn" && /cannot connect \(ECONNREFUSED\); the daemon keeps retrying with backoff and serves meanwhile/.test(x.message)), JSON.stringify(doc));
+    assert.ok(
+      doc.some((x) => x.check === "broker" && x.level === "warn" && /cannot connect \(ECONNREFUSED\); the daemon keeps retrying with backoff and serves meanwhile/.test(x.message)),
+      JSON.stringify(doc),
+    );
 
     await broker.start();
-    await eventually(async () => {
-      const m = await health(d);
-      return m.state === "connected" && m.subscribed && m.last_error === null;
-    }, 15_000, "connected once the broker is up");
+    await eventually(
+      async () => {
+        const m = await health(d);
+        return m.state === "connected" && m.subscribed && m.last_error === null;
+      },
+      15_000,
+      "connected once the broker is up",
+    );
     const s = await eventually(() => status("gw-s2"), 10_000, "gw-s2's retained status");
     assert.deepEqual([s.retain, s.payload.online, s.payload.sealed, s.payload.secrets], [true, true, false, 3]);
     assert.equal(s.payload.names, undefined, "no names without metrics.secret_names");
@@ -146,7 +157,11 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     await ops.publishAsync("sealcache/gw-s1/cmd", token, { qos: 1 });
     await replayed(again);
     const audit = JSON.parse((await cli(["--json", "audit", "--since", "5m", "--config", gw.configFile])).stdout).entries as { principal: string; code: string }[];
-    assert.deepEqual(audit.filter((e) => e.principal === `fleet:fleet-ops:${jtiOf(token)}`).map((e) => e.code), ["ok", "replayed", "replayed"], "each audited with the verified principal");
+    assert.deepEqual(
+      audit.filter((e) => e.principal === `fleet:fleet-ops:${jtiOf(token)}`).map((e) => e.code),
+      ["ok", "replayed", "replayed"],
+      "each audited with the verified principal",
+    );
   });
 
   test("a broker restart: the daemon reconnects and republishes its status; commands work again", async () => {
@@ -156,15 +171,23 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     await eventually(async () => (await health(gw)).state !== "connected", 10_000, "the daemon noticed");
     assert.equal((await gw.get("/v1/secrets/demo/db-password?format=raw")).body, DEMO_VALUES[1], "serving throughout");
     await broker.start();
-    await eventually(async () => {
-      const m = await health(gw);
-      return m.state === "connected" && m.subscribed;
-    }, 15_000, "reconnected");
+    await eventually(
+      async () => {
+        const m = await health(gw);
+        return m.state === "connected" && m.subscribed;
+      },
+      15_000,
+      "reconnected",
+    );
     assert.ok((await health(gw)).attempts > before);
-    const s = await eventually(async () => {
-      const r = await status("gw-s1");
-      return r && Date.parse(r.payload.at) >= t0 && r;
-    }, 10_000, "a status published after the restart");
+    const s = await eventually(
+      async () => {
+        const r = await status("gw-s1");
+        return r && Date.parse(r.payload.at) >= t0 && r;
+      },
+      10_000,
+      "a status published after the restart",
+    );
     assert.equal(s.payload.online, true);
     await connectBus();
     const token = await signWithCli(key, ["--aud", "gw-s1", "--cmd", "refresh", "--all", "--ttl", "1h"]);
@@ -199,10 +222,14 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     const d = await launch(t, sealedDir, cfg, { waitFor: "socket", extraSecrets: values });
     assert.equal((await d.get("/v1/health")).json().status, "sealed");
     await eventually(async () => (await health(d))?.subscribed === true, 15_000, "gw-s2 subscribed");
-    const s = await eventually(async () => {
-      const x = await status("gw-s2");
-      return x?.payload.online === true && x;
-    }, 10_000, "gw-s2 online");
+    const s = await eventually(
+      async () => {
+        const x = await status("gw-s2");
+        return x?.payload.online === true && x;
+      },
+      10_000,
+      "gw-s2 online",
+    );
     assert.deepEqual([s.payload.sealed, s.payload.secrets], [true, 0]);
     const token = await signWithCli(key, ["--aud", "gw-s2", "--cmd", "revoke", "--name", "demo/api-token", "--ttl", "1h"]);
     await ops.publishAsync("sealcache/gw-s2/cmd", token, { qos: 1 });

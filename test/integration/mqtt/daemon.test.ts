@@ -90,8 +90,14 @@ describe("the fleet channel through the real daemon", () => {
     const st = await cli(["status", ...c]);
     assert.match(st.stdout, new RegExp(`^mqtt: connected to ${broker.url.replaceAll(".", "\\.")} as gw-e1, subscribed since `, "m"));
     const doc = JSON.parse((await cli(["--json", "doctor", ...c])).stdout).checks as { check: string; level: string; message: string }[];
-    assert.ok(doc.some((x) => x.check === "broker" && x.level === "ok" && /the daemon is connected as gw-e1, subscribed to its command topics/.test(x.message)), JSON.stringify(doc));
-    assert.ok(doc.some((x) => x.check === "trust" && x.level === "ok"), JSON.stringify(doc));
+    assert.ok(
+      doc.some((x) => x.check === "broker" && x.level === "ok" && /the daemon is connected as gw-e1, subscribed to its command topics/.test(x.message)),
+      JSON.stringify(doc),
+    );
+    assert.ok(
+      doc.some((x) => x.check === "trust" && x.level === "ok"),
+      JSON.stringify(doc),
+    );
     // Logged in with the password from its own cache: the config names no password file.
     assert.doesNotMatch(fs.readFileSync(gw.configFile, "utf8"), /password_file/);
     assert.match(fs.readFileSync(gw.configFile, "utf8"), /password_secret: mqtt\/password/);
@@ -119,7 +125,10 @@ describe("the fleet channel through the real daemon", () => {
     assert.deepEqual([got.status, got.json().error], [410, "revoked"]);
     assert.match(got.json().message, new RegExp(`revoked \\(by fleet command "${jtiOf(token)}" \\(key "fleet-ops"\\) at `));
     const rows = await audit(["--since", "1m", "--name", "demo/db-password"]);
-    assert.ok(rows.some((e) => e.route === "fleet:revoke" && e.principal === `fleet:fleet-ops:${jtiOf(token)}` && e.status === 200), JSON.stringify(rows));
+    assert.ok(
+      rows.some((e) => e.route === "fleet:revoke" && e.principal === `fleet:fleet-ops:${jtiOf(token)}` && e.status === 200),
+      JSON.stringify(rows),
+    );
     const human = await cli(["audit", "--since", "1m", "--name", "demo/db-password", ...c]);
     assert.match(human.stdout, /fleet:revoke\s+demo\/db-password\s+200\s+ok/);
     await eventually(async () => (await retained(broker, "viewer", "sealcache/gw-e1/status"))!.payload.revision > before, 15_000, "a new status after the revoke");
@@ -148,8 +157,18 @@ describe("the fleet channel through the real daemon", () => {
     ["the wrong audience", async () => joseToken(key, claims("gw-e2", now(), { cmd: "revoke", names: ["demo/api-token"] })), "wrong_audience", /for "gw-e2", not this device \("gw-e1"\)/],
     ["no exp", async () => joseToken(key, claims("gw-e1", now(), { cmd: "revoke", names: ["demo/api-token"], exp: undefined })), "no_expiry", /every command must expire/],
     ["expired", async () => joseToken(key, claims("gw-e1", now() - 7200, { cmd: "revoke", names: ["demo/api-token"], exp: now() - 3600 })), "expired", /expired at/],
-    ["iat 10 minutes ahead", async () => joseToken(key, claims("gw-e1", now() + 600, { cmd: "revoke", names: ["demo/api-token"], exp: now() + 7200 })), "not_yet_valid", /ahead of this gateway's clock/],
-    ["a lifetime past max_lifetime", async () => joseToken(key, claims("gw-e1", now(), { cmd: "revoke", names: ["demo/api-token"], exp: now() + 40 * 86_400 })), "lifetime_too_long", /longer than mqtt.commands.max_lifetime/],
+    [
+      "iat 10 minutes ahead",
+      async () => joseToken(key, claims("gw-e1", now() + 600, { cmd: "revoke", names: ["demo/api-token"], exp: now() + 7200 })),
+      "not_yet_valid",
+      /ahead of this gateway's clock/,
+    ],
+    [
+      "a lifetime past max_lifetime",
+      async () => joseToken(key, claims("gw-e1", now(), { cmd: "revoke", names: ["demo/api-token"], exp: now() + 40 * 86_400 })),
+      "lifetime_too_long",
+      /longer than mqtt.commands.max_lifetime/,
+    ],
     ["an unknown cmd", async () => joseToken(key, claims("gw-e1", now(), { cmd: "reboot" })), "unknown_cmd", /cmd "reboot"/],
     ["a name that breaks the name rules", async () => joseToken(key, claims("gw-e1", now(), { cmd: "revoke", names: ["../../etc/passwd"] })), "bad_names", /names\[0\]/],
     ["a 1 MiB payload", async () => Buffer.alloc(1024 * 1024, 0x41), "too_large", /1048576 bytes; a command is at most 64 KiB/],
@@ -192,7 +211,11 @@ describe("the fleet channel through the real daemon", () => {
     await Promise.all(flood);
     await reading;
     assert.deepEqual([...new Set(lookups)], [200], "every lookup during the flood was served");
-    const results = () => bus.messages.slice(from).filter((m) => m.topic === "sealcache/gw-e1/result").map((m) => JSON.parse(m.payload) as Result);
+    const results = () =>
+      bus.messages
+        .slice(from)
+        .filter((m) => m.topic === "sealcache/gw-e1/result")
+        .map((m) => JSON.parse(m.payload) as Result);
     await eventually(() => results().length >= 900, 20_000, "answers to the flood");
     const codes = new Map<string, number>();
     for (const r of results()) codes.set(r.code, (codes.get(r.code) ?? 0) + 1);
@@ -201,13 +224,21 @@ describe("the fleet channel through the real daemon", () => {
     assert.match(results().find((r) => r.code === "rate_limited")!.message, /more commands arrived than this gateway takes \(20 at once or 5 a second\)/);
     // Each one answered is audited too (429, as the socket's rate limit is).
     const limited = codes.get("rate_limited")!;
-    await eventually(async () => (await audit(["--since", "1m", "--limit", "10000"])).filter((e) => e.code === "rate_limited" && e.status === 429).length >= limited, 10_000, "the rate-limited commands audited");
+    await eventually(
+      async () => (await audit(["--since", "1m", "--limit", "10000"])).filter((e) => e.code === "rate_limited" && e.status === 429).length >= limited,
+      10_000,
+      "the rate-limited commands audited",
+    );
     // Once the flood is over a valid command goes through (the bucket refills at 5 a second);
     // its result is told from the flood's late answers by its jti.
-    const done = await eventually(async () => {
-      const r = await send(await joseToken(key, claims("gw-e1", now(), { cmd: "refresh", names: ["demo/kafka-password"] })));
-      return r.ok && r;
-    }, 20_000, "a command accepted after the flood");
+    const done = await eventually(
+      async () => {
+        const r = await send(await joseToken(key, claims("gw-e1", now(), { cmd: "refresh", names: ["demo/kafka-password"] })));
+        return r.ok && r;
+      },
+      20_000,
+      "a command accepted after the flood",
+    );
     assert.equal(done.code, "ok");
   });
 

@@ -71,7 +71,11 @@ describe("fleet channel sessions and outages on a real mosquitto", () => {
     // The capture's connection went with the broker: a new one (the status is retained, so it sees it either way).
     const fresh = await captureBus(t, broker);
     await eventually(async () => gw.part.state().state === "connected", 10_000, "reconnected");
-    const s = await fresh.next((m) => m.topic === "sealcache/gw-s2/status" && JSON.parse(m.payload).online === true && Date.parse(JSON.parse(m.payload).at) > Date.now() - 5_000, 10_000, "a fresh status after the restart");
+    const s = await fresh.next(
+      (m) => m.topic === "sealcache/gw-s2/status" && JSON.parse(m.payload).online === true && Date.parse(JSON.parse(m.payload).at) > Date.now() - 5_000,
+      10_000,
+      "a fresh status after the restart",
+    );
     assert.equal(JSON.parse(s.payload).secrets, 3);
     assert.equal(gw.part.state().last_error, null);
     bus = fresh;
@@ -119,7 +123,10 @@ describe("fleet channel sessions and outages on a real mosquitto", () => {
     const gw = await startGateway(t, gatewayConfig(broker, "gw-s5", dir, { password_file: undefined, password_secret: "mqtt/password" }), { core });
     await eventually(async () => gw.part.state().state === "connected", 10_000, "connected with the cached password");
     assert.ok(handed.length >= 1);
-    assert.ok(handed.every((b) => b.every((x) => x === 0)), "zeroed after use");
+    assert.ok(
+      handed.every((b) => b.every((x) => x === 0)),
+      "zeroed after use",
+    );
     assertNoLeaks(gw.log(), "the gateway's log", [broker.user("gw-s5").password]);
   });
 

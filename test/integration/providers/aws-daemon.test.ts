@@ -7,7 +7,13 @@ import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
 const ROLE = "arn:aws:iam::123456789012:role/edge-gateway";
-interface ProviderH { name: string; online: boolean; last_error: string | null; last_error_kind: string | null; failures: number }
+interface ProviderH {
+  name: string;
+  online: boolean;
+  last_error: string | null;
+  last_error_kind: string | null;
+  failures: number;
+}
 const providers = async (d: RunningDaemon) => new Map((await d.get("/v1/health")).json<{ providers: ProviderH[] }>().providers.map((p) => [p.name, p]));
 const value = async (d: RunningDaemon, name: string) => (await d.get(`/v1/secrets/${name}`)).json<{ value: string; version: number; stale: boolean; source_version: string }>();
 
@@ -48,19 +54,27 @@ describe("AWS providers through the daemon (standard credential chain from the e
     const db2 = planted("sm-db2");
     const id2 = fa.putSecret("pipeline/db", JSON.stringify({ password: db2 }));
     const at = Date.now();
-    const rotated = await eventually(async () => {
-      const v = await value(d, "db/password");
-      return v.version === 2 && v;
-    }, 3_000, "rotated value");
+    const rotated = await eventually(
+      async () => {
+        const v = await value(d, "db/password");
+        return v.version === 2 && v;
+      },
+      3_000,
+      "rotated value",
+    );
     assert.equal(rotated.value, db2);
     assert.equal(rotated.source_version, id2);
     assert.ok(Date.now() - at <= 2_200, `took ${Date.now() - at} ms with refresh 1s`);
 
     fa.fail("throttle", { match: /^secretsmanager\./ });
-    const sm = await eventually(async () => {
-      const p = (await providers(d)).get("sm")!;
-      return p.failures >= 2 && p;
-    }, 5_000, "sm throttled");
+    const sm = await eventually(
+      async () => {
+        const p = (await providers(d)).get("sm")!;
+        return p.failures >= 2 && p;
+      },
+      5_000,
+      "sm throttled",
+    );
     assert.equal(sm.last_error_kind, "transient");
     assert.match(String(sm.last_error), /throttled by AWS \(ThrottlingException/);
     const stale = await value(d, "db/password");
@@ -73,10 +87,14 @@ describe("AWS providers through the daemon (standard credential chain from the e
     await eventually(async () => (await providers(d)).get("sm")!.online, 4_000, "sm back");
 
     fa.denied.add("pipeline/db");
-    const denied = await eventually(async () => {
-      const l = (await d.get("/v1/secrets")).json<{ secrets: { name: string; error: string | null; state: string }[] }>().secrets.find((s) => s.name === "db/password")!;
-      return l.error !== null && l;
-    }, 4_000, "denied");
+    const denied = await eventually(
+      async () => {
+        const l = (await d.get("/v1/secrets")).json<{ secrets: { name: string; error: string | null; state: string }[] }>().secrets.find((s) => s.name === "db/password")!;
+        return l.error !== null && l;
+      },
+      4_000,
+      "denied",
+    );
     assert.match(String(denied.error), /access denied \(AccessDeniedException\)/);
     assert.equal(denied.state, "stale");
     assert.equal((await value(d, "db/password")).value, db2, "kept");

@@ -44,7 +44,6 @@ async function setup(t: TestContext) {
   };
 }
 
-
 describe("AWS providers (official SDK clients against a local SigV4-verifying server)", () => {
   test("Secrets Manager: 45 secrets in 3 BatchGetSecretValue calls; stages, version ids, binary values, JSON keys", async (t) => {
     const { fa, sm } = await setup(t);
@@ -102,14 +101,30 @@ describe("AWS providers (official SDK clients against a local SigV4-verifying se
     fa.putSecret("secret-denied", planted("denied"));
     fa.denied.add("secret-denied");
     const p = sm();
-    const r = by(await p.fetch([{ name: "ok", path: "ok" }, { name: "d", path: "secret-denied" }], never()));
+    const r = by(
+      await p.fetch(
+        [
+          { name: "ok", path: "ok" },
+          { name: "d", path: "secret-denied" },
+        ],
+        never(),
+      ),
+    );
     assert.ok(text(r.get("ok")).startsWith("PLANTED-ok"));
     assert.equal(failure(r.get("d")).kind, "permanent");
     assert.match(failure(r.get("d")).message, /access denied \(AccessDeniedException\)/);
 
     fa.deniedOps.add("secretsmanager.BatchGetSecretValue");
     fa.resetCounts();
-    const r2 = by(await p.fetch([{ name: "ok", path: "ok" }, { name: "d", path: "secret-denied" }], never()));
+    const r2 = by(
+      await p.fetch(
+        [
+          { name: "ok", path: "ok" },
+          { name: "d", path: "secret-denied" },
+        ],
+        never(),
+      ),
+    );
     assert.ok(text(r2.get("ok")).startsWith("PLANTED-ok"));
     assert.match(failure(r2.get("d")).message, /access denied/);
     assert.equal(fa.count("secretsmanager.GetSecretValue"), 2);
@@ -162,7 +177,16 @@ describe("AWS providers (official SDK clients against a local SigV4-verifying se
 
     fa.putParam("/fleet/p0", planted("p0v2"), "SecureString");
     fa.resetCounts();
-    const r2 = by(await p.fetch([{ name: "v1", path: "/fleet/p0", version: "1" }, { name: "cur", path: "/fleet/p0" }, { name: "none", path: "/fleet/none" }], never()));
+    const r2 = by(
+      await p.fetch(
+        [
+          { name: "v1", path: "/fleet/p0", version: "1" },
+          { name: "cur", path: "/fleet/p0" },
+          { name: "none", path: "/fleet/none" },
+        ],
+        never(),
+      ),
+    );
     assert.equal(text(r2.get("v1")), vals[0]);
     assert.equal(field(r2.get("cur"), "version"), "2");
     assert.equal(failure(r2.get("none")).kind, "permanent");

@@ -8,7 +8,13 @@ import { FakeAzure, makeAppCertificate } from "../../support/fake-azure.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
-interface ProviderH { name: string; online: boolean; last_error: string | null; last_error_kind: string | null; failures: number }
+interface ProviderH {
+  name: string;
+  online: boolean;
+  last_error: string | null;
+  last_error_kind: string | null;
+  failures: number;
+}
 const kvHealth = async (d: RunningDaemon) => (await d.get("/v1/health")).json<{ providers: ProviderH[] }>().providers.find((p) => p.name === "kv")!;
 const value = async (d: RunningDaemon, name: string) => (await d.get(`/v1/secrets/${name}`)).json<{ value: string; version: number; stale: boolean; source_version: string }>();
 const refresh = async (d: RunningDaemon) => assert.equal((await d.get("/v1/refresh", { method: "POST" })).status, 202);
@@ -93,10 +99,14 @@ describe("azure-key-vault through the daemon", () => {
     const db2 = planted("kv-db2");
     const id2 = az.vault.putSecret("pipeline-db", JSON.stringify({ password: db2 }));
     const at = Date.now();
-    const rotated = await eventually(async () => {
-      const v = await value(d, "db/password");
-      return v.version === 2 && v;
-    }, 3_000, "rotated value");
+    const rotated = await eventually(
+      async () => {
+        const v = await value(d, "db/password");
+        return v.version === 2 && v;
+      },
+      3_000,
+      "rotated value",
+    );
     assert.equal(rotated.value, db2);
     assert.equal(rotated.source_version, id2);
     assert.ok(Date.now() - at <= 2_200, `took ${Date.now() - at} ms with refresh 1s`);
@@ -110,7 +120,10 @@ describe("azure-key-vault through the daemon", () => {
     const rounds = bursts(az.vault.times);
     assert.ok(rounds.length >= 2 && rounds.length <= 4, `${rounds.length} retry rounds in 5.5 s`);
     for (let i = 1; i < rounds.length; i++) assert.ok(rounds[i]!.at - rounds[i - 1]!.at >= 1_900, `round ${i} came ${rounds[i]!.at - rounds[i - 1]!.at} ms after the previous one (Retry-After: 2)`);
-    assert.ok(rounds.every((r) => r.size === 1), "one request per round: the first read of the batch");
+    assert.ok(
+      rounds.every((r) => r.size === 1),
+      "one request per round: the first read of the batch",
+    );
     const kv = await kvHealth(d);
     assert.equal(kv.online, false);
     assert.equal(kv.last_error_kind, "transient");
@@ -135,14 +148,26 @@ describe("azure-key-vault through the daemon", () => {
     // refresh has failed (db/password is overdue at start, the rest on demand), stale.
     // (The pinned version needs no call, so it is confirmed even now.)
     const d2 = await launch(t, dir, cfg, { waitFor: "socket", env, extraSecrets });
-    for (const [name, v] of [["db/password", db2], ["kafka/password", kafka], ["tls/previous", tlsOld]] as const) assert.equal((await value(d2, name)).value, v, name);
+    for (const [name, v] of [
+      ["db/password", db2],
+      ["kafka/password", kafka],
+      ["tls/previous", tlsOld],
+    ] as const)
+      assert.equal((await value(d2, name)).value, v, name);
     await refresh(d2);
     await eventually(async () => (await kvHealth(d2)).failures >= 1, 5_000, "first sync failed");
-    for (const [name, v] of [["db/password", db2], ["kafka/password", kafka]] as const) {
-      const s = await eventually(async () => {
-        const x = await value(d2, name);
-        return x.stale && x;
-      }, 5_000, `${name} stale`);
+    for (const [name, v] of [
+      ["db/password", db2],
+      ["kafka/password", kafka],
+    ] as const) {
+      const s = await eventually(
+        async () => {
+          const x = await value(d2, name);
+          return x.stale && x;
+        },
+        5_000,
+        `${name} stale`,
+      );
       assert.equal(s.value, v, name);
     }
     await az.vault.comeBack();
@@ -181,7 +206,10 @@ describe("azure-key-vault through the daemon", () => {
     const outage = bursts(az.vault.times);
     const outageRequests = az.vault.times.length;
     assert.ok(outage.length >= 2, `${outage.length} rounds`);
-    assert.ok(outage.every((b) => b.size <= 2), `each round is one read per batch: ${JSON.stringify(outage)}`);
+    assert.ok(
+      outage.every((b) => b.size <= 2),
+      `each round is one read per batch: ${JSON.stringify(outage)}`,
+    );
     az.vault.heal();
     az.vault.resetCounts();
     await eventually(async () => (await kvHealth(d)).online, 5_000, "back online");
@@ -200,7 +228,9 @@ describe("azure-key-vault through the daemon", () => {
     const restart = { get: az.vault.count("vault.get"), challenge: az.vault.count("vault.challenge"), token: az.entra.count("entra.token"), openid: az.entra.count("entra.openid") };
     assert.deepEqual(restart, { get: N, challenge: 1, token: 1, openid: 1 });
     assert.equal((await value(d2, "fleet/s007")).version, 1, "nothing was rewritten");
-    t.diagnostic(`azure-key-vault ${N} secrets: cold ${JSON.stringify(cold)}, refresh ${N} GETs, outage (503, Retry-After 2) ${outageRequests} requests in rounds of ${JSON.stringify(outage.map((b) => b.size))}, restart ${JSON.stringify(restart)}`);
+    t.diagnostic(
+      `azure-key-vault ${N} secrets: cold ${JSON.stringify(cold)}, refresh ${N} GETs, outage (503, Retry-After 2) ${outageRequests} requests in rounds of ${JSON.stringify(outage.map((b) => b.size))}, restart ${JSON.stringify(restart)}`,
+    );
   });
 
   test("managed identity on an Arc-connected gateway: the agent's key-file challenge answered from /var/opt/azcmagent/tokens (a private mount namespace), the token used for the vault", async (t) => {
@@ -213,8 +243,23 @@ describe("azure-key-vault through the daemon", () => {
     const v = planted("via-arc");
     az.vault.putSecret("edge-token", v);
     // The Arc agent's folder exists only inside the daemon's mount namespace: a tmpfs on /var with the test's folder bound there.
-    const ns = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount -t tmpfs -o mode=0755 tmpfs /var && mkdir -p /var/opt/azcmagent/tokens && mount --bind "$0" /var/opt/azcmagent/tokens && exec "$@"', keyDir];
-    const d = await launch(t, dir, config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth: { method: "managed_identity" } }), { waitFor: "synced", env: mi.env(), prefix: ns, extraSecrets });
+    const ns = [
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "--",
+      "sh",
+      "-c",
+      'mount -t tmpfs -o mode=0755 tmpfs /var && mkdir -p /var/opt/azcmagent/tokens && mount --bind "$0" /var/opt/azcmagent/tokens && exec "$@"',
+      keyDir,
+    ];
+    const d = await launch(t, dir, config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth: { method: "managed_identity" } }), {
+      waitFor: "synced",
+      env: mi.env(),
+      prefix: ns,
+      extraSecrets,
+    });
     assert.equal((await value(d, "edge/token")).value, v);
     assert.deepEqual([mi.count("arc.challenge"), mi.count("arc.token"), mi.count("arc.refused")], [1, 1, 0]);
     assert.deepEqual([...new Set(az.vault.callers)], [mi.principal]);
@@ -225,10 +270,14 @@ describe("azure-key-vault through the daemon", () => {
     await mi.goAway();
     await sleep(3_200);
     await refresh(d);
-    const kv = await eventually(async () => {
-      const h = await kvHealth(d);
-      return h.failures >= 1 && h;
-    }, 5_000, "kv offline");
+    const kv = await eventually(
+      async () => {
+        const h = await kvHealth(d);
+        return h.failures >= 1 && h;
+      },
+      5_000,
+      "kv offline",
+    );
     assert.equal(kv.last_error_kind, "transient");
     assert.match(String(kv.last_error), /^azure-key-vault managed identity: token endpoint 127\.0\.0\.1:\d+ unreachable or the connection broke/);
     assert.equal((await value(d, "edge/token")).value, v);
@@ -258,7 +307,11 @@ describe("azure-key-vault through the daemon", () => {
     mi.userAssigned.add(clientId);
     const v = planted("via-imds");
     az.vault.putSecret("edge-token", v);
-    const d = await launch(t, dir, config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth: { method: "managed_identity", client_id: clientId } }), { waitFor: "synced", env: mi.env(), extraSecrets });
+    const d = await launch(t, dir, config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth: { method: "managed_identity", client_id: clientId } }), {
+      waitFor: "synced",
+      env: mi.env(),
+      extraSecrets,
+    });
     assert.equal((await value(d, "edge/token")).value, v);
     assert.equal(mi.count("imds.token"), 1);
     assert.equal(mi.count("imds.unknown-identity"), 0);

@@ -73,7 +73,16 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     const cur = planted("cur");
     const v2 = az.vault.putSecret("db-password", cur);
     az.vault.resetCounts();
-    const r2 = by(await p.fetch([{ name: "cur", path: "db-password" }, { name: "pinned", path: "db-password", version: v1 }, { name: "upper", path: "DB-Password", version: v1.toUpperCase() }], never()));
+    const r2 = by(
+      await p.fetch(
+        [
+          { name: "cur", path: "db-password" },
+          { name: "pinned", path: "db-password", version: v1 },
+          { name: "upper", path: "DB-Password", version: v1.toUpperCase() },
+        ],
+        never(),
+      ),
+    );
     assert.equal(text(r2.get("cur")), cur);
     assert.equal(field(r2.get("cur"), "version"), v2);
     assert.equal(text(r2.get("pinned")), old);
@@ -84,7 +93,15 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
 
     // A pinned version already held costs nothing; the current version, when it is still the one held, is one GET and `unchanged`.
     az.vault.resetCounts();
-    const r3 = by(await p.fetch([{ name: "pinned", path: "db-password", version: v1, cachedVersion: v1 }, { name: "cur", path: "db-password", cachedVersion: v2 }], never()));
+    const r3 = by(
+      await p.fetch(
+        [
+          { name: "pinned", path: "db-password", version: v1, cachedVersion: v1 },
+          { name: "cur", path: "db-password", cachedVersion: v2 },
+        ],
+        never(),
+      ),
+    );
     assert.ok(field(r3.get("pinned"), "unchanged"));
     assert.ok(field(r3.get("cur"), "unchanged"));
     assert.equal(field(r3.get("cur"), "version"), v2);
@@ -163,7 +180,10 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     const p = make();
     const e = await thrown(p.fetch([{ name: "a", path: "a" }], never()));
     assert.equal(e.kind, "auth");
-    assert.match(e.message, /^azure-key-vault client_secret [0-9a-f-]+ in tenant [0-9a-f-]+: token endpoint 127\.0\.0\.1:\d+ refused the credentials \(invalid_client, AADSTS7000215, HTTP 401\); check tenant_id, client_id/);
+    assert.match(
+      e.message,
+      /^azure-key-vault client_secret [0-9a-f-]+ in tenant [0-9a-f-]+: token endpoint 127\.0\.0\.1:\d+ refused the credentials \(invalid_client, AADSTS7000215, HTTP 401\); check tenant_id, client_id/,
+    );
     fs.writeFileSync(secretFile, app.secret);
     assert.equal(text((await p.fetch([{ name: "a", path: "a" }], never()))[0]), value, "the new secret is used without a restart");
 
@@ -189,7 +209,10 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     az.vault.putSecret("a", a);
     az.vault.putSecret("b", b);
     const p = make();
-    const refs = [{ name: "a", path: "a" }, { name: "b", path: "b" }];
+    const refs = [
+      { name: "a", path: "a" },
+      { name: "b", path: "b" },
+    ];
     await p.fetch(refs, never());
     assert.equal(az.entra.count("entra.token"), 1);
     az.issuer.revokeAll();
@@ -268,7 +291,15 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
       );
       assertNoLeaks(res.message, `${fault} error`);
       assert.equal(res.kind, "transient", fault);
-      assert.match(res.message, fault === "malformed" ? /the answer has no value; rejected/ : fault === "wrong-version" ? /the answer is for s\/[0-9a-f]{32}, not what was asked; rejected/ : /could not be read|connection broke/, fault);
+      assert.match(
+        res.message,
+        fault === "malformed"
+          ? /the answer has no value; rejected/
+          : fault === "wrong-version"
+            ? /the answer is for s\/[0-9a-f]{32}, not what was asked; rejected/
+            : /could not be read|connection broke/,
+        fault,
+      );
     }
     assert.equal(text((await p.fetch([{ name: "s", path: "s" }], never()))[0]), ok);
   });
@@ -278,7 +309,10 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     az.vault.putSecret("a", planted("a"));
     az.vault.putSecret("b", planted("b"));
     const p = make();
-    const refs = [{ name: "a", path: "a" }, { name: "b", path: "b" }];
+    const refs = [
+      { name: "a", path: "a" },
+      { name: "b", path: "b" },
+    ];
     await p.fetch(refs, never());
 
     az.vault.retryAfter = 7;
@@ -369,10 +403,19 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     const v = planted("traced");
     az.vault.putSecret("a", v);
     assert.equal(text((await make().fetch([{ name: "a", path: "a" }], never()))[0]), v);
-    const lines = logs().trim().split("\n").map((l) => JSON.parse(l) as { sdk?: string; msg: string });
+    const lines = logs()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { sdk?: string; msg: string });
     const sdk = lines.filter((l) => l.sdk !== undefined);
-    assert.ok(sdk.some((l) => l.sdk === "azure:keyvault-secrets:info" && /Response status code: 200/.test(l.msg)), "request lines");
-    assert.ok(sdk.some((l) => l.sdk === "azure:identity:info" && /MSAL Node/.test(l.msg)), "MSAL lines");
+    assert.ok(
+      sdk.some((l) => l.sdk === "azure:keyvault-secrets:info" && /Response status code: 200/.test(l.msg)),
+      "request lines",
+    );
+    assert.ok(
+      sdk.some((l) => l.sdk === "azure:identity:info" && /MSAL Node/.test(l.msg)),
+      "MSAL lines",
+    );
     assert.ok(sdk.every((l) => l.msg.length <= 400));
   });
 });

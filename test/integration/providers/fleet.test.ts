@@ -13,7 +13,11 @@ const N = 1_000;
 const SYNC = { interval: "1h", backoff_min: "200ms", backoff_max: "1s", timeout: "5s", concurrency: 4 };
 const name = (i: number) => `fleet/s${String(i).padStart(4, "0")}`;
 
-interface ProviderH { name: string; online: boolean; failures: number }
+interface ProviderH {
+  name: string;
+  online: boolean;
+  failures: number;
+}
 const provider = async (d: RunningDaemon, n: string) => (await d.get("/v1/health")).json<{ providers: ProviderH[] }>().providers.find((p) => p.name === n)!;
 
 async function daemon(t: TestContext, providers: Record<string, unknown>, secrets: Record<string, unknown>, env?: NodeJS.ProcessEnv) {

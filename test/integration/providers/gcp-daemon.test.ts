@@ -6,8 +6,20 @@ import { startGcp } from "../../support/fake-gcp-auth.js";
 import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
-interface ProviderH { name: string; online: boolean; last_error: string | null; last_error_kind: string | null; failures: number }
-interface Listed { name: string; state: string; error: string | null; source_version: string | null; version: number | null }
+interface ProviderH {
+  name: string;
+  online: boolean;
+  last_error: string | null;
+  last_error_kind: string | null;
+  failures: number;
+}
+interface Listed {
+  name: string;
+  state: string;
+  error: string | null;
+  source_version: string | null;
+  version: number | null;
+}
 type Value = { value: string; version: number; stale: boolean; source_version: string; fetched_at: string };
 const gcpH = async (d: RunningDaemon, name = "gcp") => (await d.get("/v1/health")).json<{ providers: ProviderH[] }>().providers.find((p) => p.name === name)!;
 const value = async (d: RunningDaemon, name: string) => (await d.get(`/v1/secrets/${name}`)).json<Value>();
@@ -34,7 +46,10 @@ async function world(t: TestContext) {
 
 /** The daemon's own output is JSON lines only: nothing from the SDK, grpc-js or Node's warnings. */
 function assertJsonLines(d: RunningDaemon): void {
-  for (const line of d.output().split("\n").filter((l) => l !== "")) {
+  for (const line of d
+    .output()
+    .split("\n")
+    .filter((l) => l !== "")) {
     assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line: ${line.slice(0, 200)}`);
   }
 }
@@ -74,18 +89,26 @@ describe("gcp-secret-manager through the daemon", () => {
 
     const db2 = planted("gcp-db2");
     gcp.addVersion("db", JSON.stringify({ password: db2 }));
-    const rotated = await eventually(async () => {
-      const v = await value(d, "db/password");
-      return v.version === 2 && v;
-    }, 4_000, "rotated value");
+    const rotated = await eventually(
+      async () => {
+        const v = await value(d, "db/password");
+        return v.version === 2 && v;
+      },
+      4_000,
+      "rotated value",
+    );
     assert.equal(rotated.value, db2);
     assert.equal(rotated.source_version, gcp.versionName("db", 2));
 
     gcp.setState("db", 2, "DISABLED");
-    const disabled = await eventually(async () => {
-      const l = (await listed(d)).get("db/password")!;
-      return l.error !== null && l;
-    }, 4_000, "disabled version reported");
+    const disabled = await eventually(
+      async () => {
+        const l = (await listed(d)).get("db/password")!;
+        return l.error !== null && l;
+      },
+      4_000,
+      "disabled version reported",
+    );
     assert.match(String(disabled.error), /the version is disabled \(FAILED_PRECONDITION\)/);
     assert.equal((await value(d, "db/password")).value, db2, "the cached value is kept");
     assert.equal((await gcpH(d)).online, true, "a per-secret error does not take the provider offline");
@@ -94,10 +117,14 @@ describe("gcp-secret-manager through the daemon", () => {
     // Throttling: the provider is offline, every value stale, and the retries back off (one request per round).
     gcp.resetCounts();
     gcp.fail("exhausted");
-    const throttled = await eventually(async () => {
-      const p = await gcpH(d);
-      return p.failures >= 4 && p;
-    }, 15_000, "four throttled rounds");
+    const throttled = await eventually(
+      async () => {
+        const p = await gcpH(d);
+        return p.failures >= 4 && p;
+      },
+      15_000,
+      "four throttled rounds",
+    );
     assert.equal(throttled.last_error_kind, "transient");
     assert.match(String(throttled.last_error), /throttled: quota exceeded \(RESOURCE_EXHAUSTED\); backing off/);
     assert.equal((await value(d, "api/token")).stale, true);
@@ -141,18 +168,26 @@ describe("gcp-secret-manager through the daemon", () => {
     }
     const before = (await gcpH(d2)).failures;
     await d2.get("/v1/refresh", { method: "POST" });
-    const p = await eventually(async () => {
-      const h = await gcpH(d2);
-      return h.failures > before && h;
-    }, 5_000, "the backend is still gone");
+    const p = await eventually(
+      async () => {
+        const h = await gcpH(d2);
+        return h.failures > before && h;
+      },
+      5_000,
+      "the backend is still gone",
+    );
     assert.equal(p.online, false);
     assert.match(String(p.last_error), /UNAVAILABLE/);
     for (const n of names) assert.equal((await value(d2, `app/${n}`)).stale, true);
     await gcp.comeBack();
-    await eventually(async () => {
-      await d2.get("/v1/refresh", { method: "POST" });
-      return !(await value(d2, "app/a")).stale;
-    }, 8_000, "fresh again");
+    await eventually(
+      async () => {
+        await d2.get("/v1/refresh", { method: "POST" });
+        return !(await value(d2, "app/a")).stale;
+      },
+      8_000,
+      "fresh again",
+    );
     for (const n of names) assert.equal((await value(d2, `app/${n}`)).version, 1, "nothing changed: the rows are kept");
     assertJsonLines(d2);
     await d2.stop();

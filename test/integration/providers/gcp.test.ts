@@ -113,7 +113,12 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     const v3 = planted("db-v3");
     gcp.addVersion("db", JSON.stringify({ password: v3 }));
     gcp.setAlias("db", "stable", 3);
-    const rotated = by(await p.fetch([ref("latest", "db", { key: "password", cachedVersion: gcp.versionName("db", 2) }), ref("alias", "db", { version: "stable", key: "password", cachedVersion: gcp.versionName("db", 1) })], never()));
+    const rotated = by(
+      await p.fetch(
+        [ref("latest", "db", { key: "password", cachedVersion: gcp.versionName("db", 2) }), ref("alias", "db", { version: "stable", key: "password", cachedVersion: gcp.versionName("db", 1) })],
+        never(),
+      ),
+    );
     assert.equal(text(rotated.get("latest")), v3);
     assert.equal(field(rotated.get("latest"), "version"), gcp.versionName("db", 3));
     assert.equal(text(rotated.get("alias")), v3);
@@ -168,7 +173,15 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     const p = make();
     const r = by(
       await p.fetch(
-        [ref("ok", "ok"), ref("missing", "nope"), ref("noversion", "ok", { version: "9" }), ref("denied", "secret"), ref("disabled", "rot"), ref("destroyed", "rot", { version: "1" }), ref("noalias", "ok", { version: "canary" })],
+        [
+          ref("ok", "ok"),
+          ref("missing", "nope"),
+          ref("noversion", "ok", { version: "9" }),
+          ref("denied", "secret"),
+          ref("disabled", "rot"),
+          ref("destroyed", "rot", { version: "1" }),
+          ref("noalias", "ok", { version: "canary" }),
+        ],
         never(),
       ),
     );
@@ -177,7 +190,10 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     assert.match(failure(r.get("noversion")).message, /versions\/9: not found \(NOT_FOUND\)/);
     assert.match(failure(r.get("noalias")).message, /versions\/canary: not found/);
     const denied = failure(r.get("denied"));
-    assert.match(denied.message, /permission denied \(PERMISSION_DENIED\) for service account edge-gateway@fleet\.iam\.gserviceaccount\.com: it needs secretmanager\.versions\.access .*answers this too for a secret that does not exist/);
+    assert.match(
+      denied.message,
+      /permission denied \(PERMISSION_DENIED\) for service account edge-gateway@fleet\.iam\.gserviceaccount\.com: it needs secretmanager\.versions\.access .*answers this too for a secret that does not exist/,
+    );
     assert.match(failure(r.get("disabled")).message, /the version is disabled \(FAILED_PRECONDITION\)/);
     assert.match(failure(r.get("destroyed")).message, /the version is destroyed \(FAILED_PRECONDITION\)/);
     for (const n of ["missing", "noversion", "noalias", "denied", "disabled", "destroyed"]) assert.equal(failure(r.get(n)).kind, "permanent", n);
@@ -293,7 +309,10 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     const cases: [string, RegExp][] = [
       [path.join(dir, "absent.json"), /credentials_file .*absent\.json cannot be read \(ENOENT\)/],
       [write("pem.json", key.private_key), /is not JSON \(expected a service-account key or an external_account file\)/],
-      [write("user.json", JSON.stringify({ type: "authorized_user", client_id: "x", client_secret: planted("user-secret"), refresh_token: "r" })), /has type "authorized_user"; expected a service_account key or an external_account/],
+      [
+        write("user.json", JSON.stringify({ type: "authorized_user", client_id: "x", client_secret: planted("user-secret"), refresh_token: "r" })),
+        /has type "authorized_user"; expected a service_account key or an external_account/,
+      ],
       [write("nokey.json", JSON.stringify({ ...key, private_key: undefined })), /a service_account key needs client_email and private_key/],
       [write("badkey.json", JSON.stringify({ ...key, private_key: "-----BEGIN PRIVATE KEY-----\n" + planted("notakey") + "\n-----END PRIVATE KEY-----\n" })), /private_key is not a PEM private key/],
     ];
@@ -366,7 +385,10 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     sts.fail("refuse", 1);
     const refused = await thrown(fresh().fetch([ref("a", "a")], never()));
     assert.equal(refused.kind, "auth");
-    assert.match(refused.message, /^gcp external_account projects\/240170053851\/locations\/global\/workloadIdentityPools\/edge\/providers\/gateways: token request refused \(HTTP 400 invalid_grant\)/);
+    assert.match(
+      refused.message,
+      /^gcp external_account projects\/240170053851\/locations\/global\/workloadIdentityPools\/edge\/providers\/gateways: token request refused \(HTTP 400 invalid_grant\)/,
+    );
     const before = sts.count("sts.token");
     sts.fail("error", 1);
     const down = await thrown(fresh().fetch([ref("a", "a")], never()));

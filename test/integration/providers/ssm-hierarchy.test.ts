@@ -14,7 +14,17 @@ import { tmpDir } from "../../support/tmp.js";
 
 const ME = process.getuid?.() ?? 0;
 
-interface Listed { name: string; state: string; kind: string; parent: string | null; members: number | null; version: number | null; source_version: string | null; stale: boolean; error: string | null }
+interface Listed {
+  name: string;
+  state: string;
+  kind: string;
+  parent: string | null;
+  members: number | null;
+  version: number | null;
+  source_version: string | null;
+  stale: boolean;
+  error: string | null;
+}
 
 const value = async (d: RunningDaemon, name: string) => {
   const r = await d.get(`/v1/secrets/${name}`);
@@ -163,10 +173,14 @@ describe("an SSM hierarchy is synced as many names", () => {
     await fa.comeBack();
     await d.get("/v1/refresh?name=app/prod/db/password", { method: "POST" });
     assert.equal((await eventually(async () => (await d.get("/v1/secrets/app/prod/db/password")).status === 200 && value(d, "app/prod/db/password"), 5_000, "walked")).value, pw);
-    l = await eventually(async () => {
-      const m = await listed(d);
-      return m.get("app/keyed")?.error ? m : undefined;
-    }, 5_000, "all synced");
+    l = await eventually(
+      async () => {
+        const m = await listed(d);
+        return m.get("app/keyed")?.error ? m : undefined;
+      },
+      5_000,
+      "all synced",
+    );
     const h = l.get("app/prod")!;
     assert.equal(h.state, "ok");
     assert.equal(h.members, 1, "only db/password is served");
@@ -208,10 +222,14 @@ describe("an SSM hierarchy is synced as many names", () => {
     await fa.comeBack();
     fa.deleteParam("/app/prod/db/password");
     fa.deleteParam("/app/prod/host");
-    const l = await eventually(async () => {
-      const m = await listed(d2);
-      return m.get("app/prod")?.error ? m : undefined;
-    }, 5_000, "empty walk reported");
+    const l = await eventually(
+      async () => {
+        const m = await listed(d2);
+        return m.get("app/prod")?.error ? m : undefined;
+      },
+      5_000,
+      "empty walk reported",
+    );
     assert.match(String(l.get("app/prod")!.error), /holds no parameters now; the 2 cached are kept \(stale\)/);
     assert.equal(l.get("app/prod")!.members, 2);
     const still = await value(d2, "app/prod/db/password");

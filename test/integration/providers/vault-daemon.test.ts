@@ -5,9 +5,28 @@ import { approleDaemonConfig, FakeVault, type VaultFault } from "../../support/f
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
-interface ProviderH { name: string; online: boolean; last_error: string | null; last_error_kind: string | null; failures: number; last_success: string | null }
-interface Health { status: string; online: boolean; secrets: { total: number; ok: number; stale: number; errors: number; not_synced: number }; providers: ProviderH[] }
-interface Listed { name: string; state: string; version: number | null; source_version: string | null; stale: boolean; error: string | null }
+interface ProviderH {
+  name: string;
+  online: boolean;
+  last_error: string | null;
+  last_error_kind: string | null;
+  failures: number;
+  last_success: string | null;
+}
+interface Health {
+  status: string;
+  online: boolean;
+  secrets: { total: number; ok: number; stale: number; errors: number; not_synced: number };
+  providers: ProviderH[];
+}
+interface Listed {
+  name: string;
+  state: string;
+  version: number | null;
+  source_version: string | null;
+  stale: boolean;
+  error: string | null;
+}
 
 const health = async (d: RunningDaemon) => (await d.get("/v1/health")).json<Health>();
 const vaultH = async (d: RunningDaemon) => (await health(d)).providers.find((p) => p.name === "vault")!;
@@ -90,10 +109,14 @@ describe("vault through the daemon", () => {
     assert.equal(fv.count("read"), 1);
 
     fv.refuseLeaseRenewal = true;
-    const replaced = await eventually(async () => {
-      const v = await value(d, "db/creds");
-      return v.version === 2 && v;
-    }, 5_000, "new credentials");
+    const replaced = await eventually(
+      async () => {
+        const v = await value(d, "db/creds");
+        return v.version === 2 && v;
+      },
+      5_000,
+      "new credentials",
+    );
     assert.equal(JSON.parse(replaced.value).username, "v-edge-2");
     fv.refuseLeaseRenewal = false;
     // The replaced lease is revoked once the new credentials are in the cache; the held one is not.
@@ -110,10 +133,15 @@ describe("vault through the daemon", () => {
     const pw = planted("kept");
     fv.putKv2("secret/data/app", { password: pw });
     fv.putKv2("secret/data/doomed", { v: planted("doomed") });
-    const d = await start(t, fv, {
-      "app/password": { provider: "vault", path: "secret/data/app", key: "password" },
-      doomed: { provider: "vault", path: "secret/data/doomed", key: "v" },
-    }, { timeout: "1s" });
+    const d = await start(
+      t,
+      fv,
+      {
+        "app/password": { provider: "vault", path: "secret/data/app", key: "password" },
+        doomed: { provider: "vault", path: "secret/data/doomed", key: "v" },
+      },
+      { timeout: "1s" },
+    );
     const kept = async () => {
       const r = await d.get("/v1/secrets/app/password");
       assert.equal(r.status, 200);
@@ -134,10 +162,14 @@ describe("vault through the daemon", () => {
       if (fault === "down") await fv.goAway();
       else fv.fail(fault);
       await refresh(d);
-      const p = await eventually(async () => {
-        const v = await vaultH(d);
-        return v.failures >= 2 && v;
-      }, 8_000, `vault offline (${fault})`);
+      const p = await eventually(
+        async () => {
+          const v = await vaultH(d);
+          return v.failures >= 2 && v;
+        },
+        8_000,
+        `vault offline (${fault})`,
+      );
       assert.equal(p.online, false, fault);
       assert.equal(p.last_error_kind, "transient", fault);
       assert.match(String(p.last_error), message, fault);
@@ -160,10 +192,14 @@ describe("vault through the daemon", () => {
     for (const fault of ["garbage", "truncated"] as const) {
       fv.fail(fault, { match: /^secret\/(data|metadata)\/app$/ });
       await refresh(d);
-      const s = await eventually(async () => {
-        const x = (await listed(d)).get("app/password")!;
-        return x.error !== null && x;
-      }, 4_000, `${fault} rejected`);
+      const s = await eventually(
+        async () => {
+          const x = (await listed(d)).get("app/password")!;
+          return x.error !== null && x;
+        },
+        4_000,
+        `${fault} rejected`,
+      );
       assert.match(String(s.error), /rejected/);
       assert.equal(s.version, 1);
       assert.equal((await kept()).stale, true);
@@ -177,10 +213,14 @@ describe("vault through the daemon", () => {
     fv.denied.add("secret/data/app");
     fv.kv2.delete("secret/data/doomed");
     await refresh(d);
-    const l = await eventually(async () => {
-      const m = await listed(d);
-      return m.get("app/password")!.error !== null && m.get("doomed")!.error !== null ? m : undefined;
-    }, 4_000, "per-secret errors");
+    const l = await eventually(
+      async () => {
+        const m = await listed(d);
+        return m.get("app/password")!.error !== null && m.get("doomed")!.error !== null ? m : undefined;
+      },
+      4_000,
+      "per-secret errors",
+    );
     assert.match(String(l.get("app/password")!.error), /permission denied \(HTTP 403\)/);
     assert.equal(l.get("doomed")!.error, "vault secret/data/doomed: not found (HTTP 404)");
     const h = await health(d);

@@ -12,7 +12,12 @@ import { approleDaemonConfig, FakeVault } from "../../support/fake-vault.js";
 import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 
-interface Served { value: string; version: number; stale: boolean; source_version: string }
+interface Served {
+  value: string;
+  version: number;
+  stale: boolean;
+  source_version: string;
+}
 const NAME = "db/creds";
 const served = async (d: RunningDaemon) => {
   const r = await d.get(`/v1/secrets/${NAME}`);
@@ -89,10 +94,14 @@ describe("vault leases across a daemon restart", () => {
 
     const d2 = await launch(t, env.dir, env.config, { waitFor: "synced" });
     assert.equal(username(await served(d2)), "v-edge-1", "the cached credentials are served meanwhile");
-    const replaced = await eventually(async () => {
-      const s = await served(d2);
-      return s.version === 2 && s;
-    }, 8_000, "new credentials");
+    const replaced = await eventually(
+      async () => {
+        const s = await served(d2);
+        return s.version === 2 && s;
+      },
+      8_000,
+      "new credentials",
+    );
     assert.equal(username(replaced), "v-edge-2");
     assert.equal(replaced.stale, false);
     assert.ok(fv.renewed.includes(lease), "the recorded lease was offered for renewal first");
@@ -118,10 +127,14 @@ describe("vault leases across a daemon restart", () => {
     const d2 = await launch(t, env.dir, env.config, { waitFor: "synced" });
     const first = await served(d2);
     assert.ok(first.version === 2 || (first.version === 1 && first.stale), "until replaced, the expired credentials are served, marked stale");
-    const replaced = await eventually(async () => {
-      const s = await served(d2);
-      return s.version === 2 && s;
-    }, 5_000, "new credentials");
+    const replaced = await eventually(
+      async () => {
+        const s = await served(d2);
+        return s.version === 2 && s;
+      },
+      5_000,
+      "new credentials",
+    );
     assert.equal(username(replaced), "v-edge-2");
     assert.equal(replaced.stale, false);
     assert.equal(fv.count("read"), 1, "one new read");

@@ -314,7 +314,8 @@ describe("vault provider (node-vault against a local Vault API)", () => {
     fv.dynamic.set("database/creds/x", { ttl: 60, maxTtl: 60, renewable: true, make: () => ({ u: "x" }) });
     const read = await fetch(`${fv.url}/v1/database/creds/x`, { headers: { "x-vault-token": token } });
     const leaseId = (await read.json()).lease_id as string;
-    const revoke = (body: unknown, tok = token) => fetch(`${fv.url}/v1/sys/leases/revoke`, { method: "PUT", headers: { "x-vault-token": tok, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const revoke = (body: unknown, tok = token) =>
+      fetch(`${fv.url}/v1/sys/leases/revoke`, { method: "PUT", headers: { "x-vault-token": tok, "content-type": "application/json" }, body: JSON.stringify(body) });
     const noId = await revoke({});
     assert.deepEqual([noId.status, await noId.json()], [400, { errors: ["lease_id must be specified"] }]);
     assert.equal((await revoke({ lease_id: leaseId }, "hvs.nope")).status, 403);

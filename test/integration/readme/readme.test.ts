@@ -18,7 +18,10 @@ function readmeCommand(marker: string): string {
 
 test("the README's test command is what .ci/run runs", () => {
   const ci = fs.readFileSync(path.join(ROOT, ".ci/run"), "utf8");
-  assert.ok(ci.split("\n").some((l) => l.trim() === readmeCommand("test")), ".ci/run must run the README's test command verbatim");
+  assert.ok(
+    ci.split("\n").some((l) => l.trim() === readmeCommand("test")),
+    ".ci/run must run the README's test command verbatim",
+  );
 });
 
 test("the README's first command, run in a fresh copy, serves a demo secret", async (t) => {
@@ -62,7 +65,13 @@ test("the README's first command, run in a fresh copy, serves a demo secret", as
   process.kill(-child.pid!, "SIGTERM");
   await new Promise((resolve) => child.on("exit", resolve));
   // Logs and the sealed cache hold no plaintext; the value was served, not logged.
-  assertNoLeaks(out.split("\n").filter((l) => l.startsWith("{")).join("\n"), "demo daemon log");
+  assertNoLeaks(
+    out
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .join("\n"),
+    "demo daemon log",
+  );
   const db = databaseBytes(path.join(dir, ".demo/data/cache.db"));
   assert.ok(db.length > 0);
   assertNoLeaks(db, "the demo cache.db");

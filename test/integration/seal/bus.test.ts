@@ -28,7 +28,11 @@ test("a bus capture of seal and unseal never contains the key", async (t) => {
   const s = await sodium();
 
   const keys: Uint8Array[] = [];
-  for (const [type, pcrs] of [["tpm2", [16]], ["tpm2", []], ["tpm2+host", [16]]] as const) {
+  for (const [type, pcrs] of [
+    ["tpm2", [16]],
+    ["tpm2", []],
+    ["tpm2+host", [16]],
+  ] as const) {
     const dir = dataDir(t);
     const sealer = await sealerFor(type, tcti, dir, [...pcrs]);
     const kek = await createKek(s, sealer, dir);

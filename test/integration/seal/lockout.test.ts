@@ -52,6 +52,9 @@ test("a persistent SRK at 0x81000001 is used when present; dictionary-attack loc
   assert.ok(same(await loadKek(own, ownDir), ownKek), "the noDA key still opens during lockout");
   const ownInfo = await own.describe();
   assert.equal(ownInfo.ok, true, ownInfo.detail);
-  assert.ok(ownInfo.warnings.some((w) => /lockout.*exempt \(noDA\)/.test(w)), JSON.stringify(ownInfo.warnings));
+  assert.ok(
+    ownInfo.warnings.some((w) => /lockout.*exempt \(noDA\)/.test(w)),
+    JSON.stringify(ownInfo.warnings),
+  );
   assert.deepEqual(await tpm.handles(), { transient: [], sessions: [] });
 });

@@ -197,7 +197,11 @@ describe("the anti-rollback counter (src/seal/rollback.ts) against swtpm", () =>
       }
       await tpm.tool("tpm2_changeauth", ["-c", "o", "owner-secret"]);
       const c = counter(tpm);
-      const e = await refused(c.ensure(), /owner hierarchy/, persistentSrk ? /TPM NV index 0x01005343.*refused the owner authorization.*must be empty.*tpm2_changeauth -c o -p OLD_PASSWORD/ : /storage root key/);
+      const e = await refused(
+        c.ensure(),
+        /owner hierarchy/,
+        persistentSrk ? /TPM NV index 0x01005343.*refused the owner authorization.*must be empty.*tpm2_changeauth -c o -p OLD_PASSWORD/ : /storage root key/,
+      );
       assert.doesNotMatch(e.message, /owner-secret/);
       assert.equal(await Tpm.with(tpm.tcti, (x) => x.nvReadPublic(INDEX)), undefined, "nothing was defined");
       await tpm.tool("tpm2_changeauth", ["-c", "o", "-p", "owner-secret"]);

@@ -76,8 +76,14 @@ test("rotate-kek with the daemon stopped re-wraps every data key; the recovery k
   const first = await launch(t, dir, config, { waitFor: "synced" });
   const doc = await cli(["--config", configFile, "doctor", "--json"]);
   const checks = JSON.parse(doc.stdout).checks as { check: string; level: string; message: string }[];
-  assert.ok(checks.some((c) => c.level === "ok" && /^tpm2: .*IBM/.test(c.message)), `doctor names the TPM: ${doc.stdout}`);
-  assert.ok(checks.some((c) => c.level === "ok" && /anti-rollback counter/.test(c.message)), `doctor reads the counter: ${doc.stdout}`);
+  assert.ok(
+    checks.some((c) => c.level === "ok" && /^tpm2: .*IBM/.test(c.message)),
+    `doctor names the TPM: ${doc.stdout}`,
+  );
+  assert.ok(
+    checks.some((c) => c.level === "ok" && /anti-rollback counter/.test(c.message)),
+    `doctor reads the counter: ${doc.stdout}`,
+  );
   assert.ok(!checks.some((c) => /no recovery key/.test(c.message)), "init made a recovery key");
   assert.equal(await first.stop(), 0);
   const before = fs.readFileSync(path.join(dataDir, "kek.sealed"));

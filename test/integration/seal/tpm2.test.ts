@@ -115,7 +115,13 @@ describe("seal.type tpm2 against swtpm", () => {
     await refused(loadKek(sealer, dir), /refused the PCR policy/);
     writeBlob(dir, old);
 
-    await refused(openRecovery(dir, recoveryKey.replace(/^./, (c) => (c === "2" ? "3" : "2"))), /mistyped/);
+    await refused(
+      openRecovery(
+        dir,
+        recoveryKey.replace(/^./, (c) => (c === "2" ? "3" : "2")),
+      ),
+      /mistyped/,
+    );
     const recovered = await openRecovery(dir, recoveryKey.toLowerCase().replace(/-/g, " "));
     assert.ok(same(recovered, kek), "the recovery key gives back the cache key");
     await resealKek(sealer, dir, recovered);

@@ -153,16 +153,18 @@ test("garbage bytes, TLS handshakes, half requests and instant hang-ups leave th
   }
   // Half a request, then gone; connect-and-close storms.
   await Promise.all(
-    Array.from({ length: 50 }, (_, i) =>
-      new Promise<void>((resolve) => {
-        const s = net.connect(dm.socket);
-        s.on("error", () => resolve());
-        s.on("close", () => resolve());
-        s.on("connect", () => {
-          if (i % 2 === 0) s.write("GET /v1/secrets/demo/api-token HTTP/1.1\r\nHo");
-          s.destroy();
-        });
-      }),
+    Array.from(
+      { length: 50 },
+      (_, i) =>
+        new Promise<void>((resolve) => {
+          const s = net.connect(dm.socket);
+          s.on("error", () => resolve());
+          s.on("close", () => resolve());
+          s.on("connect", () => {
+            if (i % 2 === 0) s.write("GET /v1/secrets/demo/api-token HTTP/1.1\r\nHo");
+            s.destroy();
+          });
+        }),
     ),
   );
   await assertServing(dm);
@@ -273,13 +275,25 @@ function fuzzRequest(rand: () => number): { data: string; head: boolean; secretP
   const chance = (p: number) => rand() < p;
   const printable = (n: number) => Array.from({ length: n }, () => String.fromCharCode(33 + Math.floor(rand() * 94))).join("");
   const anyBytes = (n: number) => Array.from({ length: n }, () => String.fromCharCode(Math.floor(rand() * 256))).join("");
-  const pct = (n: number) => Array.from({ length: n }, () => "%" + Math.floor(rand() * 256).toString(16).padStart(2, "0")).join("");
+  const pct = (n: number) =>
+    Array.from(
+      { length: n },
+      () =>
+        "%" +
+        Math.floor(rand() * 256)
+          .toString(16)
+          .padStart(2, "0"),
+    ).join("");
   const nameChars = "abcdefghijklmnopqrstuvwxyz0123456789._/-ABCZ%..";
   const name = () =>
     pick([
       () => pick(["demo/api-token", "demo/db-password", "demo/kafka-password"]),
       () => pick(["demo/api-token", "demo/db-password", "demo/kafka-password"]),
-      () => pick(["demo/", "x/", ""]) + Array.from({ length: 1 + Math.floor(rand() * 12) }, () => pick("abcxyz019-_.".split(""))).join("").replace(/^[-_.]/, "a"),
+      () =>
+        pick(["demo/", "x/", ""]) +
+        Array.from({ length: 1 + Math.floor(rand() * 12) }, () => pick("abcxyz019-_.".split("")))
+          .join("")
+          .replace(/^[-_.]/, "a"),
       () => Array.from({ length: 1 + Math.floor(rand() * 40) }, () => pick(nameChars.split(""))).join(""),
       () => "demo/" + pick(["..", ".", "", "API", "x".repeat(300), pct(3), "%", "%g1", "api-token/"]),
       () => pct(1 + Math.floor(rand() * 8)),

@@ -96,8 +96,14 @@ describe("callers as other accounts", { skip }, () => {
     const [viaNode] = await get(acct.a, [secret("demo/db-password")]);
     assert.equal(viaNode!.status, 403, "the real node binary is not the exe the rule names");
     const rows = await audit("name=demo/db-password");
-    assert.ok(rows.some((r) => r.uid === acct.a.uid && r.exe === edgeNode && r.status === 200 && r.code === "ok"), JSON.stringify(rows));
-    assert.ok(rows.some((r) => r.uid === acct.a.uid && r.exe === NODE && r.status === 403 && r.code === "forbidden"), JSON.stringify(rows));
+    assert.ok(
+      rows.some((r) => r.uid === acct.a.uid && r.exe === edgeNode && r.status === 200 && r.code === "ok"),
+      JSON.stringify(rows),
+    );
+    assert.ok(
+      rows.some((r) => r.uid === acct.a.uid && r.exe === NODE && r.status === 403 && r.code === "forbidden"),
+      JSON.stringify(rows),
+    );
   });
 
   test("a unit rule matches only processes in that unit's cgroup", async (t) => {
@@ -109,7 +115,10 @@ describe("callers as other accounts", { skip }, () => {
     const [outside] = await get(acct.a, [secret("demo/kafka-password")]);
     assert.equal(outside!.status, 403, "the same account outside the unit");
     const rows = await audit("name=demo/kafka-password");
-    assert.ok(rows.some((r) => r.uid === acct.a.uid && r.unit === unitName && r.status === 200), JSON.stringify(rows));
+    assert.ok(
+      rows.some((r) => r.uid === acct.a.uid && r.unit === unitName && r.status === 200),
+      JSON.stringify(rows),
+    );
   });
 
   test("list shows each caller only what it may read", async () => {
@@ -140,7 +149,10 @@ describe("callers as other accounts", { skip }, () => {
     assert.equal(ok.status, 202);
     const rows = await audit("since=5m&limit=1000");
     const mine = rows.filter((r) => r.uid === acct.a.uid);
-    assert.ok(mine.some((r) => r.route === "refresh" && r.status === 403 && r.code === "forbidden" && r.name === "demo/api-token"), JSON.stringify(mine));
+    assert.ok(
+      mine.some((r) => r.route === "refresh" && r.status === 403 && r.code === "forbidden" && r.name === "demo/api-token"),
+      JSON.stringify(mine),
+    );
     assert.ok(mine.filter((r) => r.route === "audit" && r.status === 403).length >= 3, "every refused audit read, CLI included");
     assert.ok(rows.some((r) => r.uid === 0 && r.route === "refresh" && r.status === 202 && r.code === "ok" && r.name === "demo/api-token"));
     assert.ok(!rows.some((r) => r.route === "audit" && r.status === 200), "reading the trail is not itself an entry");
@@ -155,7 +167,10 @@ describe("callers as other accounts", { skip }, () => {
     const read = rows.filter((r) => r.name === "demo/kafka-password").at(-1)!;
     const denied = rows.filter((r) => r.name === "demo/db-password").at(-1)!;
     assert.ok(read && denied, JSON.stringify(rows));
-    assert.deepEqual({ ...read, at: undefined, pid: undefined }, { at: undefined, pid: undefined, uid: acct.b.uid, exe: NODE, unit: read.unit, route: "secret", name: "demo/kafka-password", status: 200, code: "ok", principal: "peer" });
+    assert.deepEqual(
+      { ...read, at: undefined, pid: undefined },
+      { at: undefined, pid: undefined, uid: acct.b.uid, exe: NODE, unit: read.unit, route: "secret", name: "demo/kafka-password", status: 200, code: "ok", principal: "peer" },
+    );
     assert.equal(typeof read.pid, "number");
     assert.equal(read.pid, denied.pid, "one client process, two requests");
     assert.deepEqual([denied.route, denied.status, denied.code], ["secret", 403, "forbidden"]);
@@ -169,7 +184,10 @@ describe("callers as other accounts", { skip }, () => {
     assert.equal(human.code, 0, human.stderr);
     const lines = human.stdout.trimEnd().split("\n");
     assert.match(lines[0]!, /^TIME\s+UID\s+PID\s+UNIT\s+EXE\s+ROUTE\s+NAME\s+STATUS\s+OUTCOME$/);
-    assert.ok(lines.some((l) => l.includes(`${acct.b.uid}`) && /\ssecret\s+demo\/db-password\s+403\s+forbidden$/.test(l)), human.stdout);
+    assert.ok(
+      lines.some((l) => l.includes(`${acct.b.uid}`) && /\ssecret\s+demo\/db-password\s+403\s+forbidden$/.test(l)),
+      human.stdout,
+    );
     const bad = await cli(["--socket", d.socket, "audit", "--since", "yesterday"]);
     assert.equal(bad.code, 2, "a bad --since is a usage error (bad_request)");
     assert.match(bad.stderr, /since must be an ISO 8601 time or a duration/);
@@ -194,17 +212,31 @@ describe("callers as other accounts", { skip }, () => {
     const cfg = path.join(dir, "doctor.yaml");
     fs.writeFileSync(
       cfg,
-      fs.readFileSync(d.configFile, "utf8").replace(
-        /^policy:\n(?: {2}.*\n| {4}.*\n)*/m,
-        `policy:\n  - { match: { user: ghost-user }, allow: ["**"] }\n  - { match: { user: ${acct.a.name}, exe: /opt/nowhere/agent }, allow: ["demo/*"] }\n  - { match: { group: ${acct.group.name} }, allow: ["**"] }\n  - { match: { unit: edge-agent }, allow: ["**"] }\n`,
-      ),
+      fs
+        .readFileSync(d.configFile, "utf8")
+        .replace(
+          /^policy:\n(?: {2}.*\n| {4}.*\n)*/m,
+          `policy:\n  - { match: { user: ghost-user }, allow: ["**"] }\n  - { match: { user: ${acct.a.name}, exe: /opt/nowhere/agent }, allow: ["demo/*"] }\n  - { match: { group: ${acct.group.name} }, allow: ["**"] }\n  - { match: { unit: edge-agent }, allow: ["**"] }\n`,
+        ),
     );
     const r = await cli(["--config", cfg, "doctor"]);
     const warns = r.stdout.split("\n").filter((l) => l.startsWith("warn  policy: "));
-    assert.ok(warns.some((l) => /policy\[0\]\.match\.user: no local user "ghost-user"; the rule matches nobody/.test(l)), r.stdout);
-    assert.ok(warns.some((l) => /policy\[1\]\.match\.exe: \/opt\/nowhere\/agent is not an executable file/.test(l)), r.stdout);
-    assert.ok(warns.some((l) => /policy\[2\] matches every account that can open the socket \(gid \d+ is the socket's group\) and allows every secret/.test(l)), r.stdout);
-    assert.ok(warns.some((l) => /policy\[3\] allows every secret to every account running unit edge-agent\.service/.test(l)), r.stdout);
+    assert.ok(
+      warns.some((l) => /policy\[0\]\.match\.user: no local user "ghost-user"; the rule matches nobody/.test(l)),
+      r.stdout,
+    );
+    assert.ok(
+      warns.some((l) => /policy\[1\]\.match\.exe: \/opt\/nowhere\/agent is not an executable file/.test(l)),
+      r.stdout,
+    );
+    assert.ok(
+      warns.some((l) => /policy\[2\] matches every account that can open the socket \(gid \d+ is the socket's group\) and allows every secret/.test(l)),
+      r.stdout,
+    );
+    assert.ok(
+      warns.some((l) => /policy\[3\] allows every secret to every account running unit edge-agent\.service/.test(l)),
+      r.stdout,
+    );
     assert.ok(!r.stdout.includes("not active"), "unit/exe are not reported as inactive");
     const status = await cli(["--config", d.configFile, "status"]);
     assert.equal(status.code, 0, status.stderr);
@@ -220,7 +252,10 @@ describe("callers as other accounts", { skip }, () => {
     const db = new Database(file, { readonly: true });
     try {
       const rows = db.prepare("SELECT * FROM audit WHERE at >= ? AND uid = ?").all(at - 2000, acct.a.uid) as { name: string; status: number }[];
-      assert.ok(rows.some((x) => x.name === "demo/api-token" && x.status === 200), "written on shutdown");
+      assert.ok(
+        rows.some((x) => x.name === "demo/api-token" && x.status === 200),
+        "written on shutdown",
+      );
       const total = (db.prepare("SELECT count(*) AS n FROM audit").get() as { n: number }).n;
       assert.ok(total >= 1, `${total} rows`);
       const cols = (db.prepare("PRAGMA table_info(audit)").all() as { name: string }[]).map((c) => c.name);

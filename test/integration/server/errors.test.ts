@@ -98,10 +98,14 @@ test("not_synced 503 with Retry-After: a configured secret whose file does not e
   const refresh = await d.get("/v1/refresh?name=demo/later", { method: "POST" });
   assert.equal(refresh.status, 202);
   assert.deepEqual(refresh.json().queued, ["demo/later"]);
-  const r = await eventually(async () => {
-    const x = await d.get("/v1/secrets/demo/later");
-    return x.status === 200 ? x : undefined;
-  }, 10_000, "demo/later served after the refresh");
+  const r = await eventually(
+    async () => {
+      const x = await d.get("/v1/secrets/demo/later");
+      return x.status === 200 ? x : undefined;
+    },
+    10_000,
+    "demo/later served after the refresh",
+  );
   assert.equal(r.json().value, later);
   assert.equal(r.json().stale, false);
   assert.equal(r.headers["retry-after"], undefined);
@@ -120,25 +124,36 @@ test("expired 410: past sync.max_stale while the provider fails; stale:true with
   fs.renameSync(secrets, secrets + ".away");
   assert.equal((await d.get("/v1/refresh", { method: "POST" })).status, 202);
 
-  const stale = await eventually(async () => {
-    const r = await d.get("/v1/secrets/demo/api-token");
-    return r.status === 200 && r.json().stale === true ? r : undefined;
-  }, 5_000, "the value served marked stale");
+  const stale = await eventually(
+    async () => {
+      const r = await d.get("/v1/secrets/demo/api-token");
+      return r.status === 200 && r.json().stale === true ? r : undefined;
+    },
+    5_000,
+    "the value served marked stale",
+  );
   assert.equal(stale.json().value, API_TOKEN, "the last good value is served");
   assert.equal(stale.headers["sealcache-stale"], "true");
   assert.match(String(stale.headers.age), /^\d+$/);
   assert.ok(stale.json().age_s <= maxStaleS);
 
-  const expired = await eventually(async () => {
-    const r = await d.get("/v1/secrets/demo/api-token");
-    return r.status === 410 ? r : undefined;
-  }, (maxStaleS + 6) * 1000, "410 once past max_stale");
+  const expired = await eventually(
+    async () => {
+      const r = await d.get("/v1/secrets/demo/api-token");
+      return r.status === 410 ? r : undefined;
+    },
+    (maxStaleS + 6) * 1000,
+    "410 once past max_stale",
+  );
   const j = assertApiError(expired, 410, "expired");
   assert.match(j.message, /max_stale/);
   assertApiError(await d.get("/v1/secrets/demo/db-password?format=raw"), 410, "expired");
   assertApiError(await d.get("/v1/secrets/demo/kafka-password"), 410, "expired");
   const list = (await d.get("/v1/secrets")).json().secrets as { state: string }[];
-  assert.deepEqual(list.map((s) => s.state), ["expired", "expired", "expired"]);
+  assert.deepEqual(
+    list.map((s) => s.state),
+    ["expired", "expired", "expired"],
+  );
   const health = await d.get("/v1/health");
   assert.equal(health.status, 200, "an expired value is degraded service, not a sealed daemon");
   assert.equal(health.json().secrets.expired, 3);
@@ -146,10 +161,14 @@ test("expired 410: past sync.max_stale while the provider fails; stale:true with
   // Nothing was lost: with the folder back, a refresh serves fresh values again.
   fs.renameSync(secrets + ".away", secrets);
   assert.equal((await d.get("/v1/refresh", { method: "POST" })).status, 202);
-  const fresh = await eventually(async () => {
-    const r = await d.get("/v1/secrets/demo/api-token");
-    return r.status === 200 && r.json().stale === false ? r : undefined;
-  }, 10_000, "fresh again after the provider returned");
+  const fresh = await eventually(
+    async () => {
+      const r = await d.get("/v1/secrets/demo/api-token");
+      return r.status === 200 && r.json().stale === false ? r : undefined;
+    },
+    10_000,
+    "fresh again after the provider returned",
+  );
   assert.equal(fresh.json().value, API_TOKEN);
   assert.equal(fresh.headers["sealcache-stale"], "false");
 });
@@ -234,13 +253,22 @@ test("CONNECT is 405 bad_request with Allow and the JSON body, whatever the targ
     assert.ok(x.closed, "the connection is closed after the answer");
   }
   // Bytes sent after the CONNECT (a client starting its tunnel) are not read as a request.
-  const tunnel = await exchange(d.socket, "CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\nGET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nHost: x\r\n\r\n", { untilClose: true, timeoutMs: 3_000 });
-  assert.deepEqual(tunnel.responses.map((r) => r.status), [405]);
+  const tunnel = await exchange(d.socket, "CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\nGET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nHost: x\r\n\r\n", {
+    untilClose: true,
+    timeoutMs: 3_000,
+  });
+  assert.deepEqual(
+    tunnel.responses.map((r) => r.status),
+    [405],
+  );
   assert.ok(!tunnel.raw.includes(API_TOKEN));
   // The metrics count CONNECT like any answered request; an audited route is audited.
   assert.match((await d.get("/metrics")).body, /^sealcache_http_requests_total\{route="secret",code="405"\} [1-9]\d*$/m);
   const rows = (await d.get("/v1/audit?name=demo/api-token&since=1m")).json<{ entries: { status: number; code: string }[] }>().entries;
-  assert.ok(rows.some((r) => r.status === 405 && r.code === "bad_request"), JSON.stringify(rows));
+  assert.ok(
+    rows.some((r) => r.status === 405 && r.code === "bad_request"),
+    JSON.stringify(rows),
+  );
 
   // node:http treats an Upgrade it has no listener for as a plain request: answered, never switched.
   for (const upgrade of ["websocket", "h2c", "TLS/1.2"]) {
@@ -306,10 +334,14 @@ test("sealed 503: a host key opened to others is refused at restart; the cache f
 
   // The daemon retries unsealing; fixing the mode brings the same cache back.
   fs.chmodSync(hostKey, 0o600);
-  const r = await eventually(async () => {
-    const x = await d.get("/v1/secrets/demo/api-token?format=raw");
-    return x.status === 200 ? x : undefined;
-  }, 20_000, "unsealed after the mode was fixed");
+  const r = await eventually(
+    async () => {
+      const x = await d.get("/v1/secrets/demo/api-token?format=raw");
+      return x.status === 200 ? x : undefined;
+    },
+    20_000,
+    "unsealed after the mode was fixed",
+  );
   assert.equal(r.body, API_TOKEN);
   assert.equal((await d.get("/v1/health")).status, 200);
 });

@@ -89,10 +89,14 @@ test("/v1/health reports the fleet channel's state; a broker that cannot be reac
   const cfg = { ...demoConfig(dir), mqtt: { url: "mqtt://127.0.0.1:1", device_id: "gw-17" } };
   const d = await launch(t, dir, cfg, { waitFor: "socket" });
   await waitDemoSynced(d);
-  const h = await eventually(async () => {
-    const x = (await d.get("/v1/health")).json();
-    return x.mqtt?.state === "backoff" && x;
-  }, 10_000, "the mqtt part in backoff");
+  const h = await eventually(
+    async () => {
+      const x = (await d.get("/v1/health")).json();
+      return x.mqtt?.state === "backoff" && x;
+    },
+    10_000,
+    "the mqtt part in backoff",
+  );
   assert.equal(h.status, "ok", "a broker down is not a degraded cache");
   assert.equal(h.mqtt.broker, "mqtt://127.0.0.1:1");
   assert.equal(h.mqtt.client_id, "gw-17");
@@ -107,10 +111,14 @@ test("/v1/health while the provider is down: 200 degraded, offline, last_error, 
   const secrets = path.join(dir, "secrets");
   fs.renameSync(secrets, secrets + ".away");
   assert.equal((await d.get("/v1/refresh", { method: "POST" })).status, 202);
-  const r = await eventually(async () => {
-    const x = await d.get("/v1/health");
-    return x.json().online === false ? x : undefined;
-  }, 10_000, "the provider reported offline");
+  const r = await eventually(
+    async () => {
+      const x = await d.get("/v1/health");
+      return x.json().online === false ? x : undefined;
+    },
+    10_000,
+    "the provider reported offline",
+  );
   assert.equal(r.status, 200);
   const h = r.json();
   assert.equal(h.status, "degraded");
@@ -181,7 +189,11 @@ test("GET /v1/secrets?prefix= lists names and metadata, never values", async (t)
   assert.match(String(r.headers["content-type"]), /^application\/json/);
   assertNoLeaks(r.body, "listing");
   const list = r.json().secrets as Record<string, unknown>[];
-  assert.deepEqual(list.map((s) => s.name), DEMO_NAMES, "sorted names");
+  assert.deepEqual(
+    list.map((s) => s.name),
+    DEMO_NAMES,
+    "sorted names",
+  );
   for (const s of list) {
     assert.deepEqual(Object.keys(s).sort(), LIST_FIELDS, "metadata fields only; no value");
     assert.equal(s.state, "ok");
@@ -204,7 +216,11 @@ test("GET /v1/secrets?prefix= lists names and metadata, never values", async (t)
   for (const [p, names] of cases) {
     const x = await d.get(p);
     assert.equal(x.status, 200, p);
-    assert.deepEqual(x.json().secrets.map((s: { name: string }) => s.name), names, p);
+    assert.deepEqual(
+      x.json().secrets.map((s: { name: string }) => s.name),
+      names,
+      p,
+    );
     assertNoLeaks(x.body, p);
   }
 });

@@ -90,7 +90,10 @@ describe("per-uid limits between accounts", { skip }, () => {
     assert.ok(sample.ms >= TARPIT_MS - 20, `answered after the tarpit delay: ${sample.ms} ms`);
     assertNoLeaks(sample.body, "a 429");
     // Logged and audited as a summary, not once per refused request.
-    const warns = d.output().split("\n").filter((l) => l.includes("per-uid rate limit") && l.includes(`"uid":${acct.b.uid}`));
+    const warns = d
+      .output()
+      .split("\n")
+      .filter((l) => l.includes("per-uid rate limit") && l.includes(`"uid":${acct.b.uid}`));
     assert.ok(warns.length >= 1 && warns.length <= 2, `${warns.length} warn lines for ${limited} refusals`);
     const rows = (await d.get("/v1/audit?since=1m&limit=10000")).json<{ entries: { uid: number; code: string }[] }>().entries;
     const audited = rows.filter((r) => r.uid === acct.b.uid && r.code === "rate_limited").length;
@@ -121,15 +124,15 @@ describe("per-uid limits between accounts", { skip }, () => {
     const before = await refusedAtAccept();
     // B asks faster than its rate, each request on a fresh connection: once its burst
     // is spent, the next connections find its bucket empty at accept.
-    const [probes, a] = await Promise.all([
-      clientAs<Answer[]>(acct.b, NODE, client, { op: "get", socket: d.socket, requests: Array.from({ length: 25 }, () => TOKEN) }),
-      steadyA(1_500),
-    ]);
+    const [probes, a] = await Promise.all([clientAs<Answer[]>(acct.b, NODE, client, { op: "get", socket: d.socket, requests: Array.from({ length: 25 }, () => TOKEN) }), steadyA(1_500)]);
     t.diagnostic(`B probes: ${probes.map((p) => p.status).join(" ")}; A: ${JSON.stringify(a.statuses)}`);
     assert.deepEqual(Object.keys(a.statuses), ["200"], "A connects and reads throughout");
     const limited = probes.filter((p) => p.status === 429);
     assert.ok(limited.length > 0, `B was refused while over its rate: ${probes.map((p) => p.status).join(" ")}`);
-    assert.ok(probes.every((p) => p.status === 429 || (p.status === 200 && p.body === API_TOKEN)), "nothing but refusals and right answers");
+    assert.ok(
+      probes.every((p) => p.status === 429 || (p.status === 200 && p.body === API_TOKEN)),
+      "nothing but refusals and right answers",
+    );
     for (const p of limited) {
       const j = JSON.parse(p.body);
       assert.equal(j.error, "rate_limited");
@@ -156,7 +159,11 @@ describe("per-uid limits between accounts", { skip }, () => {
     assert.match(JSON.parse(h.probe.body).message, new RegExp(`uid ${acct.b.uid} already has ${PER_UID} connections open \\(server\\.max_connections_per_uid\\)`));
     assert.equal(h.probe.retryAfter, "1");
     assert.equal(h.after.status, 200, "with its connections closed, B is served again");
-    assert.deepEqual(a.map((r) => r.status), [200, 200], "A connects and reads while B is at its cap");
+    assert.deepEqual(
+      a.map((r) => r.status),
+      [200, 200],
+      "A connects and reads while B is at its cap",
+    );
     assert.equal(cliB.code, 5, `CLI exit for rate_limited: ${cliB.stderr}`);
     assert.match(cliB.stderr, /^sealcache: rate_limited: uid \d+ already has 4 connections open/);
     assertNoLeaks(cliB.stderr + cliB.stdout, "the refused CLI");
@@ -172,9 +179,15 @@ describe("per-uid limits between accounts", { skip }, () => {
     const timedOut = slow.filter((s) => s.got.startsWith("HTTP/1.1 408 "));
     t.diagnostic(`slow: ${slow.map((s) => `${s.got.slice(9, 12) || "---"}@${Math.round(s.closedAfterMs)}ms`).join(" ")}; A p99 ${p99(a.latencies).toFixed(1)} ms`);
     assert.equal(refused.length, PER_UID, "the connections beyond the cap are refused");
-    assert.ok(refused.every((s) => s.closedAfterMs < 2_000), "and closed at once");
+    assert.ok(
+      refused.every((s) => s.closedAfterMs < 2_000),
+      "and closed at once",
+    );
     assert.equal(timedOut.length, PER_UID, "the ones within the cap are answered 408 by the header timeout");
-    assert.ok(timedOut.every((s) => s.closedAfterMs < 9_000), "and closed by the server, not by the client giving up");
+    assert.ok(
+      timedOut.every((s) => s.closedAfterMs < 9_000),
+      "and closed by the server, not by the client giving up",
+    );
     assert.deepEqual(Object.keys(a.statuses), ["200"]);
     assert.ok(Math.max(...a.latencies) < 1_000, `A never waited on B's slow connections: ${Math.max(...a.latencies)} ms`);
   });
@@ -187,7 +200,13 @@ describe("per-uid limits between accounts", { skip }, () => {
     const m = (await d.get("/metrics")).body;
     for (const reason of ["per_uid", "cut"]) {
       const v = Number(new RegExp(`^sealcache_connections_refused_total\\{reason="${reason}"\\} (\\d+)$`, "m").exec(m)?.[1] ?? 0);
-      assert.ok(v >= 1, `refusals counted for ${reason}: ${m.split("\n").filter((l) => l.includes("refused")).join("; ")}`);
+      assert.ok(
+        v >= 1,
+        `refusals counted for ${reason}: ${m
+          .split("\n")
+          .filter((l) => l.includes("refused"))
+          .join("; ")}`,
+      );
     }
     assert.match(m, /^sealcache_http_requests_total\{route="secret",code="429"\} \d+$/m);
     assert.doesNotMatch(d.output(), /"level":(50|60)/, "no error or fatal log line");
@@ -228,10 +247,11 @@ describe("fair turns between accounts", { skip }, () => {
     const pipeline = (user: Account) => clientAs<{ status: number; body: string }[]>(user, NODE, client, { op: "pipeline", socket: d.socket, paths });
     // Within the default rate (100/s, burst 200): every answer is the policy's, none a 429.
     const [a1, b1, a2, b2] = await Promise.all([pipeline(acct.a), pipeline(acct.b), pipeline(acct.a), pipeline(acct.b)]);
-    const expect = (allowed: readonly string[]) => paths.map((_, i) => {
-      const n = names[i % 3]!;
-      return allowed.includes(n) ? { status: 200, body: VALUES[n]! } : { status: 403, error: "forbidden" };
-    });
+    const expect = (allowed: readonly string[]) =>
+      paths.map((_, i) => {
+        const n = names[i % 3]!;
+        return allowed.includes(n) ? { status: 200, body: VALUES[n]! } : { status: 403, error: "forbidden" };
+      });
     const seen = (answers: { status: number; body: string }[]) => answers.map((r) => (r.status === 200 ? { status: 200, body: r.body } : { status: r.status, error: JSON.parse(r.body).error }));
     for (const r of [a1!, a2!]) assert.deepEqual(seen(r), expect(["demo/api-token", "demo/kafka-password"]));
     for (const r of [b1!, b2!]) assert.deepEqual(seen(r), expect(["demo/db-password", "demo/kafka-password"]));
@@ -261,10 +281,17 @@ describe("fair turns between accounts", { skip }, () => {
     assert.equal(other.status, 200);
     assert.equal(answers.length, DEPTH);
     const names = (r: { body: string }) => (JSON.parse(r.body) as { secrets: { name: string }[] }).secrets.map((x) => x.name);
-    assert.ok(answers.every((r) => r.status === 200 && names(r).join() === "demo/db-password,demo/kafka-password"), "every pipelined request answered, rightly");
+    assert.ok(
+      answers.every((r) => r.status === 200 && names(r).join() === "demo/db-password,demo/kafka-password"),
+      "every pipelined request answered, rightly",
+    );
     // The daemon logs each request as it finishes: the other caller's is among B's, not after them all.
     await d.waitForLog(/"route":"metrics"[^\n]*"msg":"request"/);
-    const lines = d.output().slice(mark).split("\n").filter((l) => l.includes('"msg":"request"'));
+    const lines = d
+      .output()
+      .slice(mark)
+      .split("\n")
+      .filter((l) => l.includes('"msg":"request"'));
     const lists = lines.map((l, i) => (l.includes('"route":"list"') ? i : -1)).filter((i) => i >= 0);
     const metrics = lines.findIndex((l) => l.includes('"route":"metrics"'));
     t.diagnostic(`B's ${lists.length} requests finished at lines ${lists[0]}..${lists.at(-1)}; the other caller's at line ${metrics}`);
@@ -277,10 +304,14 @@ test("connections over server.max_connections get 503 unavailable and are closed
   const dir = tmpDir(t);
   const d = await launch(t, dir, demoConfig(dir, { server: { max_connections: 5 } }), { waitFor: "synced" });
   const idle = await Promise.all(
-    Array.from({ length: 5 }, () => new Promise<net.Socket>((resolve) => {
-      const s = net.connect(d.socket);
-      s.on("connect", () => resolve(s));
-    })),
+    Array.from(
+      { length: 5 },
+      () =>
+        new Promise<net.Socket>((resolve) => {
+          const s = net.connect(d.socket);
+          s.on("connect", () => resolve(s));
+        }),
+    ),
   );
   await sleep(100);
   const x = await exchange(d.socket, "GET /v1/health HTTP/1.1\r\nHost: sealcache\r\n\r\n", { untilClose: true });

@@ -55,7 +55,7 @@ after(async () => {
 });
 
 const raw = (n: string) => `/v1/secrets/${n}?format=raw`;
-const error = (a: Answer) => (JSON.parse(a.body) as { error: string; message: string });
+const error = (a: Answer) => JSON.parse(a.body) as { error: string; message: string };
 
 describe("identity after connect", { skip }, () => {
   let acct: TestAccounts;
@@ -119,18 +119,37 @@ describe("identity after connect", { skip }, () => {
     });
     assert.equal(r.pid_after, r.pid, "the same process, the same connection");
     assert.deepEqual([r.exe, r.exe_after], [edgePython, python]);
-    assert.deepEqual(r.before.map((x) => [x.status, x.body]), [[200, DB_PASSWORD]], "as edge-python: the exe rule allows demo/db-password");
+    assert.deepEqual(
+      r.before.map((x) => [x.status, x.body]),
+      [[200, DB_PASSWORD]],
+      "as edge-python: the exe rule allows demo/db-password",
+    );
     const [lost, fallThrough, still] = r.after;
     // (No body in the message: were it a 200, it would hold the value.)
     assert.equal(lost!.status, 403, "after the exec, the exe rule must not match");
     assert.equal(error(lost!).error, "forbidden");
-    assert.match(error(lost!).message, new RegExp(`^caller uid ${acct.a.uid} \\(pid ${r.pid}; it runs "${python}" now, not "${edgePython}" as when it connected, so rules naming an exe no longer match this connection\\) may not read "demo/db-password"`));
+    assert.match(
+      error(lost!).message,
+      new RegExp(
+        `^caller uid ${acct.a.uid} \\(pid ${r.pid}; it runs "${python}" now, not "${edgePython}" as when it connected, so rules naming an exe no longer match this connection\\) may not read "demo/db-password"`,
+      ),
+    );
     assert.deepEqual([fallThrough!.status, fallThrough!.body], [200, API_TOKEN], "the account's own rule (no exe) still answers: uid and gid are the connection's");
     assert.equal(still!.status, 403, "and the exe grant stays lost");
     assertNoLeaks(lost!.body + still!.body, "the refusals after exec");
     const rows = (await audit("name=demo/db-password&since=1m")).filter((x) => x.pid === r.pid);
-    assert.deepEqual(rows.map((x) => [x.status, x.code]), [[200, "ok"], [403, "forbidden"], [403, "forbidden"]]);
-    assert.ok(rows.every((x) => x.exe === edgePython), "the trail records the program identified at accept");
+    assert.deepEqual(
+      rows.map((x) => [x.status, x.code]),
+      [
+        [200, "ok"],
+        [403, "forbidden"],
+        [403, "forbidden"],
+      ],
+    );
+    assert.ok(
+      rows.every((x) => x.exe === edgePython),
+      "the trail records the program identified at accept",
+    );
     assert.match(d.output(), new RegExp(`"uid":${acct.a.uid}[^\\n]*it runs [^\\n]*"request denied"`), "the denial's cause is in the log");
   });
 
@@ -174,15 +193,34 @@ describe("identity after connect", { skip }, () => {
       after_exit: [raw("demo/api-token")],
     });
     // B's process, on A's connection: A's rules, not B's.
-    assert.deepEqual(r.while_alive.map((x) => [x.status, x.status === 200 ? x.body : error(x).error]), [[200, API_TOKEN], [403, "forbidden"]]);
+    assert.deepEqual(
+      r.while_alive.map((x) => [x.status, x.status === 200 ? x.body : error(x).error]),
+      [
+        [200, API_TOKEN],
+        [403, "forbidden"],
+      ],
+    );
     // The same process on a connection of its own is B.
-    assert.deepEqual(r.own.map((x) => [x.status, x.status === 200 ? x.body : error(x).error]), [[403, "forbidden"], [200, KAFKA_PASSWORD]]);
+    assert.deepEqual(
+      r.own.map((x) => [x.status, x.status === 200 ? x.body : error(x).error]),
+      [
+        [403, "forbidden"],
+        [200, KAFKA_PASSWORD],
+      ],
+    );
     // The opener has exited and been reaped: the passed connection lends nobody an identity.
     const gone = r.after_exit[0]!;
     assert.equal(gone.status, 403, "refused once the opener has gone");
     assert.match(error(gone).message, new RegExp(`the process that opened this connection \\(pid ${r.opener_pid}\\) has exited`));
     const rows = (await audit("name=demo/api-token&since=1m&limit=1000")).filter((x) => x.pid === r.opener_pid);
-    assert.deepEqual(rows.map((x) => [x.uid, x.status]), [[acct.a.uid, 200], [acct.a.uid, 403]], "recorded against the opener, whoever sent the request");
+    assert.deepEqual(
+      rows.map((x) => [x.uid, x.status]),
+      [
+        [acct.a.uid, 200],
+        [acct.a.uid, 403],
+      ],
+      "recorded against the opener, whoever sent the request",
+    );
     assertNoLeaks(gone.body, "the refusal after the opener exited");
   });
 });

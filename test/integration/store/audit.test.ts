@@ -73,7 +73,11 @@ test("retention: rows beyond max_rows go, oldest first; rows older than the rete
   log.flush();
   assert.equal(count(), 100);
   const pids = (db.prepare("SELECT pid FROM audit ORDER BY id").all() as { pid: number }[]).map((r) => r.pid);
-  assert.deepEqual(pids, Array.from({ length: 100 }, (_, i) => 150 + i), "the newest 100 are kept");
+  assert.deepEqual(
+    pids,
+    Array.from({ length: 100 }, (_, i) => 150 + i),
+    "the newest 100 are kept",
+  );
   // Retention runs hourly (not on every flush): an hour on.
   const now = Date.now() + 3_600_000;
   log.record(entry(1, { at: now - 120_000, name: "old/one" }));
@@ -91,10 +95,22 @@ test("queries: newest `limit` matching entries, oldest first; since and name fil
   for (let i = 0; i < 20; i++) log.record(entry(i, { at: base + i * 100, name: i % 2 ? "odd" : "even", pid: i }));
   const all = log.query({ limit: 1000 });
   assert.equal(all.length, 20, "query flushes first: the answer is current");
-  assert.deepEqual(log.query({ limit: 3 }).map((e) => e.pid), [17, 18, 19]);
-  assert.deepEqual(log.query({ name: "odd", limit: 3 }).map((e) => e.pid), [15, 17, 19]);
-  assert.deepEqual(log.query({ since: base + 1_500, limit: 100 }).map((e) => e.pid), [15, 16, 17, 18, 19]);
-  assert.deepEqual(log.query({ since: base + 1_500, name: "even", limit: 100 }).map((e) => e.pid), [16, 18]);
+  assert.deepEqual(
+    log.query({ limit: 3 }).map((e) => e.pid),
+    [17, 18, 19],
+  );
+  assert.deepEqual(
+    log.query({ name: "odd", limit: 3 }).map((e) => e.pid),
+    [15, 17, 19],
+  );
+  assert.deepEqual(
+    log.query({ since: base + 1_500, limit: 100 }).map((e) => e.pid),
+    [15, 16, 17, 18, 19],
+  );
+  assert.deepEqual(
+    log.query({ since: base + 1_500, name: "even", limit: 100 }).map((e) => e.pid),
+    [16, 18],
+  );
   const e = all[0]!;
   assert.deepEqual(Object.keys(e).sort(), ["at", "code", "exe", "name", "pid", "principal", "route", "status", "uid", "unit"]);
 });
@@ -128,7 +144,10 @@ test("a quarantine of cache.db leaves the audit trail as it is: entries from bef
   t.after(() => store.close());
   assert.equal(store.quarantined.length, 1);
   store.audit.record(entry(3, { name: "after/reopen" }));
-  assert.deepEqual(store.audit.query({ limit: 10 }).map((e) => e.name), ["before/flushed", "written/at/close", "after/reopen"]);
+  assert.deepEqual(
+    store.audit.query({ limit: 10 }).map((e) => e.name),
+    ["before/flushed", "written/at/close", "after/reopen"],
+  );
   const q = new Database(store.quarantined[0]!.path, { readonly: true });
   assert.equal((q.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'audit'").get() as { n: number }).n, 0, "no audit table in cache.db any more");
   q.close();
@@ -153,7 +172,10 @@ test("schema 6: the audit rows of an older cache.db move to audit.db at the firs
   const s = new SecretStore({ file, envelope: new Envelope(sodium, kek.slice()), logger });
   t.after(() => s.close());
   assert.deepEqual(s.quarantined, []);
-  assert.deepEqual(s.audit.query({ limit: 10 }).map((e) => e.name), ["legacy/one", "legacy/two"]);
+  assert.deepEqual(
+    s.audit.query({ limit: 10 }).map((e) => e.name),
+    ["legacy/one", "legacy/two"],
+  );
   const r = new Database(file, { readonly: true });
   assert.equal((r.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'audit'").get() as { n: number }).n, 0, "moved, not copied");
   r.close();

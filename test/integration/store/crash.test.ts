@@ -21,7 +21,7 @@ const file = (i: number) => `s${String(i).padStart(4, "0")}`;
 /** A 2–4 KB value, fully determined by (gen, i), marked with its generation and PLANTED_PREFIX for the leak checks. */
 function genValue(gen: Gen, i: number): string {
   const size = 2048 + ((i * 7919) % 2048);
-  let x = (i + 1) * (gen === "A" ? 2654435761 : 40503) >>> 0;
+  let x = ((i + 1) * (gen === "A" ? 2654435761 : 40503)) >>> 0;
   let s = `${gen}-${i}-${PLANTED_PREFIX}crash-`;
   const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
   while (s.length < size) {
@@ -191,7 +191,9 @@ test("kill -9 in the middle of a 1000-secret sync batch leaves the old or the ne
     current = result;
   }
   const mid = phases.filter((p) => p === "mid-transaction").length;
-  t.diagnostic(`${phases.length} kills: ${newer} ended with the new batch, ${phases.length - newer} with the old one (${mid} of those mid-transaction); ${Math.round((Date.now() - started) / 1000)} s`);
+  t.diagnostic(
+    `${phases.length} kills: ${newer} ended with the new batch, ${phases.length - newer} with the old one (${mid} of those mid-transaction); ${Math.round((Date.now() - started) / 1000)} s`,
+  );
   assert.ok(phases.length >= ITERATIONS);
   // Without a kill inside the transaction the test proves nothing about atomicity.
   assert.ok(mid >= 1, "no kill landed while the transaction was writing; the test did not exercise a torn batch");

@@ -63,10 +63,14 @@ describe("a data_dir that fills up", { timeout: 120_000 }, () => {
     disk.fill();
     const rotated = planted("after-disk-full");
     fs.writeFileSync(path.join(dir, "secrets/api-token"), `${rotated}\n`);
-    const h = await eventually(async () => {
-      const x = await health(d);
-      return !x.store.writable && x;
-    }, 10_000, "the store reported not writable");
+    const h = await eventually(
+      async () => {
+        const x = await health(d);
+        return !x.store.writable && x;
+      },
+      10_000,
+      "the store reported not writable",
+    );
     assert.match(String(h.store.reason), /data_dir .* is full/);
     assert.equal(h.status, "degraded");
     assert.equal(h.providers.find((p) => p.name === "demo")!.online, true, "the provider is not blamed");
@@ -94,10 +98,14 @@ describe("a data_dir that fills up", { timeout: 120_000 }, () => {
     assert.equal(await first.stop(), 0);
     disk.fill();
     const d = await launch(t, dir, config, { waitFor: "socket" });
-    const served = await eventually(async () => {
-      const r = await d.get("/v1/secrets/demo/api-token?format=raw");
-      return r.status === 200 && r.body;
-    }, 10_000, "the cached value served");
+    const served = await eventually(
+      async () => {
+        const r = await d.get("/v1/secrets/demo/api-token?format=raw");
+        return r.status === 200 && r.body;
+      },
+      10_000,
+      "the cached value served",
+    );
     assert.equal(served, DEMO_VALUES[0]);
     const h = await health(d);
     assert.equal(h.store.writable, false);

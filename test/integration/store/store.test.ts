@@ -123,9 +123,17 @@ function rawRow(db: Database.Database, name: string): RawRow {
 }
 
 function writeRow(db: Database.Database, r: RawRow): void {
-  db.prepare(
-    `UPDATE secrets SET version = ?, source_version = ?, wrapped_dek = ?, ciphertext = ?, value_mac = ?, changed_rev = ?, changed_at = ?, fetched_at = ? WHERE name = ?`,
-  ).run(r.version, r.source_version, r.wrapped_dek, r.ciphertext, r.value_mac, r.changed_rev, r.changed_at, r.fetched_at, r.name);
+  db.prepare(`UPDATE secrets SET version = ?, source_version = ?, wrapped_dek = ?, ciphertext = ?, value_mac = ?, changed_rev = ?, changed_at = ?, fetched_at = ? WHERE name = ?`).run(
+    r.version,
+    r.source_version,
+    r.wrapped_dek,
+    r.ciphertext,
+    r.value_mac,
+    r.changed_rev,
+    r.changed_at,
+    r.fetched_at,
+    r.name,
+  );
 }
 
 function flipByte(b: Buffer, at: number): Buffer {
@@ -473,7 +481,13 @@ describe("SecretStore on a real SQLite file", () => {
     test("(d') a row added (a copy of another under a new name)", (t) => {
       const f = fixture(t);
       const vals = seeded(f);
-      tamper(f.file, (db) => db.prepare("INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at) SELECT 'app/z', version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at FROM secrets WHERE name = 'app/a'").run());
+      tamper(f.file, (db) =>
+        db
+          .prepare(
+            "INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at) SELECT 'app/z', version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at FROM secrets WHERE name = 'app/a'",
+          )
+          .run(),
+      );
       assertQuarantinedAtOpen(f, f.open(), [...Object.keys(vals), "app/z"], /rows do not match the digest/);
     });
 
@@ -647,7 +661,10 @@ describe("SecretStore on a real SQLite file", () => {
     test("the database path is a directory", (t) => {
       const f = fixture(t);
       fs.mkdirSync(f.file);
-      assert.throws(() => f.open(), (e: unknown) => !isIntegrityError(e) && e instanceof Error);
+      assert.throws(
+        () => f.open(),
+        (e: unknown) => !isIntegrityError(e) && e instanceof Error,
+      );
       assert.ok(fs.statSync(f.file).isDirectory(), "left in place");
       assert.ok(!fs.existsSync(quarantineDir(f)), "nothing quarantined");
     });
@@ -655,7 +672,10 @@ describe("SecretStore on a real SQLite file", () => {
     test("the data dir does not exist", (t) => {
       const f = fixture(t);
       fs.rmSync(f.dataDir, { recursive: true });
-      assert.throws(() => f.open(), (e: unknown) => !isIntegrityError(e) && e instanceof Error);
+      assert.throws(
+        () => f.open(),
+        (e: unknown) => !isIntegrityError(e) && e instanceof Error,
+      );
       assert.ok(!fs.existsSync(f.dataDir), "nothing was created");
     });
 
@@ -925,28 +945,48 @@ describe("the lease a value is held under (schema 4: sealed with the row, bound 
   });
 
   const edits: [string, RegExp, (db: Database.Database) => void][] = [
-    ["a flipped byte in the sealed lease", /rows do not match the digest/, (db) => {
-      const r = db.prepare("SELECT lease FROM secrets WHERE name = 'db/a'").get() as { lease: Buffer };
-      db.prepare("UPDATE secrets SET lease = ? WHERE name = 'db/a'").run(flipByte(r.lease, 30));
-    }],
-    ["a flipped byte in the lease's wrapped data key", /rows do not match the digest/, (db) => {
-      const r = db.prepare("SELECT lease_dek FROM secrets WHERE name = 'db/a'").get() as { lease_dek: Buffer };
-      db.prepare("UPDATE secrets SET lease_dek = ? WHERE name = 'db/a'").run(flipByte(r.lease_dek, 40));
-    }],
-    ["the lease cleared (to make a restart re-read and leave the old lease live)", /rows do not match the digest/, (db) => db.prepare("UPDATE secrets SET lease_dek = NULL, lease = NULL WHERE name = 'db/a'").run()],
+    [
+      "a flipped byte in the sealed lease",
+      /rows do not match the digest/,
+      (db) => {
+        const r = db.prepare("SELECT lease FROM secrets WHERE name = 'db/a'").get() as { lease: Buffer };
+        db.prepare("UPDATE secrets SET lease = ? WHERE name = 'db/a'").run(flipByte(r.lease, 30));
+      },
+    ],
+    [
+      "a flipped byte in the lease's wrapped data key",
+      /rows do not match the digest/,
+      (db) => {
+        const r = db.prepare("SELECT lease_dek FROM secrets WHERE name = 'db/a'").get() as { lease_dek: Buffer };
+        db.prepare("UPDATE secrets SET lease_dek = ? WHERE name = 'db/a'").run(flipByte(r.lease_dek, 40));
+      },
+    ],
+    [
+      "the lease cleared (to make a restart re-read and leave the old lease live)",
+      /rows do not match the digest/,
+      (db) => db.prepare("UPDATE secrets SET lease_dek = NULL, lease = NULL WHERE name = 'db/a'").run(),
+    ],
     ["half the lease cleared", /half a lease/, (db) => db.prepare("UPDATE secrets SET lease = NULL WHERE name = 'db/a'").run()],
-    ["the leases of two rows swapped", /rows do not match the digest/, (db) => {
-      const get = db.prepare("SELECT lease_dek, lease FROM secrets WHERE name = ?");
-      const ra = get.get("db/a") as { lease_dek: Buffer; lease: Buffer };
-      const rb = get.get("db/b") as { lease_dek: Buffer; lease: Buffer };
-      const set = db.prepare("UPDATE secrets SET lease_dek = ?, lease = ? WHERE name = ?");
-      set.run(rb.lease_dek, rb.lease, "db/a");
-      set.run(ra.lease_dek, ra.lease, "db/b");
-    }],
-    ["a lease copied onto a row that had none", /rows do not match the digest/, (db) => {
-      const ra = db.prepare("SELECT lease_dek, lease FROM secrets WHERE name = 'db/a'").get() as { lease_dek: Buffer; lease: Buffer };
-      db.prepare("UPDATE secrets SET lease_dek = ?, lease = ? WHERE name = 'app/kv'").run(ra.lease_dek, ra.lease);
-    }],
+    [
+      "the leases of two rows swapped",
+      /rows do not match the digest/,
+      (db) => {
+        const get = db.prepare("SELECT lease_dek, lease FROM secrets WHERE name = ?");
+        const ra = get.get("db/a") as { lease_dek: Buffer; lease: Buffer };
+        const rb = get.get("db/b") as { lease_dek: Buffer; lease: Buffer };
+        const set = db.prepare("UPDATE secrets SET lease_dek = ?, lease = ? WHERE name = ?");
+        set.run(rb.lease_dek, rb.lease, "db/a");
+        set.run(ra.lease_dek, ra.lease, "db/b");
+      },
+    ],
+    [
+      "a lease copied onto a row that had none",
+      /rows do not match the digest/,
+      (db) => {
+        const ra = db.prepare("SELECT lease_dek, lease FROM secrets WHERE name = 'db/a'").get() as { lease_dek: Buffer; lease: Buffer };
+        db.prepare("UPDATE secrets SET lease_dek = ?, lease = ? WHERE name = 'app/kv'").run(ra.lease_dek, ra.lease);
+      },
+    ],
   ];
   for (const [what, reason, edit] of edits) {
     test(`${what}: quarantined at open`, (t) => {

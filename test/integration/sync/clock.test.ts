@@ -51,10 +51,14 @@ describe("wall-clock steps", { timeout: 90_000 }, () => {
     assert.equal(health.secrets.stale, 3);
     // The backend comes back: refreshed on the backoff schedule, not 57 years from now.
     fs.renameSync(`${secretsDir}.away`, secretsDir);
-    const fresh = await eventually(async () => {
-      const x = await lookup(d, "demo/api-token");
-      return x.stale === false && x;
-    }, 15_000, "a fresh value");
+    const fresh = await eventually(
+      async () => {
+        const x = await lookup(d, "demo/api-token");
+        return x.stale === false && x;
+      },
+      15_000,
+      "a fresh value",
+    );
     assert.ok(fresh.age_s !== null && fresh.age_s! <= 2, `age ${fresh.age_s}`);
   });
 
@@ -67,10 +71,14 @@ describe("wall-clock steps", { timeout: 90_000 }, () => {
     await eventually(() => /wall clock stepped/.test(d.output()), 65_000, "the step noticed");
     const rotated = planted("after-step");
     fs.writeFileSync(path.join(dir, "secrets/api-token"), `${rotated}\n`);
-    const a = await eventually(async () => {
-      const x = await lookup(d, "demo/api-token");
-      return x.value === rotated && x;
-    }, 5_000, "the rotation served after the step");
+    const a = await eventually(
+      async () => {
+        const x = await lookup(d, "demo/api-token");
+        return x.value === rotated && x;
+      },
+      5_000,
+      "the rotation served after the step",
+    );
     assert.equal(a.stale, false);
     assert.ok(a.age_s !== null && a.age_s! >= 0 && a.age_s! <= 2, `age ${a.age_s}`);
     const before = syncs(d);

@@ -69,10 +69,14 @@ describe("empty values and files rewritten in place (real daemon, file provider)
     secrets["demo/newline-only"] = { provider: "demo", path: "newline-only" };
     secrets["demo/empty-ok"] = { provider: "demo", path: "empty", allow_empty: true };
     const d = await launch(t, dir, config);
-    const l = await eventually(async () => {
-      const m = await listed(d);
-      return m.get("demo/empty")?.error && m.get("demo/empty-ok")?.state === "ok" ? m : undefined;
-    }, 10_000, "the first sync");
+    const l = await eventually(
+      async () => {
+        const m = await listed(d);
+        return m.get("demo/empty")?.error && m.get("demo/empty-ok")?.state === "ok" ? m : undefined;
+      },
+      10_000,
+      "the first sync",
+    );
     assert.equal(l.get("demo/empty")!.error, EMPTY_ERROR);
     assert.equal(l.get("demo/newline-only")!.error, EMPTY_ERROR);
     const refused = await d.get("/v1/secrets/demo/empty");
@@ -87,10 +91,14 @@ describe("empty values and files rewritten in place (real daemon, file provider)
     const before = (await d.get("/v1/secrets/demo/api-token?format=raw")).body;
     fs.writeFileSync(tokenFile, "");
     assert.equal((await d.get("/v1/refresh?name=demo/api-token", { method: "POST" })).status, 202);
-    const after = await eventually(async () => {
-      const s = (await listed(d)).get("demo/api-token");
-      return s?.error === EMPTY_ERROR && s;
-    }, 10_000, "the empty value refused");
+    const after = await eventually(
+      async () => {
+        const s = (await listed(d)).get("demo/api-token");
+        return s?.error === EMPTY_ERROR && s;
+      },
+      10_000,
+      "the empty value refused",
+    );
     assert.equal(after.state, "stale");
     const served = await d.get("/v1/secrets/demo/api-token");
     assert.equal(served.status, 200);

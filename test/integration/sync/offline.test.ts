@@ -42,10 +42,14 @@ describe("offline behaviour and rotation (real daemon, file provider)", () => {
     fs.renameSync(path.join(dir, "secrets"), path.join(dir, "secrets-away"));
     await refresh(d);
     // Several retries happen on their own, with backoff.
-    const down = await eventually(async () => {
-      const p = await demoProvider(d);
-      return p.failures >= 3 && p;
-    }, 8_000, "three failed attempts");
+    const down = await eventually(
+      async () => {
+        const p = await demoProvider(d);
+        return p.failures >= 3 && p;
+      },
+      8_000,
+      "three failed attempts",
+    );
     assert.equal(down.online, false);
     assert.equal(down.last_error_kind, "transient");
     assert.equal(down.last_error, `file provider demo: folder ${path.join(dir, "secrets")} is not available (ENOENT)`);
@@ -76,10 +80,14 @@ describe("offline behaviour and rotation (real daemon, file provider)", () => {
 
     // The folder comes back: no refresh call, the backoff retry (at most backoff_max) finds it.
     fs.renameSync(path.join(dir, "secrets-away"), path.join(dir, "secrets"));
-    const up = await eventually(async () => {
-      const p = await demoProvider(d);
-      return p.online && p;
-    }, 4_000, "provider back online");
+    const up = await eventually(
+      async () => {
+        const p = await demoProvider(d);
+        return p.online && p;
+      },
+      4_000,
+      "provider back online",
+    );
     assert.equal(up.failures, 0);
     const after = (await d.get("/v1/secrets/demo/api-token")).json();
     assert.equal(after.value, API_TOKEN);
@@ -101,10 +109,14 @@ describe("offline behaviour and rotation (real daemon, file provider)", () => {
 
     fs.renameSync(path.join(dir, "secrets"), path.join(dir, "secrets-away"));
     await refresh(d);
-    const expired = await eventually(async () => {
-      const r = await d.get("/v1/secrets/demo/api-token");
-      return r.status === 410 && r;
-    }, 5_000, "410 expired");
+    const expired = await eventually(
+      async () => {
+        const r = await d.get("/v1/secrets/demo/api-token");
+        return r.status === 410 && r;
+      },
+      5_000,
+      "410 expired",
+    );
     const e = expired.json();
     assert.equal(e.error, "expired");
     assert.match(e.message, /past sync\.max_stale \(1 s\)/);
@@ -117,10 +129,14 @@ describe("offline behaviour and rotation (real daemon, file provider)", () => {
 
     // Nothing was deleted: when the backend returns the secrets are served again.
     fs.renameSync(path.join(dir, "secrets-away"), path.join(dir, "secrets"));
-    const back = await eventually(async () => {
-      const r = await d.get("/v1/secrets/demo/api-token");
-      return r.status === 200 && r;
-    }, 4_000, "served again");
+    const back = await eventually(
+      async () => {
+        const r = await d.get("/v1/secrets/demo/api-token");
+        return r.status === 200 && r;
+      },
+      4_000,
+      "served again",
+    );
     assert.equal(back.json().value, API_TOKEN);
     assert.equal(back.json().stale, false);
     assert.equal(back.json().version, 1);
@@ -141,10 +157,14 @@ describe("offline behaviour and rotation (real daemon, file provider)", () => {
     assert.equal(unchanged.value, DB_PASSWORD);
     assert.equal(unchanged.version, 1);
     await refresh(d, "demo/db-password");
-    const rotated = await eventually(async () => {
-      const j = (await d.get("/v1/secrets/demo/db-password")).json();
-      return j.version === 2 && j;
-    }, 3_000, "db-password version 2");
+    const rotated = await eventually(
+      async () => {
+        const j = (await d.get("/v1/secrets/demo/db-password")).json();
+        return j.version === 2 && j;
+      },
+      3_000,
+      "db-password version 2",
+    );
     assert.equal(rotated.value, newPw);
     assert.equal(rotated.stale, false);
 
@@ -152,10 +172,14 @@ describe("offline behaviour and rotation (real daemon, file provider)", () => {
     const newTok = planted("rotated-tok");
     const changedAt = Date.now();
     fs.writeFileSync(path.join(dir, "secrets", "api-token"), `${newTok}\n`);
-    const tok = await eventually(async () => {
-      const j = (await d.get("/v1/secrets/demo/api-token")).json();
-      return j.version === 2 && j;
-    }, 3_000, "api-token version 2 without a refresh call");
+    const tok = await eventually(
+      async () => {
+        const j = (await d.get("/v1/secrets/demo/api-token")).json();
+        return j.version === 2 && j;
+      },
+      3_000,
+      "api-token version 2 without a refresh call",
+    );
     assert.equal(tok.value, newTok);
     assert.ok(Date.now() - changedAt <= 1_200 + 800, `took ${Date.now() - changedAt} ms; refresh is 1s with jitter 0.2`);
     // Other secrets were not bumped.
@@ -169,10 +193,14 @@ describe("offline behaviour and rotation (real daemon, file provider)", () => {
     const original = fs.readFileSync(file);
     fs.writeFileSync(file, JSON.stringify({ username: "pipeline", pass: planted("misnamed") }));
     await refresh(d);
-    const entry = await eventually(async () => {
-      const s = (await listed(d)).get("demo/db-password")!;
-      return s.error !== null && s;
-    }, 3_000, "error on demo/db-password");
+    const entry = await eventually(
+      async () => {
+        const s = (await listed(d)).get("demo/db-password")!;
+        return s.error !== null && s;
+      },
+      3_000,
+      "error on demo/db-password",
+    );
     assert.equal(entry.error, `${file}: JSON object has no key "password"`);
     assert.equal(entry.state, "stale");
     assert.equal(entry.version, 1);
@@ -195,10 +223,14 @@ describe("offline behaviour and rotation (real daemon, file provider)", () => {
     // Fixed at the source: the error clears on the next refresh.
     fs.writeFileSync(file, original);
     await refresh(d);
-    const fixed = await eventually(async () => {
-      const s = (await listed(d)).get("demo/db-password")!;
-      return s.error === null && s.state === "ok" && s;
-    }, 3_000, "error cleared");
+    const fixed = await eventually(
+      async () => {
+        const s = (await listed(d)).get("demo/db-password")!;
+        return s.error === null && s.state === "ok" && s;
+      },
+      3_000,
+      "error cleared",
+    );
     assert.equal(fixed.version, 1);
     assert.equal((await health(d)).secrets.errors, 0);
   });

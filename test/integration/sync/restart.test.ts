@@ -16,10 +16,14 @@ import { tmpDir } from "../../support/tmp.js";
 async function syncAll(d: RunningDaemon): Promise<void> {
   const since = Date.now();
   assert.equal((await d.get("/v1/refresh", { method: "POST" })).status, 202);
-  await eventually(async () => {
-    const h = (await d.get("/v1/health")).json<{ providers: { last_success: string | null; failures: number }[] }>();
-    return h.providers.every((p) => p.failures === 0 && p.last_success !== null && Date.parse(p.last_success) >= since);
-  }, 8_000, "every provider synced");
+  await eventually(
+    async () => {
+      const h = (await d.get("/v1/health")).json<{ providers: { last_success: string | null; failures: number }[] }>();
+      return h.providers.every((p) => p.failures === 0 && p.last_success !== null && Date.parse(p.last_success) >= since);
+    },
+    8_000,
+    "every provider synced",
+  );
 }
 
 test("after a restart, unchanged secrets cost a KV v2 metadata check and pinned versions no call; a changed one is read; an edited entry is read in full", async (t) => {

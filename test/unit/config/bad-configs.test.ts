@@ -12,29 +12,26 @@ const EXPECTED: Record<string, readonly (string | RegExp)[]> = {
   "bad-duplicate-key.yaml": [/^line 4, column 1: YAML syntax: duplicated mapping key$/],
   "bad-unknown-top-level-key.yaml": ["datadir: unknown key (misspelled? see the config reference in README.md)"],
   "bad-unknown-nested-key.yaml": ["sync.intervall: unknown key (misspelled? see the config reference in README.md)"],
-  "bad-unknown-provider-key.yaml": [
-    "providers.local.dir: required (expected string)",
-    "providers.local.dirr: unknown key (misspelled? see the config reference in README.md)",
-  ],
+  "bad-unknown-provider-key.yaml": ["providers.local.dir: required (expected string)", "providers.local.dirr: unknown key (misspelled? see the config reference in README.md)"],
   "bad-wrong-type.yaml": ["sync.concurrency: expected number, got string"],
   "bad-duration.yaml": ['sync.interval: expected a duration such as "30s", "5m" or "1h", got "5 minutes"'],
   "bad-jitter-range.yaml": ["sync.jitter: must be at most 1"],
-  "bad-provider-type.yaml": [
-    'providers.kv.type: must be one of "file", "env", "vault", "aws-secrets-manager", "aws-ssm", "aws-sts", "gcp-secret-manager", "azure-key-vault"',
-  ],
+  "bad-provider-type.yaml": ['providers.kv.type: must be one of "file", "env", "vault", "aws-secrets-manager", "aws-ssm", "aws-sts", "gcp-secret-manager", "azure-key-vault"'],
   "bad-azure-auth-keys.yaml": [
     "providers.kv.auth.client_secret_file: required (expected string)",
     "providers.kv.auth.certificate_file: unknown key (misspelled? see the config reference in README.md)",
   ],
   "bad-azure-vault-url.yaml": ["providers.kv.vault_url: must be an https:// URL (tokens are sent to it)"],
   "bad-undefined-provider.yaml": ['secrets.demo/api-token.provider: no provider named "lokal"; defined providers: local'],
-  "bad-secret-name-uppercase.yaml": [
-    `secrets.Demo/API-Token: secret name "Demo/API-Token" must match [a-z0-9][a-z0-9._/-]* (lower case letters, digits, '.', '_', '/', '-')`,
-  ],
+  "bad-secret-name-uppercase.yaml": [`secrets.Demo/API-Token: secret name "Demo/API-Token" must match [a-z0-9][a-z0-9._/-]* (lower case letters, digits, '.', '_', '/', '-')`],
   "bad-secret-name-dotdot.yaml": [`secrets.demo/../etc: secret name "demo/../etc" must not contain empty, '.' or '..' path segments`],
   "bad-unset-env.yaml": ["providers.vault.address: environment variable SEALCACHE_TEST_UNSET_VAR is not set"],
   // A path is shown whole up to 60 characters, else by its last 60 (where the checkout sits decides which).
-  "bad-missing-file.yaml": [new RegExp(`^providers\\.vault\\.auth\\.secret_id_file: cannot read (${escapeRegex(path.join(FIXTURES, "files/no-such-secret_id"))}|…${escapeRegex(path.join(FIXTURES, "files/no-such-secret_id").slice(-60))}) \\(ENOENT\\)$`)],
+  "bad-missing-file.yaml": [
+    new RegExp(
+      `^providers\\.vault\\.auth\\.secret_id_file: cannot read (${escapeRegex(path.join(FIXTURES, "files/no-such-secret_id"))}|…${escapeRegex(path.join(FIXTURES, "files/no-such-secret_id").slice(-60))}) \\(ENOENT\\)$`,
+    ),
+  ],
   "bad-policy-glob.yaml": ["policy.0.allow.1: must be a secret-name glob such as kafka/* or db/**"],
   "bad-policy-empty-match.yaml": ["policy.0.match: must name at least one of uid, user, gid, group, unit, exe"],
   "bad-mqtt-scheme.yaml": ["mqtt.url: must be an mqtt://, mqtts://, ws:// or wss:// URL"],
@@ -46,7 +43,11 @@ const EXPECTED: Record<string, readonly (string | RegExp)[]> = {
   "bad-mqtt-topic-prefix.yaml": ["mqtt.topic_prefix: must be topic levels separated by / (no empty level, no + or #, not starting with $)"],
   "bad-mqtt-max-lifetime.yaml": ["mqtt.commands.max_lifetime: must be at most 365d"],
   "bad-mqtt-trust-key-name.yaml": ["mqtt.commands.trust.fleet ops: key names (the commands' kid) are 1-64 letters, digits, '.', '_' or '-'"],
-  "bad-mqtt-trust-missing-file.yaml": [new RegExp(`^mqtt\\.commands\\.trust\\.fleet-ops: cannot read (${escapeRegex(path.join(FIXTURES, "files/no-such-fleet-ops.pub"))}|…${escapeRegex(path.join(FIXTURES, "files/no-such-fleet-ops.pub").slice(-60))}) \\(ENOENT\\)$`)],
+  "bad-mqtt-trust-missing-file.yaml": [
+    new RegExp(
+      `^mqtt\\.commands\\.trust\\.fleet-ops: cannot read (${escapeRegex(path.join(FIXTURES, "files/no-such-fleet-ops.pub"))}|…${escapeRegex(path.join(FIXTURES, "files/no-such-fleet-ops.pub").slice(-60))}) \\(ENOENT\\)$`,
+    ),
+  ],
   "bad-mqtt-reconnect.yaml": ["mqtt.reconnect.min: min must not be greater than max"],
   "bad-mqtt-session-expiry.yaml": ["mqtt.session_expiry: must be at least 1m"],
   "bad-gcp-endpoint.yaml": [

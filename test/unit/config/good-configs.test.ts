@@ -78,7 +78,9 @@ describe("good config fixtures", () => {
 
   test("good-all-providers.yaml: every provider type validates with its own options", () => {
     const c = load("good-all-providers.yaml");
-    const types = Object.values(c.providers).map((p) => (p as { type: string }).type).sort();
+    const types = Object.values(c.providers)
+      .map((p) => (p as { type: string }).type)
+      .sort();
     assert.deepEqual(types, ["aws-secrets-manager", "aws-ssm", "aws-sts", "azure-key-vault", "env", "file", "gcp-secret-manager", "vault"]);
     assert.equal((c.providers.files as { dir: string }).dir, path.join(FIXTURES, "secrets"));
     assert.equal((c.providers.sts as { duration: number }).duration, 3_600_000);

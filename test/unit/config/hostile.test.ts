@@ -32,7 +32,10 @@ function writeConfig(t: Parameters<typeof tmpDir>[0], bytes: string | Uint8Array
 function aliasBomb(): string {
   const L = "abcdefghi";
   let s = `a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
-  for (let i = 1; i < 9; i++) s += `${L[i]}: &${L[i]} [${Array(9).fill(`*${L[i - 1]}`).join(",")}]\n`;
+  for (let i = 1; i < 9; i++)
+    s += `${L[i]}: &${L[i]} [${Array(9)
+      .fill(`*${L[i - 1]}`)
+      .join(",")}]\n`;
   return s;
 }
 
@@ -120,7 +123,7 @@ describe("hostile configs", () => {
     const escaped = refused(() => parseConfig(`${BASE}secrets: { a: { provider: demo, path: "tok\\0en" } }\n`, { file: FILE, env: {} }));
     assert.deepEqual(escaped.issues, ["secrets.a.path: contains a NUL character; config strings may not"]);
     const key = refused(() => parseConfig(`${BASE}secrets: { "a\\x00b": { provider: demo, path: p } }\n`, { file: FILE, env: {} }));
-    assert.deepEqual(key.issues, ['secrets.a\\u0000b: the key contains a NUL character; config strings may not']);
+    assert.deepEqual(key.issues, ["secrets.a\\u0000b: the key contains a NUL character; config strings may not"]);
 
     const raw = writeConfig(t, Buffer.concat([Buffer.from(`${BASE}secrets:\n  a: { provider: demo, path: "tok`), Buffer.from([0]), Buffer.from(`en" }\n`)]));
     assert.deepEqual(refused(() => loadConfig({ file: raw, env: {} })).issues, ["secrets.a.path: contains a NUL byte; config strings may not"]);
@@ -130,7 +133,10 @@ describe("hostile configs", () => {
     const inPath = writeConfig(t, Buffer.concat([Buffer.from(`${BASE}secrets:\n  a: { provider: demo, path: tok`), Buffer.from([0xff, 0xfe]), Buffer.from(` }\n`)]));
     assert.deepEqual(refused(() => loadConfig({ file: inPath, env: {} })).issues, ["secrets.a.path: contains bytes that are not valid UTF-8 (the config must be UTF-8 text)"]);
     // An overlong encoding of "/" and a UTF-16 surrogate encoded as UTF-8 are not UTF-8 either.
-    for (const bytes of [[0xc0, 0xaf], [0xed, 0xa0, 0x80]]) {
+    for (const bytes of [
+      [0xc0, 0xaf],
+      [0xed, 0xa0, 0x80],
+    ]) {
       const f = writeConfig(t, Buffer.concat([Buffer.from(`${BASE}socket: /run/a`), Buffer.from(bytes), Buffer.from(`.sock\n`)]));
       assert.deepEqual(refused(() => loadConfig({ file: f, env: {} })).issues, ["socket: contains bytes that are not valid UTF-8 (the config must be UTF-8 text)"]);
     }

@@ -35,10 +35,7 @@ describe("${ENV} interpolation", () => {
 
   test("an unset variable is an error naming the key path (list indexes included), never an empty string", () => {
     const { problems } = run({ providers: { vault: { address: "https://${VAULT_HOST}:8200" } }, policy: [{ allow: ["a", "${NS}/*"] }] }, {});
-    assert.deepEqual(problems, [
-      "providers.vault.address: environment variable VAULT_HOST is not set",
-      "policy.0.allow.1: environment variable NS is not set",
-    ]);
+    assert.deepEqual(problems, ["providers.vault.address: environment variable VAULT_HOST is not set", "policy.0.allow.1: environment variable NS is not set"]);
   });
 
   test("a malformed reference is an error that says how to write one", () => {
@@ -50,16 +47,12 @@ describe("${ENV} interpolation", () => {
   });
 
   test("parseConfig interpolates before validation, and refuses the file naming every unset variable", () => {
-    const ok = parseConfig("socket: ${RUN}/s.sock\nsync: { interval: \"${IV}\" }\n", { file: FILE, env: { RUN: "/run/x", IV: "1m" } }).config;
+    const ok = parseConfig('socket: ${RUN}/s.sock\nsync: { interval: "${IV}" }\n', { file: FILE, env: { RUN: "/run/x", IV: "1m" } }).config;
     assert.equal(ok.socket, "/run/x/s.sock");
     assert.equal(ok.sync.interval, 60_000);
     assert.throws(
       () => parseConfig("socket: ${RUN}/s.sock\ndata_dir: ${DATA}\n", { file: FILE, env: {} }),
-      (e: unknown) =>
-        isConfigError(e) &&
-        e.issues.length === 2 &&
-        e.issues[0] === "socket: environment variable RUN is not set" &&
-        e.issues[1] === "data_dir: environment variable DATA is not set",
+      (e: unknown) => isConfigError(e) && e.issues.length === 2 && e.issues[0] === "socket: environment variable RUN is not set" && e.issues[1] === "data_dir: environment variable DATA is not set",
     );
   });
 

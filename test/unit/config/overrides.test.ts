@@ -141,7 +141,10 @@ describe("SEALCACHE_<PATH> environment overrides and precedence", () => {
     const text = "providers: { e: { type: env, prefix: SEALCACHE_SECRET_ }, bare: { type: env } }\nsecrets: { a: { provider: e, path: TOKEN }, b: { provider: bare, path: SEALCACHE_PW } }\n";
     const c = parseConfig(text, { file: FILE, env: { SEALCACHE_SECRET_TOKEN: "x", SEALCACHE_PW: "y" } }).config;
     assert.equal(c.secrets.a?.path, "TOKEN");
-    assert.throws(() => parseConfig(text, { file: FILE, env: { SEALCACHE_SECRET_OTHER: "x" } }), (e: unknown) => isConfigError(e) && /^environment SEALCACHE_SECRET_OTHER: not a config key/.test(e.issues[0]!));
+    assert.throws(
+      () => parseConfig(text, { file: FILE, env: { SEALCACHE_SECRET_OTHER: "x" } }),
+      (e: unknown) => isConfigError(e) && /^environment SEALCACHE_SECRET_OTHER: not a config key/.test(e.issues[0]!),
+    );
   });
 
   test("every SEALCACHE_* name the code reads is a config key or on the allow-list, and the allow-list is in the README", () => {
@@ -153,7 +156,8 @@ describe("SEALCACHE_<PATH> environment overrides and precedence", () => {
       for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
         const p = path.join(dir, e.name);
         if (e.isDirectory()) walk(p);
-        else if (/\.(ts|mjs|js|sh)$/.test(e.name)) for (const m of fs.readFileSync(p, "utf8").matchAll(/process\.env\.(SEALCACHE_\w+)|process\.env\[["'](SEALCACHE_\w+)["']\]/g)) read.add(m[1] ?? m[2]!);
+        else if (/\.(ts|mjs|js|sh)$/.test(e.name))
+          for (const m of fs.readFileSync(p, "utf8").matchAll(/process\.env\.(SEALCACHE_\w+)|process\.env\[["'](SEALCACHE_\w+)["']\]/g)) read.add(m[1] ?? m[2]!);
       }
     };
     for (const d of ["src", "native", "test/support", "scripts", "packaging"]) if (fs.existsSync(path.join(ROOT, d))) walk(path.join(ROOT, d));

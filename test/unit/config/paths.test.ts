@@ -48,6 +48,9 @@ describe("paths in the config", () => {
     const dir = tmpDir(t);
     const file = path.join(dir, "c.yaml");
     fs.writeFileSync(file, "data_dir: ''\n");
-    assert.throws(() => loadConfig({ file, env: {} }), (e: { issues?: string[] }) => e.issues?.[0] === "data_dir: must be at least 1 characters");
+    assert.throws(
+      () => loadConfig({ file, env: {} }),
+      (e: { issues?: string[] }) => e.issues?.[0] === "data_dir: must be at least 1 characters",
+    );
   });
 });

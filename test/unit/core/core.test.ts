@@ -37,13 +37,25 @@ async function serving(t: TestContext) {
   const dir = tmpDir(t);
   const src = path.join(dir, "src");
   fs.mkdirSync(src);
-  for (const [f, v] of [["a", "kafka-a"], ["b", "kafka-b"], ["db", "db-pw"]] as const) fs.writeFileSync(path.join(src, f), v);
+  for (const [f, v] of [
+    ["a", "kafka-a"],
+    ["b", "kafka-b"],
+    ["db", "db-pw"],
+  ] as const)
+    fs.writeFileSync(path.join(src, f), v);
   const secrets: Record<string, SecretConfig> = { "kafka/a": { provider: "f", path: "a" }, "kafka/b": { provider: "f", path: "b" }, "db/pw": { provider: "f", path: "db" } };
   const store = new SecretStore({ file: path.join(dir, "cache.db"), envelope: new Envelope(sodium, sodium.randombytes_buf(KEK_BYTES)), logger });
   const provider = fileProvider({ name: "f", options: { type: "file", dir: src, max_bytes: 65536 } as never, logger });
   const sync = new SyncEngine({ store, secrets, providers: new Map([["f", { name: "f", type: "file", provider, inactive: undefined }]]), sync: SYNC, logger });
   const reader = new SecretReader({ store, sync, secrets, maxStale: 0 });
-  const policy = new Policy([{ match: { uid: 1001 }, allow: ["kafka/*"], admin: false }, { match: { uid: 0 }, allow: ["**"], admin: true }], { uidOf: () => undefined, gidOf: () => undefined }, 0);
+  const policy = new Policy(
+    [
+      { match: { uid: 1001 }, allow: ["kafka/*"], admin: false },
+      { match: { uid: 0 }, allow: ["**"], admin: true },
+    ],
+    { uidOf: () => undefined, gidOf: () => undefined },
+    0,
+  );
   const core = new Core({ access: new Access(policy), logger, version: "test", secretNames: false });
   let rotations = 0;
   core.serve({ reader, sync, store, rotateKek: async () => ({ rewrapped: ++rotations, seal: "host" }) }, { type: "host", ok: true, detail: "", warnings: [] });
@@ -72,12 +84,28 @@ describe("Core operations for each principal", () => {
     const got = core.get(peer(AGENT), "kafka/a");
     assert.equal(text(got.value), "kafka-a");
     assert.equal(got.stale, false);
-    assert.equal(code(() => core.get(peer(AGENT), "db/pw")), "forbidden");
-    assert.equal(code(() => core.get(peer(undefined), "kafka/a")), "forbidden", "an unidentified caller reads nothing");
-    assert.equal(code(() => core.get(FLEET, "kafka/a")), "forbidden");
+    assert.equal(
+      code(() => core.get(peer(AGENT), "db/pw")),
+      "forbidden",
+    );
+    assert.equal(
+      code(() => core.get(peer(undefined), "kafka/a")),
+      "forbidden",
+      "an unidentified caller reads nothing",
+    );
+    assert.equal(
+      code(() => core.get(FLEET, "kafka/a")),
+      "forbidden",
+    );
     assert.equal(text(core.get(OPERATOR, "db/pw").value), "db-pw");
-    assert.equal(code(() => core.get(peer(ADMIN), "Bad/../name")), "bad_request");
-    assert.equal(code(() => core.get(peer(ADMIN), "nope/x")), "not_found");
+    assert.equal(
+      code(() => core.get(peer(ADMIN), "Bad/../name")),
+      "bad_request",
+    );
+    assert.equal(
+      code(() => core.get(peer(ADMIN), "nope/x")),
+      "not_found",
+    );
   });
 
   test("a refused read names the secret for the audit trail, and never decrypts it", async (t) => {
@@ -94,20 +122,35 @@ describe("Core operations for each principal", () => {
 
   test("list: only what the principal may read, never values", async (t) => {
     const { core } = await serving(t);
-    assert.deepEqual(core.list(peer(AGENT), "").map((s) => s.name), ["kafka/a", "kafka/b"]);
-    assert.deepEqual(core.list(peer(ADMIN), "db/").map((s) => s.name), ["db/pw"]);
+    assert.deepEqual(
+      core.list(peer(AGENT), "").map((s) => s.name),
+      ["kafka/a", "kafka/b"],
+    );
+    assert.deepEqual(
+      core.list(peer(ADMIN), "db/").map((s) => s.name),
+      ["db/pw"],
+    );
     assert.deepEqual(core.list(FLEET, ""), []);
     assert.ok(!JSON.stringify(core.list(OPERATOR, "")).includes("kafka-a"));
-    assert.equal(code(() => core.list(OPERATOR, "x".repeat(300))), "bad_request");
+    assert.equal(
+      code(() => core.list(OPERATOR, "x".repeat(300))),
+      "bad_request",
+    );
   });
 
   test("refresh: admins, fleet commands and the operator; a peer without admin is refused; unknown names are not_found", async (t) => {
     const { core } = await serving(t);
-    assert.equal(code(() => core.refresh(peer(AGENT), "all")), "forbidden");
+    assert.equal(
+      code(() => core.refresh(peer(AGENT), "all")),
+      "forbidden",
+    );
     assert.deepEqual(core.refresh(peer(ADMIN), ["kafka/a"]), { queued: ["kafka/a"] });
     assert.deepEqual(core.refresh(FLEET, "all").queued.sort(), ["db/pw", "kafka/a", "kafka/b"]);
     assert.equal(core.refresh(OPERATOR, ["db/pw"]).queued.length, 1);
-    assert.equal(code(() => core.refresh(peer(ADMIN), ["nope/x"])), "not_found");
+    assert.equal(
+      code(() => core.refresh(peer(ADMIN), ["nope/x"])),
+      "not_found",
+    );
   });
 
   test("rotate-kek and audit: not for the fleet channel; the audit trail records who asked", async (t) => {
@@ -115,18 +158,27 @@ describe("Core operations for each principal", () => {
     await assert.rejects(core.rotateKek(FLEET), (e: unknown) => isSealcacheError(e) && e.code === "forbidden" && /carries refresh and revoke only/.test(e.message));
     await assert.rejects(core.rotateKek(peer(AGENT)), (e: unknown) => isSealcacheError(e) && e.code === "forbidden");
     assert.deepEqual(await core.rotateKek(peer(ADMIN)), { rewrapped: 1, seal: "host" });
-    assert.equal(code(() => core.audit(FLEET, { since: undefined, name: undefined, limit: 10 })), "forbidden");
+    assert.equal(
+      code(() => core.audit(FLEET, { since: undefined, name: undefined, limit: 10 })),
+      "forbidden",
+    );
     core.record(FLEET, { route: "fleet:refresh", name: null, status: 200, code: "ok" });
     store.audit.flush();
     const rows = core.audit(OPERATOR, { since: undefined, name: undefined, limit: 10 });
-    assert.ok(rows.some((r) => r.principal === "fleet:fleet-ops:j-1" && r.route === "fleet:refresh"), JSON.stringify(rows));
+    assert.ok(
+      rows.some((r) => r.principal === "fleet:fleet-ops:j-1" && r.route === "fleet:refresh"),
+      JSON.stringify(rows),
+    );
   });
 
   test("watch: wakes on a change of a named secret; forbidden names are refused before anything waits", async (t) => {
     const { core, src } = await serving(t);
     const first = await core.watch(peer(AGENT), { names: ["kafka/a"], since: undefined, timeoutMs: 1_000 }, new AbortController().signal);
     assert.ok(first);
-    await assert.rejects(core.watch(peer(AGENT), { names: ["kafka/a", "db/pw"], since: first.revision, timeoutMs: 1_000 }, new AbortController().signal), (e: unknown) => isSealcacheError(e) && e.code === "forbidden" && e.subject === "db/pw");
+    await assert.rejects(
+      core.watch(peer(AGENT), { names: ["kafka/a", "db/pw"], since: first.revision, timeoutMs: 1_000 }, new AbortController().signal),
+      (e: unknown) => isSealcacheError(e) && e.code === "forbidden" && e.subject === "db/pw",
+    );
     const waiting = core.watch(peer(AGENT), { names: ["kafka/a"], since: first.revision, timeoutMs: 10_000 }, new AbortController().signal);
     fs.writeFileSync(path.join(src, "a"), "kafka-a-2");
     core.refresh(OPERATOR, ["kafka/a"]);
@@ -143,14 +195,20 @@ describe("Core states", () => {
     const core = new Core({ access: new Access(policy), logger, version: "test", secretNames: false });
     assert.equal(core.state, "unsealing");
     assert.equal((core.health().body as { status: string }).status, "unsealing");
-    assert.equal(code(() => core.get(OPERATOR, "a/b")), "sealed");
+    assert.equal(
+      code(() => core.get(OPERATOR, "a/b")),
+      "sealed",
+    );
     core.sealed("the TPM is in lockout", undefined);
     assert.equal(core.state, "sealed");
     const h = core.health();
     assert.equal(h.ok, false);
     assert.deepEqual([(h.body as { status: string }).status, (h.body as { sealed_reason: string }).sealed_reason], ["sealed", "the TPM is in lockout"]);
     core.stopping();
-    assert.equal(code(() => core.list(OPERATOR, "")), "sealed");
+    assert.equal(
+      code(() => core.list(OPERATOR, "")),
+      "sealed",
+    );
     assert.equal((core.health().body as { status: string }).status, "stopping");
   });
 });

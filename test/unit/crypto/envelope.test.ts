@@ -196,7 +196,11 @@ describe("Envelope", () => {
     assert.notDeepEqual(macAfter, macBefore);
     // The MAC key is now 32 zero bytes: the MAC equals HMAC-SHA256 keyed with zeros.
     const zeroKey = new Uint8Array(32);
-    const expected = createHmac("sha256", zeroKey).update("x").update(new Uint8Array([0, 0, 0, 1])).update("y").digest();
+    const expected = createHmac("sha256", zeroKey)
+      .update("x")
+      .update(new Uint8Array([0, 0, 0, 1]))
+      .update("y")
+      .digest();
     assert.deepEqual(Buffer.from(macAfter), expected, "the MAC key was zeroed");
     // The caller's own copy is untouched; a new envelope on it still opens the row.
     assert.ok(envelopeOf(kek).openValue("s", 1, wrappedDek, ciphertext).length > 0);

@@ -73,11 +73,15 @@ test("the sd_notify variables are removed from the environment, so child process
     assert.equal(n.watchdogIntervalMs, 500, "read before being removed");
     const child = spawnSync(process.execPath, ["-e", "process.stdout.write(JSON.stringify(Object.keys(process.env)))"], { encoding: "utf8" });
     const keys: string[] = JSON.parse(child.stdout);
-    assert.deepEqual(keys.filter((k) => /^(NOTIFY_SOCKET|WATCHDOG_)/.test(k)), []);
+    assert.deepEqual(
+      keys.filter((k) => /^(NOTIFY_SOCKET|WATCHDOG_)/.test(k)),
+      [],
+    );
     assert.ok(keys.includes("PATH"), "the rest of the environment is inherited");
   } finally {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
   }
 });
 
@@ -150,7 +154,13 @@ test("an unusable NOTIFY_SOCKET costs one warning however many messages fail; re
   refused.n.ready("serving");
   refused.n.stopping();
   assert.equal(refused.log.at("warn").length, 1);
-  const thrown = new SystemdNotifier({ logger: capture().logger, env: { NOTIFY_SOCKET: "/run/n" }, connect: () => { throw new Error("cannot load libc.so.6"); } });
+  const thrown = new SystemdNotifier({
+    logger: capture().logger,
+    env: { NOTIFY_SOCKET: "/run/n" },
+    connect: () => {
+      throw new Error("cannot load libc.so.6");
+    },
+  });
   thrown.ready("serving"); // does not throw
 });
 

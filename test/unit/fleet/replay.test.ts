@@ -21,9 +21,15 @@ describe("replay guard over a JtiStore", () => {
     const store = new MemoryJtiStore();
     const g = new ReplayGuard({ store });
     const c = cmd("a", NOW / 1000 + 60);
-    assert.equal(code(() => g.check(c, NOW)), "accepted");
+    assert.equal(
+      code(() => g.check(c, NOW)),
+      "accepted",
+    );
     g.remember(c, NOW);
-    assert.equal(code(() => g.check(c, NOW + 1)), "replayed");
+    assert.equal(
+      code(() => g.check(c, NOW + 1)),
+      "replayed",
+    );
     store.prune(NOW + 60_000);
     assert.equal(store.size(), 0, "gone once its exp has passed");
   });
@@ -31,11 +37,22 @@ describe("replay guard over a JtiStore", () => {
   test("bounded: past the limit of live jtis, a new command is refused with replay_store_full; expired ones make room", () => {
     const store = new MemoryJtiStore();
     const g = new ReplayGuard({ store, max: 3 });
-    for (const [i, exp] of [[1, 100], [2, 200], [3, 300]] as const) g.remember(cmd(`j${i}`, NOW / 1000 + exp), NOW);
-    assert.equal(code(() => g.check(cmd("j4", NOW / 1000 + 400), NOW)), "replay_store_full");
+    for (const [i, exp] of [
+      [1, 100],
+      [2, 200],
+      [3, 300],
+    ] as const)
+      g.remember(cmd(`j${i}`, NOW / 1000 + exp), NOW);
+    assert.equal(
+      code(() => g.check(cmd("j4", NOW / 1000 + 400), NOW)),
+      "replay_store_full",
+    );
     assert.equal(store.size(), 3, "nothing was forgotten to make room");
     // After j1's exp the check prunes it, and j4 fits.
-    assert.equal(code(() => g.check(cmd("j4", NOW / 1000 + 400), NOW + 100_000)), "accepted");
+    assert.equal(
+      code(() => g.check(cmd("j4", NOW / 1000 + 400), NOW + 100_000)),
+      "accepted",
+    );
     assert.equal(store.size(), 2);
   });
 
@@ -44,6 +61,9 @@ describe("replay guard over a JtiStore", () => {
     const store = new MemoryJtiStore();
     for (let i = 0; i < MAX_LIVE_JTIS; i++) store.remember(`j${i}`, NOW + 3_600_000);
     const g = new ReplayGuard({ store });
-    assert.throws(() => g.check(cmd("one-more", NOW / 1000 + 60), NOW), (e: unknown) => isFleetRefusal(e) && e.code === "replay_store_full" && /10000 commands are still live.*shorter --ttl/.test(e.message));
+    assert.throws(
+      () => g.check(cmd("one-more", NOW / 1000 + 60), NOW),
+      (e: unknown) => isFleetRefusal(e) && e.code === "replay_store_full" && /10000 commands are still live.*shorter --ttl/.test(e.message),
+    );
   });
 });

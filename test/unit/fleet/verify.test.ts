@@ -50,18 +50,33 @@ describe("fleet command verification: every rule, each with its stable code", ()
     ["a header that is not JSON", async () => `${Buffer.from("nope").toString("base64url")}.e30.AAAA`, "not_jwt", /header is not JSON/],
     ["a header that is a JSON list", async () => `${Buffer.from("[1]").toString("base64url")}.e30.AAAA`, "not_jwt", /header is not a JSON object/],
     ["alg none", async () => rawToken({ alg: "none", kid: key.kid }, claims("gw-17", NOW_S)), "bad_alg", /alg "none" is not accepted.*unsigned command is never carried out/],
-    ["alg HS256 (HMAC with the public key as secret)", async () => rawToken({ alg: "HS256", kid: key.kid }, claims("gw-17", NOW_S), undefined, crypto.createHmac("sha256", key.publicPem).update("x").digest("base64url")), "bad_alg", /alg "HS256"/],
+    [
+      "alg HS256 (HMAC with the public key as secret)",
+      async () => rawToken({ alg: "HS256", kid: key.kid }, claims("gw-17", NOW_S), undefined, crypto.createHmac("sha256", key.publicPem).update("x").digest("base64url")),
+      "bad_alg",
+      /alg "HS256"/,
+    ],
     ["alg RS256", async () => rawToken({ alg: "RS256", kid: key.kid }, claims("gw-17", NOW_S), key.privateKey), "bad_alg", /alg "RS256"/],
     ["alg missing", async () => rawToken({ kid: key.kid }, claims("gw-17", NOW_S), key.privateKey), "bad_alg", /alg undefined/],
     ["no kid", async () => rawToken({ alg: "EdDSA" }, claims("gw-17", NOW_S), key.privateKey), "unknown_kid", /no kid/],
     ["an unknown kid", async () => joseToken(testKey("someone"), claims("gw-17", NOW_S)), "unknown_kid", /kid "someone" names no key in mqtt.commands.trust \(known: fleet-ops\)/],
     ["a bad signature (another key under the trusted name)", async () => joseToken(other, claims("gw-17", NOW_S)), "bad_signature", /does not verify with trust key "fleet-ops"/],
-    ["a tampered payload", async () => {
-      const t = (await joseToken(key, claims("gw-17", NOW_S))).split(".");
-      return `${t[0]}.${Buffer.from(JSON.stringify(claims("gw-17", NOW_S, { cmd: "revoke", names: undefined, all: true }))).toString("base64url")}.${t[2]}`;
-    }, "bad_signature", /does not verify/],
+    [
+      "a tampered payload",
+      async () => {
+        const t = (await joseToken(key, claims("gw-17", NOW_S))).split(".");
+        return `${t[0]}.${Buffer.from(JSON.stringify(claims("gw-17", NOW_S, { cmd: "revoke", names: undefined, all: true }))).toString("base64url")}.${t[2]}`;
+      },
+      "bad_signature",
+      /does not verify/,
+    ],
     ["an empty signature", async () => rawToken({ alg: "EdDSA", kid: key.kid }, claims("gw-17", NOW_S), undefined, ""), "bad_signature", /does not verify/],
-    ["an unknown crit header", async () => rawToken({ alg: "EdDSA", kid: key.kid, crit: ["x-policy"], "x-policy": 1 }, claims("gw-17", NOW_S), key.privateKey), "not_jwt", /a JWS feature this gateway does not support \(a crit or b64 header\)/],
+    [
+      "an unknown crit header",
+      async () => rawToken({ alg: "EdDSA", kid: key.kid, crit: ["x-policy"], "x-policy": 1 }, claims("gw-17", NOW_S), key.privateKey),
+      "not_jwt",
+      /a JWS feature this gateway does not support \(a crit or b64 header\)/,
+    ],
     ["a signed payload that is not JSON", async () => rawToken({ alg: "EdDSA", kid: key.kid }, "not json", key.privateKey), "not_jwt", /payload is not JSON/],
     ["aud missing", async () => joseToken(key, claims("gw-17", NOW_S, { aud: undefined })), "bad_claims", /aud is missing/],
     ["aud for another gateway", async () => joseToken(key, claims("gw-18", NOW_S)), "wrong_audience", /for "gw-18", not this device \("gw-17"\) or fleet/],
@@ -70,13 +85,28 @@ describe("fleet command verification: every rule, each with its stable code", ()
     ["jti too long", async () => joseToken(key, claims("gw-17", NOW_S, { jti: "j".repeat(129) })), "bad_claims", /1-128 characters/],
     ["exp missing", async () => joseToken(key, claims("gw-17", NOW_S, { exp: undefined })), "no_expiry", /exp is missing: every command must expire/],
     ["exp not a number", async () => joseToken(key, claims("gw-17", NOW_S, { exp: "tomorrow" })), "bad_claims", /exp must be a number/],
-    ["expired", async () => joseToken(key, claims("gw-17", NOW_S - 7200, { exp: NOW_S - 60 })), "expired", /expired at 2026-11-20T11:59:00Z, 60 s ago by this gateway's clock \(2026-11-20T12:00:00Z\)/],
+    [
+      "expired",
+      async () => joseToken(key, claims("gw-17", NOW_S - 7200, { exp: NOW_S - 60 })),
+      "expired",
+      /expired at 2026-11-20T11:59:00Z, 60 s ago by this gateway's clock \(2026-11-20T12:00:00Z\)/,
+    ],
     ["exp exactly now", async () => joseToken(key, claims("gw-17", NOW_S - 60, { exp: NOW_S })), "expired", /expired/],
     ["iat missing", async () => joseToken(key, claims("gw-17", NOW_S, { iat: undefined })), "bad_claims", /iat is missing/],
-    ["iat more than 5 minutes in the future", async () => joseToken(key, claims("gw-17", NOW_S + 301, { exp: NOW_S + 3600 })), "not_yet_valid", /ahead of this gateway's clock.*at most 5 minutes of skew.*NTP/],
+    [
+      "iat more than 5 minutes in the future",
+      async () => joseToken(key, claims("gw-17", NOW_S + 301, { exp: NOW_S + 3600 })),
+      "not_yet_valid",
+      /ahead of this gateway's clock.*at most 5 minutes of skew.*NTP/,
+    ],
     ["nbf more than 5 minutes in the future", async () => joseToken(key, claims("gw-17", NOW_S, { nbf: NOW_S + 600 })), "not_yet_valid", /nbf is/],
     ["exp before iat", async () => joseToken(key, claims("gw-17", NOW_S + 200, { exp: NOW_S + 100 })), "bad_claims", /exp is before iat/],
-    ["a lifetime past max_lifetime", async () => joseToken(key, claims("gw-17", NOW_S, { exp: NOW_S + 31 * DAY })), "lifetime_too_long", /valid for 31 d, longer than mqtt.commands.max_lifetime \(30 d\)/],
+    [
+      "a lifetime past max_lifetime",
+      async () => joseToken(key, claims("gw-17", NOW_S, { exp: NOW_S + 31 * DAY })),
+      "lifetime_too_long",
+      /valid for 31 d, longer than mqtt.commands.max_lifetime \(30 d\)/,
+    ],
     ["an unknown cmd", async () => joseToken(key, claims("gw-17", NOW_S, { cmd: "reboot" })), "unknown_cmd", /cmd "reboot" is not one of refresh, revoke/],
     ["no cmd", async () => joseToken(key, claims("gw-17", NOW_S, { cmd: undefined })), "unknown_cmd", /cmd undefined/],
     ["neither names nor all", async () => joseToken(key, claims("gw-17", NOW_S, { names: undefined })), "bad_names", /names no secrets/],
@@ -136,7 +166,15 @@ describe("fleet sign and trust keys", () => {
       fs.writeFileSync(path.join(dir, "ops.pub"), pair.publicPem);
       const trust = loadTrust({ ops: path.join(dir, "ops.pub") });
       assert.deepEqual([...trust.problems], []);
-      const signed = await signCommand({ key: parseSigningKey(pair.privatePem, "ops.key"), kid: "ops", aud: "fleet", cmd: "revoke", target: { names: ["db/password"] }, ttlMs: 7 * DAY * 1000, nowMs: NOW });
+      const signed = await signCommand({
+        key: parseSigningKey(pair.privatePem, "ops.key"),
+        kid: "ops",
+        aud: "fleet",
+        cmd: "revoke",
+        target: { names: ["db/password"] },
+        ttlMs: 7 * DAY * 1000,
+        nowMs: NOW,
+      });
       const cmd = await verifyCommand(bytes(signed.token), { ...opts, keys: trust.keys }, NOW + 1000);
       assert.deepEqual(cmd, { jti: signed.jti, kid: "ops", cmd: "revoke", target: { names: ["db/password"] }, iat: NOW_S, exp: NOW_S + 7 * DAY });
       assert.match(signed.jti, /^[0-9a-f-]{36}$/);

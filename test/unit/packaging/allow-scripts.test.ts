@@ -18,11 +18,16 @@ test("package.json allowScripts covers exactly the locked packages that have ins
     .sort();
   const allow = (read("package.json") as { allowScripts?: Record<string, boolean> }).allowScripts ?? {};
   assert.deepEqual(Object.keys(allow).sort(), withScripts, "every install script is a reviewed decision");
-  const approved = Object.keys(allow).filter((k) => allow[k] === true).sort();
+  const approved = Object.keys(allow)
+    .filter((k) => allow[k] === true)
+    .sort();
   // Native addons and esbuild's binary; protobufjs's postinstall (pulled in by the GCP SDK)
   // only prints a version-scheme warning, so it is denied.
   assert.deepEqual(approved, ["better-sqlite3", "esbuild", "koffi"], "the install scripts the build relies on");
-  assert.ok(Object.values(allow).every((v) => typeof v === "boolean"), JSON.stringify(allow));
+  assert.ok(
+    Object.values(allow).every((v) => typeof v === "boolean"),
+    JSON.stringify(allow),
+  );
 });
 
 test("the README's demo section says what the first install does", () => {

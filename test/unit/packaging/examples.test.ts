@@ -15,7 +15,10 @@ const DIR = path.join(ROOT, "packaging/examples");
 /** systemd's Exec*= lines of a unit, continuation lines joined. */
 function execLines(unit: string): string[] {
   const joined = fs.readFileSync(unit, "utf8").replace(/\\\n\s*/g, "");
-  return joined.split("\n").filter((l) => /^Exec(Start|StartPre|Reload)=/.test(l)).map((l) => l.slice(l.indexOf("=") + 1));
+  return joined
+    .split("\n")
+    .filter((l) => /^Exec(Start|StartPre|Reload)=/.test(l))
+    .map((l) => l.slice(l.indexOf("=") + 1));
 }
 
 /** Words as systemd splits them: whitespace, with '...' and "..." quoting. */
@@ -49,7 +52,12 @@ test("the example template compiles and names the secrets the policy comments al
   const file = path.join(DIR, "agent.yaml.tpl");
   const t = compileTemplate(file, fs.readFileSync(file, "utf8"));
   assert.deepEqual(t.names, ["kafka/username", "kafka/password"]);
-  const text = t.render(new Map([["kafka/username", "pipeline"], ["kafka/password", "pw"]]));
+  const text = t.render(
+    new Map([
+      ["kafka/username", "pipeline"],
+      ["kafka/password", "pw"],
+    ]),
+  );
   assert.match(text, /^ {2}password: "pw"$/m);
   assert.match(text, /^# \{\{ secret "NAME" \}\} is replaced/m, "the escaped braces in the comment come out as they are");
 });

@@ -20,7 +20,10 @@ const who = (o: Partial<Caller> = {}): Caller => ({ uid: 1001, gid: 1001, pid: 4
 
 test("a unit rule matches only callers in that unit; a bare name means .service", () => {
   const p = new Policy([rule({ unit: "edge-agent" }, ["kafka/*"])], accounts, 0, host);
-  assert.deepEqual(p.warnings.filter((w) => !w.includes("allows every")), []);
+  assert.deepEqual(
+    p.warnings.filter((w) => !w.includes("allows every")),
+    [],
+  );
   assert.ok(p.canRead(who({ unit: "edge-agent.service" }), "kafka/password"));
   assert.ok(p.canRead(who({ uid: 5, unit: "edge-agent.service" }), "kafka/password"), "any account in the unit, since the rule names no account");
   assert.ok(!p.canRead(who({ unit: "other.service" }), "kafka/password"));

@@ -32,7 +32,12 @@ describe("azure-key-vault error classification", () => {
     assert.deepEqual([ok.status, ok.oauthError, ok.aadsts], [200, undefined, undefined], "a 200 body is not read");
     const m1 = x.mark();
     assert.equal(x.since(m1), undefined);
-    x.observe(...answer("https://login.microsoftonline.com/t/oauth2/v2.0/token", 401, JSON.stringify({ error: "invalid_client", error_description: planted("desc"), error_codes: [7000215] }), { "retry-after": "3" }), undefined);
+    x.observe(
+      ...answer("https://login.microsoftonline.com/t/oauth2/v2.0/token", 401, JSON.stringify({ error: "invalid_client", error_description: planted("desc"), error_codes: [7000215] }), {
+        "retry-after": "3",
+      }),
+      undefined,
+    );
     const bad = x.since(m1)!;
     assert.deepEqual([bad.host, bad.status, bad.oauthError, bad.aadsts, bad.retryAfter, bad.basicChallenge], ["login.microsoftonline.com", 401, "invalid_client", 7000215, 3, false]);
     x.observe(...answer("https://login.microsoftonline.com/t/oauth2/v2.0/token", 400, JSON.stringify({ error: `bad ${planted("x")}` })), undefined);
@@ -46,7 +51,17 @@ describe("azure-key-vault error classification", () => {
   test("token failures are explained by the last exchange, never by the SDK's message", () => {
     const sdk = new Error(`AADSTS7000215: ${planted("sdk-text")}`);
     const where = "azure-key-vault client_secret c in tenant t";
-    const ex = (o: Partial<Parameters<typeof tokenFailure>[1] & object>) => ({ seq: 1, host: "login.example", status: undefined, network: undefined, oauthError: undefined, aadsts: undefined, retryAfter: undefined, basicChallenge: false, ...o });
+    const ex = (o: Partial<Parameters<typeof tokenFailure>[1] & object>) => ({
+      seq: 1,
+      host: "login.example",
+      status: undefined,
+      network: undefined,
+      oauthError: undefined,
+      aadsts: undefined,
+      retryAfter: undefined,
+      basicChallenge: false,
+      ...o,
+    });
     const cases: [ReturnType<typeof tokenFailure>, string, RegExp][] = [
       [tokenFailure(sdk, undefined, where), "auth", /no token could be requested \(Error\); check the auth block$/],
       [tokenFailure(Object.assign(new Error("x"), { name: "AbortError" }), undefined, where), "transient", /token request abandoned/],
@@ -70,7 +85,13 @@ describe("azure-key-vault error classification", () => {
 
   test("Key Vault errors: codes are copied only when they are plain words; firewall, disabled, other 4xx; messages never quote the body", () => {
     const rest = (statusCode: number | undefined, code: string | undefined, inner?: string, headers: Record<string, string> = {}) =>
-      Object.assign(new Error(planted("kv-message")), { name: "RestError", statusCode, code, details: { error: { code, innerError: inner ? { code: inner } : undefined } }, response: { headers: createHttpHeaders(headers) } });
+      Object.assign(new Error(planted("kv-message")), {
+        name: "RestError",
+        statusCode,
+        code,
+        details: { error: { code, innerError: inner ? { code: inner } : undefined } },
+        response: { headers: createHttpHeaders(headers) },
+      });
     const c = (e: unknown) => classifyVault(e, "azure-key-vault a", never);
     const fw = c(rest(403, "Forbidden", "ForbiddenByFirewall"));
     assert.deepEqual([fw.scope, fw.error.kind], ["secret", "permanent"]);

@@ -23,8 +23,18 @@ describe("gcp-secret-manager pieces", () => {
     assert.deepEqual(targetOf({ name: "a", path: "projects/p/secrets/db" }, undefined), { name: "projects/p/secrets/db/versions/latest", secretId: "db", pinned: undefined });
     assert.deepEqual(targetOf({ name: "a", path: "projects/p/secrets/db", version: "12" }, undefined), { name: "projects/p/secrets/db/versions/12", secretId: "db", pinned: "12" });
     assert.deepEqual(targetOf({ name: "a", path: "db", version: "stable" }, "fleet"), { name: "projects/fleet/secrets/db/versions/stable", secretId: "db", pinned: undefined });
-    assert.deepEqual(targetOf({ name: "a", path: "projects/p/locations/europe-west1/secrets/db" }, undefined), { name: "projects/p/locations/europe-west1/secrets/db/versions/latest", secretId: "db", pinned: undefined }, "a regional secret");
-    for (const [path, version] of [["projects/p/secrets/db/versions/1", undefined], ["projects/p/secret/db", undefined], ["projects/p/secrets/d b", undefined], ["projects/p/secrets/db", "01"], ["projects/p/secrets/db", "-x"]] as const) {
+    assert.deepEqual(
+      targetOf({ name: "a", path: "projects/p/locations/europe-west1/secrets/db" }, undefined),
+      { name: "projects/p/locations/europe-west1/secrets/db/versions/latest", secretId: "db", pinned: undefined },
+      "a regional secret",
+    );
+    for (const [path, version] of [
+      ["projects/p/secrets/db/versions/1", undefined],
+      ["projects/p/secret/db", undefined],
+      ["projects/p/secrets/d b", undefined],
+      ["projects/p/secrets/db", "01"],
+      ["projects/p/secrets/db", "-x"],
+    ] as const) {
       assert.equal(typeof targetOf({ name: "a", path, version }, undefined), "string", `${path} ${version}`);
     }
     assert.deepEqual(answered("projects/240170053851/secrets/db/versions/7"), { secretId: "db", number: "7" });

@@ -134,11 +134,14 @@ for (const mode of ["pidfd", "starttime"] as const) {
     assert.ok(other.check() !== undefined);
     // Changed hands while /proc was being read: the start time after the reads differs.
     w.procs.set(303, { ...AGENT });
-    const racing: ProcReader = { ...w.proc, cgroup: (pid) => {
-      const c = w.proc.cgroup(pid);
-      w.procs.set(303, { ...AGENT, start: "7777" });
-      return c;
-    } };
+    const racing: ProcReader = {
+      ...w.proc,
+      cgroup: (pid) => {
+        const c = w.proc.cgroup(pid);
+        w.procs.set(303, { ...AGENT, start: "7777" });
+        return c;
+      },
+    };
     const raced = new PeerTracker({ sys: w.sys, proc: racing, mode: t.mode }).track(9, w.connect(9, 303));
     assert.equal(raced.caller, undefined, "what was read may belong to the new process");
     if (mode === "pidfd") assert.deepEqual(w.closed, [100, 101], "the pidfds taken for refused callers are closed at once");

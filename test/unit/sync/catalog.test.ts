@@ -11,7 +11,17 @@ function catalog(secrets: Record<string, SecretConfig>, backend = "b1"): Catalog
   return new Catalog({ secrets, isHierarchy: (sc) => /\/\*\*?$/.test(sc.path), backend: () => backend });
 }
 
-const meta = (name: string, held: string | null, origin: string | null): SecretMeta => ({ name, version: 1, sourceVersion: "1", changedRev: 1, changedAt: 0, fetchedAt: 0, held, origin, leased: false });
+const meta = (name: string, held: string | null, origin: string | null): SecretMeta => ({
+  name,
+  version: 1,
+  sourceVersion: "1",
+  changedRev: 1,
+  changedAt: 0,
+  fetchedAt: 0,
+  held,
+  origin,
+  leased: false,
+});
 
 describe("Catalog: the names served for configured secrets and hierarchies", () => {
   test("a parameter's name is ENTRY/relative lower-cased, checked against the secret-name rule", () => {

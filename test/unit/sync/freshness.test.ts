@@ -58,7 +58,11 @@ describe("Freshness: ages on the monotonic clock within a process", () => {
     const { fresh } = setup();
     fresh.confirm("a", 1_000.25);
     const first = fresh.confirmedAt("a", at(3_000.1, TODAY));
-    for (const [mono, wall] of [[3_000.9, TODAY + 1], [4_000.2, TODAY + 1_000], [9_000.7, TODAY + 6_001]]) {
+    for (const [mono, wall] of [
+      [3_000.9, TODAY + 1],
+      [4_000.2, TODAY + 1_000],
+      [9_000.7, TODAY + 6_001],
+    ]) {
       assert.equal(fresh.confirmedAt("a", at(mono!, wall!)), first);
     }
   });

@@ -20,9 +20,15 @@ describe("expandWalk: one complete walk of a hierarchy", () => {
     const bad = Array.from({ length: 7 }, (_, i) => member(`x${i}/../y`, "secret-bytes"));
     const skipped = expandWalk(c, "ssm", "app", walk(member("Db/Pw", "pw"), ...bad), 5, out);
     assert.equal(skipped, 7);
-    assert.ok(bad.every((m) => m.value.every((b) => b === 0)), "skipped values are zeroed");
+    assert.ok(
+      bad.every((m) => m.value.every((b) => b === 0)),
+      "skipped values are zeroed",
+    );
     const ok = out.items.filter((i) => i.ok);
-    assert.deepEqual(ok.map((i) => [i.name, i.ok && i.origin, i.ok && i.held]), [["app/db/pw", "app", c.fingerprint("app")]]);
+    assert.deepEqual(
+      ok.map((i) => [i.name, i.ok && i.origin, i.ok && i.held]),
+      [["app/db/pw", "app", c.fingerprint("app")]],
+    );
     const err = out.items.find((i) => !i.ok && i.name === "app");
     assert.ok(err && !err.ok);
     assert.match(err.message, /^ssm \/app\/\*\*: 7 parameters not served: x0\/\.\.\/y \(.*\); .*x4\/\.\.\/y \(.*\), and 2 more$/);
@@ -46,7 +52,10 @@ describe("expandWalk: one complete walk of a hierarchy", () => {
     const out = outcome();
     const good = member("a", "secret-bytes");
     expandWalk(catalog(), "ssm", "app", walk(good, { relative: 5 } as unknown as Member), 5, out);
-    assert.deepEqual(out.items.map((i) => [i.name, i.ok]), [["app", false]]);
+    assert.deepEqual(
+      out.items.map((i) => [i.name, i.ok]),
+      [["app", false]],
+    );
     assert.ok(good.value.every((b) => b === 0));
     assert.equal(out.walks.size, 0);
   });

@@ -8,7 +8,10 @@ const NOW = 1_000_000;
 describe("refreshDelay: jittered interval, or ~2/3 of a lease's remaining lifetime", () => {
   test("without an expiry: the jittered interval", () => {
     assert.equal(refreshDelay(300_000, 0.2, mid, NOW), 300_000);
-    assert.equal(refreshDelay(300_000, 0.2, () => 0, NOW), 240_000);
+    assert.equal(
+      refreshDelay(300_000, 0.2, () => 0, NOW),
+      240_000,
+    );
   });
 
   test("a lease ending before the interval: fetched at 2/3 of what is left", () => {

@@ -40,7 +40,13 @@ describe("Scheduler: what is due, and backoff", () => {
     for (const e of ["a/1", "a/2", "b/1"]) s.resume(e, T, false, undefined);
     s.resume("a/later", T, true, 1_000);
     const due = s.take(T, byProvider);
-    assert.deepEqual([...due.entries()].map(([p, l]) => [p, l.sort()]), [["a", ["a/1", "a/2"]], ["b", ["b/1"]]]);
+    assert.deepEqual(
+      [...due.entries()].map(([p, l]) => [p, l.sort()]),
+      [
+        ["a", ["a/1", "a/2"]],
+        ["b", ["b/1"]],
+      ],
+    );
     assert.equal(s.take(T, byProvider).size, 0, "in flight");
     assert.equal(s.nextWake(T), 59_000, "only a/later is waiting (interval minus its age)");
     s.landed(["a/1", "a/2", "b/1"]);

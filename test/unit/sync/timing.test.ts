@@ -75,8 +75,7 @@ describe("resumeDelay: after a restart", () => {
   const INTERVAL = 60 * 60_000; // 1h
   const NOW = 10_000_000_000;
   /** The due time resumeDelay gives for a value recorded at `fetchedAt`, with the clock at NOW. */
-  const resumeDue = (fetchedAt: number, interval: number, jitter: number, now: number, rand: () => number) =>
-    now + resumeDelay(fetchedAt > now ? undefined : now - fetchedAt, interval, jitter, rand);
+  const resumeDue = (fetchedAt: number, interval: number, jitter: number, now: number, rand: () => number) => now + resumeDelay(fetchedAt > now ? undefined : now - fetchedAt, interval, jitter, rand);
 
   test("a secret whose refresh is still ahead stays on its (jittered) schedule", () => {
     const fetchedAt = NOW - 10 * 60_000;
@@ -101,7 +100,10 @@ describe("resumeDelay: after a restart", () => {
     // Not bunched: every 6 s slice of the window gets some.
     const buckets = new Array(10).fill(0);
     for (const d of due) buckets[Math.min(9, Math.floor(((d - NOW) / window) * 10))]++;
-    assert.ok(buckets.every((b) => b > 0), `buckets ${buckets.join(",")}`);
+    assert.ok(
+      buckets.every((b) => b > 0),
+      `buckets ${buckets.join(",")}`,
+    );
   });
 
   test("for short intervals the window is jitter * interval", () => {
