@@ -1,3 +1,6 @@
+// Longer than 300 lines on purpose: every ESYS call sealcache makes, each with its
+// flush-on-every-path discipline next to it; the marshalling, templates, NV parsing
+// and error texts are in their own files beside this one.
 // A TPM 2.0 reached through tpm2-tss ESYS. Every ESYS call runs on koffi's worker
 // thread (a real TPM can take seconds) and one at a time per context; every
 // transient object and session is flushed on every path, and every ESYS buffer freed.

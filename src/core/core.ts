@@ -1,3 +1,5 @@
+// About 300 lines: one method per operation of sealcache (see docs/architecture.md);
+// each only checks, asks Access, calls its part and records the audit entry.
 import { SealcacheError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { SealerInfo } from "../seal/sealer.js";

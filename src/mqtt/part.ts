@@ -1,3 +1,6 @@
+// Longer than 300 lines on purpose: the broker connection's state machine (connect,
+// spread reconnects, subscribe, publish status, hand commands to the intake, will)
+// reads as one piece; topics, backoff, status and the command intake are their own modules.
 import { connect, type IClientOptions, type MqttClient } from "mqtt";
 import type { MqttConfig } from "../config/schema.js";
 import { clip } from "../config/quote.js";

@@ -1,3 +1,5 @@
+// Slightly over 300 lines: the audit database, its ring buffer and its batched flush
+// share the same few fields; split, each half would need the other's internals.
 import fs from "node:fs";
 import DatabaseCtor, { type Database, type Statement } from "better-sqlite3";
 import { describeError } from "../errors.js";

@@ -1,4 +1,5 @@
 import type { Database, Statement } from "better-sqlite3";
+import { ciphertextOf, type MetaEntry, wrappedDekOf } from "./rows.js";
 
 /** A `secrets` row as SQLite returns it. */
 export interface SqlRow {
@@ -47,3 +48,22 @@ export function prepare(db: Database) {
 }
 
 export type Statements = ReturnType<typeof prepare>;
+
+/** Writes a whole row as memory holds it (value MAC, wrapped DEK and ciphertext from its sealed bytes). */
+export function upsertRow(s: Statements, e: MetaEntry): void {
+  s.upsert.run(
+    e.name,
+    e.version,
+    e.sourceVersion,
+    wrappedDekOf(e),
+    ciphertextOf(e),
+    e.sealed.subarray(0, 32),
+    e.changedRev,
+    e.changedAt,
+    e.fetchedAt,
+    e.held,
+    e.origin,
+    e.sealedLease?.dek ?? null,
+    e.sealedLease?.ct ?? null,
+  );
+}

@@ -1,3 +1,7 @@
+// Longer than 300 lines on purpose: SecretStore is the one owner of the rows in memory
+// and in cache.db, and each public method is a transaction plus the memory update that
+// must follow it exactly. What can be pure is elsewhere: plan.ts, load.ts, rekey.ts,
+// integrity.ts, records.ts, statements.ts.
 import type { Envelope } from "../crypto/envelope.js";
 import { IntegrityError, describeError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -7,13 +11,15 @@ import { CacheDb, isCorruption } from "./database.js";
 import { RowDigest } from "./digest.js";
 import type { WriteState } from "./disk.js";
 import { DIGEST_V2, decodeCounter, encodeCounter, encodeDigest, kekCheck } from "./integrity.js";
-import { openLease, rewrapLease, type StoredLease } from "./lease.js";
+import { openLease, type StoredLease } from "./lease.js";
 import { loadCache } from "./load.js";
-import { RECORD_PREFIX, encodeRecord, openRecord, recordElement, rewrapRecord, sealRecord, type SealedRecord } from "./records.js";
+import { RECORD_PREFIX, encodeRecord, openRecord, recordElement, sealRecord, type SealedRecord } from "./records.js";
 import { planBatch, toggleRow, type BatchPlan } from "./plan.js";
+import { rekeyed } from "./rekey.js";
+import { upsertRow } from "./statements.js";
 import { ProviderStates } from "./provider-state.js";
 import { scrubQuarantined, type QuarantineRecord } from "./quarantine.js";
-import { ciphertextOf, sealedRow, wrappedDekOf, type ApplyExtras, type BatchItem, type MetaEntry, type SecretError, type SecretMeta } from "./rows.js";
+import { ciphertextOf, wrappedDekOf, type ApplyExtras, type BatchItem, type MetaEntry, type SecretError, type SecretMeta } from "./rows.js";
 
 export type { StoredLease } from "./lease.js";
 
@@ -185,24 +191,7 @@ export class SecretStore {
   /** The plan's rows, inside the write transaction. */
   #record(plan: BatchPlan, generation: number): void {
     const s = this.#db.stmts;
-    for (const w of plan.writes) {
-      const e = w.entry;
-      s.upsert.run(
-        e.name,
-        e.version,
-        e.sourceVersion,
-        w.wrappedDek,
-        w.ciphertext,
-        e.sealed.subarray(0, 32),
-        e.changedRev,
-        e.changedAt,
-        e.fetchedAt,
-        e.held,
-        e.origin,
-        e.sealedLease?.dek ?? null,
-        e.sealedLease?.ct ?? null,
-      );
-    }
+    for (const w of plan.writes) upsertRow(s, w.entry);
     for (const t of plan.touches) s.touch.run(t.fetchedAt, t.sourceVersion, t.held, t.origin, t.sealedLease?.dek ?? null, t.sealedLease?.ct ?? null, t.name);
     for (const r of plan.removed) {
       s.remove.run(r.name);
@@ -222,52 +211,14 @@ export class SecretStore {
    * the caller keeps the old sealed key until this returns.
    */
   rekey(next: Envelope, opts: { counter?: { index: number; value: number } } = {}): void {
-    const old = this.#env;
-    const digest = new RowDigest();
-    const meta = new Map<string, MetaEntry>();
-    for (const m of this.#meta.values()) {
-      const value = old.openValue(m.name, m.version, wrappedDekOf(m), ciphertextOf(m));
-      let valueMac: Uint8Array;
-      try {
-        valueMac = next.mac("value", m.name, value);
-      } finally {
-        value.fill(0);
-      }
-      const wrappedDek = old.rewrapDek(m.name, m.version, wrappedDekOf(m), next);
-      const sealedLease = m.sealedLease ? rewrapLease(old, next, m.name, m.version, m.sealedLease) : null;
-      const entry: MetaEntry = { ...m, sealed: sealedRow(valueMac, wrappedDek, ciphertextOf(m)), dekLen: wrappedDek.length, sealedLease };
-      toggleRow(digest, next, entry);
-      meta.set(m.name, entry);
-    }
-    const records = new Map<string, SealedRecord>();
-    for (const r of this.#records.values()) {
-      const next2 = rewrapRecord(old, next, r);
-      digest.toggle(recordElement(next, next2));
-      records.set(r.key, next2);
-    }
+    const { meta, records, digest } = rekeyed(this.#env, next, this.#meta.values(), this.#records.values());
     const counter = opts.counter ?? this.recordedCounter();
     const generation = this.#generation + 1;
     const s = this.#db.stmts;
     this.#db.write(() => {
       for (const r of records.values()) s.setMeta.run(RECORD_PREFIX + r.key, encodeRecord(r));
       // Whole rows, as memory holds them: the file ends up exactly what the digest says.
-      for (const e of meta.values()) {
-        s.upsert.run(
-          e.name,
-          e.version,
-          e.sourceVersion,
-          wrappedDekOf(e),
-          ciphertextOf(e),
-          e.sealed.subarray(0, 32),
-          e.changedRev,
-          e.changedAt,
-          e.fetchedAt,
-          e.held,
-          e.origin,
-          e.sealedLease?.dek ?? null,
-          e.sealedLease?.ct ?? null,
-        );
-      }
+      for (const e of meta.values()) upsertRow(s, e);
       s.setMeta.run("kek_check", kekCheck(next));
       s.setMeta.run(DIGEST_V2, encodeDigest(next, generation, digest.acc));
       if (counter !== undefined) s.setMeta.run("rollback_counter", encodeCounter(next, counter));

@@ -1,3 +1,6 @@
+// Longer than 300 lines on purpose: the batch loop (schedule, fetch, apply, back off)
+// and its bookkeeping per provider read as one piece; the decisions are pure and
+// elsewhere (scheduler.ts, outcome.ts, leases.ts, freshness.ts).
 import type { SecretConfig, SyncConfig } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
