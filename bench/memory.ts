@@ -22,6 +22,9 @@ interface Profile {
   readonly idle: number;
   readonly after: number;
   readonly peak: number;
+  /** The anonymous part of `idle` and of `after` (the rest is mostly node's own file pages). */
+  readonly idleAnon: number;
+  readonly afterAnon: number;
 }
 
 /**
@@ -77,11 +80,15 @@ function report(size: number, ours: Profile, floor: Floors): void {
     summarize(figure, col, { text: fmt(value, "MB"), floor: floorText, target: `${tag} <= ${limit} MB`, met });
   }
   emit("memory", `rss_after_lookups_vs_bare_${tag}`, ours.after / floor.http.after, "ratio");
+  emit("memory", `rss_anon_mb_idle_${tag}`, ours.idleAnon, "MB");
+  emit("memory", `rss_anon_mb_after_lookups_${tag}`, ours.afterAnon, "MB");
+  summarize("RSS idle, anonymous part (the rest is node's own file pages)", col, { text: fmt(ours.idleAnon, "MB"), floor: `${fmt(floor.nodeAnon, "MB")} bare node` });
 }
 
 interface Floors {
-  /** Bare node's RSS: an empty event loop. */
+  /** Bare node's RSS: an empty event loop; and its anonymous part. */
   readonly node: number;
+  readonly nodeAnon: number;
   /** The bare node:http server through the same lookups (over the largest corpus's names; it answers every path alike). */
   readonly http: Profile;
 }
@@ -97,12 +104,14 @@ async function floors(dir: string, replyFile: string): Promise<Floors> {
     const names = (await corpus(SIZES[SIZES.length - 1]!)).fixture.names;
     const http = await profile(bare, names.map(secretPath));
     assertRunning(idle, "the bare node:http lookups");
-    const node = readMemory(idle.pid).rssMb;
+    const nodeMem = readMemory(idle.pid);
+    const node = nodeMem.rssMb;
     emit("memory", "bare_node_rss_mb", node, "MB");
+    emit("memory", "bare_node_rss_anon_mb", nodeMem.anonMb, "MB");
     emit("memory", "bare_rss_mb_idle", http.idle, "MB");
     emit("memory", "bare_rss_mb_after_lookups", http.after, "MB");
     emit("memory", "bare_rss_mb_peak", http.peak, "MB");
-    return { node, http };
+    return { node, nodeAnon: nodeMem.anonMb, http };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }
@@ -112,12 +121,13 @@ async function floors(dir: string, replyFile: string): Promise<Floors> {
 async function profile(s: ServerProcess, paths: readonly string[]): Promise<Profile> {
   await sleep(SETTLE_MS);
   assertRunning(s, "the settle before the lookups");
-  const idle = readMemory(s.pid).rssMb;
+  const before = readMemory(s.pid);
+  const idle = before.rssMb;
   const t0 = performance.now();
   const r = await runLoad({ socket: s.socket, paths, connections: CLIENTS, processes: 1, requests: LOOKUPS });
   assertRunning(s, "the lookups");
-  note(`memory: ${s.label} (${paths.length} names): idle ${idle.toFixed(1)} MB; ${r.count} lookups in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${r.errors} errors`);
   await sleep(SETTLE_MS);
   const m = readMemory(s.pid);
-  return { idle, after: m.rssMb, peak: m.hwmMb };
+  note(`memory: ${s.label} (${paths.length} names): ${r.count} lookups in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${r.errors} errors; RSS idle ${idle.toFixed(1)} MB (anonymous ${before.anonMb.toFixed(1)}, file ${before.fileMb.toFixed(1)}), after ${m.rssMb.toFixed(1)} MB (anonymous ${m.anonMb.toFixed(1)}, file ${m.fileMb.toFixed(1)}), peak ${m.hwmMb.toFixed(1)} MB`);
+  return { idle, after: m.rssMb, peak: m.hwmMb, idleAnon: before.anonMb, afterAnon: m.anonMb };
 }

@@ -5,12 +5,17 @@ export interface Memory {
   readonly rssMb: number;
   /** High-water mark of the resident set since the process started. */
   readonly hwmMb: number;
+  /** The anonymous part of the resident set: heaps (V8's and malloc's, SQLite's page cache), stacks. */
+  readonly anonMb: number;
+  /** The file-backed part: mostly /usr/bin/node's own pages, shared with every node process but counted in each RSS. */
+  readonly fileMb: number;
 }
 
-/** VmRSS and VmHWM from /proc/PID/status: what `top` and systemd's MemoryMax see. */
+/** VmRSS and VmHWM from /proc/PID/status: what `top` and systemd's MemoryMax see; and RSS split into anonymous and file pages. */
 export function readMemory(pid: number): Memory {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-  return { rssMb: statusField(status, "VmRSS") / 1024, hwmMb: statusField(status, "VmHWM") / 1024 };
+  const mb = (key: string) => statusField(status, key) / 1024;
+  return { rssMb: mb("VmRSS"), hwmMb: mb("VmHWM"), anonMb: mb("RssAnon"), fileMb: mb("RssFile") };
 }
 
 /** A numeric field of /proc/PID/status (`VmRSS:  1234 kB`, `voluntary_ctxt_switches:  7`); the unit is dropped. */
