@@ -79,7 +79,7 @@ async function measure(s: ServerProcess, paths: readonly string[], clients: numb
 }
 
 /** Rounds of one server pooled: requests and CPU summed, latencies merged, throughput averaged. */
-export function pool(rs: readonly LoadResult[]): LoadResult {
+function pool(rs: readonly LoadResult[]): LoadResult {
   if (rs.length === 1) return rs[0]!;
   const count = rs.reduce((n, r) => n + r.count, 0);
   const latencies = new Float64Array(count);

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { tempDir } from "./cleanup.js";
-import { configFixture, writeFixture, type Fixture, type FixtureOptions } from "./fixture.js";
+import { configFixture, writeFixture, type Fixture } from "./fixture.js";
 import { get, secretPath, sleep } from "./http.js";
 import { onTmpfs, readCpuMs, readMemory } from "./procfs.js";
 import { emit, note } from "./report.js";
@@ -37,21 +37,19 @@ export interface Corpus {
 /** The corpus sizes of the footprint figures (issue 12). */
 export const SIZES = [10_000, 100_000] as const;
 
-const built = new Map<string, Promise<Corpus>>();
+const built = new Map<number, Promise<Corpus>>();
 
 /**
  * The corpus of `size` secrets for this run, built (and its first sync measured
- * and emitted under bench `firstsync`) by whichever bench asks first. `base` picks
- * the file system (the flash bench needs a real disk); it is part of the key.
+ * and emitted under bench `firstsync`) by whichever bench asks first.
  */
-export function corpus(size: number, o: Pick<FixtureOptions, "base"> = {}): Promise<Corpus> {
-  const key = `${size}@${o.base ?? ""}`;
-  let c = built.get(key);
+export function corpus(size: number): Promise<Corpus> {
+  let c = built.get(size);
   if (!c) {
-    c = build(size, o);
-    built.set(key, c);
+    c = build(size);
+    built.set(size, c);
     // A failed build is not cached: the next bench gets its own error, not this one's.
-    c.catch(() => built.delete(key));
+    c.catch(() => built.delete(size));
   }
   return c;
 }
@@ -75,9 +73,9 @@ export function sourceBase(): string | undefined {
   return fs.existsSync("/dev/shm") && onTmpfs("/dev/shm") ? "/dev/shm" : undefined;
 }
 
-async function build(size: number, o: Pick<FixtureOptions, "base">): Promise<Corpus> {
+async function build(size: number): Promise<Corpus> {
   const t = performance.now();
-  const fixture = writeFixture(size, { base: o.base ?? diskBase(), sourceBase: sourceBase() });
+  const fixture = writeFixture(size, { base: diskBase(), sourceBase: sourceBase() });
   note(`corpus: ${size} secrets written in ${((performance.now() - t) / 1000).toFixed(1)} s (${fixture.dir})`);
   const pollMs = pollFor(size);
   const t0 = performance.now();
@@ -108,15 +106,13 @@ async function build(size: number, o: Pick<FixtureOptions, "base">): Promise<Cor
 
 /**
  * A copy of the corpus's warm cache in a temp dir of its own, with a config of the
- * same secrets. `sourceAway` (default true) points the file provider at a folder
- * that does not exist, so every answer can only come from the cache, never from a
- * sync at start.
+ * same secrets whose file provider points at a folder that does not exist: every
+ * answer can only come from the cache, never from a sync at start.
  */
-export function warmCopy(c: Corpus, o: { sourceAway?: boolean; base?: string; sync?: Record<string, unknown> } = {}): Fixture {
-  const dir = tempDir("scb-", o.base ?? diskBase());
+export function warmCopy(c: Corpus): Fixture {
+  const dir = tempDir("scb-", diskBase());
   fs.cpSync(c.fixture.dataDir, path.join(dir, "data"), { recursive: true, preserveTimestamps: true });
-  const secretsDir = o.sourceAway === false ? c.fixture.secretsDir : path.join(dir, "secrets.away");
-  return configFixture(dir, c.fixture.names, secretsDir, { sync: o.sync });
+  return configFixture(dir, c.fixture.names, path.join(dir, "secrets.away"));
 }
 
 export function label(size: number): string {
