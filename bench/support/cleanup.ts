@@ -15,9 +15,9 @@ export function track<T extends ChildProcess>(child: T): T {
   return child;
 }
 
-/** A private temp dir under os.tmpdir(), short enough for a Unix socket path (< 107 bytes). */
-export function tempDir(prefix = "scb-"): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+/** A private temp dir under `base` (os.tmpdir()), short enough for a Unix socket path (< 107 bytes). */
+export function tempDir(prefix = "scb-", base = os.tmpdir()): string {
+  const dir = fs.mkdtempSync(path.join(base, prefix));
   fs.chmodSync(dir, 0o700);
   dirs.add(dir);
   return dir;

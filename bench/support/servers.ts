@@ -39,6 +39,11 @@ export function startBare(socket: string, replyFile?: string): ServerProcess {
   return startServer("bare node:http", [BARE_SERVER, socket, ...(replyFile ? [replyFile] : [])], socket);
 }
 
+/** The smallest node process: an event loop kept alive by one far-off timer, no server. Its RSS is node's own floor. */
+export function startIdleNode(): ServerProcess {
+  return startServer("bare node", ["-e", "setInterval(() => {}, 1e9)"], "");
+}
+
 function startServer(label: string, args: string[], socket: string, env?: NodeJS.ProcessEnv): ServerProcess {
   // Plain `node`, no tsx loader: both servers start the way they would in production.
   const child = track(spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], ...(env ? { env: { ...process.env, ...env } } : {}) }));
@@ -68,18 +73,29 @@ function startServer(label: string, args: string[], socket: string, env?: NodeJS
   };
 }
 
+/** performance.now() stamps of a start: the first HTTP answer of any status, and the first 200. */
+export interface Served {
+  readonly answeredAt: number;
+  readonly servedAt: number;
+}
+
 /**
  * Polls `path` on fresh connections every `pollMs` until it answers 200. Refused
  * connections (socket not there yet) are expected; a server that exits is not.
+ * A daemon whose socket is up before its cache is open answers 503 (`sealed`,
+ * status `unsealing`) meanwhile: the first such answer is `answeredAt`.
  */
-export async function waitServing(s: ServerProcess, urlPath: string, opts: { pollMs: number; timeoutMs: number }): Promise<void> {
+export async function waitServing(s: ServerProcess, urlPath: string, opts: { pollMs: number; timeoutMs: number }): Promise<Served> {
   const until = performance.now() + opts.timeoutMs;
   let last = "no answer";
+  let answeredAt: number | undefined;
   for (;;) {
     if (s.exitCode() !== null) throw new Error(`${s.label} exited (${s.exitCode()}) before serving ${urlPath}:\n${s.output()}`);
     try {
       const r = await get(s.socket, urlPath);
-      if (r.status === 200) return;
+      const at = performance.now();
+      answeredAt ??= at;
+      if (r.status === 200) return { answeredAt, servedAt: at };
       last = `status ${r.status}: ${r.body.slice(0, 200)}`;
     } catch (e) {
       last = String(e);
@@ -101,23 +117,36 @@ interface HealthCounts {
 
 /**
  * Waits until every configured secret has been fetched once. Health walks every
- * secret, so it is polled gently: on 10,000 secrets each poll is real work for
- * the daemon and would slow the sync it is waiting for.
+ * secret (200 ms a call at 100,000), so it is polled gently, and only once
+ * `lastPath` (a secret near the end of the config, which the engine fetches in
+ * order) answers 200: a lookup costs the daemon almost nothing, so waiting on it
+ * first keeps the poller from slowing the sync it is waiting for.
  */
-export async function waitSynced(s: ServerProcess, timeoutMs: number): Promise<void> {
+export async function waitSynced(s: ServerProcess, timeoutMs: number, o: { pollMs?: number; lastPath?: string } = {}): Promise<void> {
   const until = performance.now() + timeoutMs;
+  const pollMs = o.pollMs ?? 250;
   let last = "no answer";
+  let probing = o.lastPath !== undefined;
   for (;;) {
     if (s.exitCode() !== null) throw new Error(`${s.label} exited (${s.exitCode()}) before syncing:\n${s.output()}`);
     try {
-      const r = await get(s.socket, "/v1/health");
-      const counts = (JSON.parse(r.body) as { secrets?: HealthCounts }).secrets;
-      if (counts && counts.total > 0 && counts.not_synced === 0) return;
-      last = counts ? `${counts.not_synced} of ${counts.total} not synced` : `status ${r.status}`;
+      if (probing) {
+        const r = await get(s.socket, o.lastPath!);
+        probing = r.status !== 200;
+        last = `${o.lastPath} answered ${r.status}`;
+      } else {
+        const r = await get(s.socket, "/v1/health", 60_000);
+        const counts = (JSON.parse(r.body) as { secrets?: HealthCounts }).secrets;
+        if (counts && counts.total > 0 && counts.not_synced === 0) return;
+        last = counts ? `${counts.not_synced} of ${counts.total} not synced` : `status ${r.status}`;
+      }
     } catch (e) {
       last = String(e);
     }
     if (performance.now() > until) throw new Error(`${s.label} did not sync within ${timeoutMs} ms (${last}):\n${s.output()}`);
-    await sleep(250);
+    await sleep(probing ? PROBE_MS : pollMs);
   }
 }
+
+/** How often the cheap lookup of waitSynced's `lastPath` is tried. */
+const PROBE_MS = 50;
