@@ -173,7 +173,10 @@ export async function contentionBench(): Promise<void> {
 
 function report(bareAlone: Loop, alone: Pooled, floods: ReadonlyMap<string, Pooled>): void {
   const sorted = (l: Loop) => Float64Array.from(l.latencies).sort();
-  const notOk = (l: Loop) => Object.entries(l.statuses).filter(([s]) => s !== "200").reduce((n, [, c]) => n + c, 0);
+  const notOk = (l: Loop) =>
+    Object.entries(l.statuses)
+      .filter(([s]) => s !== "200")
+      .reduce((n, [, c]) => n + c, 0);
   const bare = sorted(bareAlone);
   note(`contention: client alone against bare node:http: ${bare.length} lookups ${JSON.stringify(bareAlone.statuses)}`);
   emit("contention", "bare_p50_ms_alone", percentile(bare, 50), "ms");

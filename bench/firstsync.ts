@@ -4,7 +4,7 @@ import { fmt, type Column } from "./support/summary.js";
 
 /** The target for the first sync of 100,000 secrets; 10,000 is for reference. */
 const TARGET_S_100K = 20;
-const RSS_TARGET_MB: Record<number, number> = { 10_000: 64, 100_000: 120 };
+const RSS_TARGET_MB: Record<number, number> = { 10000: 64, 100000: 120 };
 
 /**
  * The first sync of 10,000 and 100,000 secrets from the file provider (one file

@@ -112,7 +112,9 @@ async function refreshPhase(d: ServerProcess, fx: Fixture): Promise<RefreshPhase
   const window = samples.slice(WARM_CYCLES, WARM_CYCLES + CYCLES + 1);
   const perWave = window.slice(1).map((b, i) => b.io.write_bytes - window[i]!.io.write_bytes);
   const act = activity(window[0]!, window.at(-1)!);
-  note(`flash: ${CYCLES} refresh waves in ${act.seconds.toFixed(1)} s: ${act.writeBytes} bytes written (per wave: ${perWave.join(", ")}), ${act.cancelledWriteBytes} cancelled; ${act.cpuPercent.toFixed(2)}% of a core`);
+  note(
+    `flash: ${CYCLES} refresh waves in ${act.seconds.toFixed(1)} s: ${act.writeBytes} bytes written (per wave: ${perWave.join(", ")}), ${act.cancelledWriteBytes} cancelled; ${act.cpuPercent.toFixed(2)}% of a core`,
+  );
   return { perWave, seconds: act.seconds, writeBytes: act.writeBytes, cancelledWriteBytes: act.cancelledWriteBytes };
 }
 
@@ -212,8 +214,11 @@ function report(r: RefreshPhase, idlePerHour: number, l: { seconds: number; writ
   emit("flash", "write_mb_per_hour_5min_with_10rps", (perHour + lookupsPerHour) / MB, "MB/h");
   emit("flash", "write_bytes_per_lookup", lookupsPerHour / 3600 / LOOKUP_RPS, "bytes");
   const sizes = fs.readdirSync(fx.dataDir).map((f) => `${f} ${(fs.statSync(path.join(fx.dataDir, f)).size / 1024).toFixed(0)} kB`);
-  note(`flash: data_dir after: ${sizes.join(", ")}; per refresh of ${SECRETS} unchanged secrets: ${readableRate(perWave)} on average, median ${readableRate(typical)}, heaviest ${readableRate(heaviest)}`);
-  if (heaviest < 3 * typical + 4096) note(`flash: WARNING no wave in ${waves} wrote much more than the others: the hourly row rewrite (confirmWriteMs from max_stale ${MAX_STALE}) did not show, so this hour may lack it`);
+  note(
+    `flash: data_dir after: ${sizes.join(", ")}; per refresh of ${SECRETS} unchanged secrets: ${readableRate(perWave)} on average, median ${readableRate(typical)}, heaviest ${readableRate(heaviest)}`,
+  );
+  if (heaviest < 3 * typical + 4096)
+    note(`flash: WARNING no wave in ${waves} wrote much more than the others: the hourly row rewrite (confirmWriteMs from max_stale ${MAX_STALE}) did not show, so this hour may lack it`);
   const met = target("flash", "write_mb_per_hour_5min", mbh, "<=", TARGET_BYTES_PER_HOUR / MB);
   summarize(`writes to flash, ${SECRETS.toLocaleString("en-US")} unchanged secrets refreshed every 5 min`, "1k", {
     text: `${fmt(mbh, "MB/h")} (${readableRate(perWave)}/refresh, ${readableRate(idlePerHour)}/h idle)`,

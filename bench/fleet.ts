@@ -31,7 +31,10 @@ export async function fleetBench(): Promise<void> {
   await realRestart("real", RECONNECT.spread);
   await realRestart("real_plain", 0);
   for (const clients of [1_000, 10_000]) {
-    for (const [label, spreadMs] of [["spread", RECONNECT.spread], ["plain", 0]] as const) {
+    for (const [label, spreadMs] of [
+      ["spread", RECONNECT.spread],
+      ["plain", 0],
+    ] as const) {
       const r = simulateRestart({ clients, downMs: DOWN_MS, backoff: { minMs: RECONNECT.min, maxMs: RECONNECT.max, spreadMs, stableMs: STABLE_MS } });
       emit("fleet", `sim_${label}_${clients}_peak_over_mean`, r.peakOverMean, "ratio");
       emit("fleet", `sim_${label}_${clients}_reconnected_share_60s`, r.reconnected / clients, "ratio");
@@ -52,7 +55,15 @@ async function realRestart(label: string, spreadMs: number): Promise<void> {
     for (let i = 0; i < CLIENTS; i++) {
       const device = `bench-${String(i).padStart(4, "0")}`;
       const part = new MqttPart({
-        config: { url: broker.url, device_id: device, client_id: device, topic_prefix: "sealcache", session_expiry: 3_600_000, reconnect: { ...RECONNECT, spread: spreadMs }, commands: { trust: {}, max_lifetime: 86_400_000 } },
+        config: {
+          url: broker.url,
+          device_id: device,
+          client_id: device,
+          topic_prefix: "sealcache",
+          session_expiry: 3_600_000,
+          reconnect: { ...RECONNECT, spread: spreadMs },
+          commands: { trust: {}, max_lifetime: 86_400_000 },
+        },
         secretNames: false,
         logger,
         core: new FakeFleetCore([]),
@@ -88,7 +99,12 @@ async function realRestart(label: string, spreadMs: number): Promise<void> {
     const times = [...firstConnect.values()].sort((a, b) => a - b);
     note(`fleet: ${label} (spread ${spreadMs / 1000} s): broker stopped at 0 s, listening again at ${(restartedAt / 1000).toFixed(1)} s; attempts per second: ${perSecond.join(" ")}`);
     emit("fleet", `${label}_clients`, CLIENTS, "requests");
-    emit("fleet", `${label}_attempts_first_minute`, perSecond.reduce((a, b) => a + b, 0), "requests");
+    emit(
+      "fleet",
+      `${label}_attempts_first_minute`,
+      perSecond.reduce((a, b) => a + b, 0),
+      "requests",
+    );
     emit("fleet", `${label}_peak_attempts_per_s`, Math.max(...perSecond), "req/s");
     emit("fleet", `${label}_peak_over_mean`, ratio, "ratio");
     if (spreadMs > 0) target("fleet", `${label}_peak_over_mean`, ratio, "<=", 2);

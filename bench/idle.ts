@@ -54,8 +54,14 @@ export async function idleBench(): Promise<void> {
     await sleep(WINDOW_MS);
     const to = [d, bare, node].map((s) => sample(s.pid));
     const [ours, floor, empty] = from.map((f, i) => activity(f, to[i]!)) as [Activity, Activity, Activity];
-    for (const [s, a] of [[d, ours], [bare, floor], [node, empty]] as const) {
-      note(`idle: ${s.label} over ${a.seconds.toFixed(0)} s: ${a.cpuPercent.toFixed(4)}% of a core (stat ticks: ${a.statCpuPercent.toFixed(3)}%), ${a.voluntaryPerS.toFixed(2)} voluntary switches/s (main thread ${a.mainVoluntaryPerS.toFixed(2)}), ${a.runsPerS.toFixed(2)} runs/s, ${a.writeBytes} bytes written${a.threadsChanged ? " (a thread came or went: per-thread counts are low)" : ""}`);
+    for (const [s, a] of [
+      [d, ours],
+      [bare, floor],
+      [node, empty],
+    ] as const) {
+      note(
+        `idle: ${s.label} over ${a.seconds.toFixed(0)} s: ${a.cpuPercent.toFixed(4)}% of a core (stat ticks: ${a.statCpuPercent.toFixed(3)}%), ${a.voluntaryPerS.toFixed(2)} voluntary switches/s (main thread ${a.mainVoluntaryPerS.toFixed(2)}), ${a.runsPerS.toFixed(2)} runs/s, ${a.writeBytes} bytes written${a.threadsChanged ? " (a thread came or went: per-thread counts are low)" : ""}`,
+      );
     }
     report(ours, floor, empty, base);
     if (haveStrace()) {
@@ -81,7 +87,12 @@ function report(ours: Activity, floor: Activity, empty: Activity, base: string):
   emit("idle", "bare_node_cpu_percent", empty.cpuPercent, "percent");
   emit("idle", "bare_node_voluntary_switches_per_s", empty.voluntaryPerS, "per_s");
   const met = target("idle", "cpu_percent", cpu, "<=", CPU_TARGET_PERCENT);
-  summarize("idle CPU, share of a core", "1k", { text: fmt(cpu, "%"), floor: `${fmt(floor.cpuPercent, "%")} node:http, ${fmt(empty.cpuPercent, "%")} bare node`, target: `<= ${CPU_TARGET_PERCENT}%`, met });
+  summarize("idle CPU, share of a core", "1k", {
+    text: fmt(cpu, "%"),
+    floor: `${fmt(floor.cpuPercent, "%")} node:http, ${fmt(empty.cpuPercent, "%")} bare node`,
+    target: `<= ${CPU_TARGET_PERCENT}%`,
+    met,
+  });
   summarize("idle voluntary context switches (all threads; main thread)", "1k", {
     text: `${sig3(ours.voluntaryPerS)}/s; ${sig3(ours.mainVoluntaryPerS)}/s`,
     floor: `${sig3(floor.voluntaryPerS)}/s; ${sig3(floor.mainVoluntaryPerS)}/s node:http`,
@@ -105,8 +116,16 @@ function mainLoop(w: Wakeups, pid: number): { timersPerMin: number; ioPerMin: nu
 function reportWakeups(pid: number, w: Wakeups, barePid: number, wb: Wakeups): void {
   const ours = mainLoop(w, pid);
   const floor = mainLoop(wb, barePid);
-  const timeouts = (x: Wakeups) => x.timerTimeouts.slice(0, 4).map(([ms, n]) => `${n}x ${ms} ms`).join(", ") || "none";
-  const calls = (x: Wakeups) => x.syscalls.slice(0, 6).map(([n, c]) => `${n} ${c}`).join(", ");
+  const timeouts = (x: Wakeups) =>
+    x.timerTimeouts
+      .slice(0, 4)
+      .map(([ms, n]) => `${n}x ${ms} ms`)
+      .join(", ") || "none";
+  const calls = (x: Wakeups) =>
+    x.syscalls
+      .slice(0, 6)
+      .map(([n, c]) => `${n} ${c}`)
+      .join(", ");
   const loops = (x: Wakeups) => x.threads.map((t) => `tid ${t.tid}: ${t.polls} (${t.timers} timers, ${t.io} I/O; ${t.nonBlocking} non-blocking polls besides)`).join("; ");
   note(`idle: daemon over ${w.windowS.toFixed(0)} s of strace: epoll returns ${loops(w)}; timed-out waits asked ${timeouts(w)}; ${w.calls} syscalls: ${calls(w)}`);
   note(`idle: bare node:http over ${wb.windowS.toFixed(0)} s: epoll returns ${loops(wb) || "none"}; timed-out waits asked ${timeouts(wb)}; ${wb.calls} syscalls: ${calls(wb)}`);

@@ -73,7 +73,9 @@ async function atSize(size: number): Promise<void> {
 async function measure(s: ServerProcess, paths: readonly string[], clients: number, processes: number, size: number): Promise<LoadResult> {
   const r = await runLoad({ socket: s.socket, paths, connections: clients, processes, warmupMs: WARMUP_MS, durationMs: MEASURE_MS, serverPid: s.pid });
   assertRunning(s, `the ${clients}-client lookup run`);
-  note(`lookup ${label(size)}: ${s.label}, ${clients} client(s) in ${Math.min(processes, clients)} process(es): ${Math.round(r.rps)} req/s, ${r.count} requests, ${r.errors} errors, ${r.serverCpuUsPerReq.toFixed(1)} µs CPU per request, server busy ${(serverBusy(r) * 100).toFixed(0)}% of a core`);
+  note(
+    `lookup ${label(size)}: ${s.label}, ${clients} client(s) in ${Math.min(processes, clients)} process(es): ${Math.round(r.rps)} req/s, ${r.count} requests, ${r.errors} errors, ${r.serverCpuUsPerReq.toFixed(1)} µs CPU per request, server busy ${(serverBusy(r) * 100).toFixed(0)}% of a core`,
+  );
   if (r.errors > 0) note(`lookup: WARNING ${r.errors} of ${r.count} requests to ${s.label} did not answer 200`);
   return r;
 }
@@ -117,14 +119,21 @@ function report(size: number, clients: number, ours: LoadResult, base: LoadResul
   const ratio = emit("lookup", `lookup_vs_bare_http_${tag}`, ours.rps / base.rps, "ratio");
   const cpuRatio = emit("lookup", `cpu_per_req_vs_bare_http_${tag}`, ours.serverCpuUsPerReq / base.serverCpuUsPerReq, "ratio");
   if (serverBusy(base) < SATURATED) {
-    note(`lookup: the bare server used only ${(serverBusy(base) * 100).toFixed(0)}% of a core at ${tag}: the clients (or other load on the box) were the limit, so lookup_vs_bare_http_${tag} flatters the daemon; cpu_per_req_vs_bare_http_${tag} does not depend on that`);
+    note(
+      `lookup: the bare server used only ${(serverBusy(base) * 100).toFixed(0)}% of a core at ${tag}: the clients (or other load on the box) were the limit, so lookup_vs_bare_http_${tag} flatters the daemon; cpu_per_req_vs_bare_http_${tag} does not depend on that`,
+    );
   }
   if (clients !== 16) return;
   const col = label(size) as Column;
   const cpuMet = target("lookup", `cpu_per_req_vs_bare_http_${tag}`, cpuRatio, "<=", CPU_VS_BARE_MAX);
   summarize("CPU per lookup, 16 keep-alive clients", col, { text: `${fmt(cpu, "us")} (${fmt(cpuRatio, "x")})`, floor: fmt(bareCpu, "us"), target: `<= ${CPU_VS_BARE_MAX}x bare`, met: cpuMet });
   const rpsMet = target("lookup", `lookup_vs_bare_http_${tag}`, ratio, ">=", THROUGHPUT_VS_BARE_MIN);
-  summarize("lookup throughput / bare node:http, 16 clients", col, { text: `${fmt(ratio, "x")} (${fmt(ours.rps, "req/s")})`, floor: fmt(base.rps, "req/s"), target: `>= ${THROUGHPUT_VS_BARE_MIN}`, met: rpsMet });
+  summarize("lookup throughput / bare node:http, 16 clients", col, {
+    text: `${fmt(ratio, "x")} (${fmt(ours.rps, "req/s")})`,
+    floor: fmt(base.rps, "req/s"),
+    target: `>= ${THROUGHPUT_VS_BARE_MIN}`,
+    met: rpsMet,
+  });
   const p99Met = target("lookup", `p99_ms_${tag}`, p99, "<=", P99_MS_MAX);
   summarize("lookup p99, 16 clients", col, { text: fmt(p99, "ms"), floor: fmt(bareP99, "ms"), target: `<= ${P99_MS_MAX} ms`, met: p99Met });
 }

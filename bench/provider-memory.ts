@@ -81,7 +81,15 @@ export async function providerMemory(): Promise<void> {
   const base = { startMs: NaN, rssMb: NaN };
   for (const type of types) {
     const col = (k: keyof Run) => runs.get(type)!.map((r) => r[k]);
-    note(`memory: ${type}: start ${col("startMs").map((v) => v.toFixed(0)).join(", ")} ms; served ${col("servedMs").map((v) => v.toFixed(0)).join(", ")} ms; idle RSS ${col("rssMb").map((v) => v.toFixed(1)).join(", ")} MB`);
+    note(
+      `memory: ${type}: start ${col("startMs")
+        .map((v) => v.toFixed(0))
+        .join(", ")} ms; served ${col("servedMs")
+        .map((v) => v.toFixed(0))
+        .join(", ")} ms; idle RSS ${col("rssMb")
+        .map((v) => v.toFixed(1))
+        .join(", ")} MB`,
+    );
     const startMs = emit("memory", `one_secret_start_ms_${type}`, median(col("startMs")), "ms");
     emit("memory", `one_secret_served_ms_${type}`, median(col("servedMs")), "ms");
     const rssMb = emit("memory", `one_secret_rss_mb_idle_${type}`, median(col("rssMb")), "MB");

@@ -38,7 +38,17 @@ async function vaultRun(n: number): Promise<void> {
     const tokenFile = path.join(dir, "token");
     fs.writeFileSync(tokenFile, fv.issueToken(0), { mode: 0o600 });
     const providers = { vault: { type: "vault", address: fv.url, auth: { method: "token", token_file: tokenFile } } };
-    await measure(`vault_${label(n)}`, dir, providers, secrets, n, () => fv.total(), () => fv.resetCounts(), () => Object.fromEntries(fv.counts), n);
+    await measure(
+      `vault_${label(n)}`,
+      dir,
+      providers,
+      secrets,
+      n,
+      () => fv.total(),
+      () => fv.resetCounts(),
+      () => Object.fromEntries(fv.counts),
+      n,
+    );
   } finally {
     await fv.stop();
     removeDir(dir);
@@ -58,7 +68,17 @@ async function awsRun(n: number): Promise<void> {
     const credFile = path.join(dir, "aws-credentials");
     fs.writeFileSync(credFile, `[bench]\naws_access_key_id = ${fa.accessKeyId}\naws_secret_access_key = ${fa.secretAccessKey}\n`, { mode: 0o600 });
     const providers = { sm: { type: "aws-secrets-manager", region: fa.region, endpoint: fa.url, profile: "bench", credentials_file: credFile } };
-    await measure(`secretsmanager_${label(n)}`, dir, providers, secrets, n, () => fa.total(), () => fa.resetCounts(), () => Object.fromEntries(fa.counts), n / 20);
+    await measure(
+      `secretsmanager_${label(n)}`,
+      dir,
+      providers,
+      secrets,
+      n,
+      () => fa.total(),
+      () => fa.resetCounts(),
+      () => Object.fromEntries(fa.counts),
+      n / 20,
+    );
   } finally {
     await fa.stop();
     removeDir(dir);

@@ -18,7 +18,7 @@ const reply = replyFile ? JSON.parse(fs.readFileSync(replyFile, "utf8")) : { bod
 const body = Buffer.from(reply.body, "utf8");
 const headers = { ...reply.headers, "Content-Length": body.length };
 
-const server = http.createServer((req, res) => {
+const server = http.createServer((_req, res) => {
   res.writeHead(200, headers);
   res.end(body);
 });

@@ -41,7 +41,10 @@ function cleanupNow(): void {
 /** 'exit' also fires after an uncaught error; signals need their own handlers to get there. */
 export function installCleanup(): void {
   process.once("exit", cleanupNow);
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
     process.once(signal, () => {
       cleanupNow();
       process.exit(code);

@@ -92,7 +92,9 @@ async function build(size: number): Promise<Corpus> {
     const idleMb = readMemory(d.pid).rssMb;
     const firstSync = { ms, cpuMs, peakMb, idleMb, healthMs, pollMs };
     const tag = label(size);
-    note(`corpus: first sync of ${size} secrets in ${(ms / 1000).toFixed(1)} s, ${(cpuMs / 1000).toFixed(1)} s of daemon CPU; peak RSS ${peakMb.toFixed(0)} MB, ${idleMb.toFixed(0)} MB after; one /v1/health took ${healthMs.toFixed(0)} ms (polled every ${pollMs} ms)`);
+    note(
+      `corpus: first sync of ${size} secrets in ${(ms / 1000).toFixed(1)} s, ${(cpuMs / 1000).toFixed(1)} s of daemon CPU; peak RSS ${peakMb.toFixed(0)} MB, ${idleMb.toFixed(0)} MB after; one /v1/health took ${healthMs.toFixed(0)} ms (polled every ${pollMs} ms)`,
+    );
     emit("firstsync", `first_sync_s_${tag}`, ms / 1000, "s");
     emit("firstsync", `first_sync_cpu_s_${tag}`, cpuMs / 1000, "s");
     emit("firstsync", `first_sync_rss_mb_peak_${tag}`, peakMb, "MB");

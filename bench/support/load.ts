@@ -48,7 +48,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   try {
     await Promise.all(workers.map((w) => expect(w, "hello")));
     const ready = workers.map((w) => expect(w, "ready"));
-    workers.forEach((w, i) => post(w, { type: "job", job: jobFor(spec, i, procs) }));
+    for (const [i, w] of workers.entries()) post(w, { type: "job", job: jobFor(spec, i, procs) });
     await Promise.all(ready);
     const results = workers.map((w) => expect(w, "result"));
     const started = performance.now();
@@ -57,7 +57,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     const done = await Promise.all(results);
     const cpuMs = await cpu();
     const timeMode = spec.requests === undefined;
-    return merge(done, timeMode ? spec.durationMs ?? 0 : performance.now() - started, cpuMs);
+    return merge(done, timeMode ? (spec.durationMs ?? 0) : performance.now() - started, cpuMs);
   } finally {
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill("SIGKILL");
   }

@@ -28,7 +28,11 @@ export function formatTable(rows: readonly SummaryRow[]): string {
     // Trailing empty cells are left off, so a row without floor or target ends at its value.
     let n = cols.length;
     while (n > 1 && cols[n - 1] === "") n--;
-    return cols.slice(0, n).map((c, i) => c.padEnd(widths[i]!)).join(" | ").trimEnd();
+    return cols
+      .slice(0, n)
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join(" | ")
+      .trimEnd();
   };
   return [line(HEADER), widths.map((w) => "-".repeat(w)).join("-|-"), ...body.map(line)].join("\n");
 }

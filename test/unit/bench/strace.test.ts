@@ -12,7 +12,7 @@ const TRACE = [
   "8507  1796195398.0 epoll_pwait(14, [], 1024, 998, NULL, 8) = 0",
   "8507  1796195399.0 epoll_pwait(14, [], 1024, 999, NULL, 8) = 0",
   "8507  1796195399.5 epoll_pwait(14, [{events=EPOLLIN, data={u32=20, u64=20}}], 1024, 499, NULL, 8) = 1",
-  "8507  1796195399.6 read(20, \"a, b) = 3\", 65536) = 9",
+  '8507  1796195399.6 read(20, "a, b) = 3", 65536) = 9',
   "8507  1796195399.7 epoll_pwait(14, [], 1024, 1000, NULL, 8) = -1 EINTR (Interrupted system call)",
   "8507  1796195399.75 epoll_pwait(14, [], 1024, 0, NULL, 8) = 0",
   "8507  1796195399.8 --- SIGTERM {si_signo=SIGTERM, si_code=SI_USER} ---",
@@ -26,7 +26,18 @@ describe("strace parsing", () => {
     const calls = parseStrace(TRACE);
     assert.deepEqual(
       calls.map((c) => `${c.tid} ${c.name} ${c.result}`),
-      ["8507 epoll_pwait 0", "8507 futex 1", "8510 epoll_pwait 1", "8507 epoll_pwait 0", "8507 epoll_pwait 0", "8507 epoll_pwait 1", "8507 read 9", "8507 epoll_pwait -1", "8507 epoll_pwait 0", "8511 futex 0"],
+      [
+        "8507 epoll_pwait 0",
+        "8507 futex 1",
+        "8510 epoll_pwait 1",
+        "8507 epoll_pwait 0",
+        "8507 epoll_pwait 0",
+        "8507 epoll_pwait 1",
+        "8507 read 9",
+        "8507 epoll_pwait -1",
+        "8507 epoll_pwait 0",
+        "8511 futex 0",
+      ],
     );
     const joined = calls[2]!;
     assert.equal(joined.args[0], "9", "the head before <unfinished ...> is kept");
@@ -55,7 +66,14 @@ describe("wakeups", () => {
     assert.equal(w.windowS, 4);
     assert.deepEqual(w.threads[0], { tid: 8507, polls: 5, nonBlocking: 1, timers: 3, io: 1, interrupted: 1 }, "a timeout-0 poll never slept: not a wakeup");
     assert.deepEqual(w.threads[1], { tid: 8510, polls: 1, nonBlocking: 0, timers: 0, io: 1, interrupted: 0 });
-    assert.deepEqual(w.timerTimeouts, [[1000, 2], [29000, 1]], "998 and 999 ms are one 1 s timer");
+    assert.deepEqual(
+      w.timerTimeouts,
+      [
+        [1000, 2],
+        [29000, 1],
+      ],
+      "998 and 999 ms are one 1 s timer",
+    );
     assert.deepEqual(w.syscalls[0], ["epoll_pwait", 7]);
     assert.equal(w.calls, 10);
   });

@@ -6,7 +6,13 @@ import { fmt, formatTable, sig3, type SummaryRow } from "../../../bench/support/
 describe("summary table", () => {
   test("one row per figure: 10k and 100k cells, a floor shared by both shown once, per-size targets, met per size", () => {
     const rows: SummaryRow[] = [
-      { figure: "cold start", cells: { "10k": "250 ms", "100k": "1800 ms" }, floors: { "10k": "90 ms", "100k": "90 ms" }, target: "10k <= 300 ms; 100k <= 1000 ms", met: { "10k": true, "100k": false } },
+      {
+        figure: "cold start",
+        cells: { "10k": "250 ms", "100k": "1800 ms" },
+        floors: { "10k": "90 ms", "100k": "90 ms" },
+        target: "10k <= 300 ms; 100k <= 1000 ms",
+        met: { "10k": true, "100k": false },
+      },
       { figure: "CPU per lookup", cells: { "10k": "50 µs", "100k": "60 µs" }, floors: { "10k": "12 µs", "100k": "13 µs" }, target: "<= 2x bare", met: { "10k": false, "100k": false } },
       { figure: "idle CPU", cells: { "1k": "0.02%" }, floors: { "1k": "0.001%" }, target: "<= 0.05%", met: { "1k": true } },
       { figure: "spawn to socket", cells: { "10k": "40 ms" }, floors: {}, target: "", met: {} },
