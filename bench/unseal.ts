@@ -55,7 +55,7 @@ export async function unsealBench(): Promise<void> {
     fs.mkdirSync(dataDir, { mode: 0o700 });
     const sodium = await loadSodium();
     const sealer = await createSealer({ dataDir, seal: { type: "tpm2", tcti: tpm.tcti, pcrs: PCRS, counter_index: 0x01005343 }, sodium, logger: createLogger({ level: "silent" }) });
-    sodium.memzero(await createKek(sodium, sealer, dataDir));
+    sodium.memzero(await createKek(sealer, dataDir));
 
     // In a warm process: the unseal alone, connection open to close.
     const warm: number[] = [];

@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { IntegrityError } from "../errors.js";
+import { randomBytes } from "./random.js";
 import type { Sodium } from "./sodium.js";
 
 // Ciphertext layout, versioned so the format can change: [version 1][nonce 24][ct+tag].
@@ -34,7 +35,7 @@ export class Envelope {
 
   sealValue(name: string, version: number, plaintext: Uint8Array): { wrappedDek: Uint8Array; ciphertext: Uint8Array } {
     const s = this.#s;
-    const dek = s.randombytes_buf(KEY);
+    const dek = randomBytes(KEY);
     try {
       const ciphertext = this.#encrypt(dek, plaintext, ad("value", name, version));
       const wrappedDek = this.#encrypt(this.#kek, dek, ad("dek", name, version));
@@ -97,7 +98,7 @@ export class Envelope {
 
   #encrypt(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
     const s = this.#s;
-    const nonce = s.randombytes_buf(NONCE);
+    const nonce = randomBytes(NONCE);
     const ct = s.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, null, nonce, key);
     const out = new Uint8Array(1 + NONCE + ct.length);
     out[0] = FORMAT;

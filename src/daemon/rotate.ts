@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { Envelope, KEK_BYTES } from "../crypto/envelope.js";
 import type { Sodium } from "../crypto/sodium.js";
+import { randomBytes } from "../crypto/random.js";
 import { SealError, describeError } from "../errors.js";
 import { fsyncDir } from "../fsutil.js";
 import type { Logger } from "../log.js";
@@ -26,7 +27,7 @@ export async function rotateKek(o: { sodium: Sodium; sealer: Sealer; dataDir: st
   // The cache records the bumped counter in the same transaction, before the TPM
   // bumps it: a crash in between leaves the cache ahead, which start repairs.
   const bumped = counter ? { index: counter.index, value: (await counter.read()) + 1 } : undefined;
-  const kek = sodium.randombytes_buf(KEK_BYTES);
+  const kek = randomBytes(KEK_BYTES);
   const blob = await sealer.seal(kek);
   writeSealedKek(pendingKekPath(dataDir), sealer.type, blob);
   reescrow(sodium, dataDir, kek, pendingRecoveryPath(dataDir));

@@ -30,5 +30,5 @@ export async function obtainKek(sodium: Sodium, sealer: Sealer, dataDir: string,
     throw new SealError(`${dataDir}/kek.sealed is missing but ${CACHE_FILE} exists; restore kek.sealed, or move ${CACHE_FILE} away to start an empty cache`);
   }
   log.info({ type: sealer.type }, "no cache key yet; creating and sealing one");
-  return createKek(sodium, sealer, dataDir);
+  return createKek(sealer, dataDir);
 }

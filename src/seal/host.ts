@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { SealError } from "../errors.js";
 import { exists, fsyncDir } from "../fsutil.js";
+import { randomBytes } from "../crypto/random.js";
 import { assertPrivate } from "./permissions.js";
 import type { Sealer, SealerInfo, SealerInit } from "./sealer.js";
 
@@ -28,7 +29,7 @@ export function create(init: SealerInit): Sealer {
   }
 
   function createKey(): Uint8Array {
-    const key = s.randombytes_buf(32);
+    const key = randomBytes(32);
     const fd = fs.openSync(keyPath, "wx", 0o600);
     try {
       fs.writeSync(fd, key);
@@ -45,7 +46,7 @@ export function create(init: SealerInit): Sealer {
     async seal(kek) {
       const key = exists(keyPath) ? readKey() : createKey();
       try {
-        const nonce = s.randombytes_buf(24);
+        const nonce = randomBytes(24);
         const ct = s.crypto_aead_xchacha20poly1305_ietf_encrypt(kek, AD, null, nonce, key);
         const out = new Uint8Array(1 + 24 + ct.length);
         out[0] = FORMAT;

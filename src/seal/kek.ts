@@ -3,7 +3,7 @@ import path from "node:path";
 import { SealError } from "../errors.js";
 import { exists, writeFileAtomic } from "../fsutil.js";
 import { KEK_BYTES } from "../crypto/envelope.js";
-import type { Sodium } from "../crypto/sodium.js";
+import { randomBytes } from "../crypto/random.js";
 import type { Sealer } from "./sealer.js";
 
 export const SEALED_KEK_FILE = "kek.sealed";
@@ -24,10 +24,10 @@ export function hasSealedKek(dataDir: string): boolean {
 }
 
 /** A new random KEK, sealed and written atomically. Refuses to overwrite an existing one. */
-export async function createKek(sodium: Sodium, sealer: Sealer, dataDir: string): Promise<Uint8Array> {
+export async function createKek(sealer: Sealer, dataDir: string): Promise<Uint8Array> {
   const file = sealedKekPath(dataDir);
   if (exists(file)) throw new SealError(`${file} already exists; the cache is initialised (rotate-kek replaces a key)`);
-  const kek = sodium.randombytes_buf(KEK_BYTES);
+  const kek = randomBytes(KEK_BYTES);
   const blob = await sealer.seal(kek);
   writeSealedKek(file, sealer.type, blob);
   return kek;

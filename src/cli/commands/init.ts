@@ -45,7 +45,7 @@ async function initialise(config: Config, g: GlobalOptions, io: Io): Promise<num
   const sodium = await loadSodium();
   const sealer = await createSealer({ dataDir: config.data_dir, seal: config.seal, sodium, logger: createLogger({ level: "silent" }) });
   ensurePrivateDir(config.data_dir);
-  const kek = await createKek(sodium, sealer, config.data_dir);
+  const kek = await createKek(sealer, config.data_dir);
   let recoveryKey: string | undefined;
   try {
     // A TPM-sealed key is lost with the TPM's state (new board, changed PCRs); the

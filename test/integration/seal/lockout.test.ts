@@ -7,17 +7,16 @@ import { createKek, loadKek } from "../../../src/seal/kek.js";
 import { decodeTpm2Blob } from "../../../src/seal/tpm2-blob.js";
 import { startSwtpm } from "../../support/swtpm.js";
 import { tmpDir } from "../../support/tmp.js";
-import { dataDir, readBlob, refused, same, sealerFor, sodium } from "./helpers.js";
+import { dataDir, readBlob, refused, same, sealerFor } from "./helpers.js";
 
 test("a persistent SRK at 0x81000001 is used when present; dictionary-attack lockout is named", async (t) => {
   const tpm = await startSwtpm(t);
   const work = tmpDir(t);
-  const s = await sodium();
 
   // Sealed while there is no persistent SRK: under sealcache's own (noDA) template SRK.
   const ownDir = dataDir(t);
   const own = await sealerFor("tpm2", tpm.tcti, ownDir, [16]);
-  const ownKek = await createKek(s, own, ownDir);
+  const ownKek = await createKek(own, ownDir);
 
   // The OS provisions an SRK with tpm2-tools defaults: ECC, but DA-protected (no noDA).
   await tpm.tool("tpm2_createprimary", ["-C", "o", "-G", "ecc", "-c", "srk.ctx", "-Q"], work);
@@ -27,7 +26,7 @@ test("a persistent SRK at 0x81000001 is used when present; dictionary-attack loc
 
   const pDir = dataDir(t);
   const p = await sealerFor("tpm2", tpm.tcti, pDir, [16]);
-  const pKek = await createKek(s, p, pDir);
+  const pKek = await createKek(p, pDir);
   assert.equal(hex(decodeTpm2Blob(readBlob(pDir).blob).srkName), persistentName, "sealed under the persistent SRK");
   assert.ok(same(await loadKek(p, pDir), pKek));
   assert.ok(same(await loadKek(own, ownDir), ownKek), "a key sealed under the template SRK still opens (the SRK is derived again)");

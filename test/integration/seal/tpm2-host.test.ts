@@ -4,13 +4,13 @@ import path from "node:path";
 import { test } from "node:test";
 import { createKek, loadKek } from "../../../src/seal/kek.js";
 import { startSwtpm } from "../../support/swtpm.js";
-import { dataDir, readBlob, refused, same, sealerFor, sodium } from "./helpers.js";
+import { dataDir, readBlob, refused, same, sealerFor } from "./helpers.js";
 
 test("seal.type tpm2+host needs both the TPM and the host key", async (t) => {
   const [a, b] = await Promise.all([startSwtpm(t), startSwtpm(t)]);
   const dir = dataDir(t);
   const sealer = await sealerFor("tpm2+host", a.tcti, dir, [16]);
-  const kek = await createKek(await sodium(), sealer, dir);
+  const kek = await createKek(sealer, dir);
   const hostKey = path.join(dir, "host.key");
   assert.equal(fs.statSync(hostKey).mode & 0o777, 0o600, "the host key is created 0600");
   assert.equal(readBlob(dir).type, "tpm2+host");

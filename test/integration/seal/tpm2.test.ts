@@ -22,7 +22,7 @@ describe("seal.type tpm2 against swtpm", () => {
     const tpm = await startSwtpm(t);
     const dir = dataDir(t);
     const sealer = await sealerFor("tpm2", tpm.tcti, dir, [7, 16]);
-    const kek = await createKek(await sodium(), sealer, dir);
+    const kek = await createKek(sealer, dir);
     assert.equal(kek.length, 32);
 
     const again = await loadKek(sealer, dir);
@@ -65,7 +65,7 @@ describe("seal.type tpm2 against swtpm", () => {
   test("a key sealed on one TPM does not open on another", async (t) => {
     const [a, b] = await Promise.all([startSwtpm(t), startSwtpm(t)]);
     const dir = dataDir(t);
-    await createKek(await sodium(), await sealerFor("tpm2", a.tcti, dir), dir);
+    await createKek(await sealerFor("tpm2", a.tcti, dir), dir);
     const onB = await sealerFor("tpm2", b.tcti, dir);
     await refused(loadKek(onB, dir), /sealed by another TPM/, /restore data_dir on its original device/);
     const info = await onB.describe();
@@ -89,7 +89,7 @@ describe("seal.type tpm2 against swtpm", () => {
     const dir = dataDir(t);
     const s = await sodium();
     const sealer = await sealerFor("tpm2", tpm.tcti, dir, [16]);
-    const kek = await createKek(s, sealer, dir);
+    const kek = await createKek(sealer, dir);
     const recoveryKey = await createRecovery(s, dir, kek);
     assert.match(recoveryKey, /^([0-9A-HJKMNP-TV-Z]{7}-){7}[0-9A-HJKMNP-TV-Z]{7}$/, "8 groups of 7 base32 characters");
     assert.ok(same(await loadKek(sealer, dir), kek));
@@ -134,7 +134,7 @@ describe("seal.type tpm2 against swtpm", () => {
     const tpm = await startSwtpm(t);
     const dir = dataDir(t);
     const sealer = await sealerFor("tpm2", tpm.tcti, dir);
-    await createKek(await sodium(), sealer, dir);
+    await createKek(sealer, dir);
     const good = readBlob(dir).blob;
 
     writeBlob(dir, good.subarray(0, good.length - 10));
@@ -175,7 +175,7 @@ describe("seal.type tpm2 against swtpm", () => {
   test("a seal type mismatch is refused by kek.sealed's own record", async (t) => {
     const tpm = await startSwtpm(t);
     const dir = dataDir(t);
-    await createKek(await sodium(), await sealerFor("tpm2", tpm.tcti, dir), dir);
+    await createKek(await sealerFor("tpm2", tpm.tcti, dir), dir);
     await refused(loadKek(await sealerFor("host", tpm.tcti, dir), dir), /sealed with seal\.type tpm2/);
     assert.ok(fs.existsSync(path.join(dir, "kek.sealed")));
   });
