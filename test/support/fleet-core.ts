@@ -163,19 +163,7 @@ export async function startGateway(
 
 /** A test client on the broker as `user` (operators, the capture), MQTT 5, clean session. */
 export async function busClient(t: { after(fn: () => void | Promise<void>): void }, broker: Mosquitto, user: string, extra: Record<string, unknown> = {}): Promise<MqttClient> {
-  const u = broker.user(user);
-  const client = await connectAsync(broker.url, {
-    protocolVersion: 5,
-    clientId: user,
-    username: u.username,
-    password: u.password,
-    ca: fs.readFileSync(broker.certs.caFile),
-    cert: fs.readFileSync(u.cert),
-    key: fs.readFileSync(u.key),
-    reconnectPeriod: 0,
-    connectTimeout: 5_000,
-    ...extra,
-  });
+  const client = await connectAsync(broker.url, { ...broker.clientOptions(user), ...extra });
   t.after(() => client.endAsync(true));
   return client;
 }

@@ -95,18 +95,7 @@ export function gatewayDaemonConfig(dir: string, broker: Mosquitto, device: stri
  * nothing is retained there. A client of its own each time, closed after.
  */
 export async function retained(broker: Mosquitto, user: string, topic: string, waitMs = 2_000): Promise<{ payload: any; retain: boolean } | undefined> {
-  const u = broker.user(user);
-  const client = await connectAsync(broker.url, {
-    protocolVersion: 5,
-    clientId: user,
-    username: u.username,
-    password: u.password,
-    ca: fs.readFileSync(broker.certs.caFile),
-    cert: fs.readFileSync(u.cert),
-    key: fs.readFileSync(u.key),
-    reconnectPeriod: 0,
-    connectTimeout: 5_000,
-  });
+  const client = await connectAsync(broker.url, broker.clientOptions(user));
   try {
     return await new Promise((resolve) => {
       const timer = setTimeout(() => resolve(undefined), waitMs);

@@ -108,6 +108,22 @@ export class Mosquitto {
     return u;
   }
 
+  /** mqtt.js options for a test client logging in as `name` (MQTT 5, its certificate, no reconnects). */
+  clientOptions(name: string) {
+    const u = this.user(name);
+    return {
+      protocolVersion: 5 as const,
+      clientId: name,
+      username: u.username,
+      password: u.password,
+      ca: fs.readFileSync(this.certs.caFile),
+      cert: fs.readFileSync(u.cert),
+      key: fs.readFileSync(u.key),
+      reconnectPeriod: 0,
+      connectTimeout: 5_000,
+    };
+  }
+
   /** Everything the broker logged. */
   log(): string {
     return this.#log;
