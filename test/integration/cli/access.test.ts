@@ -15,6 +15,7 @@ import { assertNoLeaks } from "../../support/planted.js";
 import { startSwtpm } from "../../support/swtpm.js";
 import { tmpDir } from "../../support/tmp.js";
 import { crossUserUnavailable, ensureTestAccounts, runAs, shareWithGroup, type TestAccounts } from "../../support/users.js";
+import { suiteScope } from "../../support/scope.js";
 
 const NODE = fs.realpathSync(process.execPath);
 
@@ -31,17 +32,16 @@ const skip = crossUserUnavailable();
 describe("a socket this account may not open", { skip }, () => {
   let acct: TestAccounts;
   let d: RunningDaemon;
-  const cleanups: (() => Promise<void> | void)[] = [];
+  const scope = suiteScope();
   before(async () => {
     acct = ensureTestAccounts();
-    const scope = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
     const dir = tmpDir(scope);
     d = await launch(scope, dir, demoConfig(dir), { waitFor: "synced" });
     // Open to sc-test-a's own group only: sc-test-b is not in it.
     shareWithGroup(dir, d.socket, acct.a.gid);
   });
   after(async () => {
-    for (const fn of cleanups.reverse()) await fn();
+    await scope.run();
   });
 
   test("is exit 4 (forbidden), not 5, and the message names the group to join", async () => {

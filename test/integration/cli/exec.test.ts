@@ -11,8 +11,7 @@ import { fileWhen, processListings, startCli } from "../../support/cli-process.j
 import { cli, demoConfig, eventually, launch, sleep, type RunningDaemon } from "../../support/daemon.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
-
-type Scope = { after(fn: () => void | Promise<void>): void };
+import { type Scope, suiteScope } from "../../support/scope.js";
 
 /** A daemon whose file provider serves app/* from `dir/secrets`; locked/* is configured but not allowed to anyone. */
 async function appDaemon(scope: Scope, files: Record<string, string | Buffer>, extra: Record<string, unknown> = {}) {
@@ -57,15 +56,14 @@ const envOf = (text: string) =>
   );
 
 describe("sealcache exec", () => {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const scope: Scope = { after: (fn) => void cleanups.push(fn) };
+  const scope = suiteScope();
   const v = { token: planted("exec-token"), rot1: planted("exec-rot1"), sig1: planted("exec-sig1"), stub1: planted("exec-stub1"), nul: planted("exec-nul") };
   let env: Awaited<ReturnType<typeof appDaemon>>;
   before(async () => {
     env = await appDaemon(scope, { token: v.token, rotating: v.rot1, signal: v.sig1, stubborn: v.stub1, nul: Buffer.from(`${v.nul}\0after-the-nul`), binary: Buffer.from([0xff, 0xfe, 0x00, 0x80]) });
   });
   after(async () => {
-    for (const fn of cleanups.reverse()) await fn();
+    await scope.run();
   });
   const sock = () => ["--socket", env.d.socket];
 

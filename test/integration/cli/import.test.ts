@@ -10,6 +10,7 @@ import { cli, demoConfig, eventually, launch, MAIN, type RunningDaemon } from ".
 import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 import { crossUserUnavailable, ensureTestAccounts, runAs, shareWithGroup, type TestAccounts } from "../../support/users.js";
+import { suiteScope } from "../../support/scope.js";
 
 const NODE = fs.realpathSync(process.execPath);
 const skipUsers = crossUserUnavailable();
@@ -37,8 +38,7 @@ describe("sealcache import through the real daemon", () => {
   let acct: TestAccounts | undefined;
   /** Every planted value imported here, for the leak checks. */
   const values: string[] = [];
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const scope = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
+  const scope = suiteScope();
 
   const start = async () => {
     d = await launch(scope, dir, config, { waitFor: "synced", extraSecrets: values });
@@ -61,7 +61,7 @@ describe("sealcache import through the real daemon", () => {
     await start();
   });
   after(async () => {
-    for (const fn of cleanups.reverse()) await fn();
+    await scope.run();
   });
 
   test("a token from a 0600 file: served by GET like any secret, listed with provider imported, never refreshed, kept across a restart", async () => {

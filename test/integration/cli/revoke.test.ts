@@ -14,6 +14,7 @@ import { FakeVault, approleDaemonConfig } from "../../support/fake-vault.js";
 import { startSwtpm } from "../../support/swtpm.js";
 import { tmpDir } from "../../support/tmp.js";
 import { crossUserUnavailable, ensureTestAccounts, runAs, shareWithGroup, type TestAccounts } from "../../support/users.js";
+import { suiteScope } from "../../support/scope.js";
 
 const NODE = fs.realpathSync(process.execPath);
 const skipUsers = crossUserUnavailable();
@@ -72,8 +73,7 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
   let c: string[];
   let acct: TestAccounts | undefined;
   const values: string[] = [];
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const scope = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
+  const scope = suiteScope();
 
   const start = async (waitFor: "synced" | "socket" = "synced") => {
     d = await launch(scope, dir, config, { waitFor, extraSecrets: values });
@@ -100,7 +100,7 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     await start();
   });
   after(async () => {
-    for (const fn of cleanups.reverse()) await fn();
+    await scope.run();
   });
 
   test("revoke NAME: 410 revoked, shown by list and status, its value, data key and older versions gone from every file of data_dir; back once fetched again", async () => {

@@ -17,6 +17,7 @@ import { DEMO_VALUES, assertNoLeaks } from "../../support/planted.js";
 import { slowTpm, type SlowTpm } from "../../support/slow-tpm.js";
 import { startSwtpm } from "../../support/swtpm.js";
 import { tmpDir } from "../../support/tmp.js";
+import { suiteScope } from "../../support/scope.js";
 
 type Result = { jti: string | null; ok: boolean; code: string; message: string };
 
@@ -28,8 +29,7 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
   let bus: Capture;
   let ops: MqttClient;
   const values: string[] = [];
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const scope = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
+  const scope = suiteScope();
   const health = async (d: RunningDaemon) => (await d.get("/v1/health")).json().mqtt;
   const status = (device: string) => retained(broker, "viewer", `sealcache/${device}/status`);
   /** The bus clients, (re)connected: a broker restart drops them. */
@@ -49,7 +49,7 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     tpm = await slowTpm(scope, await startSwtpm(scope), 40);
   });
   after(async () => {
-    for (const fn of cleanups.reverse()) await fn();
+    await scope.run();
   });
 
   test("the broker down at daemon start: the daemon serves, health and status show the broker state, and it connects once the broker is up", async (t) => {

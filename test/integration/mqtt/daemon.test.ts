@@ -15,6 +15,7 @@ import { claims, joseToken, rawToken, testKey } from "../../support/fleet-tokens
 import { fleetAcl, Mosquitto } from "../../support/mosquitto.js";
 import { DEMO_VALUES, assertNoLeaks, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
+import { suiteScope } from "../../support/scope.js";
 
 const now = () => Math.floor(Date.now() / 1000);
 type Result = { jti: string | null; ok: boolean; code: string; message: string };
@@ -31,8 +32,7 @@ describe("the fleet channel through the real daemon", () => {
   let c: string[];
   /** Every value that must never be published: planted ones, the broker password the daemon reads from its cache. */
   const values: string[] = [];
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const scope = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
+  const scope = suiteScope();
 
   before(async () => {
     dir = tmpDir(scope);
@@ -50,7 +50,7 @@ describe("the fleet channel through the real daemon", () => {
     await eventually(async () => (await gw.get("/v1/health")).json().mqtt?.subscribed === true, 15_000, "gw-e1 connected and subscribed");
   });
   after(async () => {
-    for (const fn of cleanups.reverse()) await fn();
+    await scope.run();
   });
 
   /** Publishes `payload` on a command topic; the gateway's next result (the one for the token's jti when it claims one). */

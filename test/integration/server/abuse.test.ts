@@ -9,11 +9,11 @@ import { req } from "../../support/http.js";
 import { leaksIn } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 import { API_TOKEN, DB_PASSWORD, ERROR_CODES, KAFKA_PASSWORD, assertRawError, assertServing, exchange, seeded } from "./api-helpers.js";
+import { suiteScope } from "../../support/scope.js";
 
-const cleanups: (() => void | Promise<void>)[] = [];
-const scope = { after: (fn: () => void | Promise<void>) => void cleanups.push(fn) };
+const scope = suiteScope();
 after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
+  await scope.run();
 });
 
 let daemon: RunningDaemon | undefined;

@@ -14,6 +14,7 @@ import { tmpDir } from "../../support/tmp.js";
 import { clientAs, crossUserUnavailable, ensureTestAccounts, installClient, runAs, shareWithGroup, unitCgroup, type Account, type TestAccounts, type UnitCgroup } from "../../support/users.js";
 import type { AuditEntryJson } from "../../../src/store/audit.js";
 import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD } from "./api-helpers.js";
+import { suiteScope } from "../../support/scope.js";
 
 interface Answer {
   status: number;
@@ -23,10 +24,9 @@ interface Answer {
 type AuditRow = AuditEntryJson;
 
 const skip = crossUserUnavailable();
-const cleanups: (() => void | Promise<void>)[] = [];
-const scope = { after: (fn: () => void | Promise<void>) => void cleanups.push(fn) };
+const scope = suiteScope();
 after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
+  await scope.run();
 });
 
 describe("callers as other accounts", { skip }, () => {
@@ -49,7 +49,7 @@ describe("callers as other accounts", { skip }, () => {
     fs.chmodSync(edgeNode, 0o755);
     client = installClient(dir);
     unit = unitCgroup(unitName);
-    if (typeof unit !== "string") cleanups.push(() => (unit as UnitCgroup).remove());
+    if (typeof unit !== "string") scope.after(() => (unit as UnitCgroup).remove());
     const config = demoConfig(dir, {
       policy: [
         { match: { user: acct.a.name, exe: edgeNode }, allow: ["demo/db-password"] },

@@ -11,6 +11,7 @@ import { tmpDir } from "../../support/tmp.js";
 import { clientAs, crossUserUnavailable, ensureTestAccounts, installClient, runAs, shareWithGroup, type Account, type TestAccounts } from "../../support/users.js";
 import { TARPIT_MS } from "../../../src/server/http.js";
 import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD, assertServing, exchange } from "./api-helpers.js";
+import { suiteScope } from "../../support/scope.js";
 
 const VALUES: Record<string, string> = { "demo/api-token": API_TOKEN, "demo/db-password": DB_PASSWORD, "demo/kafka-password": KAFKA_PASSWORD };
 
@@ -28,10 +29,9 @@ interface Loop {
 const RATE = { per_uid_rps: 20, burst: 10 };
 const PER_UID = 4;
 const skip = crossUserUnavailable();
-const cleanups: (() => void | Promise<void>)[] = [];
-const scope = { after: (fn: () => void | Promise<void>) => void cleanups.push(fn) };
+const scope = suiteScope();
 after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
+  await scope.run();
 });
 
 const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil(xs.length * 0.99) - 1)] ?? NaN;

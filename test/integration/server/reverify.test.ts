@@ -15,6 +15,7 @@ import { assertNoLeaks } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
 import { crossUserUnavailable, ensureTestAccounts, runAs, shareWithGroup, type Account, type TestAccounts } from "../../support/users.js";
 import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD } from "./api-helpers.js";
+import { suiteScope } from "../../support/scope.js";
 
 interface Answer {
   status: number;
@@ -48,10 +49,9 @@ interface AuditRow {
 const PYTHON_LINK = "/usr/bin/python3";
 const python = fs.existsSync(PYTHON_LINK) ? fs.realpathSync(PYTHON_LINK) : undefined;
 const skip = crossUserUnavailable() ?? (python ? undefined : `${PYTHON_LINK} is not installed`);
-const cleanups: (() => void | Promise<void>)[] = [];
-const scope = { after: (fn: () => void | Promise<void>) => void cleanups.push(fn) };
+const scope = suiteScope();
 after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
+  await scope.run();
 });
 
 const raw = (n: string) => `/v1/secrets/${n}?format=raw`;
