@@ -164,6 +164,32 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** A secret as `GET /v1/secrets/{name}` answers it. */
+export interface ServedSecret {
+  value: string;
+  version: number;
+  stale: boolean;
+  source_version: string;
+  fetched_at: string;
+}
+
+/** The daemon's answer for `name` (a 200 is expected: the body is parsed as a secret). */
+export async function served(d: RunningDaemon, name: string): Promise<ServedSecret> {
+  return (await d.get(`/v1/secrets/${name}`)).json<ServedSecret>();
+}
+
+/** Polls `name` until the daemon serves its cache version `version` (a rotation landed). */
+export function servedAtVersion(d: RunningDaemon, name: string, version: number, timeoutMs: number, what = "rotated value"): Promise<ServedSecret> {
+  return eventually(
+    async () => {
+      const v = await served(d, name);
+      return v.version === version && v;
+    },
+    timeoutMs,
+    what,
+  );
+}
+
 /** Polls `fn` until it returns a truthy value. */
 export async function eventually<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = "condition"): Promise<T> {
   const until = Date.now() + timeoutMs;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { cli, eventually, launch, type RunningDaemon } from "../../support/daemon.js";
+import { cli, eventually, launch, served, servedAtVersion, type RunningDaemon } from "../../support/daemon.js";
 import { FakeAws } from "../../support/fake-aws.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
@@ -15,7 +15,6 @@ interface ProviderH {
   failures: number;
 }
 const providers = async (d: RunningDaemon) => new Map((await d.get("/v1/health")).json<{ providers: ProviderH[] }>().providers.map((p) => [p.name, p]));
-const value = async (d: RunningDaemon, name: string) => (await d.get(`/v1/secrets/${name}`)).json<{ value: string; version: number; stale: boolean; source_version: string }>();
 
 describe("AWS providers through the daemon (standard credential chain from the environment)", () => {
   test("Secrets Manager, SSM and STS values; rotation within one refresh interval; throttling and denial keep the cache", async (t) => {
@@ -44,24 +43,17 @@ describe("AWS providers through the daemon (standard credential chain from the e
       log: { level: "debug" },
     };
     const d = await launch(t, dir, config, { waitFor: "synced", env: fa.env() });
-    assert.equal((await value(d, "db/password")).value, db1);
-    assert.equal((await value(d, "kafka/password")).value, kafka);
-    assert.equal((await value(d, "pipeline/cfg/host")).value, "broker.internal");
-    const creds = JSON.parse((await value(d, "aws/creds")).value);
+    assert.equal((await served(d, "db/password")).value, db1);
+    assert.equal((await served(d, "kafka/password")).value, kafka);
+    assert.equal((await served(d, "pipeline/cfg/host")).value, "broker.internal");
+    const creds = JSON.parse((await served(d, "aws/creds")).value);
     assert.match(creds.AccessKeyId, /^ASIA/);
     assert.ok(Date.parse(creds.Expiration) > Date.now() + 14 * 60_000);
 
     const db2 = planted("sm-db2");
     const id2 = fa.putSecret("pipeline/db", JSON.stringify({ password: db2 }));
     const at = Date.now();
-    const rotated = await eventually(
-      async () => {
-        const v = await value(d, "db/password");
-        return v.version === 2 && v;
-      },
-      3_000,
-      "rotated value",
-    );
+    const rotated = await servedAtVersion(d, "db/password", 2, 3_000);
     assert.equal(rotated.value, db2);
     assert.equal(rotated.source_version, id2);
     assert.ok(Date.now() - at <= 2_200, `took ${Date.now() - at} ms with refresh 1s`);
@@ -77,7 +69,7 @@ describe("AWS providers through the daemon (standard credential chain from the e
     );
     assert.equal(sm.last_error_kind, "transient");
     assert.match(String(sm.last_error), /throttled by AWS \(ThrottlingException/);
-    const stale = await value(d, "db/password");
+    const stale = await served(d, "db/password");
     assert.equal(stale.value, db2);
     assert.equal(stale.stale, true);
     assert.equal((await providers(d)).get("ssm")!.online, true, "other providers unaffected");
@@ -97,7 +89,7 @@ describe("AWS providers through the daemon (standard credential chain from the e
     );
     assert.match(String(denied.error), /access denied \(AccessDeniedException\)/);
     assert.equal(denied.state, "stale");
-    assert.equal((await value(d, "db/password")).value, db2, "kept");
+    assert.equal((await served(d, "db/password")).value, db2, "kept");
     assert.equal((await d.get("/v1/health")).json().secrets.errors, 1);
   });
 });

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { bursts } from "../../support/bursts.js";
-import { cli, eventually, launch, sleep, type RunningDaemon } from "../../support/daemon.js";
+import { cli, eventually, launch, served, servedAtVersion, sleep, type RunningDaemon } from "../../support/daemon.js";
 import { FakeAzure, makeAppCertificate } from "../../support/fake-azure.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
@@ -16,7 +16,6 @@ interface ProviderH {
   failures: number;
 }
 const kvHealth = async (d: RunningDaemon) => (await d.get("/v1/health")).json<{ providers: ProviderH[] }>().providers.find((p) => p.name === "kv")!;
-const value = async (d: RunningDaemon, name: string) => (await d.get(`/v1/secrets/${name}`)).json<{ value: string; version: number; stale: boolean; source_version: string }>();
 const refresh = async (d: RunningDaemon) => assert.equal((await d.get("/v1/refresh", { method: "POST" })).status, 202);
 
 /** Every line the daemon printed is a JSON object (no SDK text on stdout or stderr). */
@@ -77,9 +76,9 @@ describe("azure-key-vault through the daemon", () => {
     });
     const env = { AZURE_LOG_LEVEL: "verbose" };
     const d = await launch(t, dir, cfg, { waitFor: "synced", env, extraSecrets });
-    assert.equal((await value(d, "db/password")).value, db1);
-    assert.equal((await value(d, "kafka/password")).value, kafka);
-    const tls = await value(d, "tls/previous");
+    assert.equal((await served(d, "db/password")).value, db1);
+    assert.equal((await served(d, "kafka/password")).value, kafka);
+    const tls = await served(d, "tls/previous");
     assert.equal(tls.value, tlsOld);
     assert.equal(tls.source_version, pinned);
     assert.equal(az.entra.count("entra.token"), 1);
@@ -89,7 +88,7 @@ describe("azure-key-vault through the daemon", () => {
     az.vault.resetCounts();
     await sleep(2_500);
     assert.ok(az.vault.reads.filter((r) => r === "pipeline-db").length >= 2, `reads: ${az.vault.reads.join(",")}`);
-    assert.equal((await value(d, "db/password")).version, 1, "unchanged: not written again");
+    assert.equal((await served(d, "db/password")).version, 1, "unchanged: not written again");
     // A refresh of everything: the pinned version held costs no call.
     az.vault.resetCounts();
     await refresh(d);
@@ -99,14 +98,7 @@ describe("azure-key-vault through the daemon", () => {
     const db2 = planted("kv-db2");
     const id2 = az.vault.putSecret("pipeline-db", JSON.stringify({ password: db2 }));
     const at = Date.now();
-    const rotated = await eventually(
-      async () => {
-        const v = await value(d, "db/password");
-        return v.version === 2 && v;
-      },
-      3_000,
-      "rotated value",
-    );
+    const rotated = await servedAtVersion(d, "db/password", 2, 3_000);
     assert.equal(rotated.value, db2);
     assert.equal(rotated.source_version, id2);
     assert.ok(Date.now() - at <= 2_200, `took ${Date.now() - at} ms with refresh 1s`);
@@ -128,7 +120,7 @@ describe("azure-key-vault through the daemon", () => {
     assert.equal(kv.online, false);
     assert.equal(kv.last_error_kind, "transient");
     assert.match(String(kv.last_error), /throttled by Key Vault \(Throttled, HTTP 429\)/);
-    const stale = await value(d, "db/password");
+    const stale = await served(d, "db/password");
     assert.equal(stale.value, db2);
     assert.equal(stale.stale, true);
     t.diagnostic(`throttled for ${Date.now() - throttledFrom} ms: ${az.vault.times.length} requests in ${rounds.length} rounds`);
@@ -153,7 +145,7 @@ describe("azure-key-vault through the daemon", () => {
       ["kafka/password", kafka],
       ["tls/previous", tlsOld],
     ] as const)
-      assert.equal((await value(d2, name)).value, v, name);
+      assert.equal((await served(d2, name)).value, v, name);
     await refresh(d2);
     await eventually(async () => (await kvHealth(d2)).failures >= 1, 5_000, "first sync failed");
     for (const [name, v] of [
@@ -162,7 +154,7 @@ describe("azure-key-vault through the daemon", () => {
     ] as const) {
       const s = await eventually(
         async () => {
-          const x = await value(d2, name);
+          const x = await served(d2, name);
           return x.stale && x;
         },
         5_000,
@@ -172,8 +164,8 @@ describe("azure-key-vault through the daemon", () => {
     }
     await az.vault.comeBack();
     await refresh(d2);
-    await eventually(async () => !(await value(d2, "kafka/password")).stale, 5_000, "fresh again");
-    assert.equal((await value(d2, "db/password")).version, 2, "the restart did not rewrite unchanged values");
+    await eventually(async () => !(await served(d2, "kafka/password")).stale, 5_000, "fresh again");
+    assert.equal((await served(d2, "db/password")).version, 2, "the restart did not rewrite unchanged values");
     await d2.stop();
     assertJsonLines(d2.output());
     assert.doesNotMatch(d.output() + d2.output(), /azure:(keyvault|identity|core)[^"]*\s/, "SDK lines only as our JSON");
@@ -227,7 +219,7 @@ describe("azure-key-vault through the daemon", () => {
     await sleep(300);
     const restart = { get: az.vault.count("vault.get"), challenge: az.vault.count("vault.challenge"), token: az.entra.count("entra.token"), openid: az.entra.count("entra.openid") };
     assert.deepEqual(restart, { get: N, challenge: 1, token: 1, openid: 1 });
-    assert.equal((await value(d2, "fleet/s007")).version, 1, "nothing was rewritten");
+    assert.equal((await served(d2, "fleet/s007")).version, 1, "nothing was rewritten");
     t.diagnostic(
       `azure-key-vault ${N} secrets: cold ${JSON.stringify(cold)}, refresh ${N} GETs, outage (503, Retry-After 2) ${outageRequests} requests in rounds of ${JSON.stringify(outage.map((b) => b.size))}, restart ${JSON.stringify(restart)}`,
     );
@@ -260,7 +252,7 @@ describe("azure-key-vault through the daemon", () => {
       prefix: ns,
       extraSecrets,
     });
-    assert.equal((await value(d, "edge/token")).value, v);
+    assert.equal((await served(d, "edge/token")).value, v);
     assert.deepEqual([mi.count("arc.challenge"), mi.count("arc.token"), mi.count("arc.refused")], [1, 1, 0]);
     assert.deepEqual([...new Set(az.vault.callers)], [mi.principal]);
     assert.deepEqual(fs.readdirSync(keyDir), [], "the one-time key file was used and removed");
@@ -280,7 +272,7 @@ describe("azure-key-vault through the daemon", () => {
     );
     assert.equal(kv.last_error_kind, "transient");
     assert.match(String(kv.last_error), /^azure-key-vault managed identity: token endpoint 127\.0\.0\.1:\d+ unreachable or the connection broke/);
-    assert.equal((await value(d, "edge/token")).value, v);
+    assert.equal((await served(d, "edge/token")).value, v);
   });
 
   test("certificate auth at log level trace: the SDK's own lines are in the JSON log, and no value, private key, assertion or token is printed", async (t) => {
@@ -292,7 +284,7 @@ describe("azure-key-vault through the daemon", () => {
     az.vault.putSecret("edge-token", v);
     const auth = { method: "certificate", tenant_id: az.entra.tenant, client_id: clientId, certificate_file: cert.pemFile, authority_host: az.entra.url };
     const d = await launch(t, dir, config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth, level: "trace" }), { waitFor: "synced", extraSecrets });
-    assert.equal((await value(d, "edge/token")).value, v);
+    assert.equal((await served(d, "edge/token")).value, v);
     assert.deepEqual(az.entra.grants, ["certificate:x5t#S256"]);
     await d.stop();
     assertJsonLines(d.output());
@@ -312,7 +304,7 @@ describe("azure-key-vault through the daemon", () => {
       env: mi.env(),
       extraSecrets,
     });
-    assert.equal((await value(d, "edge/token")).value, v);
+    assert.equal((await served(d, "edge/token")).value, v);
     assert.equal(mi.count("imds.token"), 1);
     assert.equal(mi.count("imds.unknown-identity"), 0);
   });

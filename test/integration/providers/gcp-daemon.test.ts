@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, test, type TestContext } from "node:test";
-import { cli, eventually, launch, sleep, type RunningDaemon } from "../../support/daemon.js";
+import { cli, eventually, launch, served, servedAtVersion, sleep, type RunningDaemon } from "../../support/daemon.js";
 import { startGcp } from "../../support/fake-gcp-auth.js";
 import { assertNoLeaks, databaseBytes, planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
@@ -20,9 +20,7 @@ interface Listed {
   source_version: string | null;
   version: number | null;
 }
-type Value = { value: string; version: number; stale: boolean; source_version: string; fetched_at: string };
 const gcpH = async (d: RunningDaemon, name = "gcp") => (await d.get("/v1/health")).json<{ providers: ProviderH[] }>().providers.find((p) => p.name === name)!;
-const value = async (d: RunningDaemon, name: string) => (await d.get(`/v1/secrets/${name}`)).json<Value>();
 const listed = async (d: RunningDaemon) => new Map((await d.get("/v1/secrets")).json<{ secrets: Listed[] }>().secrets.map((s) => [s.name, s]));
 const SYNC = { interval: "30s", backoff_min: "400ms", backoff_max: "3200ms", timeout: "2s" };
 
@@ -73,30 +71,23 @@ describe("gcp-secret-manager through the daemon", () => {
       }),
       { waitFor: "synced", extraSecrets },
     );
-    const first = await value(d, "db/password");
+    const first = await served(d, "db/password");
     assert.equal(first.value, db1);
     assert.equal(first.source_version, gcp.versionName("db", 1));
-    assert.equal((await value(d, "api/token")).value, tok);
-    assert.equal((await value(d, "api/blue")).source_version, gcp.versionName("token", 2));
+    assert.equal((await served(d, "api/token")).value, tok);
+    assert.equal((await served(d, "api/blue")).source_version, gcp.versionName("token", 2));
 
     // Refreshes every second: each one AccessSecretVersion for the latest version, none for the pinned one; the row is not rewritten.
     gcp.resetCounts();
     await eventually(() => (gcp.byName.get("projects/fleet/secrets/db/versions/latest") ?? 0) >= 3, 6_000, "three refreshes of db");
     assert.equal(gcp.byName.get("projects/fleet/secrets/token/versions/1"), undefined, "a pinned version number already held is not asked for");
-    const again = await value(d, "db/password");
+    const again = await served(d, "db/password");
     assert.equal(again.version, 1, "unchanged: the same cached row");
     assert.ok(Date.parse(again.fetched_at) > Date.parse(first.fetched_at), "confirmed by the backend");
 
     const db2 = planted("gcp-db2");
     gcp.addVersion("db", JSON.stringify({ password: db2 }));
-    const rotated = await eventually(
-      async () => {
-        const v = await value(d, "db/password");
-        return v.version === 2 && v;
-      },
-      4_000,
-      "rotated value",
-    );
+    const rotated = await servedAtVersion(d, "db/password", 2, 4_000);
     assert.equal(rotated.value, db2);
     assert.equal(rotated.source_version, gcp.versionName("db", 2));
 
@@ -110,7 +101,7 @@ describe("gcp-secret-manager through the daemon", () => {
       "disabled version reported",
     );
     assert.match(String(disabled.error), /the version is disabled \(FAILED_PRECONDITION\)/);
-    assert.equal((await value(d, "db/password")).value, db2, "the cached value is kept");
+    assert.equal((await served(d, "db/password")).value, db2, "the cached value is kept");
     assert.equal((await gcpH(d)).online, true, "a per-secret error does not take the provider offline");
     gcp.setState("db", 2, "ENABLED");
 
@@ -127,7 +118,7 @@ describe("gcp-secret-manager through the daemon", () => {
     );
     assert.equal(throttled.last_error_kind, "transient");
     assert.match(String(throttled.last_error), /throttled: quota exceeded \(RESOURCE_EXHAUSTED\); backing off/);
-    assert.equal((await value(d, "api/token")).stale, true);
+    assert.equal((await served(d, "api/token")).stale, true);
     const st = await cli(["status", "--config", d.configFile]);
     assert.match(st.stdout, /^gcp\s+gcp-secret-manager\s+offline\s.*RESOURCE_EXHAUSTED/m, st.stdout);
     const times = [...gcp.times];
@@ -137,7 +128,7 @@ describe("gcp-secret-manager through the daemon", () => {
     assert.ok(times.length <= throttled.failures + 1, `one request per round: ${times.length} requests in ${throttled.failures} rounds`);
     gcp.heal();
     await eventually(async () => (await gcpH(d)).online, 6_000, "back online");
-    assert.equal((await value(d, "db/password")).stale, false);
+    assert.equal((await served(d, "db/password")).stale, false);
 
     assertJsonLines(d);
     await d.stop();
@@ -155,7 +146,7 @@ describe("gcp-secret-manager through the daemon", () => {
     await d1.get("/v1/refresh", { method: "POST" });
     await eventually(async () => (await gcpH(d1)).failures >= 1, 5_000, "outage noticed");
     for (const n of names) {
-      const v = await value(d1, `app/${n}`);
+      const v = await served(d1, `app/${n}`);
       assert.deepEqual([v.value, v.stale], [vals.get(n), true]);
     }
     await d1.stop();
@@ -178,17 +169,17 @@ describe("gcp-secret-manager through the daemon", () => {
     );
     assert.equal(p.online, false);
     assert.match(String(p.last_error), /UNAVAILABLE/);
-    for (const n of names) assert.equal((await value(d2, `app/${n}`)).stale, true);
+    for (const n of names) assert.equal((await served(d2, `app/${n}`)).stale, true);
     await gcp.comeBack();
     await eventually(
       async () => {
         await d2.get("/v1/refresh", { method: "POST" });
-        return !(await value(d2, "app/a")).stale;
+        return !(await served(d2, "app/a")).stale;
       },
       8_000,
       "fresh again",
     );
-    for (const n of names) assert.equal((await value(d2, `app/${n}`)).version, 1, "nothing changed: the rows are kept");
+    for (const n of names) assert.equal((await served(d2, `app/${n}`)).version, 1, "nothing changed: the rows are kept");
     assertJsonLines(d2);
     await d2.stop();
 
@@ -199,7 +190,7 @@ describe("gcp-secret-manager through the daemon", () => {
     await eventually(() => gcp.count() >= names.length, 5_000, "the first sync after the restart");
     await sleep(300);
     assert.equal(gcp.count(), names.length, "one AccessSecretVersion per secret");
-    for (const n of names) assert.deepEqual([(await value(d3, `app/${n}`)).version, (await value(d3, `app/${n}`)).stale], [1, false]);
+    for (const n of names) assert.deepEqual([(await served(d3, `app/${n}`)).version, (await served(d3, `app/${n}`)).stale], [1, false]);
   });
 
   test("metadata-server and external_account credentials: one token each for many refreshes; the SDKs' debug logging switched on by the environment stays out of the output", async (t) => {
@@ -223,8 +214,8 @@ describe("gcp-secret-manager through the daemon", () => {
       // What an operator chasing a problem might set: Google's libraries would print requests and answers (values, tokens) to stderr.
       env: { GCE_METADATA_HOST: metadata.host, GOOGLE_SDK_NODE_LOGGING: "*", GRPC_VERBOSITY: "DEBUG", GRPC_TRACE: "all" },
     });
-    assert.equal((await value(d, "md/shared")).value, v);
-    assert.equal((await value(d, "wif/shared")).value, v);
+    assert.equal((await served(d, "md/shared")).value, v);
+    assert.equal((await served(d, "wif/shared")).value, v);
     await eventually(() => gcp.count() >= 8, 8_000, "several refreshes");
     assert.equal(metadata.count("token"), 1);
     assert.equal(sts.count("sts.token"), 1);

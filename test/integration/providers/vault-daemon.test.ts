@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test, type TestContext } from "node:test";
-import { cli, eventually, launch, sleep, type RunningDaemon } from "../../support/daemon.js";
+import { cli, eventually, launch, served, servedAtVersion, sleep, type RunningDaemon } from "../../support/daemon.js";
 import { approleDaemonConfig, FakeVault, type VaultFault } from "../../support/fake-vault.js";
 import { planted } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
@@ -31,7 +31,6 @@ interface Listed {
 const health = async (d: RunningDaemon) => (await d.get("/v1/health")).json<Health>();
 const vaultH = async (d: RunningDaemon) => (await health(d)).providers.find((p) => p.name === "vault")!;
 const listed = async (d: RunningDaemon) => new Map((await d.get("/v1/secrets")).json<{ secrets: Listed[] }>().secrets.map((s) => [s.name, s]));
-const value = async (d: RunningDaemon, name: string) => (await d.get(`/v1/secrets/${name}`)).json<{ value: string; version: number; stale: boolean; source_version: string }>();
 const refresh = async (d: RunningDaemon) => assert.equal((await d.get("/v1/refresh", { method: "POST" })).status, 202);
 
 /** A daemon on an AppRole-authenticated fake Vault. */
@@ -51,7 +50,7 @@ describe("vault through the daemon", () => {
       "kafka/password": { provider: "vault", path: "secret/data/expanso/pipeline", key: "kafka_password", refresh: "1s" },
       other: { provider: "vault", path: "secret/data/other", key: "v", refresh: "1s" },
     });
-    const v1 = await value(d, "kafka/password");
+    const v1 = await served(d, "kafka/password");
     assert.equal(v1.value, pw1);
     assert.equal(v1.source_version, "1");
     assert.equal(fv.count("login"), 1);
@@ -72,11 +71,11 @@ describe("vault through the daemon", () => {
     assert.equal(w.status, 200);
     assert.deepEqual(w.json().changed, ["kafka/password"]);
     assert.ok(Date.now() - changedAt <= 1_200 + 1_000, `took ${Date.now() - changedAt} ms with refresh 1s`);
-    const v2 = await value(d, "kafka/password");
+    const v2 = await served(d, "kafka/password");
     assert.equal(v2.value, pw2);
     assert.equal(v2.version, 2);
     assert.equal(v2.source_version, "2");
-    assert.equal((await value(d, "other")).version, 1);
+    assert.equal((await served(d, "other")).version, 1);
   });
 
   test("a refresh asked for while that secret's fetch is in flight is not lost: it fetches again once the first fetch lands", async (t) => {
@@ -90,7 +89,7 @@ describe("vault through the daemon", () => {
     await sleep(300);
     fv.putKv2("secret/data/app", { v: v2 });
     await refresh(d); // asked after the rotation: must see version 2
-    await eventually(async () => (await value(d, "app")).value === v2, 5_000, "the second refresh's value");
+    await eventually(async () => (await served(d, "app")).value === v2, 5_000, "the second refresh's value");
   });
 
   test("a dynamic secret's lease is renewed before it expires and replaced when renewal is refused", async (t) => {
@@ -100,23 +99,16 @@ describe("vault through the daemon", () => {
     fv.dynamic.set("database/creds/edge", { ttl: 3, maxTtl: 3600, renewable: true, make: () => ({ username: `v-edge-${++n}`, password: planted(`dyn${n}`) }) });
     // refresh is 1 h: only the lease makes the engine come back.
     const d = await start(t, fv, { "db/creds": { provider: "vault", path: "database/creds/edge", refresh: "1h" } });
-    const first = await value(d, "db/creds");
+    const first = await served(d, "db/creds");
     assert.equal(JSON.parse(first.value).username, "v-edge-1");
     await eventually(() => fv.count("lease-renew") >= 2, 6_000, "two lease renewals");
-    const same = await value(d, "db/creds");
+    const same = await served(d, "db/creds");
     assert.equal(same.version, 1, "renewed: the same credentials");
     assert.equal(same.stale, false);
     assert.equal(fv.count("read"), 1);
 
     fv.refuseLeaseRenewal = true;
-    const replaced = await eventually(
-      async () => {
-        const v = await value(d, "db/creds");
-        return v.version === 2 && v;
-      },
-      5_000,
-      "new credentials",
-    );
+    const replaced = await servedAtVersion(d, "db/creds", 2, 5_000, "new credentials");
     assert.equal(JSON.parse(replaced.value).username, "v-edge-2");
     fv.refuseLeaseRenewal = false;
     // The replaced lease is revoked once the new credentials are in the cache; the held one is not.
