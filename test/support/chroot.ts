@@ -94,10 +94,20 @@ export function repackHostNode(outDir: string): string {
   return out;
 }
 
-/** Kills a process started by spawnInRoot and waits for it. */
-export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
+/**
+ * Kills a process started by spawnInRoot and waits for it: its exit code, or null
+ * when a signal ended it. One that outlives `graceMs` is killed with SIGKILL, so a
+ * daemon that ignores the signal fails the test instead of keeping the test file's
+ * process (and CI) alive forever.
+ */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM", graceMs = 20_000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
   const done = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   child.kill(signal);
-  return done;
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  try {
+    return await done;
+  } finally {
+    clearTimeout(timer);
+  }
 }
