@@ -1,6 +1,6 @@
 import { describeError, isConfigError, isSealcacheError, type ErrorCode } from "../errors.js";
 
-/** DESIGN.md exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden, 5 unavailable. */
+/** The exit codes (README "CLI"): 0 ok, 1 failure, 2 usage, 3 not found, 4 forbidden, 5 unavailable. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3, forbidden: 4, unavailable: 5 } as const;
 
 export function exitCodeFor(code: ErrorCode | string): number {

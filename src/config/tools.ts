@@ -14,7 +14,7 @@ export interface SchemaTools {
   path(): z.ZodEffects<z.ZodString, string, string>;
   /** A duration such as "30s", "5m", "1h" or a number of seconds; parsed to ms. */
   duration(): z.ZodEffects<z.ZodUnion<[z.ZodString, z.ZodNumber]>, number, string | number>;
-  /** A secret name as DESIGN.md defines it. */
+  /** A secret name as the README defines it (Secret names). */
   secretName(): z.ZodEffects<z.ZodString, string, string>;
 }
 

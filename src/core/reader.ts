@@ -38,7 +38,7 @@ export interface Lookup {
 
 /**
  * The read side of the cache: what a secret's state is and whether it may be
- * served. Knows nothing of HTTP; errors carry the stable codes of DESIGN.md.
+ * served. Knows nothing of HTTP; errors carry the stable codes of the socket API (README).
  * Which names exist comes from the sync engine's catalog: the configured secrets
  * and, for a hierarchy, the parameters its last walk found.
  */

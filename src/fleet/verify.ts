@@ -30,7 +30,7 @@ export interface VerifyOptions {
 }
 
 /**
- * Checks one message as a fleet command (DESIGN.md "Fleet channel (MQTT)"), in
+ * Checks one message as a fleet command (README "Fleet channel (MQTT)"), in
  * the order that costs least for what is refused most: size, shape, header,
  * signature, then the claims, which are read only once the signature holds.
  * Throws a FleetRefusal with a stable code; its message quotes at most a short

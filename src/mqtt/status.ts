@@ -3,7 +3,7 @@ import { describeError } from "../errors.js";
 import type { Clock } from "../sync/clock.js";
 import type { FleetCore } from "./core.js";
 
-/** At most one status publish per this long (DESIGN.md: "at most every 5 s"). */
+/** At most one status publish per this long (README "Fleet channel": at most every 5 s). */
 export const STATUS_MIN_INTERVAL_MS = 5_000;
 
 export interface StatusOptions {

@@ -1,6 +1,6 @@
 import { FLEET_AUDIENCE } from "../fleet/verify.js";
 
-/** The topics of one gateway (DESIGN.md "Fleet channel (MQTT)"). */
+/** The topics of one gateway (README "Fleet channel (MQTT)"). */
 export interface FleetTopics {
   /** Retained status, and the will. */
   readonly status: string;

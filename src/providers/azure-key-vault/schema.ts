@@ -12,7 +12,7 @@ const clientId = z.string().min(1, "must be the application (client) id");
 const authority = https("https://login.microsoftonline.com").optional();
 
 /**
- * `auth.method` and the keys each method takes (DESIGN.md lists them all; each
+ * `auth.method` and the keys each method takes (the README lists them all; each
  * method accepts only its own, so a key meant for another method is an error, not
  * silently unused).
  */

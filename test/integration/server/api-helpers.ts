@@ -7,11 +7,11 @@ import type { RunningDaemon } from "../../support/daemon.js";
 
 export const [API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD] = DEMO_VALUES;
 
-/** The stable error codes of DESIGN.md. */
+/** The stable error codes of the socket API (README). */
 export const ERROR_CODES = ["not_found", "forbidden", "not_synced", "expired", "bad_request", "sealed"] as const;
 
 /**
- * Asserts a DESIGN.md error answer: the status, a JSON body of exactly
+ * Asserts a socket API error answer: the status, a JSON body of exactly
  * `{error, message}` with the code, a non-empty message, and no secret value anywhere.
  */
 export function assertApiError(r: Reply, status: number, code: string, extraSecrets: readonly string[] = []): { error: string; message: string } {
@@ -163,7 +163,7 @@ export function exchange(
   });
 }
 
-/** Asserts a raw response is a DESIGN.md JSON error with `status` and `code`. */
+/** Asserts a raw response is a socket API JSON error with `status` and `code`. */
 export function assertRawError(r: RawResponse | undefined, status: number, code: string): void {
   assert.ok(r, "a response was received");
   assert.equal(r.status, status, `expected ${status}, got ${r.status} ${r.body.slice(0, 200)}`);

@@ -1,4 +1,4 @@
-// Every error code of the socket API (DESIGN.md "Socket API"), against a real daemon:
+// Every error code of the socket API (README "Socket API"), against a real daemon:
 // the HTTP status, the `{error, message}` body, the headers each code promises,
 // and that no message or header ever carries a secret value.
 import assert from "node:assert/strict";

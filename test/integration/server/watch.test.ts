@@ -1,4 +1,4 @@
-// GET /v1/watch long-polls (DESIGN.md "Socket API"): immediate answers, waits woken
+// GET /v1/watch long-polls (README "Socket API"): immediate answers, waits woken
 // by a changed value, 304 on timeout, and the error codes, against a real daemon
 // whose policy lets us read demo/api-token, demo/db-password and x/** (nothing
 // configured there) but not demo/kafka-password.

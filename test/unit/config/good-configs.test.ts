@@ -20,7 +20,7 @@ describe("good config fixtures", () => {
     });
   }
 
-  test("good-full.yaml: the DESIGN.md shape keeps its meaning", () => {
+  test("good-full.yaml: the interface's example shape keeps its meaning", () => {
     const c = load("good-full.yaml");
     assert.equal(c.data_dir, "/var/lib/sealcache");
     assert.equal(c.socket, "/run/sealcache/sealcache.sock");
