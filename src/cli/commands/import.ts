@@ -1,12 +1,11 @@
 import fs from "node:fs";
 import { OPERATOR } from "../../core/principal.js";
 import { IMPORT_MAX_BYTES } from "../../core/requests.js";
-import { withOfflineCore } from "../../daemon/offline.js";
 import { SealcacheError } from "../../errors.js";
-import { createLogger } from "../../log.js";
 import { daemonAbsent, replyError, request } from "../client.js";
-import { loadFull, socketFor, type GlobalOptions, type Io } from "../context.js";
+import { socketFor, type GlobalOptions, type Io } from "../context.js";
 import { UsageError } from "../exit.js";
+import { onCacheDirectly } from "../on-cache.js";
 
 /**
  * `import NAME --from-file F [--delete-source]`: a one-time value (a bootstrap
@@ -32,13 +31,7 @@ export async function importCommand(g: GlobalOptions, args: string[], flags: { f
     } catch (e) {
       if (!daemonAbsent(e)) throw e;
       via = "cli";
-      const { config } = loadFull(g, true);
-      const logger = createLogger({ level: "silent" });
-      stored = await withOfflineCore({ config, logger, what: "import" }, async (core) => {
-        const r = core.importSecret(OPERATOR, name, value);
-        core.record(OPERATOR, { route: "import", name, status: 201, code: "ok" });
-        return r;
-      });
+      stored = await onCacheDirectly(g, e, { route: "import", name, okStatus: 201 }, (core) => core.importSecret(OPERATOR, name, value));
     }
   } finally {
     value.fill(0);

@@ -1,10 +1,9 @@
 import { OPERATOR } from "../../core/principal.js";
-import { withOfflineCore } from "../../daemon/offline.js";
-import { createLogger } from "../../log.js";
 import { daemonAbsent, replyError, request } from "../client.js";
-import { loadFull, socketFor, type GlobalOptions, type Io } from "../context.js";
+import { socketFor, type GlobalOptions, type Io } from "../context.js";
 import { UsageError } from "../exit.js";
 import { plural } from "../format.js";
+import { onCacheDirectly } from "../on-cache.js";
 
 /**
  * `revoke NAME|--all`: crypto-shreds (see Core.revoke), through the daemon when it
@@ -24,13 +23,8 @@ export async function revoke(g: GlobalOptions, args: string[], flags: { all: boo
   } catch (e) {
     if (!daemonAbsent(e)) throw e;
     via = "cli";
-    const { config } = loadFull(g, true);
-    const logger = createLogger({ level: "silent" });
-    revoked = await withOfflineCore({ config, logger, what: "revoke" }, async (core) => {
-      const r = await core.revoke(OPERATOR, flags.all ? "all" : [args[0]!]);
-      core.record(OPERATOR, { route: "revoke", name: flags.all ? null : args[0]!, status: 200, code: "ok" });
-      return r.revoked;
-    });
+    const name = flags.all ? null : args[0]!;
+    revoked = await onCacheDirectly(g, e, { route: "revoke", name, okStatus: 200 }, async (core) => (await core.revoke(OPERATOR, flags.all ? "all" : [args[0]!])).revoked);
   }
   if (g.json) io.out(`${JSON.stringify({ revoked, via })}\n`);
   else io.out(`revoked ${plural(revoked.length, "secret")}${flags.all ? " and rotated the cache key" : ""}${revoked.length > 0 && revoked.length <= 20 ? `: ${revoked.join(", ")}` : ""}\n`);

@@ -255,6 +255,12 @@ describe("sealcache import through the real daemon", () => {
     const refused = await cli(["import", "demo/db-password", "--from-file", tokenFile(dir, "offline2.token", planted("o2")), ...c]);
     assert.equal(refused.code, 2, refused.stderr);
     assert.match(refused.stderr, /is served by provider demo/);
+    // No daemon and no config to open the cache with: both said, exit 5, the source kept.
+    const kept = tokenFile(dir, "offline3.token", planted("o3"));
+    const blind = await cli(["--socket", path.join(dir, "absent.sock"), "--config", path.join(dir, "absent.yaml"), "import", "boot/blind", "--from-file", kept, "--delete-source"]);
+    assert.equal(blind.code, 5, blind.stderr);
+    assert.match(blind.stderr, /cannot reach the daemon at \S*absent\.sock \(ENOENT\)[^\n]*\n\s+and import cannot work on the cache directly without the daemon's config/);
+    assert.ok(fs.existsSync(kept), "--delete-source keeps the file when nothing was stored");
     await start();
     assert.equal((await raw("boot/offline")).body, v);
     const listed = (await list()).find((s) => s.name === "boot/offline");
@@ -263,6 +269,11 @@ describe("sealcache import through the real daemon", () => {
     assert.ok(
       audit.some((e) => e.route === "import" && e.status === 201 && e.principal === "operator"),
       JSON.stringify(audit),
+    );
+    const refusedAudit = JSON.parse((await cli(["--json", "audit", "--since", "5m", "--name", "demo/db-password", ...c])).stdout).entries as typeof audit;
+    assert.ok(
+      refusedAudit.some((e) => e.route === "import" && e.status === 400 && e.principal === "operator"),
+      `an offline refusal is audited: ${JSON.stringify(refusedAudit)}`,
     );
     assertNoLeaks(d.output(), "daemon output", values);
   });

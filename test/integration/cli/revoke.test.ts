@@ -288,13 +288,27 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     assert.deepEqual(foundIn(dataDir, needles([row])), []);
     const unknown = await cli(["revoke", "demo/nothing", ...c]);
     assert.equal(unknown.code, 3, "the same rules offline");
+    // No daemon and no config to open the cache with: both said, exit 5, nothing touched.
+    const blind = await cli(["--socket", path.join(dir, "absent.sock"), "--config", path.join(dir, "absent.yaml"), "revoke", "demo/api-token"]);
+    assert.equal(blind.code, 5, blind.stderr);
+    assert.match(
+      blind.stderr,
+      /cannot reach the daemon at \S*absent\.sock \(ENOENT\)[^\n]*\n\s+and revoke cannot work on the cache directly without the daemon's config: invalid config \S*absent\.yaml/,
+    );
     await start("socket");
     const got = await d.get("/v1/secrets/demo/db-password");
     assert.deepEqual([got.status, got.json().error], [410, "revoked"]);
-    const audit = (await jsonCli(["audit", "--since", "5m", "--name", "demo/db-password", ...c])).out.entries as { route: string; principal: string; status: number }[];
+    assert.equal((await d.get("/v1/secrets/demo/api-token")).status, 200, "the command that could not open the cache revoked nothing");
+    const audit = (await jsonCli(["audit", "--since", "5m", "--name", "demo/db-password", ...c])).out.entries as { route: string; principal: string; status: number; code: string }[];
     assert.ok(
       audit.some((e) => e.route === "revoke" && e.principal === "operator" && e.status === 200),
       JSON.stringify(audit),
+    );
+    // A refusal on the cache directly is in the audit trail as the socket would record it.
+    const refused = (await jsonCli(["audit", "--since", "5m", "--name", "demo/nothing", ...c])).out.entries as typeof audit;
+    assert.ok(
+      refused.some((e) => e.route === "revoke" && e.principal === "operator" && e.status === 404 && e.code === "not_found"),
+      JSON.stringify(refused),
     );
   });
 
