@@ -171,6 +171,63 @@ describe("Core operations for each principal", () => {
     );
   });
 
+  test("import: admins and the operator; not a peer without admin nor the fleet; a provider's name, an empty value, a bad name refused", async (t) => {
+    const { core } = await serving(t);
+    const tok = (v: string) => Buffer.from(v);
+    assert.equal(
+      code(() => core.importSecret(peer(AGENT), "boot/t", tok("t-1"))),
+      "forbidden",
+    );
+    assert.equal(
+      code(() => core.importSecret(FLEET, "boot/t", tok("t-1"))),
+      "forbidden",
+    );
+    assert.deepEqual(core.importSecret(peer(ADMIN), "boot/t", tok("t-1")), { name: "boot/t", version: 1 });
+    assert.equal(text(core.get(peer(ADMIN), "boot/t").value), "t-1");
+    assert.deepEqual(core.importSecret(OPERATOR, "boot/t", tok("t-2")), { name: "boot/t", version: 2 });
+    assert.equal(text(core.get(OPERATOR, "boot/t").value), "t-2");
+    assert.equal(core.list(OPERATOR, "boot/").find((e) => e.name === "boot/t")?.provider, "imported");
+    assert.throws(
+      () => core.importSecret(OPERATOR, "kafka/a", tok("x")),
+      (e: unknown) => isSealcacheError(e) && e.code === "bad_request" && /is served by provider f/.test(e.message),
+    );
+    assert.equal(text(core.get(OPERATOR, "kafka/a").value), "kafka-a", "the provider's value is untouched");
+    assert.equal(
+      code(() => core.importSecret(OPERATOR, "boot/empty", tok(""))),
+      "bad_request",
+    );
+    assert.equal(
+      code(() => core.importSecret(OPERATOR, "../boot", tok("x"))),
+      "bad_request",
+    );
+  });
+
+  test("revoke: admins, the fleet and the operator; a peer without admin is refused; a revoked name answers `revoked`; all rotates the key", async (t) => {
+    const { core } = await serving(t);
+    core.importSecret(OPERATOR, "boot/t", Buffer.from("t-1"));
+    await assert.rejects(core.revoke(peer(AGENT), ["kafka/a"]), (e: unknown) => isSealcacheError(e) && e.code === "forbidden");
+    assert.equal(text(core.get(peer(AGENT), "kafka/a").value), "kafka-a", "a refused revoke shreds nothing");
+    await assert.rejects(core.revoke(peer(ADMIN), ["nope/x"]), (e: unknown) => isSealcacheError(e) && e.code === "not_found");
+    assert.deepEqual(await core.revoke(FLEET, ["kafka/a"]), { revoked: ["kafka/a"] });
+    assert.equal(
+      code(() => core.get(peer(AGENT), "kafka/a")),
+      "revoked",
+    );
+    assert.equal(text(core.get(peer(AGENT), "kafka/b").value), "kafka-b", "only the named secret");
+    assert.deepEqual(await core.revoke(peer(ADMIN), ["boot/t"]), { revoked: ["boot/t"] });
+    assert.equal(
+      code(() => core.get(OPERATOR, "boot/t")),
+      "revoked",
+    );
+    const all = await core.revoke(OPERATOR, "all");
+    assert.deepEqual(all.revoked, ["db/pw", "kafka/a", "kafka/b"]);
+    assert.equal(
+      code(() => core.get(OPERATOR, "db/pw")),
+      "revoked",
+    );
+    assert.deepEqual(await core.rotateKek(OPERATOR), { rewrapped: 2, seal: "host" }, "revoke all rotated the key once before");
+  });
+
   test("watch: wakes on a change of a named secret; forbidden names are refused before anything waits", async (t) => {
     const { core, src } = await serving(t);
     const first = await core.watch(peer(AGENT), { names: ["kafka/a"], since: undefined, timeoutMs: 1_000 }, new AbortController().signal);
