@@ -198,6 +198,19 @@ describe("render failures leave every file as it was", () => {
       assert.notEqual(x.code, 0);
       assert.match(x.stderr, message);
     }
+
+    // A revoked name (410 revoked: exit 5), then no daemon at all (exit 5): the file as it was.
+    assert.equal((await d.get("/v1/revoke?name=app/token", { method: "POST" })).status, 200);
+    const revoked = await cli(["--socket", d.socket, "render", "--template", path.join(work, "ok"), "--out", out]);
+    assert.equal(revoked.code, 5, revoked.stderr);
+    assert.match(revoked.stderr, /^sealcache: .*names "app\/token": secret "app\/token" was revoked/);
+    assert.equal(fs.readFileSync(out, "utf8"), "old content\n", "a revoked name leaves the old file");
+    await d.stop();
+    const down = await cli(["--socket", d.socket, "render", "--template", path.join(work, "ok"), "--out", out]);
+    assert.equal(down.code, 5, down.stderr);
+    assert.match(down.stderr, /cannot reach the daemon at \S+ \((ENOENT|ECONNREFUSED)\)/);
+    assert.equal(fs.readFileSync(out, "utf8"), "old content\n", "no daemon leaves the old file");
+    assert.equal(mode(out), 0o640);
   });
 
   test("--out in a folder that does not exist or may not be written: a clear error before anything is fetched", async (t) => {
