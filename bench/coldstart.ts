@@ -51,7 +51,9 @@ async function atSize(size: number): Promise<void> {
     }
     const tag = label(size);
     const list = (xs: readonly Start[], k: keyof Start) => xs.map((v) => v[k].toFixed(0)).join(", ");
-    note(`coldstart ${tag}: daemon to socket ${list(ours, "socketMs")} ms, to the first secret ${list(ours, "servedMs")} ms; bare node:http ${list(bare, "servedMs")} ms`);
+    note(
+      `coldstart ${tag}: daemon to socket ${list(ours, "socketMs")} ms, to the first secret ${list(ours, "servedMs")} ms; bare node:http ${list(bare, "servedMs")} ms`,
+    );
     const served = ours.map((s) => s.servedMs);
     const socket = ours.map((s) => s.socketMs);
     const bareMs = bare.map((s) => s.servedMs);
@@ -65,7 +67,12 @@ async function atSize(size: number): Promise<void> {
     const limit = TARGET_MS[size]!;
     const col = tag as Column;
     const met = target("coldstart", `median_ms_${tag}`, med, "<=", limit);
-    summarize("cold start, spawn to the first served secret (median)", col, { text: fmt(med, "ms"), floor: `${fmt(bareMed, "ms")} to listen`, target: `${tag} <= ${fmt(limit, "ms")}`, met });
+    summarize("cold start, spawn to the first served secret (median)", col, {
+      text: fmt(med, "ms"),
+      floor: `${fmt(bareMed, "ms")} to listen`,
+      target: `${tag} <= ${fmt(limit, "ms")}`,
+      met,
+    });
     summarize("cold start, spawn to the socket answering (median)", col, { text: fmt(sock, "ms"), floor: `${fmt(bareMed, "ms")} to listen` });
   } finally {
     removeDir(fx.dir);

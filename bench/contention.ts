@@ -122,7 +122,8 @@ export async function contentionBench(): Promise<void> {
       const client = installClient(fx.dir);
       const paths = fx.names.map(secretPath);
       const node = fs.realpathSync(process.execPath);
-      const loop = (a: Account, socket = fx.socket) => clientAs<Loop>(a, node, client, { op: "loop", socket, paths, durationMs: MEASURE_MS, pauseMs: PAUSE_MS }, { timeoutMs: MEASURE_MS + 30_000 });
+      const loop = (a: Account, socket = fx.socket) =>
+        clientAs<Loop>(a, node, client, { op: "loop", socket, paths, durationMs: MEASURE_MS, pauseMs: PAUSE_MS }, { timeoutMs: MEASURE_MS + 30_000 });
       // The floor: the same client alone against plain node:http writing a real daemon answer, in every round.
       const reply = await saveReply(fx.socket, paths[0]!, path.join(fx.dir, "bare-reply.json"));
       bare = startBare(path.join(fx.dir, "bare.sock"), reply);
@@ -192,7 +193,9 @@ function report(bareAlone: Loop, alone: Pooled, floods: ReadonlyMap<string, Pool
     const f = sorted(p.loop);
     const total = Object.values(p.answers.statuses).reduce((x, y) => x + y, 0);
     const connects = p.answers.connects ? ` over ${p.answers.connects} connections` : "";
-    note(`contention: ${name} flood: client ${f.length} lookups ${JSON.stringify(p.loop.statuses)}; flood answers ${JSON.stringify(p.answers.statuses)}${connects}`);
+    note(
+      `contention: ${name} flood: client ${f.length} lookups ${JSON.stringify(p.loop.statuses)}; flood answers ${JSON.stringify(p.answers.statuses)}${connects}`,
+    );
     if (notOk(p.loop) > 0) note(`contention: WARNING the measured client got ${notOk(p.loop)} answers other than 200 under the ${name} flood`);
     emit("contention", `p50_ms_${name}`, percentile(f, 50), "ms");
     const p99 = emit("contention", `p99_ms_${name}`, percentile(f, 99), "ms");

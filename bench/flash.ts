@@ -103,7 +103,8 @@ async function refreshPhase(d: ServerProcess, fx: Fixture): Promise<RefreshPhase
     const until = performance.now() + (WARM_CYCLES + CYCLES + 4) * INTERVAL_S * 2_000;
     while (samples.length < WARM_CYCLES + CYCLES + 1) {
       assertRunning(d, "the refresh waves");
-      if (performance.now() > until) throw new Error(`flash: only ${samples.length} refresh waves seen in ${((WARM_CYCLES + CYCLES + 4) * INTERVAL_S * 2).toFixed(0)} s:\n${d.output()}`);
+      if (performance.now() > until)
+        throw new Error(`flash: only ${samples.length} refresh waves seen in ${((WARM_CYCLES + CYCLES + 4) * INTERVAL_S * 2).toFixed(0)} s:\n${d.output()}`);
       await sleep(100);
     }
   } finally {
@@ -218,14 +219,18 @@ function report(r: RefreshPhase, idlePerHour: number, l: { seconds: number; writ
     `flash: data_dir after: ${sizes.join(", ")}; per refresh of ${SECRETS} unchanged secrets: ${readableRate(perWave)} on average, median ${readableRate(typical)}, heaviest ${readableRate(heaviest)}`,
   );
   if (heaviest < 3 * typical + 4096)
-    note(`flash: WARNING no wave in ${waves} wrote much more than the others: the hourly row rewrite (confirmWriteMs from max_stale ${MAX_STALE}) did not show, so this hour may lack it`);
+    note(
+      `flash: WARNING no wave in ${waves} wrote much more than the others: the hourly row rewrite (confirmWriteMs from max_stale ${MAX_STALE}) did not show, so this hour may lack it`,
+    );
   const met = target("flash", "write_mb_per_hour_5min", mbh, "<=", TARGET_BYTES_PER_HOUR / MB);
   summarize(`writes to flash, ${SECRETS.toLocaleString("en-US")} unchanged secrets refreshed every 5 min`, "1k", {
     text: `${fmt(mbh, "MB/h")} (${readableRate(perWave)}/refresh, ${readableRate(idlePerHour)}/h idle)`,
     target: "<= 1 MB/h (10^6 bytes)",
     met,
   });
-  summarize(`writes to flash, the same with ${LOOKUP_RPS} lookups/s`, "1k", { text: `${fmt((perHour + lookupsPerHour) / MB, "MB/h")} (${readableRate(lookupsPerHour / 3600 / LOOKUP_RPS)}/lookup)` });
+  summarize(`writes to flash, the same with ${LOOKUP_RPS} lookups/s`, "1k", {
+    text: `${fmt((perHour + lookupsPerHour) / MB, "MB/h")} (${readableRate(lookupsPerHour / 3600 / LOOKUP_RPS)}/lookup)`,
+  });
 }
 
 function readableRate(bytes: number): string {

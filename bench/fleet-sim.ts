@@ -27,7 +27,13 @@ export interface SimResult {
  * second, over the first `windowMs`: the figure `npm run bench -- fleet` prints
  * for the scheduler.
  */
-export function simulateRestart(opts: { clients: number; downMs: number; windowMs?: number; backoff: Omit<BackoffOptions, "random">; seed?: number }): SimResult {
+export function simulateRestart(opts: {
+  clients: number;
+  downMs: number;
+  windowMs?: number;
+  backoff: Omit<BackoffOptions, "random">;
+  seed?: number;
+}): SimResult {
   const windowMs = opts.windowMs ?? 60_000;
   const random = seeded(opts.seed ?? 1);
   const perSecond = new Array<number>(Math.ceil(windowMs / 1000)).fill(0);

@@ -97,7 +97,9 @@ async function realRestart(label: string, spreadMs: number): Promise<void> {
     }
     const ratio = peakOverMean(perSecond);
     const times = [...firstConnect.values()].sort((a, b) => a - b);
-    note(`fleet: ${label} (spread ${spreadMs / 1000} s): broker stopped at 0 s, listening again at ${(restartedAt / 1000).toFixed(1)} s; attempts per second: ${perSecond.join(" ")}`);
+    note(
+      `fleet: ${label} (spread ${spreadMs / 1000} s): broker stopped at 0 s, listening again at ${(restartedAt / 1000).toFixed(1)} s; attempts per second: ${perSecond.join(" ")}`,
+    );
     emit("fleet", `${label}_clients`, CLIENTS, "requests");
     emit(
       "fleet",

@@ -65,7 +65,10 @@ export async function idleBench(): Promise<void> {
     }
     report(ours, floor, empty, base);
     if (haveStrace()) {
-      const [w, wb] = await Promise.all([traceWakeups(d.pid, STRACE_MS, path.join(fx.dir, "daemon.strace")), traceWakeups(bare.pid, STRACE_MS, path.join(fx.dir, "bare.strace"))]);
+      const [w, wb] = await Promise.all([
+        traceWakeups(d.pid, STRACE_MS, path.join(fx.dir, "daemon.strace")),
+        traceWakeups(bare.pid, STRACE_MS, path.join(fx.dir, "bare.strace")),
+      ]);
       reportWakeups(d.pid, w, bare.pid, wb);
     } else {
       note("idle: strace is not installed; timer wakeups not measured (apt-get install strace)");
@@ -126,9 +129,14 @@ function reportWakeups(pid: number, w: Wakeups, barePid: number, wb: Wakeups): v
       .slice(0, 6)
       .map(([n, c]) => `${n} ${c}`)
       .join(", ");
-  const loops = (x: Wakeups) => x.threads.map((t) => `tid ${t.tid}: ${t.polls} (${t.timers} timers, ${t.io} I/O; ${t.nonBlocking} non-blocking polls besides)`).join("; ");
-  note(`idle: daemon over ${w.windowS.toFixed(0)} s of strace: epoll returns ${loops(w)}; timed-out waits asked ${timeouts(w)}; ${w.calls} syscalls: ${calls(w)}`);
-  note(`idle: bare node:http over ${wb.windowS.toFixed(0)} s: epoll returns ${loops(wb) || "none"}; timed-out waits asked ${timeouts(wb)}; ${wb.calls} syscalls: ${calls(wb)}`);
+  const loops = (x: Wakeups) =>
+    x.threads.map((t) => `tid ${t.tid}: ${t.polls} (${t.timers} timers, ${t.io} I/O; ${t.nonBlocking} non-blocking polls besides)`).join("; ");
+  note(
+    `idle: daemon over ${w.windowS.toFixed(0)} s of strace: epoll returns ${loops(w)}; timed-out waits asked ${timeouts(w)}; ${w.calls} syscalls: ${calls(w)}`,
+  );
+  note(
+    `idle: bare node:http over ${wb.windowS.toFixed(0)} s: epoll returns ${loops(wb) || "none"}; timed-out waits asked ${timeouts(wb)}; ${wb.calls} syscalls: ${calls(wb)}`,
+  );
   const perMin = emit("idle", "main_loop_timer_wakeups_per_min", ours.timersPerMin, "per_min");
   emit("idle", "main_loop_io_wakeups_per_min", ours.ioPerMin, "per_min");
   emit("idle", "syscalls_per_s", w.calls / w.windowS, "per_s");

@@ -82,7 +82,10 @@ function report(size: number, ours: Profile, floor: Floors): void {
   emit("memory", `rss_after_lookups_vs_bare_${tag}`, ours.after / floor.http.after, "ratio");
   emit("memory", `rss_anon_mb_idle_${tag}`, ours.idleAnon, "MB");
   emit("memory", `rss_anon_mb_after_lookups_${tag}`, ours.afterAnon, "MB");
-  summarize("RSS idle, anonymous part (the rest is node's own file pages)", col, { text: fmt(ours.idleAnon, "MB"), floor: `${fmt(floor.nodeAnon, "MB")} bare node` });
+  summarize("RSS idle, anonymous part (the rest is node's own file pages)", col, {
+    text: fmt(ours.idleAnon, "MB"),
+    floor: `${fmt(floor.nodeAnon, "MB")} bare node`,
+  });
 }
 
 interface Floors {

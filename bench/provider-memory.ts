@@ -40,7 +40,11 @@ export const PROVIDER_CASES: Record<string, (dir: string) => Promise<Backend>> =
     fv.putKv2("secret/data/bench/one", { v: "value-one" });
     const tokenFile = path.join(dir, "token");
     fs.writeFileSync(tokenFile, fv.issueToken(0), { mode: 0o600 });
-    return { provider: { type: "vault", address: fv.url, auth: { method: "token", token_file: tokenFile } }, path: "secret/data/bench/one", stop: () => fv.stop() };
+    return {
+      provider: { type: "vault", address: fv.url, auth: { method: "token", token_file: tokenFile } },
+      path: "secret/data/bench/one",
+      stop: () => fv.stop(),
+    };
   },
   "aws-secrets-manager": async () => {
     const fa = await new FakeAws().start();
@@ -51,7 +55,12 @@ export const PROVIDER_CASES: Record<string, (dir: string) => Promise<Backend>> =
     const certs = makeCerts(path.join(dir, "certs"));
     const gcp = await new FakeGcp({ key: fs.readFileSync(certs.serverKey), cert: fs.readFileSync(certs.serverCert) }).start();
     gcp.addVersion("one", "value-one");
-    const provider = { type: "gcp-secret-manager", endpoint: gcp.endpoint, tls: { ca_file: certs.caFile, server_name: "localhost" }, credentials_file: gcp.writeServiceAccount(dir) };
+    const provider = {
+      type: "gcp-secret-manager",
+      endpoint: gcp.endpoint,
+      tls: { ca_file: certs.caFile, server_name: "localhost" },
+      credentials_file: gcp.writeServiceAccount(dir),
+    };
     return { provider, path: `projects/${gcp.project}/secrets/one`, stop: () => gcp.stop() };
   },
   "azure-key-vault": async (dir) => {
@@ -61,7 +70,11 @@ export const PROVIDER_CASES: Record<string, (dir: string) => Promise<Backend>> =
     const secretFile = path.join(dir, "client-secret");
     fs.writeFileSync(secretFile, app.secret, { mode: 0o600 });
     const auth = { method: "client_secret", tenant_id: az.entra.tenant, client_id: app.clientId, client_secret_file: secretFile, authority_host: az.entra.url };
-    return { provider: { type: "azure-key-vault", vault_url: az.vault.url, tls: { ca_file: az.certs.caFile }, auth }, path: "bench-one", stop: () => az.stop() };
+    return {
+      provider: { type: "azure-key-vault", vault_url: az.vault.url, tls: { ca_file: az.certs.caFile }, auth },
+      path: "bench-one",
+      stop: () => az.stop(),
+    };
   },
 };
 

@@ -98,7 +98,15 @@ async function measure(
 ): Promise<void> {
   const socket = path.join(dir, "s.sock");
   const configFile = path.join(dir, "sealcache.yaml");
-  const config = { data_dir: path.join(dir, "data"), socket, seal: { type: "host" }, sync: { interval: "1h", timeout: "60s" }, providers, secrets, log: { level: "warn" } };
+  const config = {
+    data_dir: path.join(dir, "data"),
+    socket,
+    seal: { type: "host" },
+    sync: { interval: "1h", timeout: "60s" },
+    providers,
+    secrets,
+    log: { level: "warn" },
+  };
   fs.writeFileSync(configFile, stringify(config));
   const fx = { dir, configFile, socket, secretsDir: dir, names: [] };
   reset();

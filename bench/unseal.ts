@@ -54,7 +54,12 @@ export async function unsealBench(): Promise<void> {
     const dataDir = path.join(dir, "data");
     fs.mkdirSync(dataDir, { mode: 0o700 });
     const sodium = await loadSodium();
-    const sealer = await createSealer({ dataDir, seal: { type: "tpm2", tcti: tpm.tcti, pcrs: PCRS, counter_index: 0x01005343 }, sodium, logger: createLogger({ level: "silent" }) });
+    const sealer = await createSealer({
+      dataDir,
+      seal: { type: "tpm2", tcti: tpm.tcti, pcrs: PCRS, counter_index: 0x01005343 },
+      sodium,
+      logger: createLogger({ level: "silent" }),
+    });
     sodium.memzero(await createKek(sealer, dataDir));
 
     // In a warm process: the unseal alone, connection open to close.

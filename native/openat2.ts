@@ -77,4 +77,9 @@ export function readlinkat(dirfd: number, path: string): { target: string } | { 
   return n >= 0 ? { target: buf.subarray(0, n).toString("utf8") } : { errno: errnoName() };
 }
 
-export const O_FLAGS = { RDONLY: constants.O_RDONLY, NONBLOCK: constants.O_NONBLOCK, NOFOLLOW: constants.O_NOFOLLOW, DIRECTORY: constants.O_DIRECTORY } as const;
+export const O_FLAGS = {
+  RDONLY: constants.O_RDONLY,
+  NONBLOCK: constants.O_NONBLOCK,
+  NOFOLLOW: constants.O_NOFOLLOW,
+  DIRECTORY: constants.O_DIRECTORY,
+} as const;

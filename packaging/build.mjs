@@ -107,7 +107,9 @@ function notices(thirdParty) {
           .sort()
       : [];
     const text = files.map((f) => fs.readFileSync(path.join(p.dir, f), "utf8").trim()).join("\n\n");
-    parts.push(`${"=".repeat(72)}\n${p.name} ${p.version} (${p.license})\n${"=".repeat(72)}\n${text || `Licence: ${p.license} (the package ships no licence file).`}\n`);
+    parts.push(
+      `${"=".repeat(72)}\n${p.name} ${p.version} (${p.license})\n${"=".repeat(72)}\n${text || `Licence: ${p.license} (the package ships no licence file).`}\n`,
+    );
   }
   return parts.join("\n");
 }
@@ -153,6 +155,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const line = (r) => r.map((c, i) => c.padEnd(widths[i])).join("  ");
   console.log(line(head));
   for (const r of rows) console.log(line(r));
-  console.log(`systemd-analyze security exposure of sealcache.service: ${exposure(path.join(repo, "packaging/files/sealcache.service")) ?? "n/a (no systemd-analyze)"}`);
+  console.log(
+    `systemd-analyze security exposure of sealcache.service: ${exposure(path.join(repo, "packaging/files/sealcache.service")) ?? "n/a (no systemd-analyze)"}`,
+  );
   console.log(`packages in ${path.relative(process.cwd(), path.join(repo, "dist/packages")) || "."}; the daemon's code is in /${LIBDIR}`);
 }

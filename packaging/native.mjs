@@ -460,7 +460,10 @@ function archOf(arch) {
 
 function nodeRelease(arch, major) {
   const v = NODE_RELEASES[arch]?.[major];
-  if (!v) throw new Error(`no Node ${major} release for ${arch} in NODE_RELEASES (packaging/native.mjs); it has ${Object.keys(NODE_RELEASES[arch] ?? {}).join(", ")}`);
+  if (!v)
+    throw new Error(
+      `no Node ${major} release for ${arch} in NODE_RELEASES (packaging/native.mjs); it has ${Object.keys(NODE_RELEASES[arch] ?? {}).join(", ")}`,
+    );
   return v;
 }
 

@@ -76,7 +76,8 @@ async function main() {
   }
   const built = await buildNative({ arch, nodeMajors: majors, outDir: lib, cacheDir, log: (s) => console.log(s) });
   await bundleProbe(path.join(lib, "chunks/smoke-probe.mjs"));
-  for (const b of built.bindings) console.log(`  ${(await run("file", ["-b", b.file])).stdout.trim().split(",").slice(0, 3).join(",")}  ${path.basename(b.file)}`);
+  for (const b of built.bindings)
+    console.log(`  ${(await run("file", ["-b", b.file])).stdout.trim().split(",").slice(0, 3).join(",")}  ${path.basename(b.file)}`);
   const buildSeconds = seconds(t0);
 
   const rows = [];
@@ -89,7 +90,8 @@ async function main() {
     const probe = await timed(node, [path.join(lib, "chunks/smoke-probe.mjs"), path.join(tmp, "probe.db")]);
     const p = JSON.parse(probe.stdout);
     const want = { abi: String(built.bindings.find((b) => b.major === major)?.abi), mode: "wal", row: "k=010203", getpid: true };
-    for (const [k, v] of Object.entries(want)) if (p[k] !== v) throw new Error(`Node ${major} on ${arch}: probe ${k} is ${p[k]}, expected ${v}: ${probe.stdout}`);
+    for (const [k, v] of Object.entries(want))
+      if (p[k] !== v) throw new Error(`Node ${major} on ${arch}: probe ${k} is ${p[k]}, expected ${v}: ${probe.stdout}`);
     rows.push([
       `Node ${p.node}`,
       p.arch,

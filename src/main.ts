@@ -46,7 +46,11 @@ async function main(argv: string[]): Promise<number> {
     case "exec":
       return (await import("./cli/commands/exec.js")).execCommand(g, { env: lists.env, onChange: str("on-change"), wait: str("wait") }, rest, io);
     case "render":
-      return (await import("./cli/commands/render.js")).render(g, { templates: lists.template, outs: lists.out, mode: str("mode"), watch: v.watch === true, onChange: str("on-change") }, io);
+      return (await import("./cli/commands/render.js")).render(
+        g,
+        { templates: lists.template, outs: lists.out, mode: str("mode"), watch: v.watch === true, onChange: str("on-change") },
+        io,
+      );
     case "doctor":
       return (await import("./cli/commands/doctor.js")).doctor(g, io);
     case "fleet keygen":

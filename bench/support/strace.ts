@@ -160,7 +160,13 @@ export function wakeups(calls: readonly Call[], windowS: number): Wakeups {
     else if (c.errno === "EINTR") t.interrupted++;
   }
   const byCount = <K>(m: Map<K, number>) => [...m].sort((a, b) => b[1] - a[1]);
-  return { windowS, threads: [...threads.values()].sort((a, b) => b.polls - a.polls), timerTimeouts: byCount(timeouts), syscalls: byCount(names), calls: calls.length };
+  return {
+    windowS,
+    threads: [...threads.values()].sort((a, b) => b.polls - a.polls),
+    timerTimeouts: byCount(timeouts),
+    syscalls: byCount(names),
+    calls: calls.length,
+  };
 }
 
 /** Two significant digits: 997, 998 and 1000 ms are one 1 s timer. */

@@ -39,7 +39,9 @@ export interface NvPublic {
 
 export function checkNvIndex(index: number): void {
   if (!Number.isInteger(index) || index < NV_INDEX_FIRST || index > NV_INDEX_LAST) {
-    throw new RangeError(`0x${Number.isInteger(index) && index >= 0 ? index.toString(16).padStart(8, "0") : String(index)} is not an NV index handle (0x01000000..0x01ffffff)`);
+    throw new RangeError(
+      `0x${Number.isInteger(index) && index >= 0 ? index.toString(16).padStart(8, "0") : String(index)} is not an NV index handle (0x01000000..0x01ffffff)`,
+    );
   }
 }
 
@@ -69,10 +71,22 @@ export function parseNvPublic(wire: Uint8Array): NvPublic {
 
 /** True when `pub` is a counter defined the way sealcache defines one (its state bits aside). */
 export function isSealcacheCounter(pub: NvPublic): boolean {
-  return (pub.attributes & ~NV_STATE_ATTRIBUTES) >>> 0 === COUNTER_ATTRIBUTES && pub.dataSize === COUNTER_SIZE && pub.nameAlg === ALG.SHA256 && pub.authPolicy.length === 0;
+  return (
+    (pub.attributes & ~NV_STATE_ATTRIBUTES) >>> 0 === COUNTER_ATTRIBUTES &&
+    pub.dataSize === COUNTER_SIZE &&
+    pub.nameAlg === ALG.SHA256 &&
+    pub.authPolicy.length === 0
+  );
 }
 
-const TYPE_NAMES: Record<number, string> = { [NT.ORDINARY]: "ordinary", [NT.COUNTER]: "counter", [NT.BITS]: "bits", [NT.EXTEND]: "extend", [NT.PIN_FAIL]: "pinfail", [NT.PIN_PASS]: "pinpass" };
+const TYPE_NAMES: Record<number, string> = {
+  [NT.ORDINARY]: "ordinary",
+  [NT.COUNTER]: "counter",
+  [NT.BITS]: "bits",
+  [NT.EXTEND]: "extend",
+  [NT.PIN_FAIL]: "pinfail",
+  [NT.PIN_PASS]: "pinpass",
+};
 
 /** "nt=counter|ownerwrite|authread|no_da", in tpm2_nvdefine's spelling. */
 export function nvAttributesText(attributes: number): string {

@@ -4,7 +4,8 @@ import { createHash } from "node:crypto";
 import { ALG, CC, ECC_NIST_P256, OBJECT } from "./constants.js";
 import { pcrSelection, Writer } from "./wire.js";
 
-const SRK_ATTRIBUTES = OBJECT.fixedTPM | OBJECT.fixedParent | OBJECT.sensitiveDataOrigin | OBJECT.userWithAuth | OBJECT.noDA | OBJECT.restricted | OBJECT.decrypt;
+const SRK_ATTRIBUTES =
+  OBJECT.fixedTPM | OBJECT.fixedParent | OBJECT.sensitiveDataOrigin | OBJECT.userWithAuth | OBJECT.noDA | OBJECT.restricted | OBJECT.decrypt;
 
 /** AES-128-CFB, as TPMT_SYM_DEF(_OBJECT): the SRK's symmetric scheme and the sessions' parameter encryption. */
 export function aes128cfb(): Uint8Array {

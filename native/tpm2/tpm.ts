@@ -82,7 +82,11 @@ export class Tpm {
     const rc = await callAsync(lib.tctildr.Initialize, tcti, tctiOut);
     if (rc !== 0) {
       const kind = classify(rc);
-      throw new TpmError(kind === "tpm" ? "unreachable" : kind, `cannot reach the TPM through TCTI ${JSON.stringify(tcti)}: ${rcText(rc)}; ${reachHint(tcti)}`, { rc });
+      throw new TpmError(
+        kind === "tpm" ? "unreachable" : kind,
+        `cannot reach the TPM through TCTI ${JSON.stringify(tcti)}: ${rcText(rc)}; ${reachHint(tcti)}`,
+        { rc },
+      );
     }
     const ctxOut: Ptr[] = [null];
     const rc2 = await callAsync(lib.esys.Initialize, ctxOut, tctiOut[0], null);
@@ -137,7 +141,23 @@ export class Tpm {
       let session: number | undefined;
       try {
         session = await this.#startSession(parent.handle, SE.HMAC, SESSION.decrypt);
-        const rc = await callAsync(tss().esys.Create, this.#ctx, parent.handle, session, NONE, NONE, inSensitive, inPublic, emptyData(), noPcrs(), privOut, pubOut, null, null, null);
+        const rc = await callAsync(
+          tss().esys.Create,
+          this.#ctx,
+          parent.handle,
+          session,
+          NONE,
+          NONE,
+          inSensitive,
+          inPublic,
+          emptyData(),
+          noPcrs(),
+          privOut,
+          pubOut,
+          null,
+          null,
+          null,
+        );
         if (rc !== 0) throw this.#error(rc, "sealing (TPM2_Create)");
         const priv = fromEsys("TPM2B_PRIVATE", privOut.splice(0, 1, null)[0]);
         const pub = fromEsys("TPM2B_PUBLIC", pubOut.splice(0, 1, null)[0]);
@@ -171,7 +191,16 @@ export class Tpm {
       try {
         if (pcrs.length > 0) {
           session = await this.#startSession(parent.handle, SE.POLICY, SESSION.encrypt);
-          const prc = await callAsync(tss().esys.PolicyPCR, this.#ctx, session, NONE, NONE, NONE, toC("TPM2B_DIGEST", new Uint8Array(2)), toC("TPML_PCR_SELECTION", pcrSelection(pcrs)));
+          const prc = await callAsync(
+            tss().esys.PolicyPCR,
+            this.#ctx,
+            session,
+            NONE,
+            NONE,
+            NONE,
+            toC("TPM2B_DIGEST", new Uint8Array(2)),
+            toC("TPML_PCR_SELECTION", pcrSelection(pcrs)),
+          );
           if (prc !== 0) throw this.#error(prc, "TPM2_PolicyPCR");
         } else {
           session = await this.#startSession(parent.handle, SE.HMAC, SESSION.encrypt);
@@ -282,7 +311,17 @@ export class Tpm {
       this.#nvSession(opts, async (session) => {
         const out = [0];
         const auth = toC("TPM2B_AUTH", new Uint8Array(2));
-        const rc = await callAsync(tss().esys.NV_DefineSpace, this.#ctx, ESYS_TR.RH_OWNER, session, NONE, NONE, auth, toC("TPM2B_NV_PUBLIC", counterPublic(index)), out);
+        const rc = await callAsync(
+          tss().esys.NV_DefineSpace,
+          this.#ctx,
+          ESYS_TR.RH_OWNER,
+          session,
+          NONE,
+          NONE,
+          auth,
+          toC("TPM2B_NV_PUBLIC", counterPublic(index)),
+          out,
+        );
         if (rc !== 0) throw this.#nvError(rc, `defining NV counter ${hex32(index)} (TPM2_NV_DefineSpace)`, "owner");
         const nv = out[0]!;
         this.#persistent.add(nv);
@@ -395,7 +434,23 @@ export class Tpm {
     const inPublic = toC("TPM2B_PUBLIC", srkTemplate(alg));
     const handleOut = [0];
     const pubOut: Ptr[] = [null];
-    const rc = await callAsync(tss().esys.CreatePrimary, this.#ctx, ESYS_TR.RH_OWNER, PASSWORD, NONE, NONE, inSensitive, inPublic, emptyData(), noPcrs(), handleOut, pubOut, null, null, null);
+    const rc = await callAsync(
+      tss().esys.CreatePrimary,
+      this.#ctx,
+      ESYS_TR.RH_OWNER,
+      PASSWORD,
+      NONE,
+      NONE,
+      inSensitive,
+      inPublic,
+      emptyData(),
+      noPcrs(),
+      handleOut,
+      pubOut,
+      null,
+      null,
+      null,
+    );
     freeEsys(pubOut[0]);
     if (rc !== 0) {
       const hint =
@@ -470,7 +525,10 @@ export class Tpm {
   #nvError(rc: number, what: string, auth?: "owner" | "index"): TpmError {
     let hint = "";
     if (classify(rc) === "auth") {
-      hint = auth === "owner" ? "; the owner hierarchy has an authorization value (sealcache uses empty owner authorization)" : "; the index has an authorization value";
+      hint =
+        auth === "owner"
+          ? "; the owner hierarchy has an authorization value (sealcache uses empty owner authorization)"
+          : "; the index has an authorization value";
     } else if (isTpmRc(rc, TPM_RC.NV_DEFINED)) hint = "; an NV index is already defined there";
     else if (isTpmRc(rc, TPM_RC.NV_SPACE)) hint = "; the TPM has no NV space left for another index";
     else if (isTpmRc(rc, TPM_RC.NV_UNINITIALIZED)) hint = "; the counter has never been incremented";
@@ -482,7 +540,20 @@ export class Tpm {
 
   async #startSession(tpmKey: number, type: number, attrs: number): Promise<number> {
     const out = [0];
-    const rc = await callAsync(tss().esys.StartAuthSession, this.#ctx, tpmKey, NONE, NONE, NONE, NONE, null, type, toC("TPMT_SYM_DEF", aes128cfb()), ALG.SHA256, out);
+    const rc = await callAsync(
+      tss().esys.StartAuthSession,
+      this.#ctx,
+      tpmKey,
+      NONE,
+      NONE,
+      NONE,
+      NONE,
+      null,
+      type,
+      toC("TPMT_SYM_DEF", aes128cfb()),
+      ALG.SHA256,
+      out,
+    );
     if (rc !== 0) throw this.#error(rc, "starting a salted session (TPM2_StartAuthSession)");
     const session = out[0]!;
     this.#sessions.add(session);
@@ -521,7 +592,13 @@ export class Tpm {
       const type = pub.u16();
       pub.u16(); // nameAlg
       const attrs = pub.u32();
-      return { handle, name: this.#name(handle), persistent: true, alg: type === ALG.ECC ? "ecc" : type === ALG.RSA ? "rsa" : "other", daProtected: (attrs & OBJECT.noDA) === 0 };
+      return {
+        handle,
+        name: this.#name(handle),
+        persistent: true,
+        alg: type === ALG.ECC ? "ecc" : type === ALG.RSA ? "rsa" : "other",
+        daProtected: (attrs & OBJECT.noDA) === 0,
+      };
     } catch (e) {
       await this.#flush(handle);
       throw e;

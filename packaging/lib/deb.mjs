@@ -69,7 +69,8 @@ function libraryDepends(needs) {
   const glibc = needs?.versions?.GLIBC;
   const cxx = Number(needs?.versions?.GLIBCXX?.split(".")[2]);
   const gcc = GCC_OF_GLIBCXX[cxx];
-  if (!glibc || !gcc) throw new Error(`cannot derive libc6/libstdc++6 from the addons' needs ${JSON.stringify(needs?.versions)}: extend GCC_OF_GLIBCXX in packaging/lib/deb.mjs`);
+  if (!glibc || !gcc)
+    throw new Error(`cannot derive libc6/libstdc++6 from the addons' needs ${JSON.stringify(needs?.versions)}: extend GCC_OF_GLIBCXX in packaging/lib/deb.mjs`);
   return [`libc6 (>= ${glibc})`, `libstdc++6 (>= ${gcc})`, "libgcc-s1"];
 }
 

@@ -127,7 +127,8 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
     values[t.name] = t.value ?? true;
     if (t.value !== undefined) (lists[t.name] ??= []).push(t.value);
   }
-  if (command === "get" && values.json === true && values.raw === true) throw new UsageError(`--json and --raw exclude each other: sealcache ${COMMANDS.get!.synopsis}`);
+  if (command === "get" && values.json === true && values.raw === true)
+    throw new UsageError(`--json and --raw exclude each other: sealcache ${COMMANDS.get!.synopsis}`);
   const before = terminator ? tokens.filter((t) => t.kind === "positional" && t.index < end).length : positionals.length;
   const args = positionals.slice(command?.includes(" ") ? 2 : 1, before);
   const rest = terminator ? positionals.slice(before) : undefined;
@@ -144,9 +145,11 @@ function checkArgs(command: string, spec: CommandSpec, args: string[], values: R
   const [min, max, what = "argument"] = spec.args;
   if (args.length >= min && args.length <= max) return;
   const expected = max === 0 ? "no arguments" : min === max ? `one ${what}` : `at most one ${what}`;
-  if (command === "exec") throw new UsageError(`exec runs the command given after --: sealcache ${spec.synopsis} (got ${JSON.stringify(args[0]!.slice(0, 40))} before --)`);
+  if (command === "exec")
+    throw new UsageError(`exec runs the command given after --: sealcache ${spec.synopsis} (got ${JSON.stringify(args[0]!.slice(0, 40))} before --)`);
   // `list demo/` most likely meant a prefix.
-  const hint = command === "list" && args.length === 1 && values.prefix === undefined ? ` (for names starting with ${args[0]}: sealcache list --prefix ${args[0]})` : "";
+  const hint =
+    command === "list" && args.length === 1 && values.prefix === undefined ? ` (for names starting with ${args[0]}: sealcache list --prefix ${args[0]})` : "";
   throw new UsageError(`${command} takes ${expected}: sealcache ${spec.synopsis}${hint}`);
 }
 

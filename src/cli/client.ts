@@ -36,8 +36,14 @@ export function request(target: string | Target, method: string, urlPath: string
     req.on("timeout", () => req.destroy(new SealcacheError("unavailable", `the daemon at ${socketPath} did not answer within ${timeoutMs / 1000} s`)));
     req.on("error", (e: NodeJS.ErrnoException) => {
       if (e instanceof SealcacheError || e.name === "AbortError") return reject(e);
-      if (e.code === "EACCES" || e.code === "EPERM") return reject(new SealcacheError("forbidden", `this account may not open the socket ${socketPath} (${e.code}): ${joinHint(socketPath)}`));
-      const hint = e.code === "ENOENT" && whenAbsent ? whenAbsent : e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "is the daemon running? (systemctl status sealcache, or pass --socket)" : "";
+      if (e.code === "EACCES" || e.code === "EPERM")
+        return reject(new SealcacheError("forbidden", `this account may not open the socket ${socketPath} (${e.code}): ${joinHint(socketPath)}`));
+      const hint =
+        e.code === "ENOENT" && whenAbsent
+          ? whenAbsent
+          : e.code === "ENOENT" || e.code === "ECONNREFUSED"
+            ? "is the daemon running? (systemctl status sealcache, or pass --socket)"
+            : "";
       reject(new SealcacheError("unavailable", `cannot reach the daemon at ${socketPath} (${e.code ?? e.message})${hint ? `: ${hint}` : ""}`, { cause: e }));
     });
     if (body) req.setHeader("Content-Length", body.length);

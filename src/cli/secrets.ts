@@ -44,7 +44,11 @@ export async function fetchSecret(target: Target, name: string): Promise<Fetched
   const r = await request(target, "GET", `/v1/secrets/${encodeURIComponent(name).replace(/%2F/g, "/")}?format=raw`);
   if (r.status !== 200) throw replyError(r);
   try {
-    if (!isUtf8(r.body)) throw new SealcacheError("bad_value", `the value of secret ${JSON.stringify(name)} is not UTF-8 text, so it cannot be used as text; read it with sealcache get ${name} --raw`);
+    if (!isUtf8(r.body))
+      throw new SealcacheError(
+        "bad_value",
+        `the value of secret ${JSON.stringify(name)} is not UTF-8 text, so it cannot be used as text; read it with sealcache get ${name} --raw`,
+      );
     return { name, text: r.body.toString("utf8"), digest: createHash("sha256").update(r.body).digest("hex") };
   } finally {
     r.body.fill(0);

@@ -49,7 +49,8 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
 
 /** Parses config text (as loadConfig does once the file is read and decoded). */
 export function parseConfig(text: string, opts: LoadOptions): LoadedConfig {
-  if (text.length > MAX_CONFIG_BYTES) throw new ConfigError(opts.file, [`the config is ${text.length} characters, over the ${MAX_CONFIG_BYTES / 1024 / 1024} MiB limit`]);
+  if (text.length > MAX_CONFIG_BYTES)
+    throw new ConfigError(opts.file, [`the config is ${text.length} characters, over the ${MAX_CONFIG_BYTES / 1024 / 1024} MiB limit`]);
   return parseText(text, undefined, opts);
 }
 
@@ -93,7 +94,14 @@ function parseText(text: string, bad: BadByte | undefined, opts: LoadOptions): L
   const overrideProblems: string[] = [];
   // Only asked for an unknown SEALCACHE_* name: with 100,000 secrets the walk is not free.
   let own: Set<string> | undefined;
-  const merged = envOverrides(schema, interpolated, env, sources, overrideProblems, (name) => (own ??= envProviderVariables(interpolated)).has(name) || referencedIn(text, name));
+  const merged = envOverrides(
+    schema,
+    interpolated,
+    env,
+    sources,
+    overrideProblems,
+    (name) => (own ??= envProviderVariables(interpolated)).has(name) || referencedIn(text, name),
+  );
   for (const [keyPath, o] of Object.entries(opts.overrides ?? {})) {
     setPath(merged, keyPath.split("."), o.value);
     sources.set(keyPath, o.source);

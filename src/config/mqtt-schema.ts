@@ -60,7 +60,11 @@ export function mqttSchema(t: SchemaTools) {
       ca_file: t.path().optional(),
       cert_file: t.path().optional(),
       key_file: t.path().optional(),
-      topic_prefix: z.string().max(128).regex(TOPIC_PREFIX, "must be topic levels separated by / (no empty level, no + or #, not starting with $)").default("sealcache"),
+      topic_prefix: z
+        .string()
+        .max(128)
+        .regex(TOPIC_PREFIX, "must be topic levels separated by / (no empty level, no + or #, not starting with $)")
+        .default("sealcache"),
       client_id: z
         .string()
         .regex(/^[\x21-\x7e]{1,128}$/, "must be 1-128 printable ASCII characters without spaces")
@@ -86,7 +90,8 @@ export function mqttSchema(t: SchemaTools) {
     .strict()
     .superRefine((m, ctx) => {
       const issue = (path: string, message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path: [path], message });
-      if (m.password_secret !== undefined && m.password_file !== undefined) issue("password_file", "password_secret and password_file exclude each other; keep one");
+      if (m.password_secret !== undefined && m.password_file !== undefined)
+        issue("password_file", "password_secret and password_file exclude each other; keep one");
       if ((m.password_secret !== undefined || m.password_file !== undefined) && m.username === undefined) {
         issue("username", "required with a password (MQTT sends a password only with a username)");
       }
@@ -100,7 +105,11 @@ export function mqttSchema(t: SchemaTools) {
     .transform((m, ctx) => {
       const device_id = m.device_id ?? os.hostname();
       if (m.device_id === undefined && (!DEVICE_ID.test(device_id) || device_id === "fleet")) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["device_id"], message: `defaults to the hostname ${quote(device_id)}, which is no device id (${DEVICE_ID_RULE}); set mqtt.device_id` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["device_id"],
+          message: `defaults to the hostname ${quote(device_id)}, which is no device id (${DEVICE_ID_RULE}); set mqtt.device_id`,
+        });
         return z.NEVER;
       }
       return { ...m, device_id, client_id: m.client_id ?? device_id };

@@ -73,7 +73,14 @@ export function scalarLeaves(schema: z.ZodTypeAny, at: string[]): ScalarLeaf[] {
     const shape = (s as z.ZodObject<z.ZodRawShape>).shape;
     return Object.entries(shape).flatMap(([k, v]) => scalarLeaves(v as z.ZodTypeAny, [...at, k]));
   }
-  const kind = typeName === "ZodNumber" ? "number" : typeName === "ZodBoolean" ? "boolean" : typeName === "ZodString" || typeName === "ZodEnum" || typeName === "ZodUnion" ? "string" : undefined;
+  const kind =
+    typeName === "ZodNumber"
+      ? "number"
+      : typeName === "ZodBoolean"
+        ? "boolean"
+        : typeName === "ZodString" || typeName === "ZodEnum" || typeName === "ZodUnion"
+          ? "string"
+          : undefined;
   if (!kind || at.length === 0) return [];
   return [{ path: at, env: `SEALCACHE_${at.join("_").toUpperCase()}`, kind }];
 }
@@ -92,7 +99,8 @@ function coerce(kind: ScalarLeaf["kind"], v: string): { ok: true; value: unknown
     const n = Number(v);
     return v.trim() !== "" && Number.isFinite(n) ? { ok: true, value: n } : { ok: false, problem: `expected a number, got ${quote(v)}` };
   }
-  if (kind === "boolean") return v === "true" || v === "false" ? { ok: true, value: v === "true" } : { ok: false, problem: `expected true or false, got ${quote(v)}` };
+  if (kind === "boolean")
+    return v === "true" || v === "false" ? { ok: true, value: v === "true" } : { ok: false, problem: `expected true or false, got ${quote(v)}` };
   return { ok: true, value: v };
 }
 
@@ -109,7 +117,9 @@ function suggest(name: string, valid: readonly string[]): string {
   // or the name may be a valid one with a part added or dropped (SOCKET_PATH, SYNC).
   const limit = Math.max(2, Math.floor((name.length - "SEALCACHE_".length) / 3));
   if (best !== undefined && bestDistance <= limit) return ` (did you mean ${best}?)`;
-  const longer = valid.filter((v) => name.startsWith(`${v}_`) || v.startsWith(`${name}_`)).sort((a, b) => Math.abs(a.length - name.length) - Math.abs(b.length - name.length));
+  const longer = valid
+    .filter((v) => name.startsWith(`${v}_`) || v.startsWith(`${name}_`))
+    .sort((a, b) => Math.abs(a.length - name.length) - Math.abs(b.length - name.length));
   return longer.length > 0 ? ` (did you mean ${longer[0]}?)` : "";
 }
 

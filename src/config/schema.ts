@@ -89,7 +89,11 @@ export function configSchema(baseDir: string) {
         }
       }
       if (c.mqtt?.password_secret && !(c.mqtt.password_secret in c.secrets)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["mqtt", "password_secret"], message: `no secret named ${quote(c.mqtt.password_secret)} under secrets` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["mqtt", "password_secret"],
+          message: `no secret named ${quote(c.mqtt.password_secret)} under secrets`,
+        });
       }
     });
 }

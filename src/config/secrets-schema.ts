@@ -18,7 +18,11 @@ export interface SecretConfig {
 type Field = (v: unknown) => { ok: true; value: unknown } | { ok: false; message: string };
 
 const nonEmpty: Field = (v) =>
-  typeof v !== "string" ? { ok: false, message: `expected string, got ${typeOf(v)}` } : v.length === 0 ? { ok: false, message: "must be at least 1 characters" } : { ok: true, value: v };
+  typeof v !== "string"
+    ? { ok: false, message: `expected string, got ${typeOf(v)}` }
+    : v.length === 0
+      ? { ok: false, message: "must be at least 1 characters" }
+      : { ok: true, value: v };
 
 const duration: Field = (v) => {
   const ms = typeof v === "string" || typeof v === "number" ? parseDuration(v) : undefined;

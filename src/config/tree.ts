@@ -64,10 +64,14 @@ export function checkTree(root: unknown, budget: number, bad: BadByte | undefine
     return true;
   };
   if (!visit(root)) {
-    return { problems: [`YAML aliases (*name) expand this config to more than ${budget} values; refused as an alias bomb (see "Config reference" in README.md)`] };
+    return {
+      problems: [`YAML aliases (*name) expand this config to more than ${budget} values; refused as an alias bomb (see "Config reference" in README.md)`],
+    };
   }
   if (bad && problems.length === 0) {
-    problems.push(`line ${bad.line}, column ${bad.column}: ${bad.kind === "nul" ? "a NUL byte" : "bytes that are not valid UTF-8"}; the config must be UTF-8 text without NUL bytes`);
+    problems.push(
+      `line ${bad.line}, column ${bad.column}: ${bad.kind === "nul" ? "a NUL byte" : "bytes that are not valid UTF-8"}; the config must be UTF-8 text without NUL bytes`,
+    );
   }
   return { problems };
 }

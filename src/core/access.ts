@@ -51,7 +51,11 @@ export class Access {
   /** Throws `forbidden` unless the principal may read `name`. */
   mayRead(p: Principal, name: string): void {
     if (!this.canRead(p, name)) {
-      throw new SealcacheError("forbidden", `${describePrincipal(p)} may not read ${JSON.stringify(name.slice(0, 256))}; see the policy section of the config`, { subject: name });
+      throw new SealcacheError(
+        "forbidden",
+        `${describePrincipal(p)} may not read ${JSON.stringify(name.slice(0, 256))}; see the policy section of the config`,
+        { subject: name },
+      );
     }
   }
 

@@ -165,7 +165,8 @@ export class Core {
     const { names, since, timeoutMs } = watchArgs(q, (n) => this.#o.access.mayRead(p, n));
     const { reader, store } = this.#open();
     for (const n of names) {
-      if (reader.hierarchyOf(n) === n) throw new SealcacheError("not_found", `${JSON.stringify(n)} is a hierarchy, not a secret: watch the parameters under it by name (${n}/NAME)`);
+      if (reader.hierarchyOf(n) === n)
+        throw new SealcacheError("not_found", `${JSON.stringify(n)} is a hierarchy, not a secret: watch the parameters under it by name (${n}/NAME)`);
       if (!reader.isConfigured(n)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(n)} is configured`);
     }
     const answer = (changed: string[]) => ({ revision: store.revision, changed });
@@ -191,7 +192,8 @@ export class Core {
       for (const n of names) {
         checkName(n);
         // An imported value has no source to fetch from: saying so beats "not configured", which it is not.
-        if (sync.catalog.kind(n)?.kind === "imported") throw new SealcacheError("not_found", `${n} is an imported secret: no provider fetches it; import it again to change it`);
+        if (sync.catalog.kind(n)?.kind === "imported")
+          throw new SealcacheError("not_found", `${n} is an imported secret: no provider fetches it; import it again to change it`);
         if (!reader.isRefreshable(n)) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(n)} is configured`);
       }
     }
@@ -210,7 +212,9 @@ export class Core {
     this.#o.access.mayAdmin(p, "revoke");
     const s = this.#open();
     const targets =
-      names === "all" ? [...new Set([...s.reader.configuredNames().filter((n) => s.reader.hierarchyOf(n) !== n), ...[...s.store.metas()].map((m) => m.name)])] : this.#revocable(s, names);
+      names === "all"
+        ? [...new Set([...s.reader.configuredNames().filter((n) => s.reader.hierarchyOf(n) !== n), ...[...s.store.metas()].map((m) => m.name)])]
+        : this.#revocable(s, names);
     const reason = `by ${describePrincipal(p)} at ${new Date().toISOString()}`;
     const { marked } = s.store.revoke(targets, { all: names === "all", at: Date.now(), reason });
     for (const n of marked) s.sync.catalog.setImported(n, false);
@@ -244,7 +248,10 @@ export class Core {
     checkName(name);
     if (value.length === 0) throw new SealcacheError("bad_request", `the value for ${JSON.stringify(name)} is empty; there is nothing to import`);
     if (value.length > IMPORT_MAX_BYTES)
-      throw new SealcacheError("bad_request", `the value for ${JSON.stringify(name)} is ${value.length} bytes; an imported secret is at most ${IMPORT_MAX_BYTES} bytes`);
+      throw new SealcacheError(
+        "bad_request",
+        `the value for ${JSON.stringify(name)} is ${value.length} bytes; an imported secret is at most ${IMPORT_MAX_BYTES} bytes`,
+      );
     const s = this.#open();
     const problem = s.sync.catalog.importProblem(name);
     if (problem) throw new SealcacheError("bad_request", `secret name ${JSON.stringify(name)} ${problem}; an imported secret needs a name of its own`);

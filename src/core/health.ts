@@ -63,7 +63,8 @@ export function buildHealth(h: HealthInput): { ok: boolean; body: unknown } {
       counts.errors++;
       failing.count++;
       failing.by_provider[s.provider] = (failing.by_provider[s.provider] ?? 0) + 1;
-      if (failing.secrets && failing.secrets.length < FAILING_SHOWN) failing.secrets.push({ name: s.name, provider: s.provider, state: s.state, error: s.error });
+      if (failing.secrets && failing.secrets.length < FAILING_SHOWN)
+        failing.secrets.push({ name: s.name, provider: s.provider, state: s.state, error: s.error });
     }
     if (s.kind === "hierarchy") counts.hierarchies++;
   }
@@ -111,8 +112,16 @@ export function buildGauges(core: Serving | undefined, withNames: boolean): Gaug
   }
   gauges.push({ name: "sealcache_secrets", help: "Configured secrets by state.", samples: [...byState].map(([k, v]) => [`state="${k}"`, v]) });
   const providers = core.sync.providerHealth();
-  gauges.push({ name: "sealcache_provider_online", help: "1 when the provider's last attempt succeeded.", samples: providers.map((p) => [`provider="${p.name}",type="${p.type}"`, p.online ? 1 : 0]) });
-  gauges.push({ name: "sealcache_provider_failures", help: "Consecutive failed attempts per provider.", samples: providers.map((p) => [`provider="${p.name}"`, p.failures]) });
+  gauges.push({
+    name: "sealcache_provider_online",
+    help: "1 when the provider's last attempt succeeded.",
+    samples: providers.map((p) => [`provider="${p.name}",type="${p.type}"`, p.online ? 1 : 0]),
+  });
+  gauges.push({
+    name: "sealcache_provider_failures",
+    help: "Consecutive failed attempts per provider.",
+    samples: providers.map((p) => [`provider="${p.name}"`, p.failures]),
+  });
   gauges.push({
     name: "sealcache_provider_last_success_timestamp_seconds",
     help: "Unix time of the provider's last successful fetch.",

@@ -10,7 +10,10 @@ import type { Caller } from "../policy/policy.js";
  * - `operator`: the local operator running a CLI command on the cache directly
  *   (the daemon stopped): whoever can open data_dir already holds every key.
  */
-export type Principal = { readonly kind: "peer"; readonly caller: Caller | undefined } | { readonly kind: "fleet"; readonly issuer: string; readonly jti: string } | { readonly kind: "operator" };
+export type Principal =
+  | { readonly kind: "peer"; readonly caller: Caller | undefined }
+  | { readonly kind: "fleet"; readonly issuer: string; readonly jti: string }
+  | { readonly kind: "operator" };
 
 export const OPERATOR: Principal = { kind: "operator" };
 
@@ -24,7 +27,9 @@ export function describePrincipal(p: Principal): string {
     case "peer":
       if (!p.caller) return "a caller whose identity could not be read";
       // The program changed since connect (it exec'd): rules naming an exe no longer match; say why.
-      return p.caller.current?.changed === undefined ? `caller uid ${p.caller.uid} (pid ${p.caller.pid})` : `caller uid ${p.caller.uid} (pid ${p.caller.pid}; ${p.caller.current.changed})`;
+      return p.caller.current?.changed === undefined
+        ? `caller uid ${p.caller.uid} (pid ${p.caller.pid})`
+        : `caller uid ${p.caller.uid} (pid ${p.caller.pid}; ${p.caller.current.changed})`;
     case "fleet":
       return `fleet command ${JSON.stringify(p.jti.slice(0, 64))} (key ${JSON.stringify(p.issuer.slice(0, 64))})`;
     case "operator":

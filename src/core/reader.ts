@@ -98,17 +98,27 @@ export class SecretReader {
     const k = this.#catalog.kind(name);
     const meta = this.#store.meta(name);
     const revoked = meta ? undefined : this.#revoked(name);
-    if (revoked) throw new SealcacheError("revoked", `secret ${JSON.stringify(name)} was revoked (${revoked.message}); it is served again once it has been fetched (or imported) anew`);
+    if (revoked)
+      throw new SealcacheError(
+        "revoked",
+        `secret ${JSON.stringify(name)} was revoked (${revoked.message}); it is served again once it has been fetched (or imported) anew`,
+      );
     if (!k) throw new SealcacheError("not_found", `no secret named ${JSON.stringify(name)} is configured${this.#underWalked(name)}`);
     if (k.kind === "hierarchy") {
-      throw new SealcacheError("not_found", `${JSON.stringify(name)} is a hierarchy, not a secret: each parameter under it is served as ${name}/NAME (sealcache list --prefix ${name}/)`);
+      throw new SealcacheError(
+        "not_found",
+        `${JSON.stringify(name)} is a hierarchy, not a secret: each parameter under it is served as ${name}/NAME (sealcache list --prefix ${name}/)`,
+      );
     }
     if (k.kind === "pending") throw this.#notSynced(name, k.entry);
     if (!meta) throw this.#notSynced(name, k.entry);
     const stale = this.#fresh.isStale(name, now);
     const age = this.#fresh.age(name, now);
     if (this.#expired(stale, age)) {
-      throw new SealcacheError("expired", `secret ${JSON.stringify(name)} could not be refreshed for ${Math.floor(age! / 1000)} s, past sync.max_stale (${this.#maxStale / 1000} s)`);
+      throw new SealcacheError(
+        "expired",
+        `secret ${JSON.stringify(name)} could not be refreshed for ${Math.floor(age! / 1000)} s, past sync.max_stale (${this.#maxStale / 1000} s)`,
+      );
     }
     let read: ReturnType<SecretStore["read"]>;
     try {
@@ -117,7 +127,9 @@ export class SecretReader {
       if (!isIntegrityError(e)) throw e;
       // The store has quarantined itself; fetch everything again.
       this.#sync.trigger();
-      throw new SealcacheError("not_synced", `secret ${JSON.stringify(name)} failed its integrity check; the cache was quarantined and is being refetched`, { retryAfter: 5 });
+      throw new SealcacheError("not_synced", `secret ${JSON.stringify(name)} failed its integrity check; the cache was quarantined and is being refetched`, {
+        retryAfter: 5,
+      });
     }
     if (!read) throw this.#notSynced(name, k.entry);
     return { meta: read.meta, value: read.value, stale, ageS: seconds(age), fetchedAt: this.#fresh.confirmedAt(name, now) ?? meta.fetchedAt };

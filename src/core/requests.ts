@@ -37,7 +37,8 @@ export function parseWatch(get: (key: string) => string | null): WatchQuery {
   if (timeoutMs === undefined || timeoutMs > WATCH_MAX_MS) throw new SealcacheError("bad_request", `timeout must be a duration up to ${WATCH_MAX_MS / 1000}s`);
   const s = get("since");
   const since = s === null ? undefined : Number(s);
-  if (since !== undefined && (!Number.isSafeInteger(since) || since < 0)) throw new SealcacheError("bad_request", "since must be a revision number from an earlier answer");
+  if (since !== undefined && (!Number.isSafeInteger(since) || since < 0))
+    throw new SealcacheError("bad_request", "since must be a revision number from an earlier answer");
   return { names, since, timeoutMs };
 }
 
@@ -58,7 +59,8 @@ export function parseAudit(get: (key: string) => string | null, now: number): { 
   const name = get("name") ?? undefined;
   const l = get("limit");
   const limit = l === null ? AUDIT_DEFAULT_LIMIT : Number(l);
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > AUDIT_MAX_LIMIT) throw new SealcacheError("bad_request", `limit must be a whole number from 1 to ${AUDIT_MAX_LIMIT}`);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > AUDIT_MAX_LIMIT)
+    throw new SealcacheError("bad_request", `limit must be a whole number from 1 to ${AUDIT_MAX_LIMIT}`);
   return { since, name, limit };
 }
 
@@ -68,6 +70,7 @@ export function parseSince(raw: string | null, now: number): number | undefined 
   const ms = parseDuration(raw);
   if (ms !== undefined) return now - ms;
   const t = /^\d{4}-\d{2}-\d{2}/.test(raw) ? Date.parse(raw) : Number.NaN;
-  if (Number.isNaN(t)) throw new SealcacheError("bad_request", `since must be an ISO 8601 time or a duration such as 1h, got ${JSON.stringify(raw.slice(0, 40))}`);
+  if (Number.isNaN(t))
+    throw new SealcacheError("bad_request", `since must be an ISO 8601 time or a duration such as 1h, got ${JSON.stringify(raw.slice(0, 40))}`);
   return t;
 }

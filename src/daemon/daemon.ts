@@ -106,7 +106,8 @@ async function serve(config: Config, core: Core, cache: OpenCache, inner: Parts,
       for (const [k, v] of await loadProviders(config, log)) providers.set(k, v);
     },
     stop: async () => {
-      for (const h of providers.values()) await h.provider?.close?.().catch((e: unknown) => log.warn({ provider: h.name, err: describeError(e) }, "provider did not close cleanly"));
+      for (const h of providers.values())
+        await h.provider?.close?.().catch((e: unknown) => log.warn({ provider: h.name, err: describeError(e) }, "provider did not close cleanly"));
     },
   });
   const store = cache.store;

@@ -56,7 +56,8 @@ export function takeNotifyEnv(env: NodeJS.ProcessEnv, pid: number): NotifyEnv {
   let watchdogProblem: string | undefined;
   if (usec !== undefined && usec !== "") {
     if (!/^[0-9]+$/.test(usec) || Number(usec) === 0) watchdogProblem = `WATCHDOG_USEC=${JSON.stringify(usec)} is not a positive number of microseconds`;
-    else if (wpid === undefined || wpid === "" || (/^[0-9]+$/.test(wpid) && Number(wpid) === pid)) watchdogMs = Math.min(MAX_TIMER_MS, Math.max(1, Math.floor(Number(usec) / 2000)));
+    else if (wpid === undefined || wpid === "" || (/^[0-9]+$/.test(wpid) && Number(wpid) === pid))
+      watchdogMs = Math.min(MAX_TIMER_MS, Math.max(1, Math.floor(Number(usec) / 2000)));
     // else: WATCHDOG_PID names another process (we were started by a wrapper); not ours to ping.
   }
   return { socket: socket === "" ? undefined : socket, watchdogMs, watchdogProblem };

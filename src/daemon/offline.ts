@@ -48,7 +48,10 @@ export async function withOfflineCache<T>(o: { config: Config; logger: Logger; w
 export async function withOfflineCore<T>(o: { config: Config; logger: Logger; what: string }, fn: (core: Core) => Promise<T>): Promise<T> {
   return withOfflineCache(o, async (cache) => {
     const handles = new Map(
-      Object.entries(o.config.providers).map(([name, p]) => [name, { name, type: String((p as { type: string }).type), provider: undefined, inactive: "the daemon is stopped" }]),
+      Object.entries(o.config.providers).map(([name, p]) => [
+        name,
+        { name, type: String((p as { type: string }).type), provider: undefined, inactive: "the daemon is stopped" },
+      ]),
     );
     const sync = new SyncEngine({ store: cache.store, secrets: o.config.secrets, providers: handles, sync: o.config.sync, logger: o.logger });
     const reader = new SecretReader({ store: cache.store, sync, secrets: o.config.secrets, maxStale: o.config.sync.max_stale });

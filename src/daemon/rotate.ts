@@ -22,7 +22,14 @@ import { failpoint } from "./failpoint.js";
  * A crash before 2 commits leaves the old key in use (the pending file is dropped
  * at start); after it, start finishes step 3 (see resolvePendingKek).
  */
-export async function rotateKek(o: { sodium: Sodium; sealer: Sealer; dataDir: string; store: SecretStore; logger: Logger; counter?: RollbackCounter | undefined }): Promise<Envelope> {
+export async function rotateKek(o: {
+  sodium: Sodium;
+  sealer: Sealer;
+  dataDir: string;
+  store: SecretStore;
+  logger: Logger;
+  counter?: RollbackCounter | undefined;
+}): Promise<Envelope> {
   const { sodium, sealer, dataDir, store, logger, counter } = o;
   // The cache records the bumped counter in the same transaction, before the TPM
   // bumps it: a crash in between leaves the cache ahead, which start repairs.

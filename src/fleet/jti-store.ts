@@ -58,7 +58,8 @@ export class ReplayGuard {
 
   /** Throws `replayed` or `replay_store_full`; otherwise the command may be carried out. */
   check(cmd: FleetCommand, nowWallMs: number): void {
-    if (this.#store.has(cmd.jti)) throw new FleetRefusal("replayed", `jti ${quote(cmd.jti)} was already carried out; every command is carried out once (sign a new one)`);
+    if (this.#store.has(cmd.jti))
+      throw new FleetRefusal("replayed", `jti ${quote(cmd.jti)} was already carried out; every command is carried out once (sign a new one)`);
     if (this.#store.size() >= this.#max) {
       this.#store.prune(nowWallMs);
       if (this.#store.size() >= this.#max) {

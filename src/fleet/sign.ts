@@ -19,7 +19,8 @@ export function parseSigningKey(pem: string, where: string): KeyObject {
   } catch {
     throw new Error(`${where} is not a PEM private key (sealcache fleet keygen --out F writes one to F)`);
   }
-  if (key.asymmetricKeyType !== "ed25519") throw new Error(`${where} is a ${key.asymmetricKeyType ?? "unknown"} key; fleet commands are signed with Ed25519: sealcache fleet keygen`);
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new Error(`${where} is a ${key.asymmetricKeyType ?? "unknown"} key; fleet commands are signed with Ed25519: sealcache fleet keygen`);
   return key;
 }
 
@@ -43,6 +44,12 @@ export async function signCommand(r: SignRequest): Promise<{ token: string; jti:
   const iat = Math.floor(r.nowMs / 1000);
   const exp = iat + Math.max(1, Math.round(r.ttlMs / 1000));
   const claims = "all" in r.target ? { cmd: r.cmd, all: true } : { cmd: r.cmd, names: [...r.target.names] };
-  const token = await new SignJWT(claims).setProtectedHeader({ alg: "EdDSA", kid: r.kid, typ: "JWT" }).setAudience(r.aud).setJti(jti).setIssuedAt(iat).setExpirationTime(exp).sign(r.key);
+  const token = await new SignJWT(claims)
+    .setProtectedHeader({ alg: "EdDSA", kid: r.kid, typ: "JWT" })
+    .setAudience(r.aud)
+    .setJti(jti)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .sign(r.key);
   return { token, jti, iat, exp };
 }

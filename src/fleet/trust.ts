@@ -48,7 +48,9 @@ export function readTrustKey(file: string): KeyObject {
     throw new Error(`cannot read ${clipPath(file)} (${code})`);
   }
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
-    throw new Error(`${clipPath(file)} holds a private key; commands.trust takes the public key (the .pub file sealcache fleet keygen wrote). Move the private key off this gateway`);
+    throw new Error(
+      `${clipPath(file)} holds a private key; commands.trust takes the public key (the .pub file sealcache fleet keygen wrote). Move the private key off this gateway`,
+    );
   }
   let key: KeyObject;
   try {
@@ -57,7 +59,9 @@ export function readTrustKey(file: string): KeyObject {
     throw new Error(`${clipPath(file)} is not a PEM public key (-----BEGIN PUBLIC KEY-----, as sealcache fleet keygen writes)`);
   }
   if (key.asymmetricKeyType !== "ed25519") {
-    throw new Error(`${clipPath(file)} is a ${key.asymmetricKeyType ?? "unknown"} key; fleet commands are signed with Ed25519 (EdDSA) keys: sealcache fleet keygen`);
+    throw new Error(
+      `${clipPath(file)} is a ${key.asymmetricKeyType ?? "unknown"} key; fleet commands are signed with Ed25519 (EdDSA) keys: sealcache fleet keygen`,
+    );
   }
   return key;
 }

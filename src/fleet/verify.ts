@@ -48,7 +48,10 @@ export async function verifyCommand(payload: Uint8Array, opts: VerifyOptions, no
   const header = decodeJson(token.split(".")[0]!, "header");
   const alg = header.alg;
   if (alg !== "EdDSA") {
-    throw new FleetRefusal("bad_alg", `alg ${quote(alg)} is not accepted; commands are signed with EdDSA (Ed25519, RFC 8037)${alg === "none" ? ": an unsigned command is never carried out" : ""}`);
+    throw new FleetRefusal(
+      "bad_alg",
+      `alg ${quote(alg)} is not accepted; commands are signed with EdDSA (Ed25519, RFC 8037)${alg === "none" ? ": an unsigned command is never carried out" : ""}`,
+    );
   }
   const kid = header.kid;
   if (typeof kid !== "string" || kid.length === 0)
@@ -67,9 +70,11 @@ export async function verifyCommand(payload: Uint8Array, opts: VerifyOptions, no
   try {
     signed = (await compactVerify(token, key, { algorithms: ["EdDSA"] })).payload;
   } catch (e) {
-    if (e instanceof errors.JWSSignatureVerificationFailed) throw new FleetRefusal("bad_signature", `the signature does not verify with trust key ${quote(kid)}`);
+    if (e instanceof errors.JWSSignatureVerificationFailed)
+      throw new FleetRefusal("bad_signature", `the signature does not verify with trust key ${quote(kid)}`);
     // Everything else jose refuses here is the token's form: an unsupported `crit`, a `b64` header, bad base64.
-    if (e instanceof errors.JOSENotSupported) throw new FleetRefusal("not_jwt", "the token uses a JWS feature this gateway does not support (a crit or b64 header)");
+    if (e instanceof errors.JOSENotSupported)
+      throw new FleetRefusal("not_jwt", "the token uses a JWS feature this gateway does not support (a crit or b64 header)");
     throw new FleetRefusal("not_jwt", `not a valid JWS (${clip(e instanceof errors.JOSEError ? e.code : "unreadable")})`);
   }
   const claims = parseObject(signed, "payload");
@@ -78,7 +83,8 @@ export async function verifyCommand(payload: Uint8Array, opts: VerifyOptions, no
 
 function checkClaims(c: Record<string, unknown>, kid: string, opts: VerifyOptions, nowMs: number): FleetCommand {
   const aud = c.aud;
-  const auds = typeof aud === "string" ? [aud] : Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === "string") ? (aud as string[]) : undefined;
+  const auds =
+    typeof aud === "string" ? [aud] : Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === "string") ? (aud as string[]) : undefined;
   if (!auds) throw new FleetRefusal("bad_claims", "aud is missing or not a string (or list of strings): name the device or fleet");
   if (!auds.includes(opts.deviceId) && !auds.includes(FLEET_AUDIENCE)) {
     throw new FleetRefusal(
@@ -111,10 +117,14 @@ function checkClaims(c: Record<string, unknown>, kid: string, opts: VerifyOption
   }
   if (exp < iat) throw new FleetRefusal("bad_claims", "exp is before iat");
   if ((exp - iat) * 1000 > opts.maxLifetimeMs) {
-    throw new FleetRefusal("lifetime_too_long", `the command is valid for ${ago(exp - iat)}, longer than mqtt.commands.max_lifetime (${ago(opts.maxLifetimeMs / 1000)}); sign it with a shorter --ttl`);
+    throw new FleetRefusal(
+      "lifetime_too_long",
+      `the command is valid for ${ago(exp - iat)}, longer than mqtt.commands.max_lifetime (${ago(opts.maxLifetimeMs / 1000)}); sign it with a shorter --ttl`,
+    );
   }
   const cmd = c.cmd;
-  if (typeof cmd !== "string" || !FLEET_CMDS.includes(cmd as FleetCmd)) throw new FleetRefusal("unknown_cmd", `cmd ${quote(cmd)} is not one of ${FLEET_CMDS.join(", ")}`);
+  if (typeof cmd !== "string" || !FLEET_CMDS.includes(cmd as FleetCmd))
+    throw new FleetRefusal("unknown_cmd", `cmd ${quote(cmd)} is not one of ${FLEET_CMDS.join(", ")}`);
   return { jti, kid, cmd: cmd as FleetCmd, target: target(c), iat, exp };
 }
 
@@ -140,7 +150,9 @@ function target(c: Record<string, unknown>): FleetTarget {
 function compactToken(payload: Uint8Array): string {
   const text = Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString("latin1").trim();
   if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(text)) {
-    const looks = text.startsWith("{") ? "JSON, not a signed token: an unsigned command is never carried out" : "not a JWS compact token (three base64url parts separated by dots)";
+    const looks = text.startsWith("{")
+      ? "JSON, not a signed token: an unsigned command is never carried out"
+      : "not a JWS compact token (three base64url parts separated by dots)";
     throw new FleetRefusal("not_jwt", `the message is ${looks}; make one with sealcache fleet sign`);
   }
   return text;

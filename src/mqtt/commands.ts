@@ -89,7 +89,10 @@ export class CommandIntake {
       return this.#refused(
         topic,
         payload,
-        new FleetRefusal("rate_limited", `more commands arrived than this gateway takes (${this.#rateText()}); this one was not read: send it again in ${wait} s or later`),
+        new FleetRefusal(
+          "rate_limited",
+          `more commands arrived than this gateway takes (${this.#rateText()}); this one was not read: send it again in ${wait} s or later`,
+        ),
       );
     }
     this.#queue.push({ topic, payload });
@@ -115,7 +118,11 @@ export class CommandIntake {
   async #handle({ topic, payload }: Queued): Promise<void> {
     let cmd: FleetCommand;
     try {
-      cmd = await verifyCommand(payload, { deviceId: this.#o.deviceId, keys: this.#o.trust.keys, keyProblems: this.#o.trust.problems, maxLifetimeMs: this.#o.maxLifetimeMs }, this.#o.clock.wall());
+      cmd = await verifyCommand(
+        payload,
+        { deviceId: this.#o.deviceId, keys: this.#o.trust.keys, keyProblems: this.#o.trust.problems, maxLifetimeMs: this.#o.maxLifetimeMs },
+        this.#o.clock.wall(),
+      );
     } catch (e) {
       if (!isFleetRefusal(e)) throw e;
       return this.#refused(topic, payload, e);
@@ -152,7 +159,15 @@ export class CommandIntake {
       }
     }
     this.#o.logger.info(
-      { jti: cmd.jti, kid: cmd.kid, cmd: cmd.cmd, all: "all" in cmd.target, names: "names" in cmd.target ? cmd.target.names.length : undefined, ok: outcome.ok, code: outcome.code },
+      {
+        jti: cmd.jti,
+        kid: cmd.kid,
+        cmd: cmd.cmd,
+        all: "all" in cmd.target,
+        names: "names" in cmd.target ? cmd.target.names.length : undefined,
+        ok: outcome.ok,
+        code: outcome.code,
+      },
       "fleet command",
     );
     this.#answer({ principal, cmd: cmd.cmd, target: cmd.target, topic, ...outcome }, cmd.jti);
@@ -161,8 +176,21 @@ export class CommandIntake {
   #refused(topic: string, payload: Uint8Array, e: FleetRefusal, principal: FleetPrincipal | null = null, cmd?: FleetCommand): void {
     const claimed = principal ? {} : peekClaims(payload);
     if (e.code === "rate_limited") this.#logLimited();
-    else this.#o.logger.warn({ code: e.code, topic, kid: principal?.issuer ?? claimed.kid, jti: principal?.jti ?? claimed.jti, bytes: payload.length }, `fleet command refused: ${e.message}`);
-    const entry: FleetAuditEntry = { principal, ...(principal ? {} : { claimed }), cmd: cmd?.cmd ?? null, target: cmd?.target ?? null, topic, ok: false, code: e.code, message: e.message };
+    else
+      this.#o.logger.warn(
+        { code: e.code, topic, kid: principal?.issuer ?? claimed.kid, jti: principal?.jti ?? claimed.jti, bytes: payload.length },
+        `fleet command refused: ${e.message}`,
+      );
+    const entry: FleetAuditEntry = {
+      principal,
+      ...(principal ? {} : { claimed }),
+      cmd: cmd?.cmd ?? null,
+      target: cmd?.target ?? null,
+      topic,
+      ok: false,
+      code: e.code,
+      message: e.message,
+    };
     this.#answer(entry, principal?.jti ?? claimed.jti ?? null);
   }
 
@@ -183,14 +211,20 @@ export class CommandIntake {
     const now = this.#o.clock.mono();
     if (now - this.#limitedLoggedAt < 10_000) return;
     this.#limitedLoggedAt = now;
-    this.#o.logger.warn({ rate_limited: this.#limited, limit: this.#rateText() }, "fleet commands arrive faster than the intake admits: each excess one is answered rate_limited (count since start)");
+    this.#o.logger.warn(
+      { rate_limited: this.#limited, limit: this.#rateText() },
+      "fleet commands arrive faster than the intake admits: each excess one is answered rate_limited (count since start)",
+    );
   }
 
   #drop(now: number): void {
     this.#dropped++;
     if (now - this.#droppedLoggedAt < 10_000) return;
     this.#droppedLoggedAt = now;
-    this.#o.logger.warn({ dropped: this.#dropped }, "fleet commands arrive faster than they can be answered: excess ones are dropped unanswered and unaudited (count since start)");
+    this.#o.logger.warn(
+      { dropped: this.#dropped },
+      "fleet commands arrive faster than they can be answered: excess ones are dropped unanswered and unaudited (count since start)",
+    );
   }
 
   #names(names: readonly string[]): string {

@@ -35,7 +35,10 @@ export function readCredentials(c: MqttConfig, core: Pick<FleetCore, "secret">):
     password = password.subarray(0, end);
   } else if (c.password_secret !== undefined) {
     const v = core.secret(c.password_secret);
-    if (!v) throw new Error(`the MQTT password (mqtt.password_secret ${quote(c.password_secret)}) is not in the cache: not synced yet, revoked, or the cache is sealed`);
+    if (!v)
+      throw new Error(
+        `the MQTT password (mqtt.password_secret ${quote(c.password_secret)}) is not in the cache: not synced yet, revoked, or the cache is sealed`,
+      );
     password = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   }
   const key = read(c.key_file, "key_file");

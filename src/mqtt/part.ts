@@ -128,7 +128,8 @@ export class MqttPart {
     if (this.#client || this.#stopping) return;
     const c = this.#o.config;
     this.#trust = loadTrust(c.commands.trust);
-    for (const [name, problem] of this.#trust.problems) this.#log.error({ key: name }, `mqtt.commands.trust.${name} cannot be used: ${problem}; commands it signs are refused`);
+    for (const [name, problem] of this.#trust.problems)
+      this.#log.error({ key: name }, `mqtt.commands.trust.${name} cannot be used: ${problem}; commands it signs are refused`);
     if (this.#trust.keys.size === 0) this.#log.warn("mqtt: no usable trust key (mqtt.commands.trust); every command will be refused");
     this.#status = new StatusPublisher({
       core: this.#o.core,
@@ -325,7 +326,8 @@ export class MqttPart {
       if (!err || this.#stopping) return;
       // A PUBACK with a reason code >= 0x80 (0x87 not authorized): the broker's ACL, which no retry fixes.
       const refused = typeof (err as { code?: unknown }).code === "number" && (err as { code: number }).code >= 0x80;
-      if (refused) this.#lastError = `the broker refused our publish on ${topic} (${clip(describeError(err))}): check its ACL (each gateway writes ${this.#topics.status} and ${this.#topics.result})`;
+      if (refused)
+        this.#lastError = `the broker refused our publish on ${topic} (${clip(describeError(err))}): check its ACL (each gateway writes ${this.#topics.status} and ${this.#topics.result})`;
       this.#log.warn({ topic, err: clip(describeError(err)) }, "mqtt: publish failed");
     });
   }

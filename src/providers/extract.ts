@@ -32,7 +32,8 @@ export function extractKey(raw: Uint8Array, key: string, where: string): Uint8Ar
     return enc.encode(JSON.stringify(v));
   }
   const env = parseDotenv(text);
-  if (env === undefined) throw new ProviderError("permanent", `${where}: key ${JSON.stringify(key)} requested but the value is neither a JSON object nor KEY=VALUE lines`);
+  if (env === undefined)
+    throw new ProviderError("permanent", `${where}: key ${JSON.stringify(key)} requested but the value is neither a JSON object nor KEY=VALUE lines`);
   const v = env.get(key);
   if (v === undefined) throw new ProviderError("permanent", `${where}: no line ${key}=... in the .env value`);
   return enc.encode(v);

@@ -21,7 +21,8 @@ export function create(init: SealerInit): Sealer {
 
   function readKey(): Uint8Array {
     assertPrivate(init.dataDir, "data_dir");
-    if (!exists(keyPath)) throw new SealError(`host key ${keyPath} is missing; the cache key cannot be unsealed without it (run sealcache init on a fresh data_dir)`);
+    if (!exists(keyPath))
+      throw new SealError(`host key ${keyPath} is missing; the cache key cannot be unsealed without it (run sealcache init on a fresh data_dir)`);
     assertPrivate(keyPath, "host key");
     const key = new Uint8Array(fs.readFileSync(keyPath));
     if (key.length !== 32) throw new SealError(`host key ${keyPath} has ${key.length} bytes, expected 32; it is not a sealcache host key`);
@@ -69,7 +70,8 @@ export function create(init: SealerInit): Sealer {
       }
     },
     async describe(): Promise<SealerInfo> {
-      const warning = "seal.type host: the cache key is protected by a key file on the same disk; a stolen disk or SD card yields the cache. Use seal.type tpm2 where the device has a TPM.";
+      const warning =
+        "seal.type host: the cache key is protected by a key file on the same disk; a stolen disk or SD card yields the cache. Use seal.type tpm2 where the device has a TPM.";
       try {
         if (exists(keyPath)) assertPrivate(keyPath, "host key");
         return { type: "host", ok: true, detail: `host key ${keyPath}${exists(keyPath) ? "" : " (not created yet)"}`, warnings: [warning] };

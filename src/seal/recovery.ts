@@ -93,7 +93,8 @@ export async function openRecovery(dataDir: string, recoveryKey: string, sodium?
       throw new SealError(`${file} does not open with its recovery key: the file was altered`);
     }
     try {
-      if (opened.length !== LABEL.length + KEK_BYTES || !s.memcmp(opened.subarray(0, LABEL.length), LABEL)) throw new SealError(`${file} holds something other than a sealcache cache key`);
+      if (opened.length !== LABEL.length + KEK_BYTES || !s.memcmp(opened.subarray(0, LABEL.length), LABEL))
+        throw new SealError(`${file} holds something other than a sealcache cache key`);
       return opened.slice(LABEL.length);
     } finally {
       s.memzero(opened);

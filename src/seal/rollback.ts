@@ -191,7 +191,10 @@ class TpmRollbackCounter implements RollbackCounter {
       const pub = await tpm.nvReadPublic(this.index);
       if (pub === undefined) throw this.#missing();
       this.#checkPublic(pub);
-      if (!pub.written) throw new SealError(`the anti-rollback counter (TPM NV index ${hex32(this.index)}) is defined but was never incremented; the daemon increments it at start`);
+      if (!pub.written)
+        throw new SealError(
+          `the anti-rollback counter (TPM NV index ${hex32(this.index)}) is defined but was never incremented; the daemon increments it at start`,
+        );
       return toNumber(await readCounter(tpm, this.index, srk), this.index);
     });
   }
@@ -222,7 +225,10 @@ class TpmRollbackCounter implements RollbackCounter {
             `Was seal.counter_index changed, or the cache copied from another device? Set seal.counter_index back to the index this cache was made with, or move cache.db aside to start with an empty cache`,
         );
       }
-      this.#log.warn({ index: hex32(this.index), from: value, to: target }, "the cache is ahead of the TPM anti-rollback counter (an interrupted rotate-kek or revoke); advancing the counter");
+      this.#log.warn(
+        { index: hex32(this.index), from: value, to: target },
+        "the cache is ahead of the TPM anti-rollback counter (an interrupted rotate-kek or revoke); advancing the counter",
+      );
       while (value < target) value = toNumber(await tpm.nvIncrement(this.index, { salt: srk }), this.index);
       return value;
     });
@@ -232,9 +238,14 @@ class TpmRollbackCounter implements RollbackCounter {
     try {
       return await this.#run("inspecting the anti-rollback counter", async (tpm, srk) => {
         const pub = await tpm.nvReadPublic(this.index);
-        if (pub === undefined) return { ok: true, detail: `anti-rollback counter: TPM NV index ${hex32(this.index)} is not defined yet; the daemon defines it at start` };
+        if (pub === undefined)
+          return { ok: true, detail: `anti-rollback counter: TPM NV index ${hex32(this.index)} is not defined yet; the daemon defines it at start` };
         this.#checkPublic(pub);
-        if (!pub.written) return { ok: true, detail: `anti-rollback counter: TPM NV index ${hex32(this.index)} is defined, not yet incremented; the daemon increments it at start` };
+        if (!pub.written)
+          return {
+            ok: true,
+            detail: `anti-rollback counter: TPM NV index ${hex32(this.index)} is defined, not yet incremented; the daemon increments it at start`,
+          };
         const value = toNumber(await readCounter(tpm, this.index, srk), this.index);
         return { ok: true, value, detail: `anti-rollback counter: TPM NV index ${hex32(this.index)} is at ${value}` };
       });
@@ -274,7 +285,9 @@ class TpmRollbackCounter implements RollbackCounter {
   }
 
   #missing(): SealError {
-    return new SealError(`the anti-rollback counter (TPM NV index ${hex32(this.index)}) does not exist: the TPM was cleared, or the index was removed. The daemon defines it at start`);
+    return new SealError(
+      `the anti-rollback counter (TPM NV index ${hex32(this.index)}) does not exist: the TPM was cleared, or the index was removed. The daemon defines it at start`,
+    );
   }
 
   /** One operation at a time, each on its own connection, with one SRK to salt its sessions to. */
@@ -323,8 +336,12 @@ function counterError(e: unknown, what: string, index: number, tcti: string): Se
     );
   }
   if (isTpmRc(e.rc, TPM_RC.NV_SPACE))
-    return new SealError(`${at}: the TPM has no NV space left for the counter; remove indexes nothing uses (tpm2_getcap handles-nv-index, tpm2_nvundefine) (${e.message})`, { cause: e });
-  if (isTpmRc(e.rc, TPM_RC.HIERARCHY)) return new SealError(`${at}: the TPM's owner hierarchy is disabled; enable it in the firmware setup (${e.message})`, { cause: e });
+    return new SealError(
+      `${at}: the TPM has no NV space left for the counter; remove indexes nothing uses (tpm2_getcap handles-nv-index, tpm2_nvundefine) (${e.message})`,
+      { cause: e },
+    );
+  if (isTpmRc(e.rc, TPM_RC.HIERARCHY))
+    return new SealError(`${at}: the TPM's owner hierarchy is disabled; enable it in the firmware setup (${e.message})`, { cause: e });
   if (isTpmRc(e.rc, TPM_RC.NV_RATE) || isTpmRc(e.rc, TPM_RC.NV_UNAVAILABLE))
     return new SealError(`${at}: the TPM is not accepting NV writes right now (rate limit); retry in a minute (${e.message})`, { cause: e });
   switch (e.kind) {

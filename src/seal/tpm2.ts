@@ -102,7 +102,9 @@ export class TpmSealCore {
             warnings.push(`${lockout}; sealcache's keys are exempt (noDA), other users of the TPM are not`);
           }
           if (v.pcrs && v.pcrs.join(",") !== this.#pcrs.join(",")) {
-            warnings.push(`the cache key is sealed to PCR [${v.pcrs.join(", ")}] but seal.pcrs is [${this.#pcrs.join(", ")}]; the config applies at the next reseal`);
+            warnings.push(
+              `the cache key is sealed to PCR [${v.pcrs.join(", ")}] but seal.pcrs is [${this.#pcrs.join(", ")}]; the config applies at the next reseal`,
+            );
           }
         } else {
           parts.push(this.#pcrs.length > 0 ? `seals to sha256 PCR ${this.#pcrs.join(", ")}` : "no PCR policy (seal.pcrs is empty)");
@@ -164,7 +166,9 @@ export class TpmSealCore {
   async #checkPcrs(tpm: Tpm, b: Tpm2Blob): Promise<void> {
     if (b.pcrs.length === 0) return;
     const now = await tpm.pcrRead(b.pcrs);
-    const changed = b.pcrs.map((pcr) => ({ pcr, sealed: b.pcrValues.get(pcr)!, now: now.get(pcr) ?? new Uint8Array(0) })).filter((c) => !equalBytes(c.sealed, c.now));
+    const changed = b.pcrs
+      .map((pcr) => ({ pcr, sealed: b.pcrValues.get(pcr)!, now: now.get(pcr) ?? new Uint8Array(0) }))
+      .filter((c) => !equalBytes(c.sealed, c.now));
     if (changed.length > 0) throw pcrChangedError(changed, b.pcrs);
   }
 

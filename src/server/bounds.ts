@@ -39,7 +39,12 @@ export function checkBounds(req: IncomingMessage, res: ServerResponse, rawUrl: s
  * that takes one; the handler zeroes it (an imported value). `received` is told
  * when the request is in whole.
  */
-export function readBody(req: IncomingMessage, res: ServerResponse, route: Route | undefined, o: { fail: (e: unknown) => void; received: () => void; route: (body: Buffer[]) => void }): void {
+export function readBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: Route | undefined,
+  o: { fail: (e: unknown) => void; received: () => void; route: (body: Buffer[]) => void },
+): void {
   const max = bodyLimit(route);
   const keep = route?.body !== undefined;
   let rejected = false;

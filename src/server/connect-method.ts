@@ -62,7 +62,9 @@ export function connectHandler(d: ConnectDeps): (req: IncomingMessage, socket: S
     if (wait > 0) {
       const held = d.rateReports.due(String(conn.key));
       if (held !== undefined) d.log.warn({ uid: conn.cred?.uid, pid: conn.cred?.pid, route: at.route, held_back: held }, "request refused: per-uid rate limit");
-      const raw = rawErrorResponse(429, "Too Many Requests", overRateMessage(conn.cred?.uid, d.rateSettings, wait), "rate_limited", { "Retry-After": String(wait) });
+      const raw = rawErrorResponse(429, "Too Many Requests", overRateMessage(conn.cred?.uid, d.rateSettings, wait), "rate_limited", {
+        "Retry-After": String(wait),
+      });
       setTimeout(() => d.turns.run(conn.key, () => answer(429, "rate_limited", raw, held !== undefined)), d.tarpitMs).unref();
       return;
     }

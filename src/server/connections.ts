@@ -116,7 +116,15 @@ export class Admission {
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     const cred = typeof fd === "number" && fd >= 0 ? this.#peers.credentials(fd) : undefined;
     if (this.#counts.total >= this.#limits.max_connections) {
-      this.#refuse(socket, cred, "total", 503, "Service Unavailable", "unavailable", `the daemon already has ${this.#limits.max_connections} connections open (server.max_connections); retry shortly`);
+      this.#refuse(
+        socket,
+        cred,
+        "total",
+        503,
+        "Service Unavailable",
+        "unavailable",
+        `the daemon already has ${this.#limits.max_connections} connections open (server.max_connections); retry shortly`,
+      );
       return false;
     }
     const limited = cred?.uid !== this.#selfUid;
@@ -151,7 +159,16 @@ export class Admission {
     return true;
   }
 
-  #refuse(socket: Socket, cred: PeerCred | undefined, reason: RefusedFor, status: number, statusText: string, code: ErrorCode, message: string, retryAfter = 1): void {
+  #refuse(
+    socket: Socket,
+    cred: PeerCred | undefined,
+    reason: RefusedFor,
+    status: number,
+    statusText: string,
+    code: ErrorCode,
+    message: string,
+    retryAfter = 1,
+  ): void {
     socket.on("error", () => undefined);
     if (this.#lingering.size >= MAX_LINGERING) {
       socket.destroy();

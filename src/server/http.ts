@@ -116,19 +116,35 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     onRefused: (r: Refusal) => {
       o.metrics.refused(r.reason);
       if (r.held !== undefined)
-        audit.record({ at: Date.now(), uid: r.cred?.uid ?? null, pid: r.cred?.pid ?? null, exe: null, unit: null, route: "connect", name: null, status: r.status, code: r.code, principal: "peer" });
+        audit.record({
+          at: Date.now(),
+          uid: r.cred?.uid ?? null,
+          pid: r.cred?.pid ?? null,
+          exe: null,
+          unit: null,
+          route: "connect",
+          name: null,
+          status: r.status,
+          code: r.code,
+          principal: "peer",
+        });
     },
   });
 
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable || err.code === "ECONNRESET") return socket.destroy();
     const [status, reason, msg] =
-      err.code === "HPE_HEADER_OVERFLOW" ? [431, "Request Header Fields Too Large", `request headers exceed ${LIMITS.maxHeaderBytes} bytes`] : [400, "Bad Request", "malformed HTTP request"];
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", `request headers exceed ${LIMITS.maxHeaderBytes} bytes`]
+        : [400, "Bad Request", "malformed HTTP request"];
     socket.end(rawErrorResponse(status, reason, msg));
   });
 
   // CONNECT never reaches 'request' (connect-method.ts).
-  server.on("connect", connectHandler({ admission, routes, rate, rateReports, turns, log, metrics: o.metrics, audit, rateSettings: limits.rate, tarpitMs: TARPIT_MS }));
+  server.on(
+    "connect",
+    connectHandler({ admission, routes, rate, rateReports, turns, log, metrics: o.metrics, audit, rateSettings: limits.rate, tarpitMs: TARPIT_MS }),
+  );
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
@@ -158,7 +174,8 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
     const at: Noted = { route: routes.label(target, method), name: target.name, code: undefined, audit: routes.audited(target) };
     res.on("finish", () => {
       o.metrics.request(at.route, res.statusCode);
-      if (log.isLevelEnabled("debug")) log.debug({ route: at.route, status: res.statusCode, us: Number((process.hrtime.bigint() - started) / 1000n) }, "request");
+      if (log.isLevelEnabled("debug"))
+        log.debug({ route: at.route, status: res.statusCode, us: Number((process.hrtime.bigint() - started) / 1000n) }, "request");
     });
     res.on("close", () => {
       if (at.audit) audit.record(auditEntry(conn, at, res.statusCode, !res.writableFinished ? "aborted" : undefined));
@@ -277,7 +294,8 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   function cut(conn: Conn, socket: Socket): void {
     conn.cut = true;
     o.metrics.refused("cut");
-    if (rateReports.due(`cut:${conn.key}`) !== undefined) log.warn({ uid: conn.cred?.uid, pid: conn.cred?.pid }, "connection dropped: it kept sending requests while refused (rate limit)");
+    if (rateReports.due(`cut:${conn.key}`) !== undefined)
+      log.warn({ uid: conn.cred?.uid, pid: conn.cred?.pid }, "connection dropped: it kept sending requests while refused (rate limit)");
     socket.pause();
     setTimeout(() => socket.destroy(), CUT_HOLD_MS).unref();
   }
@@ -285,10 +303,13 @@ export async function startServer(o: ServerOptions): Promise<SocketServer> {
   /** route: the table's handler for the method, 405 with Allow for another method, 404 for a path the API does not have. */
   function dispatch(ctx: RequestContext, target: Target, route: Route | undefined, method: string): Promise<void> | undefined {
     if (!route) {
-      if (target.routes.length === 0) throw new SealcacheError("not_found", `no endpoint ${method} ${target.path.slice(0, 64)}; see the socket API in README.md`);
+      if (target.routes.length === 0)
+        throw new SealcacheError("not_found", `no endpoint ${method} ${target.path.slice(0, 64)}; see the socket API in README.md`);
       const allow = routes.allow(target);
       ctx.res.setHeader("Allow", allow);
-      throw Object.assign(new SealcacheError("bad_request", `${method} is not allowed on ${target.path.slice(0, 64)}; use ${allow.replace(", ", " or ")}`), { status: 405 });
+      throw Object.assign(new SealcacheError("bad_request", `${method} is not allowed on ${target.path.slice(0, 64)}; use ${allow.replace(", ", " or ")}`), {
+        status: 405,
+      });
     }
     if (route.path === SECRET_PATH && target.name === undefined) throw new SealcacheError("bad_request", "secret name is not valid percent-encoding");
     const r = route.handler(ctx);

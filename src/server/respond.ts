@@ -42,7 +42,13 @@ export function sendError(res: ServerResponse, e: SealcacheError, status = STATU
  * parser-level errors node:http reports before a request object exists, and for
  * connections refused at accept.
  */
-export function rawErrorResponse(status: number, reason: string, message: string, code: ErrorCode = "bad_request", headers: Record<string, string> = {}): string {
+export function rawErrorResponse(
+  status: number,
+  reason: string,
+  message: string,
+  code: ErrorCode = "bad_request",
+  headers: Record<string, string> = {},
+): string {
   const body = JSON.stringify({ error: code, message }) + "\n";
   const extra = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)

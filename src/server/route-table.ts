@@ -15,7 +15,10 @@ export interface Route {
   readonly handler: (ctx: RequestContext) => void | Promise<void>;
 }
 
-type Handlers = Record<"getSecret" | "importSecret" | "listSecrets" | "watch" | "refresh" | "revoke" | "rotateKek" | "audit" | "health" | "metrics", (ctx: RequestContext) => void | Promise<void>>;
+type Handlers = Record<
+  "getSecret" | "importSecret" | "listSecrets" | "watch" | "refresh" | "revoke" | "rotateKek" | "audit" | "health" | "metrics",
+  (ctx: RequestContext) => void | Promise<void>
+>;
 
 export const SECRET_PATH = "/v1/secrets/{name}";
 

@@ -225,12 +225,24 @@ export class AuditLog {
         const t = this.#strings;
         for (let i = 0; i < n; i++) {
           const j = i * 6;
-          s.insert.run(this.#at[i], this.#uid[i] === -1 ? null : this.#uid[i], this.#pid[i] === -1 ? null : this.#pid[i], t[j], t[j + 1], t[j + 2], t[j + 3], this.#status[i], t[j + 4], t[j + 5]);
+          s.insert.run(
+            this.#at[i],
+            this.#uid[i] === -1 ? null : this.#uid[i],
+            this.#pid[i] === -1 ? null : this.#pid[i],
+            t[j],
+            t[j + 1],
+            t[j + 2],
+            t[j + 3],
+            this.#status[i],
+            t[j + 4],
+            t[j + 5],
+          );
         }
         if (prune) this.#prune(s, now);
       })();
     } catch (e) {
-      if (!this.#failing) this.#log.error({ err: describeError(e), pending: n + spilled.length }, "audit entries could not be written; keeping them in memory and retrying");
+      if (!this.#failing)
+        this.#log.error({ err: describeError(e), pending: n + spilled.length }, "audit entries could not be written; keeping them in memory and retrying");
       this.#failing = true;
       if (n > 0) this.#toSpill();
       this.#timer ??= setTimeout(() => {

@@ -49,7 +49,12 @@ export function bindingMac(env: Envelope, name: string, version: number, b: Boun
  * sealed value in memory now, and one MAC per row halves the cost of checking
  * the whole cache at open.
  */
-export function rowElement2(env: Envelope, r: { readonly name: string; readonly version: number } & Bound, wrappedDek: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+export function rowElement2(
+  env: Envelope,
+  r: { readonly name: string; readonly version: number } & Bound,
+  wrappedDek: Uint8Array,
+  ciphertext: Uint8Array,
+): Uint8Array {
   const opt = (v: string | null) => (v === null ? "-" : `=${v}`);
   const lease = r.sealedLease ? [r.sealedLease.dek, r.sealedLease.ct] : [];
   return env.mac("row2", r.name, String(r.version), opt(r.sourceVersion), opt(r.held), opt(r.origin), String(lease.length), ...lease, wrappedDek, ciphertext);

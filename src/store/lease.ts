@@ -56,7 +56,8 @@ export function openLease(env: Envelope, name: string, version: number, sealed: 
   try {
     const r = JSON.parse(dec.decode(plain)) as Record<string, unknown>;
     const { id, duration, expires_at: expiresAt, renewable } = r;
-    if (r.v !== RECORD || typeof id !== "string" || id === "" || !isTime(duration) || !isTime(expiresAt) || typeof renewable !== "boolean") throw new Error("shape");
+    if (r.v !== RECORD || typeof id !== "string" || id === "" || !isTime(duration) || !isTime(expiresAt) || typeof renewable !== "boolean")
+      throw new Error("shape");
     return { id, duration, expiresAt, renewable };
   } catch {
     throw new IntegrityError(`the lease stored for ${JSON.stringify(name)} is not a lease record this sealcache writes`);

@@ -44,7 +44,8 @@ export function loadCache(db: CacheDb, env: Envelope): Loaded {
   // Iterated, not loaded whole: at 10,000 secrets the rows' ciphertexts were
   // megabytes of garbage the heap then kept.
   for (const r of s.all.iterate() as IterableIterator<SqlRow>) {
-    if ((r.lease_dek === null) !== (r.lease === null)) throw new IntegrityError(`row ${JSON.stringify(r.name)} has half a lease (lease_dek and lease are set together)`);
+    if ((r.lease_dek === null) !== (r.lease === null))
+      throw new IntegrityError(`row ${JSON.stringify(r.name)} has half a lease (lease_dek and lease are set together)`);
     const sealedLease = r.lease_dek && r.lease ? { dek: new Uint8Array(r.lease_dek), ct: new Uint8Array(r.lease) } : null;
     const entry: MetaEntry = {
       name: r.name,
@@ -77,7 +78,8 @@ export function loadCache(db: CacheDb, env: Envelope): Loaded {
   if (head) {
     const d = decodeDigest(env, head.value, head1 ? 1 : 2);
     generation = d.generation;
-    if (!env.equal(d.acc, digest.acc)) throw new IntegrityError("cache.db rows do not match the digest: rows were edited, swapped, removed or restored from an older copy");
+    if (!env.equal(d.acc, digest.acc))
+      throw new IntegrityError("cache.db rows do not match the digest: rows were edited, swapped, removed or restored from an older copy");
     if (upgraded) {
       db.write(() => {
         s.setMeta.run(DIGEST_V2, encodeDigest(env, generation, upgraded.acc));

@@ -33,7 +33,13 @@ export class ProviderStates {
   load(): Map<string, ProviderState> {
     const out = new Map<string, ProviderState>();
     for (const r of this.#db().stmts.providers.all() as Row[]) {
-      out.set(r.name, { lastSuccess: r.last_success, lastError: r.last_error, lastErrorKind: r.last_error_kind, lastErrorAt: r.last_error_at, failures: r.failures });
+      out.set(r.name, {
+        lastSuccess: r.last_success,
+        lastError: r.last_error,
+        lastErrorKind: r.last_error_kind,
+        lastErrorAt: r.last_error_at,
+        failures: r.failures,
+      });
     }
     return out;
   }

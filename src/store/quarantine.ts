@@ -63,7 +63,9 @@ export function scrubQuarantined(dbPath: string, names: readonly string[] | "all
       const open = db;
       open.pragma("secure_delete = ON");
       const remove = open.prepare("DELETE FROM secrets WHERE name = ?");
-      const deleted = open.transaction(() => (names === "all" ? open.prepare("DELETE FROM secrets").run().changes : names.reduce((n, name) => n + remove.run(name).changes, 0)))();
+      const deleted = open.transaction(() =>
+        names === "all" ? open.prepare("DELETE FROM secrets").run().changes : names.reduce((n, name) => n + remove.run(name).changes, 0),
+      )();
       if (deleted > 0) open.exec("VACUUM");
       open.pragma("wal_checkpoint(TRUNCATE)");
       open.close();

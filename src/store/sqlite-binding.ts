@@ -78,7 +78,10 @@ function missingBinding(dir: string, node: string, abi: string): NativeBindingEr
     : carried.length
       ? "install a Node.js whose ABI (node -p process.versions.modules) is one of those"
       : "the package is damaged: reinstall sealcache";
-  return new NativeBindingError(`this sealcache package has no SQLite (better-sqlite3) build for Node ${node} (ABI ${abi}): ` + `${dir} carries ${what.length ? what.join(", ") : "none"}; ${fix}`);
+  return new NativeBindingError(
+    `this sealcache package has no SQLite (better-sqlite3) build for Node ${node} (ABI ${abi}): ` +
+      `${dir} carries ${what.length ? what.join(", ") : "none"}; ${fix}`,
+  );
 }
 
 /** ABI -> the Node release each build was compiled against, from native/manifest.json; empty if unreadable. */

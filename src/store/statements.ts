@@ -43,7 +43,9 @@ export function prepare(db: Database) {
     setMeta: p("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"),
     removeMeta: p("DELETE FROM meta WHERE key = ?"),
     providers: p("SELECT * FROM provider_state"),
-    saveProvider: p("INSERT OR REPLACE INTO provider_state (name, last_success, last_error, last_error_kind, last_error_at, failures) VALUES (?, ?, ?, ?, ?, ?)"),
+    saveProvider: p(
+      "INSERT OR REPLACE INTO provider_state (name, last_success, last_error, last_error_kind, last_error_at, failures) VALUES (?, ?, ?, ?, ?, ?)",
+    ),
   };
 }
 

@@ -162,7 +162,16 @@ export class SecretStore {
    */
   apply(items: readonly BatchItem[], extras: ApplyExtras = {}): string[] {
     const nextGen = this.#generation + 1;
-    const plan = planBatch({ env: this.#env, meta: this.#meta, errors: this.#errors, digest: this.#digest, items, extras, generation: nextGen, confirmWriteMs: this.#confirmWriteMs });
+    const plan = planBatch({
+      env: this.#env,
+      meta: this.#meta,
+      errors: this.#errors,
+      digest: this.#digest,
+      items,
+      extras,
+      generation: nextGen,
+      confirmWriteMs: this.#confirmWriteMs,
+    });
     // The generation (the revision watchers see) moves with values; a binding moved
     // alone only rewrites the digest under the same generation.
     const generation = plan.writes.length > 0 || plan.removed.length > 0 ? nextGen : this.#generation;
@@ -293,9 +302,13 @@ export class SecretStore {
     // The quarantined copies in data_dir hold the same rows, under the same key (quarantine.ts).
     try {
       const q = scrubQuarantined(this.#db.file, o.all ? "all" : marked);
-      if (q.scrubbed.length + q.removed.length > 0) this.#log.warn({ scrubbed: q.scrubbed, removed: q.removed }, "revoked rows deleted from the quarantined copies of the cache too");
+      if (q.scrubbed.length + q.removed.length > 0)
+        this.#log.warn({ scrubbed: q.scrubbed, removed: q.removed }, "revoked rows deleted from the quarantined copies of the cache too");
     } catch (e) {
-      this.#log.error({ err: describeError(e) }, "the quarantined copies of the cache could not be scrubbed of the revoked rows; remove data_dir/quarantine by hand");
+      this.#log.error(
+        { err: describeError(e) },
+        "the quarantined copies of the cache could not be scrubbed of the revoked rows; remove data_dir/quarantine by hand",
+      );
     }
     const deleted = gone.map((m) => m.name);
     if (deleted.length > 0) this.#emit(deleted);

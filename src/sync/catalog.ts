@@ -143,7 +143,9 @@ export class Catalog {
     if (problem) return { skipped: `its name ${JSON.stringify(name.slice(0, 300))} ${problem}` };
     const owner = this.#claimant(name);
     if (owner !== entry) {
-      return { skipped: this.entry(name) ? `its name ${name} is a configured secret, which wins` : `its name ${name} belongs to the more specific hierarchy ${owner}` };
+      return {
+        skipped: this.entry(name) ? `its name ${name} is a configured secret, which wins` : `its name ${name} belongs to the more specific hierarchy ${owner}`,
+      };
     }
     return { name };
   }

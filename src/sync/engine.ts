@@ -84,9 +84,17 @@ export class SyncEngine {
     this.#clock = opts.clock ?? systemClock;
     this.#sem = new Semaphore(opts.sync.concurrency);
     const loaded = (p: string) => opts.providers.get(p)?.provider;
-    this.#catalog = new Catalog({ secrets: opts.secrets, isHierarchy: (sc) => loaded(sc.provider)?.expands?.(sc.path) === true, backend: (p) => loaded(p)?.backend ?? "" });
+    this.#catalog = new Catalog({
+      secrets: opts.secrets,
+      isHierarchy: (sc) => loaded(sc.provider)?.expands?.(sc.path) === true,
+      backend: (p) => loaded(p)?.backend ?? "",
+    });
     this.#fresh = new Freshness({ catalog: this.#catalog, store: opts.store, sync: opts.sync });
-    this.#plan = new Scheduler({ sync: opts.sync, random: opts.random ?? Math.random, refreshOf: (e) => this.#catalog.entry(e)?.refresh ?? opts.sync.interval });
+    this.#plan = new Scheduler({
+      sync: opts.sync,
+      random: opts.random ?? Math.random,
+      refreshOf: (e) => this.#catalog.entry(e)?.refresh ?? opts.sync.interval,
+    });
     this.#catalog.adopt(opts.store.metas());
     if (this.#catalog.hasHierarchies) {
       for (const m of opts.store.metas()) {
@@ -156,7 +164,8 @@ export class SyncEngine {
    * hierarchy. Returns the entries queued.
    */
   trigger(names: readonly string[] = []): string[] {
-    const list = names.length > 0 ? [...new Set(names.map((n) => this.#catalog.owner(n)).filter((e): e is string => e !== undefined))] : this.#catalog.entries();
+    const list =
+      names.length > 0 ? [...new Set(names.map((n) => this.#catalog.owner(n)).filter((e): e is string => e !== undefined))] : this.#catalog.entries();
     this.#plan.trigger(list, this.#clock.mono());
     this.#schedule();
     return list;
@@ -221,7 +230,10 @@ export class SyncEngine {
    * soon, spread over the jitter window so a fleet's NTP sync is no stampede.
    */
   #stepped(ms: number, now: number): void {
-    this.#log.warn({ step_s: Math.round(ms / 1000) }, "wall clock stepped; schedules and ages run on the monotonic clock, refreshing every secret within the jitter window");
+    this.#log.warn(
+      { step_s: Math.round(ms / 1000) },
+      "wall clock stepped; schedules and ages run on the monotonic clock, refreshing every secret within the jitter window",
+    );
     this.#plan.respread(this.#catalog.entries(), now);
   }
 
@@ -245,7 +257,14 @@ export class SyncEngine {
     const store = this.#o.store;
     const refs: SecretRef[] = names.map((name) => {
       const sc = this.#catalog.entry(name)!;
-      return { name, path: sc.path, key: sc.key, version: sc.version, cachedVersion: trustedVersion(store, this.#catalog, name), cachedLease: cachedLease(store, this.#catalog, name, this.#log) };
+      return {
+        name,
+        path: sc.path,
+        key: sc.key,
+        version: sc.version,
+        cachedVersion: trustedVersion(store, this.#catalog, name),
+        cachedLease: cachedLease(store, this.#catalog, name, this.#log),
+      };
     });
     const started = this.#clock.mono();
     const revokes = store.revokeCount;
@@ -285,9 +304,16 @@ export class SyncEngine {
       for (const it of out.items) if (it.ok) it.value.fill(0);
     }
     const held = this.#landed(out, clocks.mono, expires);
-    if (out.removed.length > 0) this.#log.info({ provider: handle.name, removed: out.removed }, "parameters no longer in their hierarchy in the backend; no longer served");
+    if (out.removed.length > 0)
+      this.#log.info({ provider: handle.name, removed: out.removed }, "parameters no longer in their hierarchy in the backend; no longer served");
     this.#log.info(
-      { provider: handle.name, fetched: names.length, changed: changed.length, failed: out.items.filter((i) => !i.ok).length, ms: Math.round(clocks.mono - started) },
+      {
+        provider: handle.name,
+        fetched: names.length,
+        changed: changed.length,
+        failed: out.items.filter((i) => !i.ok).length,
+        ms: Math.round(clocks.mono - started),
+      },
       "sync batch applied",
     );
     if (held.size > 0 && provider.committed) this.#afterCommit(handle, provider, held);
@@ -350,7 +376,10 @@ export class SyncEngine {
     Object.assign(st, { failures, lastError: message, lastErrorKind: kind, lastErrorAt: wall });
     this.#fresh.providerFailed(handle.name, { mono: now });
     this.#saveProviderState(handle.name, st);
-    this.#log.warn({ provider: handle.name, kind, err: message, failures, retry_in_ms: Math.round(nextAttempt - now) }, "provider unreachable; serving cached values as stale");
+    this.#log.warn(
+      { provider: handle.name, kind, err: message, failures, retry_in_ms: Math.round(nextAttempt - now) },
+      "provider unreachable; serving cached values as stale",
+    );
   }
 
   /** Persisted for after a restart; a disk that takes no writes (the store says so itself) costs nothing here. */

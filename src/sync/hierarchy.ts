@@ -36,7 +36,13 @@ export function expandWalk(catalog: Catalog, provider: string, entry: string, r:
   for (const m of r.members) {
     if (!m || typeof m.relative !== "string" || !(m.value instanceof Uint8Array)) {
       for (const x of r.members) if (x?.value instanceof Uint8Array) x.value.fill(0);
-      out.items.push({ name: entry, ok: false, kind: "transient", message: `provider ${provider} returned a malformed hierarchy for ${sc.path}; rejected`, at });
+      out.items.push({
+        name: entry,
+        ok: false,
+        kind: "transient",
+        message: `provider ${provider} returned a malformed hierarchy for ${sc.path}; rejected`,
+        at,
+      });
       return 0;
     }
     const c = catalog.childName(entry, m.relative);
@@ -81,7 +87,13 @@ export function expandWalk(catalog: Catalog, provider: string, entry: string, r:
   out.removed.push(...[...before].filter((n) => !members.has(n)));
   out.walks.set(entry, members);
   if (r.members.length === 0) {
-    out.items.push({ name: entry, ok: false, kind: "permanent", message: `${where}: no parameters under this path (check it, and the provider's permission to list it)`, at });
+    out.items.push({
+      name: entry,
+      ok: false,
+      kind: "permanent",
+      message: `${where}: no parameters under this path (check it, and the provider's permission to list it)`,
+      at,
+    });
   } else if (skipped.length > 0) {
     const named = skipped.slice(0, SKIPPED_NAMED).map((s) => `${s.relative} (${s.reason})`);
     const more = skipped.length > SKIPPED_NAMED ? `, and ${skipped.length - SKIPPED_NAMED} more` : "";

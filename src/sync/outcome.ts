@@ -11,7 +11,15 @@ import { leaseOf } from "./leases.js";
  * name gets exactly one item; anything missing, duplicated or malformed is an
  * error for that name, not a value. `at` (wall clock) is what the cache records.
  */
-export function buildOutcome(o: { catalog: Catalog; store: SecretStore; provider: string; names: readonly string[]; results: unknown; at: number; log: Logger }): Outcome {
+export function buildOutcome(o: {
+  catalog: Catalog;
+  store: SecretStore;
+  provider: string;
+  names: readonly string[];
+  results: unknown;
+  at: number;
+  log: Logger;
+}): Outcome {
   const { catalog, provider, at, log } = o;
   const out: Outcome = { items: [], removed: [], cleared: [], walks: new Map(), expiry: new Map() };
   const wanted = new Set(o.names);
@@ -70,7 +78,16 @@ export function buildOutcome(o: { catalog: Catalog; store: SecretStore; provider
  * The backend confirmed the version held: the cached value is confirmed again
  * (read back and re-applied, so the store only records the confirmation).
  */
-function unchanged(store: SecretStore, catalog: Catalog, provider: string, name: string, version: string | undefined, at: number, lease: StoredLease | undefined, log: Logger): BatchItem {
+function unchanged(
+  store: SecretStore,
+  catalog: Catalog,
+  provider: string,
+  name: string,
+  version: string | undefined,
+  at: number,
+  lease: StoredLease | undefined,
+  log: Logger,
+): BatchItem {
   let held: ReturnType<SecretStore["read"]>;
   try {
     held = store.read(name);
@@ -81,7 +98,13 @@ function unchanged(store: SecretStore, catalog: Catalog, provider: string, name:
   const fp = catalog.fingerprint(name);
   if (!held || held.meta.sourceVersion !== version || held.meta.held !== fp) {
     if (held) held.value.fill(0);
-    return { name, ok: false, kind: "transient", message: `provider ${provider} reported version ${String(version)} unchanged, but the cache holds another; fetching in full next time`, at };
+    return {
+      name,
+      ok: false,
+      kind: "transient",
+      message: `provider ${provider} reported version ${String(version)} unchanged, but the cache holds another; fetching in full next time`,
+      at,
+    };
   }
   return { name, ok: true, value: held.value, sourceVersion: version, at, held: fp, lease };
 }

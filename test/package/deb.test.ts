@@ -47,7 +47,11 @@ async function startDaemon(): Promise<number> {
   mustInRoot(root, ["install", "-d", "-o", "sealcache", "-g", "sealcache", "-m", "0750", "/run/sealcache"]);
   daemon = spawnInRoot(root, ["setpriv", "--reuid=sealcache", "--regid=sealcache", "--init-groups", "/usr/bin/sealcache", "daemon"], log);
   const pid = daemon.pid!;
-  await eventually(async () => fs.existsSync(socket) && (await req(socket, "/v1/health").catch(() => undefined))?.status === 200, 30_000, "the packaged daemon's socket");
+  await eventually(
+    async () => fs.existsSync(socket) && (await req(socket, "/v1/health").catch(() => undefined))?.status === 200,
+    30_000,
+    "the packaged daemon's socket",
+  );
   return pid;
 }
 
@@ -63,7 +67,12 @@ test("apt installs the .deb into a clean root: user, group, 0700 data dir, unit,
   assert.match(mustInRoot(root, ["getent", "passwd", "sealcache"]).stdout, /^sealcache:x:\d+:\d+:.*:\/var\/lib\/sealcache:\/usr\/sbin\/nologin$/m);
   assert.match(mustInRoot(root, ["getent", "group", "sealcache"]).stdout, /^sealcache:/);
   assert.equal(mustInRoot(root, ["stat", "-c", "%a %U %G", "/var/lib/sealcache"]).stdout.trim(), "700 sealcache sealcache");
-  for (const f of ["usr/lib/systemd/system/sealcache.service", "usr/share/man/man1/sealcache.1.gz", "etc/sealcache/sealcache.yaml", "usr/share/doc/sealcache/copyright"]) {
+  for (const f of [
+    "usr/lib/systemd/system/sealcache.service",
+    "usr/share/man/man1/sealcache.1.gz",
+    "etc/sealcache/sealcache.yaml",
+    "usr/share/doc/sealcache/copyright",
+  ]) {
     assert.ok(fs.existsSync(path.join(root, f)), `${f} is installed`);
   }
   assert.match(mustInRoot(root, ["dpkg-query", "-W", "-f=${Conffiles}", "sealcache"]).stdout, /\/etc\/sealcache\/sealcache\.yaml [0-9a-f]{32}/);

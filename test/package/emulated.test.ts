@@ -18,7 +18,9 @@ import { stopChild } from "../support/chroot.js";
 
 // The architectures the packaging runs under qemu; gypArch is also what process.arch says there.
 type ArchFacts = { qemu: string | null; sysroot: string; gypArch: string };
-const EMULATED = Object.entries(ARCHES as Record<string, ArchFacts>).flatMap(([arch, a]) => (a.qemu ? [{ arch, qemu: a.qemu, sysroot: a.sysroot, gypArch: a.gypArch }] : []));
+const EMULATED = Object.entries(ARCHES as Record<string, ArchFacts>).flatMap(([arch, a]) =>
+  a.qemu ? [{ arch, qemu: a.qemu, sysroot: a.sysroot, gypArch: a.gypArch }] : [],
+);
 
 for (const { arch, ...emu } of EMULATED) {
   test(`the ${arch} package's daemon runs under ${emu.qemu} and serves a secret over its socket`, async (t) => {

@@ -72,7 +72,9 @@ for (const arch of ARCHES) {
       const shipped = execFileSync("sh", ["-c", `dpkg-deb --fsys-tarfile "$1" | tar -xO "./usr/share/doc/sealcache/examples/$2"`, "sh", deb, f]);
       assert.deepEqual(shipped, fs.readFileSync(path.join(ROOT, "packaging/examples", f)), `${f} as in packaging/examples`);
     }
-    const man = execFileSync("sh", ["-c", `dpkg-deb --fsys-tarfile "$1" | tar -xO ./usr/share/man/man1/sealcache.1.gz | zcat`, "sh", deb], { encoding: "utf8" });
+    const man = execFileSync("sh", ["-c", `dpkg-deb --fsys-tarfile "$1" | tar -xO ./usr/share/man/man1/sealcache.1.gz | zcat`, "sh", deb], {
+      encoding: "utf8",
+    });
     assert.match(man, /^exec \\-\\-env VAR=NAME\.\.\. /m);
     assert.match(man, /^render \\-\\-template T \\-\\-out F /m);
     const rpmFiles = execFileSync("rpm", ["-qlp", builtPackage("rpm", arch)], { encoding: "utf8" });
@@ -82,7 +84,13 @@ for (const arch of ARCHES) {
   test(`the ${arch} .rpm lists the same files, a noreplace config, and scripts that create the user`, () => {
     const rpm = builtPackage("rpm", arch);
     const files = execFileSync("rpm", ["-qlp", rpm], { encoding: "utf8" });
-    for (const f of ["/usr/bin/sealcache", "/usr/lib/sealcache/main.mjs", "/usr/lib/systemd/system/sealcache.service", "/etc/sealcache/sealcache.yaml", "/var/lib/sealcache"]) {
+    for (const f of [
+      "/usr/bin/sealcache",
+      "/usr/lib/sealcache/main.mjs",
+      "/usr/lib/systemd/system/sealcache.service",
+      "/etc/sealcache/sealcache.yaml",
+      "/var/lib/sealcache",
+    ]) {
       assert.match(files, new RegExp(`^${f.replace(/\./g, "\\.")}$`, "m"), f);
     }
     assert.match(execFileSync("rpm", ["-qcp", rpm], { encoding: "utf8" }), /^\/etc\/sealcache\/sealcache\.yaml$/m);

@@ -130,11 +130,16 @@ test("the service runs as sealcache with no capabilities, no new privileges and 
   // the files in a non-dumpable process's /proc/PID to root.
   assert.equal(mustInMachine(m(), ["stat", "-c", "%U", `/proc/${pid}/status`]).stdout.trim(), "root", "the daemon is not dumpable");
   const modes = mustInMachine(m(), ["stat", "-c", "%a %U %G %n", "/run/sealcache", "/var/lib/sealcache", "/run/sealcache/sealcache.sock"]).stdout;
-  assert.deepEqual(modes.trim().split("\n"), ["750 sealcache sealcache /run/sealcache", "700 sealcache sealcache /var/lib/sealcache", "660 sealcache sealcache /run/sealcache/sealcache.sock"]);
+  assert.deepEqual(modes.trim().split("\n"), [
+    "750 sealcache sealcache /run/sealcache",
+    "700 sealcache sealcache /var/lib/sealcache",
+    "660 sealcache sealcache /run/sealcache/sealcache.sock",
+  ]);
 });
 
 test("peer identity works through the sandbox: a rule for agent in edge-agent.service admits it there and not in another unit", () => {
-  const run = (unit: string) => inMachine(m(), ["systemd-run", "--quiet", "--wait", "--pipe", `--unit=${unit}`, "-p", "User=agent", "sealcache", "get", "--raw", "demo/api-token"]);
+  const run = (unit: string) =>
+    inMachine(m(), ["systemd-run", "--quiet", "--wait", "--pipe", `--unit=${unit}`, "-p", "User=agent", "sealcache", "get", "--raw", "demo/api-token"]);
   const admitted = run("edge-agent");
   assert.equal(admitted.status, 0, admitted.stderr);
   assert.equal(admitted.stdout, token);

@@ -32,12 +32,37 @@ export function makeCerts(dir: string): TestCerts {
     ecKey(`${name}.key`);
     openssl(dir, ["req", "-new", "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`]);
     fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
-    openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-sha256", "-extfile", `${name}.ext`, "-out", `${name}.pem`]);
+    openssl(dir, [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-sha256",
+      "-extfile",
+      `${name}.ext`,
+      "-out",
+      `${name}.pem`,
+    ]);
   };
   issue("server", "/CN=vault.test", "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:vault.test\nextendedKeyUsage=serverAuth\n");
   issue("client", "/CN=gw-17", "extendedKeyUsage=clientAuth\n");
   const p = (f: string) => path.join(dir, f);
-  return { dir, caFile: p("ca.pem"), serverCert: p("server.pem"), serverKey: p("server.key"), clientCert: p("client.pem"), clientKey: p("client.key"), otherCaFile: p("other-ca.pem") };
+  return {
+    dir,
+    caFile: p("ca.pem"),
+    serverCert: p("server.pem"),
+    serverKey: p("server.key"),
+    clientCert: p("client.pem"),
+    clientKey: p("client.key"),
+    otherCaFile: p("other-ca.pem"),
+  };
 }
 
 /** Another client certificate (CN = `name`) from the CA of makeCerts, in the same folder. */
@@ -46,6 +71,23 @@ export function issueClientCert(certs: TestCerts, name: string): { cert: string;
   openssl(certs.dir, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${file}.key`]);
   openssl(certs.dir, ["req", "-new", "-key", `${file}.key`, "-subj", `/CN=${name}`, "-out", `${file}.csr`]);
   fs.writeFileSync(path.join(certs.dir, `${file}.ext`), "extendedKeyUsage=clientAuth\n");
-  openssl(certs.dir, ["x509", "-req", "-in", `${file}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-sha256", "-extfile", `${file}.ext`, "-out", `${file}.pem`]);
+  openssl(certs.dir, [
+    "x509",
+    "-req",
+    "-in",
+    `${file}.csr`,
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "1",
+    "-sha256",
+    "-extfile",
+    `${file}.ext`,
+    "-out",
+    `${file}.pem`,
+  ]);
   return { cert: path.join(certs.dir, `${file}.pem`), key: path.join(certs.dir, `${file}.key`) };
 }

@@ -20,7 +20,9 @@ export function makeDebianRoot(dir: string): void {
   fs.mkdirSync(CACHE, { recursive: true });
   if (!fs.existsSync(tarball)) {
     const tmp = `${tarball}.tmp-${process.pid}`;
-    execFileSync("debootstrap", ["--variant=minbase", `--make-tarball=${tmp}`, SUITE, path.join(CACHE, `dbs-work-${process.pid}`), MIRROR], { stdio: "ignore" });
+    execFileSync("debootstrap", ["--variant=minbase", `--make-tarball=${tmp}`, SUITE, path.join(CACHE, `dbs-work-${process.pid}`), MIRROR], {
+      stdio: "ignore",
+    });
     fs.renameSync(tmp, tarball);
   }
   execFileSync("debootstrap", ["--variant=minbase", `--unpack-tarball=${tarball}`, SUITE, dir, MIRROR], { stdio: ["ignore", "ignore", "pipe"] });
@@ -55,9 +57,13 @@ export function mustInRoot(root: string, cmd: string[], opts: { env?: Record<str
 /** Starts a long-running command inside the root; its output goes to `logFile`. */
 export function spawnInRoot(root: string, cmd: string[], logFile: string): ChildProcess {
   const fd = fs.openSync(logFile, "a");
-  const child = spawn("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", ENTER, root, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", ...cmd], {
-    stdio: ["ignore", fd, fd],
-  });
+  const child = spawn(
+    "unshare",
+    ["--mount", "--propagation", "private", "--", "sh", "-c", ENTER, root, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", ...cmd],
+    {
+      stdio: ["ignore", fd, fd],
+    },
+  );
   fs.closeSync(fd);
   return child;
 }
@@ -73,7 +79,8 @@ function envArgs(env: Record<string, string> = {}): string[] {
  */
 export function repackHostNode(outDir: string): string {
   const status = spawnSync("dpkg-query", ["-W", "-f=${Version}", "nodejs"], { encoding: "utf8" });
-  if (status.status !== 0) throw new Error("this machine's Node is not from a nodejs .deb; install nodejs (>= 20) from NodeSource or Debian to run the package tests");
+  if (status.status !== 0)
+    throw new Error("this machine's Node is not from a nodejs .deb; install nodejs (>= 20) from NodeSource or Debian to run the package tests");
   // One repack per installed version, shared by the test files (they run side by side).
   const cached = path.join(CACHE, `nodejs-repack-${status.stdout.replace(/[^\w.+-]/g, "_")}.deb`);
   if (!fs.existsSync(cached)) {

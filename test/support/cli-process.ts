@@ -19,7 +19,11 @@ export interface CliProcess {
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
 
-export function startCli(t: { after(fn: () => void | Promise<void>): void }, args: string[], opts: { env?: NodeJS.ProcessEnv; extraSecrets?: readonly string[] } = {}): CliProcess {
+export function startCli(
+  t: { after(fn: () => void | Promise<void>): void },
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; extraSecrets?: readonly string[] } = {},
+): CliProcess {
   const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
@@ -43,7 +47,8 @@ export function startCli(t: { after(fn: () => void | Promise<void>): void }, arg
       const until = Date.now() + timeoutMs;
       while (!re.test(err)) {
         if (Date.now() > until) throw new Error(`no stderr matching ${re} within ${timeoutMs} ms; stderr:\n${err.slice(-3000)}`);
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`exited (${child.exitCode ?? child.signalCode}) before ${re}; stderr:\n${err.slice(-3000)}`);
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`exited (${child.exitCode ?? child.signalCode}) before ${re}; stderr:\n${err.slice(-3000)}`);
         await sleep(20);
       }
     },

@@ -15,7 +15,14 @@ function request(socketPath, path, o = {}) {
     const r = http.request({ socketPath, path, method: o.method ?? "GET", agent: o.agent ?? false, timeout: o.timeoutMs ?? 10_000 }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString("utf8"), retryAfter: res.headers["retry-after"] ?? null, ms: performance.now() - t0 }));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode,
+          body: Buffer.concat(chunks).toString("utf8"),
+          retryAfter: res.headers["retry-after"] ?? null,
+          ms: performance.now() - t0,
+        }),
+      );
       res.on("error", (e) => resolve({ status: 0, body: String(e), retryAfter: null, ms: performance.now() - t0 }));
     });
     r.on("timeout", () => r.destroy(new Error("timeout")));

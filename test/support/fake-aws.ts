@@ -179,8 +179,19 @@ export class FakeAws extends LocalServer {
 
     const v = verifySigV4(req, body, (akid) => this.credentials.get(akid));
     if (!v.ok) {
-      if (isJson) return jsonError(res, v.code === "MissingAuthenticationToken" ? 403 : 400, v.code === "SignatureDoesNotMatch" ? "InvalidSignatureException" : v.code, v.message);
-      return xmlError(res, 403, v.code === "InvalidSignatureException" ? "SignatureDoesNotMatch" : v.code === "UnrecognizedClientException" ? "InvalidClientTokenId" : v.code, v.message);
+      if (isJson)
+        return jsonError(
+          res,
+          v.code === "MissingAuthenticationToken" ? 403 : 400,
+          v.code === "SignatureDoesNotMatch" ? "InvalidSignatureException" : v.code,
+          v.message,
+        );
+      return xmlError(
+        res,
+        403,
+        v.code === "InvalidSignatureException" ? "SignatureDoesNotMatch" : v.code === "UnrecognizedClientException" ? "InvalidClientTokenId" : v.code,
+        v.message,
+      );
     }
     const by = this.signedBy.get(op) ?? new Set<string>();
     by.add(v.accessKeyId);
@@ -229,7 +240,8 @@ export class FakeAws extends LocalServer {
     const found = this.#findSecret(input.SecretId);
     if (!found) return jsonError(res, 400, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
     const [name, s] = found;
-    if (this.denied.has(name)) return jsonError(res, 400, "AccessDeniedException", `User is not authorized to perform: secretsmanager:GetSecretValue on resource: ${name}`);
+    if (this.denied.has(name))
+      return jsonError(res, 400, "AccessDeniedException", `User is not authorized to perform: secretsmanager:GetSecretValue on resource: ${name}`);
     let v: SmVersion | undefined;
     if (input.VersionId) v = s.versions.find((x) => x.id === input.VersionId);
     else v = s.versions.find((x) => x.stages.has(input.VersionStage ?? "AWSCURRENT"));
@@ -281,14 +293,20 @@ export class FakeAws extends LocalServer {
   #getParameters(res: http.ServerResponse, input: Record<string, any>): void {
     const names = input.Names;
     if (!Array.isArray(names) || names.length === 0 || names.length > 10)
-      return jsonError(res, 400, "ValidationException", "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length less than or equal to 10");
+      return jsonError(
+        res,
+        400,
+        "ValidationException",
+        "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length less than or equal to 10",
+      );
     const Parameters: unknown[] = [];
     const InvalidParameters: string[] = [];
     for (const full of names as string[]) {
       const i = full.lastIndexOf(":");
       const [name, sel] = i > 0 ? [full.slice(0, i), full.slice(i)] : [full, undefined];
       const p = this.params.get(name);
-      if (this.denied.has(name)) return jsonError(res, 400, "AccessDeniedException", `User is not authorized to perform: ssm:GetParameters on resource: ${name}`);
+      if (this.denied.has(name))
+        return jsonError(res, 400, "AccessDeniedException", `User is not authorized to perform: ssm:GetParameters on resource: ${name}`);
       const version = sel ? Number(sel.slice(1)) : p?.versions.length;
       if (!p || !version || version > p.versions.length) {
         InvalidParameters.push(full);
@@ -303,20 +321,26 @@ export class FakeAws extends LocalServer {
     const path = String(input.Path ?? "");
     const max = Math.min(Number(input.MaxResults ?? 10), 10);
     const prefix = path.endsWith("/") ? path : path + "/";
-    if (this.denied.has(path)) return jsonError(res, 400, "AccessDeniedException", `User is not authorized to perform: ssm:GetParametersByPath on resource: ${path}`);
+    if (this.denied.has(path))
+      return jsonError(res, 400, "AccessDeniedException", `User is not authorized to perform: ssm:GetParametersByPath on resource: ${path}`);
     const all = [...this.params.keys()].filter((n) => n.startsWith(prefix) && (input.Recursive === true || !n.slice(prefix.length).includes("/"))).sort();
     const start = input.NextToken ? Number(Buffer.from(String(input.NextToken), "base64").toString()) : 0;
     const page = all.slice(start, start + max);
     const next = start + max < all.length ? Buffer.from(String(start + max)).toString("base64") : undefined;
-    sendJson(res, { Parameters: page.map((n) => this.#paramEntry(n, this.params.get(n)!, this.params.get(n)!.versions.length, input.WithDecryption === true)), ...(next ? { NextToken: next } : {}) });
+    sendJson(res, {
+      Parameters: page.map((n) => this.#paramEntry(n, this.params.get(n)!, this.params.get(n)!.versions.length, input.WithDecryption === true)),
+      ...(next ? { NextToken: next } : {}),
+    });
   }
 
   #sts(res: http.ServerResponse, form: URLSearchParams, caller: string): void {
     if (form.get("Action") !== "AssumeRole" || form.get("Version") !== "2011-06-15") return xmlError(res, 400, "InvalidAction", "Could not find operation");
     const role = form.get("RoleArn") ?? "";
     const session = form.get("RoleSessionName") ?? "";
-    if (!/^[\w+=,.@-]{2,64}$/.test(session)) return xmlError(res, 400, "ValidationError", "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint");
-    if (!this.roles.has(role) || this.denied.has(role)) return xmlError(res, 403, "AccessDenied", `User: ${caller} is not authorized to perform: sts:AssumeRole on resource: ${role}`);
+    if (!/^[\w+=,.@-]{2,64}$/.test(session))
+      return xmlError(res, 400, "ValidationError", "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint");
+    if (!this.roles.has(role) || this.denied.has(role))
+      return xmlError(res, 403, "AccessDenied", `User: ${caller} is not authorized to perform: sts:AssumeRole on resource: ${role}`);
     const duration = Number(form.get("DurationSeconds") ?? this.stsDefaultDuration);
     const akid = "ASIA" + randomBytes(8).toString("hex").toUpperCase();
     const secret = planted("sts-secret");
@@ -354,7 +378,12 @@ function sendJson(res: http.ServerResponse, body: unknown): void {
 /** AWS JSON 1.1 errors: the code in `__type` and in x-amzn-ErrorType. */
 function jsonError(res: http.ServerResponse, status: number, code: string, message: string): void {
   const s = JSON.stringify({ __type: code, message });
-  res.writeHead(status, { "content-type": "application/x-amz-json-1.1", "x-amzn-errortype": code, "x-amzn-requestid": randomUUID(), "content-length": String(Buffer.byteLength(s)) });
+  res.writeHead(status, {
+    "content-type": "application/x-amz-json-1.1",
+    "x-amzn-errortype": code,
+    "x-amzn-requestid": randomUUID(),
+    "content-length": String(Buffer.byteLength(s)),
+  });
   res.end(s);
 }
 

@@ -108,7 +108,15 @@ export class FakeKeyVault extends LocalServer {
     const key = name.toLowerCase();
     const s = this.secrets.get(key) ?? { name, versions: [] };
     const id = randomBytes(16).toString("hex");
-    s.versions.push({ id, value, contentType: attrs.contentType, enabled: attrs.enabled ?? true, nbf: attrs.nbf, exp: attrs.exp, created: Math.floor(Date.now() / 1000) });
+    s.versions.push({
+      id,
+      value,
+      contentType: attrs.contentType,
+      enabled: attrs.enabled ?? true,
+      nbf: attrs.nbf,
+      exp: attrs.exp,
+      created: Math.floor(Date.now() / 1000),
+    });
     this.secrets.set(key, s);
     return id;
   }
@@ -205,10 +213,18 @@ export class FakeKeyVault extends LocalServer {
           return sendJson(res, 200, { id: `${this.url}/secrets/${name}/${randomBytes(16).toString("hex")}`, attributes: { enabled: true } });
         case "wrong-version": {
           // A bundle for another version than the one asked for (a broken cache or proxy in between).
-          return sendJson(res, 200, { value: planted("kv-wrong"), id: `${this.url}/secrets/${name}/${randomBytes(16).toString("hex")}`, attributes: { enabled: true } });
+          return sendJson(res, 200, {
+            value: planted("kv-wrong"),
+            id: `${this.url}/secrets/${name}/${randomBytes(16).toString("hex")}`,
+            attributes: { enabled: true },
+          });
         }
         case "truncated": {
-          const full = JSON.stringify({ value: planted("kv-truncated"), id: `${this.url}/secrets/${name}/${randomBytes(16).toString("hex")}`, attributes: { enabled: true } });
+          const full = JSON.stringify({
+            value: planted("kv-truncated"),
+            id: `${this.url}/secrets/${name}/${randomBytes(16).toString("hex")}`,
+            attributes: { enabled: true },
+          });
           res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": String(full.length) });
           res.write(full.slice(0, Math.floor(full.length / 2)), () => setTimeout(() => res.socket?.destroy(), 20));
           return;

@@ -71,7 +71,9 @@ export function makeAppCertificate(dir: string, name = "app"): AppCertificate {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const key = path.join(dir, `${name}.key`);
   const cert = path.join(dir, `${name}.crt`);
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=sealcache ${name}`], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=sealcache ${name}`], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   const certPem = fs.readFileSync(cert, "utf8");
   const keyPem = fs.readFileSync(key, "utf8");
   const pemFile = path.join(dir, `${name}.pem`);
@@ -111,7 +113,9 @@ export function makeFederatedIssuer(subject = "system:serviceaccount:edge:sealca
     token(claims = {}) {
       const now = Math.floor(Date.now() / 1000);
       const header = Buffer.from(JSON.stringify({ alg: "ES256", typ: "JWT", kid: "k1" })).toString("base64url");
-      const body = Buffer.from(JSON.stringify({ iss: issuer, sub: subject, aud: [audience], iat: now, nbf: now, exp: now + 3600, jti: planted("fed-jti"), ...claims })).toString("base64url");
+      const body = Buffer.from(
+        JSON.stringify({ iss: issuer, sub: subject, aud: [audience], iat: now, nbf: now, exp: now + 3600, jti: planted("fed-jti"), ...claims }),
+      ).toString("base64url");
       const sig = sign("sha256", Buffer.from(`${header}.${body}`), { key: privateKey, dsaEncoding: "ieee-p1363" }).toString("base64url");
       return `${header}.${body}.${sig}`;
     },
@@ -210,7 +214,13 @@ export class FakeEntra extends LocalServer {
     if (!m) return oauthError(res, 404, "invalid_request", `AADSTS90099: The path ${url.pathname} is not served.`, 90099);
     const tenant = decodeURIComponent(m[1]!);
     if (tenant !== this.tenant)
-      return oauthError(res, 400, "invalid_request", `AADSTS90002: Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`, 90002);
+      return oauthError(
+        res,
+        400,
+        "invalid_request",
+        `AADSTS90002: Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+        90002,
+      );
 
     const f = this.#fault;
     if (f && f.times > 0) {
@@ -218,7 +228,13 @@ export class FakeEntra extends LocalServer {
       switch (f.kind) {
         case "throttle":
           res.setHeader("retry-after", String(this.retryAfter));
-          return oauthError(res, 429, "temporarily_unavailable", "AADSTS50196: The server terminated an operation because it encountered a client request loop.", 50196);
+          return oauthError(
+            res,
+            429,
+            "temporarily_unavailable",
+            "AADSTS50196: The server terminated an operation because it encountered a client request loop.",
+            50196,
+          );
         case "error":
           return oauthError(res, 500, "server_error", "AADSTS90033: A transient error has occurred. Please try again.", 90033);
         case "unavailable":
@@ -238,7 +254,8 @@ export class FakeEntra extends LocalServer {
       if (req.method !== "GET") return oauthError(res, 405, "invalid_request", "AADSTS900561: The endpoint only accepts GET requests.", 900561);
       return sendJson(res, 200, this.#openIdConfiguration());
     }
-    if (req.method !== "POST") return oauthError(res, 405, "invalid_request", "AADSTS900561: The endpoint only accepts POST, OPTIONS requests. Received a GET request.", 900561);
+    if (req.method !== "POST")
+      return oauthError(res, 405, "invalid_request", "AADSTS900561: The endpoint only accepts POST, OPTIONS requests. Received a GET request.", 900561);
     if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded"))
       return oauthError(res, 400, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.", 900144);
     return this.#token(res, new URLSearchParams(Buffer.concat(chunks).toString("utf8")));
@@ -274,10 +291,18 @@ export class FakeEntra extends LocalServer {
   }
 
   #token(res: http.ServerResponse, form: URLSearchParams): void {
-    if (form.get("grant_type") !== "client_credentials") return oauthError(res, 400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.", 70003);
+    if (form.get("grant_type") !== "client_credentials")
+      return oauthError(res, 400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.", 70003);
     const clientId = form.get("client_id") ?? "";
     const app = this.apps.get(clientId);
-    if (!app) return oauthError(res, 400, "unauthorized_client", `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${this.tenant}'.`, 700016);
+    if (!app)
+      return oauthError(
+        res,
+        400,
+        "unauthorized_client",
+        `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${this.tenant}'.`,
+        700016,
+      );
     const scope = form.get("scope") ?? "";
     const resource = scope
       .split(" ")
@@ -306,11 +331,18 @@ export class FakeEntra extends LocalServer {
     } else if (assertion !== null) {
       // A signed assertion is a credential for its lifetime: the leak checks look for it too.
       this.issuer.secrets.push(assertion);
-      if (form.get("client_assertion_type") !== ASSERTION_TYPE) return oauthError(res, 400, "invalid_request", "AADSTS50027: JWT token is invalid or malformed.", 50027);
+      if (form.get("client_assertion_type") !== ASSERTION_TYPE)
+        return oauthError(res, 400, "invalid_request", "AADSTS50027: JWT token is invalid or malformed.", 50027);
       const problem = this.#checkAssertion(app, clientId, assertion);
       if (problem) return oauthError(res, problem.status, problem.error, problem.description, problem.code);
     } else {
-      return oauthError(res, 401, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", 7000218);
+      return oauthError(
+        res,
+        401,
+        "invalid_client",
+        "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        7000218,
+      );
     }
     const token = this.issuer.issue({ principal: clientId, tenant: this.tenant, resource, expiresAt: Date.now() + this.tokenLifetime * 1000 });
     sendJson(res, 200, { token_type: "Bearer", expires_in: this.tokenLifetime, ext_expires_in: this.tokenLifetime, access_token: token });
@@ -318,7 +350,12 @@ export class FakeEntra extends LocalServer {
 
   /** A certificate assertion (iss = sub = client id, aud = the token endpoint) or a federated token; undefined when valid. */
   #checkAssertion(app: App, clientId: string, jwt: string): { status: number; error: string; description: string; code: number } | undefined {
-    const bad = (code: number, description: string, status = 401, error = "invalid_client") => ({ status, error, description: `AADSTS${code}: ${description}`, code });
+    const bad = (code: number, description: string, status = 401, error = "invalid_client") => ({
+      status,
+      error,
+      description: `AADSTS${code}: ${description}`,
+      code,
+    });
     const parts = jwt.split(".");
     if (parts.length !== 3) return bad(50027, "JWT token is invalid or malformed.", 400, "invalid_request");
     let header: Record<string, unknown>;
@@ -349,12 +386,17 @@ export class FakeEntra extends LocalServer {
       return undefined;
     }
     if (claims.iss !== clientId || claims.sub !== clientId) return bad(700021, `Client assertion application identifier doesn't match 'client_id' parameter.`);
-    if (claims.aud !== this.tokenEndpoint) return bad(700212, `No matching federated identity record found for presented assertion audience '${String(claims.aud)}'.`);
+    if (claims.aud !== this.tokenEndpoint)
+      return bad(700212, `No matching federated identity record found for presented assertion audience '${String(claims.aud)}'.`);
     if (typeof claims.jti !== "string" || claims.jti === "") return bad(50027, "JWT token is invalid or malformed.", 400, "invalid_request");
     const byS256 = typeof header["x5t#S256"] === "string";
     const thumb = byS256 ? header["x5t#S256"] : header.x5t;
     const cert = app.certificates.find((c) => (byS256 ? c.x5tS256 : c.x5t) === thumb);
-    if (!cert) return bad(700027, `Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '${String(thumb)}']`);
+    if (!cert)
+      return bad(
+        700027,
+        `Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '${String(thumb)}']`,
+      );
     if (!verifyJws(String(header.alg), signed, sig, cert.publicKey)) return bad(700027, "Client assertion failed signature validation.");
     this.grants.push(byS256 ? "certificate:x5t#S256" : "certificate:x5t");
     return undefined;
@@ -414,7 +456,9 @@ export class FakeManagedIdentity extends LocalServer {
 
   /** The environment that points the SDK at this endpoint, as the Arc agent / AKS pod identity set it. */
   env(): NodeJS.ProcessEnv {
-    return this.mode === "arc" ? { IDENTITY_ENDPOINT: `${this.url}/metadata/identity/oauth2/token`, IMDS_ENDPOINT: this.url } : { AZURE_POD_IDENTITY_AUTHORITY_HOST: this.url };
+    return this.mode === "arc"
+      ? { IDENTITY_ENDPOINT: `${this.url}/metadata/identity/oauth2/token`, IMDS_ENDPOINT: this.url }
+      : { AZURE_POD_IDENTITY_AUTHORITY_HOST: this.url };
   }
 
   count(op: string): number {
@@ -499,7 +543,12 @@ export class FakeManagedIdentity extends LocalServer {
     }
     if (!resource) return sendJson(res, 400, { error: "invalid_request", error_description: "Required query variable 'resource' is missing" });
     const now = Math.floor(Date.now() / 1000);
-    const token = this.issuer.issue({ principal: this.principal, tenant: this.tenant, resource: resource.replace(/\/$/, ""), expiresAt: (now + this.tokenLifetime) * 1000 });
+    const token = this.issuer.issue({
+      principal: this.principal,
+      tenant: this.tenant,
+      resource: resource.replace(/\/$/, ""),
+      expiresAt: (now + this.tokenLifetime) * 1000,
+    });
     // Numbers as strings, as HIMDS and IMDS send them.
     sendJson(res, 200, {
       access_token: token,

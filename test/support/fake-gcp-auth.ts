@@ -156,17 +156,25 @@ export class FakeSts extends TokenServer {
       case "error":
         return json(503, { error: "temporarily_unavailable" });
       case "refuse":
-        return json(400, { error: "invalid_grant", error_description: `The audience in ID Token [${this.subjectToken}] does not match the expected audience.` });
+        return json(400, {
+          error: "invalid_grant",
+          error_description: `The audience in ID Token [${this.subjectToken}] does not match the expected audience.`,
+        });
       case "hang":
         this.hung.add(res);
         return;
     }
     if (op === "sts.token" && req.method === "POST") {
       const f = new URLSearchParams(body);
-      if (f.get("grant_type") !== "urn:ietf:params:oauth:grant-type:token-exchange" || f.get("requested_token_type") !== "urn:ietf:params:oauth:token-type:access_token")
+      if (
+        f.get("grant_type") !== "urn:ietf:params:oauth:grant-type:token-exchange" ||
+        f.get("requested_token_type") !== "urn:ietf:params:oauth:token-type:access_token"
+      )
         return json(400, { error: "invalid_request" });
-      if (f.get("audience") !== this.audience || f.get("subject_token_type") !== "urn:ietf:params:oauth:token-type:jwt") return json(400, { error: "invalid_target" });
-      if (f.get("subject_token") !== this.subjectToken) return json(400, { error: "invalid_grant", error_description: "ID Token issued at ... is stale to sign-in." });
+      if (f.get("audience") !== this.audience || f.get("subject_token_type") !== "urn:ietf:params:oauth:token-type:jwt")
+        return json(400, { error: "invalid_target" });
+      if (f.get("subject_token") !== this.subjectToken)
+        return json(400, { error: "invalid_grant", error_description: "ID Token issued at ... is stale to sign-in." });
       return json(200, {
         access_token: this.issue(`principal://${this.audience.slice(2)}`),
         issued_token_type: "urn:ietf:params:oauth:token-type:access_token",
@@ -177,7 +185,8 @@ export class FakeSts extends TokenServer {
     if (op === "iam.generateAccessToken" && req.method === "POST") {
       const bearer = /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ""))?.[1];
       if (!bearer || !this.gcp.accessTokens.get(bearer)?.startsWith("principal://")) return json(401, { error: { code: 401, status: "UNAUTHENTICATED" } });
-      if (!url.pathname.endsWith(`/serviceAccounts/${this.impersonated}:generateAccessToken`)) return json(403, { error: { code: 403, status: "PERMISSION_DENIED" } });
+      if (!url.pathname.endsWith(`/serviceAccounts/${this.impersonated}:generateAccessToken`))
+        return json(403, { error: { code: 403, status: "PERMISSION_DENIED" } });
       return json(200, { accessToken: this.issue(this.impersonated), expireTime: new Date(Date.now() + 3600_000).toISOString() });
     }
     json(404, { error: "not_found" });

@@ -82,8 +82,16 @@ export class FakeGcp {
   #fault: { kind: GcpFault; match: RegExp | undefined; times: number; retryAfter?: number } | undefined;
 
   constructor(tls: { cert: Buffer | string; key: Buffer | string }) {
-    const pd = protoLoader.loadSync("google/cloud/secretmanager/v1/service.proto", { includeDirs: [PROTOS, GAX_PROTOS], keepCase: true, longs: String, defaults: false, oneofs: true });
-    const pkg = grpc.loadPackageDefinition(pd) as unknown as { google: { cloud: { secretmanager: { v1: { SecretManagerService: { service: grpc.ServiceDefinition } } } } } };
+    const pd = protoLoader.loadSync("google/cloud/secretmanager/v1/service.proto", {
+      includeDirs: [PROTOS, GAX_PROTOS],
+      keepCase: true,
+      longs: String,
+      defaults: false,
+      oneofs: true,
+    });
+    const pkg = grpc.loadPackageDefinition(pd) as unknown as {
+      google: { cloud: { secretmanager: { v1: { SecretManagerService: { service: grpc.ServiceDefinition } } } } };
+    };
     const svc = pkg.google.cloud.secretmanager.v1.SecretManagerService.service;
     const access = svc.AccessSecretVersion!;
     const serialize = access.responseSerialize;
@@ -219,7 +227,10 @@ export class FakeGcp {
 
     const authError = this.#authenticate(call.metadata);
     if (authError)
-      return fail(grpc.status.UNAUTHENTICATED, `Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. (${authError})`);
+      return fail(
+        grpc.status.UNAUTHENTICATED,
+        `Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. (${authError})`,
+      );
 
     const m = /^projects\/([^/]+)\/secrets\/([^/]+)\/versions\/([^/]+)$/.exec(name);
     const f = this.#fault;
@@ -260,9 +271,11 @@ export class FakeGcp {
     const [, , id, want] = m as unknown as [string, string, string, string];
     const st = this.statusFor.get(id);
     if (st) return fail(st.code, st.details);
-    if (this.denied.has(id)) return fail(grpc.status.PERMISSION_DENIED, `Permission 'secretmanager.versions.access' denied for resource '${name}' (or it may not exist).`);
+    if (this.denied.has(id))
+      return fail(grpc.status.PERMISSION_DENIED, `Permission 'secretmanager.versions.access' denied for resource '${name}' (or it may not exist).`);
     const s = this.secrets.get(id);
-    if (!s || s.versions.length === 0) return fail(grpc.status.NOT_FOUND, `Secret [projects/${this.projectNumber}/secrets/${id}] not found or has no versions.`);
+    if (!s || s.versions.length === 0)
+      return fail(grpc.status.NOT_FOUND, `Secret [projects/${this.projectNumber}/secrets/${id}] not found or has no versions.`);
     const n = want === "latest" ? s.versions.length : /^\d+$/.test(want) ? Number(want) : s.aliases.get(want);
     const v = n === undefined ? undefined : s.versions[n - 1];
     if (n === undefined || !v) return fail(grpc.status.NOT_FOUND, `Secret Version [projects/${this.projectNumber}/secrets/${id}/versions/${want}] not found.`);
@@ -294,7 +307,8 @@ export class FakeGcp {
     if (!verify("RSA-SHA256", Buffer.from(`${parts[0]}.${parts[1]}`), this.sa.publicKey, Buffer.from(parts[2]!, "base64url"))) return "bad signature";
     const now = Math.floor(Date.now() / 1000);
     if (claims.iss !== this.sa.email || claims.sub !== this.sa.email) return "iss/sub is not the service account";
-    if (typeof claims.exp !== "number" || typeof claims.iat !== "number" || claims.exp <= now || claims.exp - claims.iat > 3600 || claims.iat > now + 300) return "expired or too long-lived";
+    if (typeof claims.exp !== "number" || typeof claims.iat !== "number" || claims.exp <= now || claims.exp - claims.iat > 3600 || claims.iat > now + 300)
+      return "expired or too long-lived";
     const scoped = typeof claims.scope === "string" && claims.scope.split(" ").includes(CLOUD_PLATFORM);
     if (claims.aud !== SERVICE_AUD && !scoped) return "audience is not Secret Manager";
     this.seen.push({ kind: "jwt", claims });

@@ -142,7 +142,10 @@ export class FakeVault extends LocalServer {
   protected override createServer(handler: http.RequestListener): http.Server | https.Server {
     const t = this.#o.tls;
     return t
-      ? https.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: t.requireClientCert ?? false, rejectUnauthorized: t.requireClientCert ?? false }, handler)
+      ? https.createServer(
+          { key: t.key, cert: t.cert, ca: t.ca, requestCert: t.requireClientCert ?? false, rejectUnauthorized: t.requireClientCert ?? false },
+          handler,
+        )
       : http.createServer(handler);
   }
 
@@ -226,7 +229,8 @@ export class FakeVault extends LocalServer {
     if (path === "sys/leases/renew" && (m === "PUT" || m === "POST")) {
       if (typeof body.lease_id === "string") this.renewed.push(body.lease_id);
       const lease = typeof body.lease_id === "string" ? this.leases.get(body.lease_id) : undefined;
-      if (this.refuseLeaseRenewal || !lease || !lease.renewable || Date.now() >= lease.expiresAt) return send(res, 400, { errors: ["lease not found or lease is not renewable"] });
+      if (this.refuseLeaseRenewal || !lease || !lease.renewable || Date.now() >= lease.expiresAt)
+        return send(res, 400, { errors: ["lease not found or lease is not renewable"] });
       const inc = typeof body.increment === "number" ? body.increment : lease.ttl;
       const granted = Math.max(0, Math.min(inc, Math.floor((lease.maxExpiresAt - Date.now()) / 1000)));
       lease.expiresAt = Date.now() + granted * 1000;
@@ -244,7 +248,9 @@ export class FakeVault extends LocalServer {
       return;
     }
     if (m !== "GET") return send(res, 405, { errors: ["unsupported operation"] });
-    for (const d of this.denied) if (path === d || path.startsWith(d + "/") || path.startsWith(d + "?")) return send(res, 403, { errors: ["1 error occurred:\n\t* permission denied\n\n"] });
+    for (const d of this.denied)
+      if (path === d || path.startsWith(d + "/") || path.startsWith(d + "?"))
+        return send(res, 403, { errors: ["1 error occurred:\n\t* permission denied\n\n"] });
 
     const kv = /^(.+?)\/(data|metadata)\/(.+)$/.exec(path);
     if (kv && this.kv2.has(`${kv[1]}/data/${kv[3]}`)) {
@@ -252,15 +258,28 @@ export class FakeVault extends LocalServer {
       const current = versions.length;
       if (kv[2] === "metadata") {
         const vs: Record<string, unknown> = {};
-        for (const [i, v] of versions.entries()) vs[String(i + 1)] = { created_time: new Date().toISOString(), deletion_time: v.data ? "" : new Date().toISOString(), destroyed: false };
+        for (const [i, v] of versions.entries())
+          vs[String(i + 1)] = { created_time: new Date().toISOString(), deletion_time: v.data ? "" : new Date().toISOString(), destroyed: false };
         return send(res, 200, { data: { current_version: current, oldest_version: 1, max_versions: 0, versions: vs } });
       }
       const want = url.searchParams.has("version") ? Number(url.searchParams.get("version")) : current;
       const v = versions[want - 1];
       if (!v) return send(res, 404, { errors: [] });
-      const metadata = { version: want, created_time: new Date().toISOString(), deletion_time: v.data ? "" : new Date().toISOString(), destroyed: false, custom_metadata: null };
+      const metadata = {
+        version: want,
+        created_time: new Date().toISOString(),
+        deletion_time: v.data ? "" : new Date().toISOString(),
+        destroyed: false,
+        custom_metadata: null,
+      };
       if (!v.data) return send(res, 404, { data: { data: null, metadata } });
-      return send(res, 200, { request_id: randomBytes(8).toString("hex"), lease_id: "", renewable: false, lease_duration: 0, data: { data: v.data, metadata } });
+      return send(res, 200, {
+        request_id: randomBytes(8).toString("hex"),
+        lease_id: "",
+        renewable: false,
+        lease_duration: 0,
+        data: { data: v.data, metadata },
+      });
     }
     const v1 = this.kv1.get(path);
     if (v1) return send(res, 200, { request_id: randomBytes(8).toString("hex"), lease_id: "", renewable: false, lease_duration: 2764800, data: v1 });
@@ -270,7 +289,13 @@ export class FakeVault extends LocalServer {
       const now = Date.now();
       this.leases.set(leaseId, { ttl: dyn.ttl, renewable: dyn.renewable, expiresAt: now + dyn.ttl * 1000, maxExpiresAt: now + dyn.maxTtl * 1000 });
       this.issued.push(leaseId);
-      return send(res, 200, { request_id: randomBytes(8).toString("hex"), lease_id: leaseId, renewable: dyn.renewable, lease_duration: dyn.ttl, data: dyn.make() });
+      return send(res, 200, {
+        request_id: randomBytes(8).toString("hex"),
+        lease_id: leaseId,
+        renewable: dyn.renewable,
+        lease_duration: dyn.ttl,
+        data: dyn.make(),
+      });
     }
     return send(res, 404, { errors: [] });
   }
@@ -290,7 +315,9 @@ export class FakeVault extends LocalServer {
     }
     if (!ok) return send(res, 403, { errors: ["permission denied"] });
     const token = this.issueToken(this.tokenTtl, true);
-    send(res, 200, { auth: { client_token: token, accessor: randomBytes(8).toString("hex"), policies: ["default", "edge"], lease_duration: this.tokenTtl, renewable: true } });
+    send(res, 200, {
+      auth: { client_token: token, accessor: randomBytes(8).toString("hex"), policies: ["default", "edge"], lease_duration: this.tokenTtl, renewable: true },
+    });
   }
 
   #op(method: string, path: string): VaultOp {
@@ -325,7 +352,14 @@ export function approleDaemonConfig(dir: string, fv: FakeVault, secrets: Record<
     socket: path.join(dir, "s.sock"),
     seal: { type: "host" },
     sync: { interval: "30s", backoff_min: "200ms", backoff_max: "1s", timeout: "2s", ...sync },
-    providers: { vault: { type: "vault", address: fv.url, namespace: "edge", auth: { method: "approle", role_id_file: path.join(dir, "role_id"), secret_id_file: path.join(dir, "secret_id") } } },
+    providers: {
+      vault: {
+        type: "vault",
+        address: fv.url,
+        namespace: "edge",
+        auth: { method: "approle", role_id_file: path.join(dir, "role_id"), secret_id_file: path.join(dir, "secret_id") },
+      },
+    },
     secrets,
     log: { level: "debug" },
   };

@@ -162,7 +162,12 @@ export async function startGateway(
 }
 
 /** A test client on the broker as `user` (operators, the capture), MQTT 5, clean session. */
-export async function busClient(t: { after(fn: () => void | Promise<void>): void }, broker: Mosquitto, user: string, extra: Record<string, unknown> = {}): Promise<MqttClient> {
+export async function busClient(
+  t: { after(fn: () => void | Promise<void>): void },
+  broker: Mosquitto,
+  user: string,
+  extra: Record<string, unknown> = {},
+): Promise<MqttClient> {
   const client = await connectAsync(broker.url, { ...broker.clientOptions(user), ...extra });
   t.after(() => client.endAsync(true));
   return client;
@@ -173,7 +178,11 @@ export interface Capture {
   /** Every topic and payload seen, one per line, for the leak search. */
   text(): string;
   /** Resolves with the first message matching, already seen or still to come. */
-  next(match: (m: { topic: string; payload: string; retain: boolean }, index: number) => boolean, timeoutMs?: number, what?: string): Promise<{ topic: string; payload: string; retain: boolean }>;
+  next(
+    match: (m: { topic: string; payload: string; retain: boolean }, index: number) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<{ topic: string; payload: string; retain: boolean }>;
 }
 
 /** Subscribes `#` as the broker's admin and keeps every message. */

@@ -20,14 +20,17 @@ export function startRequest(socketPath: string, path: string, opts: RequestOpti
   let settled = false;
   let request!: http.ClientRequest;
   const promise = new Promise<Reply>((resolve, reject) => {
-    request = http.request({ socketPath, path, method: opts.method ?? "GET", headers: opts.headers, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const body = Buffer.concat(chunks).toString("utf8");
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
-      });
-    });
+    request = http.request(
+      { socketPath, path, method: opts.method ?? "GET", headers: opts.headers, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 30_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const body = Buffer.concat(chunks).toString("utf8");
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
+        });
+      },
+    );
     request.on("timeout", () => request.destroy(new Error(`timeout on ${path}`)));
     request.on("error", reject);
     if (opts.body) request.write(opts.body);

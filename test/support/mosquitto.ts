@@ -133,9 +133,17 @@ export class Mosquitto {
   async start(): Promise<void> {
     if (this.#child) return;
     const conf = path.join(this.dir, "mosquitto.conf");
-    const auth = this.#secure ? ["allow_anonymous false", `password_file ${path.join(this.dir, "passwd")}`, `acl_file ${path.join(this.dir, "acl")}`] : ["allow_anonymous true"];
+    const auth = this.#secure
+      ? ["allow_anonymous false", `password_file ${path.join(this.dir, "passwd")}`, `acl_file ${path.join(this.dir, "acl")}`]
+      : ["allow_anonymous true"];
     const tls = this.#secure
-      ? [`cafile ${this.certs.caFile}`, `certfile ${this.certs.serverCert}`, `keyfile ${this.certs.serverKey}`, "require_certificate true", "use_username_as_clientid true"]
+      ? [
+          `cafile ${this.certs.caFile}`,
+          `certfile ${this.certs.serverCert}`,
+          `keyfile ${this.certs.serverKey}`,
+          "require_certificate true",
+          "use_username_as_clientid true",
+        ]
       : [];
     fs.writeFileSync(
       conf,

@@ -94,7 +94,8 @@ export async function notifyReceiver(t: { after(fn: () => void | Promise<void>):
       for (;;) {
         const m = messages.find((x) => matches(x, key, value));
         if (m) return m;
-        if (Date.now() > until) throw new Error(`no ${key}${value === undefined ? "" : `=${value}`} within ${timeoutMs} ms; received ${JSON.stringify(messages.map((x) => x.text))}`);
+        if (Date.now() > until)
+          throw new Error(`no ${key}${value === undefined ? "" : `=${value}`} within ${timeoutMs} ms; received ${JSON.stringify(messages.map((x) => x.text))}`);
         await new Promise((r) => setTimeout(r, 10));
       }
     },

@@ -45,7 +45,24 @@ export async function bootMachine(root: string, name: string, logFile: string): 
   const fd = fs.openSync(logFile, "a");
   const nspawn = spawn(
     "unshare",
-    ["--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", "--boot", "--directory", root, "--machine", name, "--register=no", "--keep-unit", "--console=pipe"],
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      "--",
+      "sh",
+      "-c",
+      script,
+      "sh",
+      "--boot",
+      "--directory",
+      root,
+      "--machine",
+      name,
+      "--register=no",
+      "--keep-unit",
+      "--console=pipe",
+    ],
     { stdio: ["ignore", fd, fd], env: { PATH: PATH_ENV.slice(5), LANG: "C.UTF-8", CGROUPS: cgroups.join(" ") } },
   );
   fs.closeSync(fd);
@@ -62,7 +79,14 @@ export async function bootMachine(root: string, name: string, logFile: string): 
 
 /** Runs a command in the machine (all its namespaces, a clean environment) and waits for it. */
 export function inMachine(m: Machine, cmd: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Run {
-  const env = ["-i", PATH_ENV, "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", "SYSTEMD_PAGER=", ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`)];
+  const env = [
+    "-i",
+    PATH_ENV,
+    "LANG=C.UTF-8",
+    "DEBIAN_FRONTEND=noninteractive",
+    "SYSTEMD_PAGER=",
+    ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+  ];
   const r = spawnSync("nsenter", ["--target", String(m.leader), "--all", "--root", "--wd", "/usr/bin/env", ...env, ...cmd], {
     input: opts.input,
     encoding: "utf8",

@@ -17,7 +17,14 @@ export type SigV4Result =
   | { ok: true; accessKeyId: string; region: string; service: string }
   | {
       ok: false;
-      code: "MissingAuthenticationToken" | "IncompleteSignature" | "UnrecognizedClientException" | "InvalidSignatureException" | "SignatureDoesNotMatch" | "RequestExpired" | "InvalidClientTokenId";
+      code:
+        | "MissingAuthenticationToken"
+        | "IncompleteSignature"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "RequestExpired"
+        | "InvalidClientTokenId";
       message: string;
     };
 
@@ -64,10 +71,17 @@ export function canonicalRequest(method: string, rawUrl: string, headers: http.I
   return [method, path, query, canonHeaders, signedHeaders.join(";"), payloadHash].join("\n");
 }
 
-export function verifySigV4(req: http.IncomingMessage, body: Buffer, lookup: (accessKeyId: string) => SigV4Credentials | undefined, now = Date.now()): SigV4Result {
+export function verifySigV4(
+  req: http.IncomingMessage,
+  body: Buffer,
+  lookup: (accessKeyId: string) => SigV4Credentials | undefined,
+  now = Date.now(),
+): SigV4Result {
   const auth = req.headers.authorization;
   if (!auth) return { ok: false, code: "MissingAuthenticationToken", message: "Request is missing Authentication Token" };
-  const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request,\s*SignedHeaders=([a-z0-9;-]+),\s*Signature=([0-9a-f]{64})$/.exec(auth);
+  const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request,\s*SignedHeaders=([a-z0-9;-]+),\s*Signature=([0-9a-f]{64})$/.exec(
+    auth,
+  );
   if (!m) return { ok: false, code: "IncompleteSignature", message: "Authorization header requires Credential, SignedHeaders and Signature" };
   const [, akid, date, region, service, signed, signature] = m as unknown as [string, string, string, string, string, string, string];
   const creds = lookup(akid);
@@ -75,19 +89,24 @@ export function verifySigV4(req: http.IncomingMessage, body: Buffer, lookup: (ac
   const amzDate = req.headers["x-amz-date"];
   if (typeof amzDate !== "string" || !/^\d{8}T\d{6}Z$/.test(amzDate) || !amzDate.startsWith(date))
     return { ok: false, code: "IncompleteSignature", message: "X-Amz-Date is missing or does not match the credential scope" };
-  const t = Date.parse(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
-  if (Math.abs(now - t) > 15 * 60_000) return { ok: false, code: "RequestExpired", message: "Signature expired: the request time is more than 15 minutes from the server time" };
+  const t = Date.parse(
+    `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+  );
+  if (Math.abs(now - t) > 15 * 60_000)
+    return { ok: false, code: "RequestExpired", message: "Signature expired: the request time is more than 15 minutes from the server time" };
   const signedHeaders = signed.split(";");
   if (!signedHeaders.includes("host") || signedHeaders.join(";") !== [...signedHeaders].sort().join(";"))
     return { ok: false, code: "IncompleteSignature", message: "SignedHeaders must be sorted and include host" };
   const token = req.headers["x-amz-security-token"];
   if (creds.sessionToken !== undefined) {
-    if (token !== creds.sessionToken) return { ok: false, code: "UnrecognizedClientException", message: "The security token included in the request is invalid." };
+    if (token !== creds.sessionToken)
+      return { ok: false, code: "UnrecognizedClientException", message: "The security token included in the request is invalid." };
     if (!signedHeaders.includes("x-amz-security-token")) return { ok: false, code: "IncompleteSignature", message: "x-amz-security-token must be signed" };
   }
   const declared = req.headers["x-amz-content-sha256"];
   const payloadHash = typeof declared === "string" && declared !== "UNSIGNED-PAYLOAD" ? declared : sha256(body);
-  if (payloadHash !== sha256(body)) return { ok: false, code: "SignatureDoesNotMatch", message: "The provided x-amz-content-sha256 header does not match what was computed." };
+  if (payloadHash !== sha256(body))
+    return { ok: false, code: "SignatureDoesNotMatch", message: "The provided x-amz-content-sha256 header does not match what was computed." };
   const canon = canonicalRequest(req.method ?? "GET", req.url ?? "/", req.headers, signedHeaders, payloadHash);
   const stringToSign = ["AWS4-HMAC-SHA256", amzDate, `${date}/${region}/${service}/aws4_request`, sha256(canon)].join("\n");
   const expected = createHmac("sha256", signingKey(creds.secretAccessKey, date, region, service))

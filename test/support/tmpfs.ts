@@ -8,7 +8,10 @@ import path from "node:path";
  * an SD card does; unmounted and removed when the test ends. Needs root (the test
  * suite runs as root, as CI does).
  */
-export function mountTmpfs(t: { after(fn: () => void | Promise<void>): void }, sizeKiB: number): { dir: string; fill(): void; free(): void; used(file: string): number } {
+export function mountTmpfs(
+  t: { after(fn: () => void | Promise<void>): void },
+  sizeKiB: number,
+): { dir: string; fill(): void; free(): void; used(file: string): number } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sc-fs-"));
   execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeKiB}k,mode=0700`, "tmpfs", dir]);
   t.after(() => {

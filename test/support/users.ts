@@ -64,11 +64,16 @@ function admin(cmd: string, args: string[], exists: () => boolean): void {
 export function ensureTestAccounts(): TestAccounts {
   admin("groupadd", ["--system", GROUP], () => lookup("/etc/group", GROUP) !== undefined);
   for (const u of USERS) {
-    admin("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "--groups", GROUP, u], () => lookup("/etc/passwd", u) !== undefined);
+    admin(
+      "useradd",
+      ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "--groups", GROUP, u],
+      () => lookup("/etc/passwd", u) !== undefined,
+    );
   }
   const members = lookup("/etc/group", GROUP)!.fields[3]?.split(",") ?? [];
   for (const u of USERS) {
-    if (!members.includes(u)) admin("usermod", ["--append", "--groups", GROUP, u], () => (lookup("/etc/group", GROUP)!.fields[3]?.split(",") ?? []).includes(u));
+    if (!members.includes(u))
+      admin("usermod", ["--append", "--groups", GROUP, u], () => (lookup("/etc/group", GROUP)!.fields[3]?.split(",") ?? []).includes(u));
   }
   const account = (name: string): Account => {
     const p = lookup("/etc/passwd", name)!;
@@ -127,7 +132,13 @@ export function installClient(dir: string): string {
 }
 
 /** Runs the client program as `user` with one job; returns its JSON answer. */
-export async function clientAs<T = unknown>(user: Account, node: string, client: string, job: Record<string, unknown>, opts: { prefix?: readonly string[]; timeoutMs?: number } = {}): Promise<T> {
+export async function clientAs<T = unknown>(
+  user: Account,
+  node: string,
+  client: string,
+  job: Record<string, unknown>,
+  opts: { prefix?: readonly string[]; timeoutMs?: number } = {},
+): Promise<T> {
   const r = await runAs(user, [node, client, JSON.stringify(job)], opts);
   if (r.code !== 0) throw new Error(`client as ${user.name} exited ${r.code}: ${r.stderr.slice(-2000)}`);
   try {

@@ -14,7 +14,12 @@ type Entry = AuditEntryJson;
 const COLUMN_MAX = [undefined, undefined, undefined, 40, 48, undefined, 64];
 
 /** `audit [--since 1h|ISO] [--name N] [--limit L]`: the daemon's audit trail (admin only). */
-export async function audit(g: GlobalOptions, args: string[], flags: { since: string | undefined; name: string | undefined; limit: string | undefined }, io: Io): Promise<number> {
+export async function audit(
+  g: GlobalOptions,
+  args: string[],
+  flags: { since: string | undefined; name: string | undefined; limit: string | undefined },
+  io: Io,
+): Promise<number> {
   if (args.length > 0) throw new UsageError("audit takes no arguments: sealcache audit [--since 1h|ISO] [--name NAME] [--limit N] [--json]");
   const q = new URLSearchParams();
   if (flags.since !== undefined) q.set("since", flags.since);

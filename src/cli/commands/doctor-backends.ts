@@ -45,7 +45,11 @@ function probeFiles(name: string, dir: string, paths: string[], add: Add): void 
   try {
     if (!fs.statSync(dir).isDirectory()) return add("backend", "warn", `${name}: ${dir} is not a folder`);
   } catch (e) {
-    return add("backend", "warn", `${name}: folder ${dir} is not available (${(e as NodeJS.ErrnoException).code ?? "error"}); its ${plural(paths.length, "secret")} cannot be fetched`);
+    return add(
+      "backend",
+      "warn",
+      `${name}: folder ${dir} is not available (${(e as NodeJS.ErrnoException).code ?? "error"}); its ${plural(paths.length, "secret")} cannot be fetched`,
+    );
   }
   const missing = [...new Set(paths)].filter((p) => !fs.existsSync(path.join(dir, p)));
   if (missing.length === 0) return add("backend", "ok", `${name}: ${dir} holds every configured file (${paths.length})`);

@@ -40,7 +40,11 @@ export async function checkFleet(c: Config, add: Add, opts: { daemonMqtt?: MqttS
   if (u.tls) {
     const problem = await tlsHandshake(m, u.host, u.port);
     if (problem) return add("broker", "fail", `${m.url}: TLS: ${problem}`);
-    add("broker", "ok", `${m.url}: reachable; TLS verified${m.ca_file ? ` against ${m.ca_file}` : ""}${m.cert_file ? "; our client certificate accepted" : ""}`);
+    add(
+      "broker",
+      "ok",
+      `${m.url}: reachable; TLS verified${m.ca_file ? ` against ${m.ca_file}` : ""}${m.cert_file ? "; our client certificate accepted" : ""}`,
+    );
   } else {
     add("broker", "warn", `${m.url}: reachable, without TLS: the password and the commands cross the network in clear; use mqtts://`);
   }
@@ -49,7 +53,11 @@ export async function checkFleet(c: Config, add: Add, opts: { daemonMqtt?: MqttS
     return add("broker", "ok", "the daemon runs and holds the MQTT session; doctor does not log in beside it (sealcache status shows its broker state)");
   }
   if (m.password_secret !== undefined) {
-    return add("broker", "warn", `login not checked: the password is the cached secret ${m.password_secret}, and doctor does not unseal the cache; the daemon logs in at start`);
+    return add(
+      "broker",
+      "warn",
+      `login not checked: the password is the cached secret ${m.password_secret}, and doctor does not unseal the cache; the daemon logs in at start`,
+    );
   }
   await checkLogin(m, add);
 }
@@ -63,13 +71,19 @@ export function reportDaemonMqtt(s: MqttState, add: Add): void {
       s.subscribed && !s.last_error ? "ok" : "warn",
       `the daemon is connected as ${s.client_id}${s.subscribed ? ", subscribed to its command topics" : ", but not subscribed to its command topics"}${err}`,
     );
-  else add("broker", "fail", `the daemon is ${s.state === "backoff" ? `waiting to retry (next attempt in ${Math.round((s.next_attempt_ms ?? 0) / 1000)} s, ${s.attempts} attempts)` : s.state}${err}`);
+  else
+    add(
+      "broker",
+      "fail",
+      `the daemon is ${s.state === "backoff" ? `waiting to retry (next attempt in ${Math.round((s.next_attempt_ms ?? 0) / 1000)} s, ${s.attempts} attempts)` : s.state}${err}`,
+    );
   for (const [name, problem] of Object.entries(s.trust.problems)) add("trust", "fail", `${name}: ${problem}`);
 }
 
 function checkTrustKeys(m: MqttConfig, add: Add): void {
   const entries = Object.entries(m.commands.trust);
-  if (entries.length === 0) return add("trust", "warn", "no mqtt.commands.trust keys: every command sent to this gateway is refused (sealcache fleet keygen makes one)");
+  if (entries.length === 0)
+    return add("trust", "warn", "no mqtt.commands.trust keys: every command sent to this gateway is refused (sealcache fleet keygen makes one)");
   for (const [name, file] of entries) {
     try {
       readTrustKey(file);
@@ -105,7 +119,16 @@ async function tlsHandshake(m: MqttConfig, host: string, port: number): Promise<
     return describeError(e);
   }
   return new Promise((resolve) => {
-    const s = tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ca: creds.ca, cert: creds.cert, key: creds.key, rejectUnauthorized: true, timeout: TIMEOUT_MS });
+    const s = tls.connect({
+      host,
+      port,
+      servername: net.isIP(host) ? undefined : host,
+      ca: creds.ca,
+      cert: creds.cert,
+      key: creds.key,
+      rejectUnauthorized: true,
+      timeout: TIMEOUT_MS,
+    });
     const done = (r: string | undefined) => {
       creds.wipe();
       s.destroy();

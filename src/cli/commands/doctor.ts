@@ -85,7 +85,11 @@ async function checkDataDir(c: Config, add: Add): Promise<void> {
   const db = path.join(c.data_dir, CACHE_FILE);
   if (fs.existsSync(db)) {
     const mode = fs.statSync(db).mode;
-    add("cache", (mode & 0o077) === 0 ? "ok" : "fail", `${db} mode ${octal(mode)}${(mode & 0o077) === 0 ? "" : `: open to group or others; run chmod 600 ${db}`}`);
+    add(
+      "cache",
+      (mode & 0o077) === 0 ? "ok" : "fail",
+      `${db} mode ${octal(mode)}${(mode & 0o077) === 0 ? "" : `: open to group or others; run chmod 600 ${db}`}`,
+    );
   } else {
     add("cache", "warn", `${db} does not exist yet; it is created at first start`);
   }
@@ -117,7 +121,11 @@ async function checkSealer(c: Config, add: Add): Promise<void> {
       add("seal", "fail", `anti-rollback counter: ${describeError(e)}`);
     }
     if (fs.existsSync(c.data_dir) && !fs.existsSync(path.join(c.data_dir, "kek.recovery"))) {
-      add("seal", "warn", "no recovery key was made (data_dir/kek.recovery missing): if the TPM stops unsealing, the cache is refetched from the backends, and sealcache import'ed secrets are lost");
+      add(
+        "seal",
+        "warn",
+        "no recovery key was made (data_dir/kek.recovery missing): if the TPM stops unsealing, the cache is refetched from the backends, and sealcache import'ed secrets are lost",
+      );
     }
   }
   if (fs.existsSync(c.data_dir)) {
@@ -142,7 +150,11 @@ async function checkSocket(c: Config, add: Add): Promise<DoctorHealth | undefine
   }
   if (!fs.existsSync(c.socket)) {
     if (!fs.existsSync(path.join(c.data_dir, CACHE_FILE)))
-      add("socket", "warn", `${c.socket} does not exist yet: the daemon has not been started (no cache in ${c.data_dir} yet); start it: systemctl start sealcache`);
+      add(
+        "socket",
+        "warn",
+        `${c.socket} does not exist yet: the daemon has not been started (no cache in ${c.data_dir} yet); start it: systemctl start sealcache`,
+      );
     else add("socket", "fail", `${c.socket} does not exist: the daemon is not running (systemctl status sealcache)`);
     await probeBackends(c, add);
     return undefined;
@@ -161,10 +173,18 @@ async function checkSocket(c: Config, add: Add): Promise<DoctorHealth | undefine
     return undefined;
   }
   const level = status !== 200 ? "fail" : h.status === "ok" ? "ok" : "warn";
-  add("socket", level, `daemon answers on ${c.socket}: ${h.status}${h.sealed_reason ? ` (${h.sealed_reason})` : ""}${h.status === "degraded" ? degradedWhy(h) : ""}`);
+  add(
+    "socket",
+    level,
+    `daemon answers on ${c.socket}: ${h.status}${h.sealed_reason ? ` (${h.sealed_reason})` : ""}${h.status === "degraded" ? degradedWhy(h) : ""}`,
+  );
   for (const p of h.providers ?? []) {
     if (!p.active) continue;
-    add("backend", p.online ? "ok" : "warn", `${p.name}: ${p.online ? "online" : `offline${p.last_error ? ` (${p.last_error})` : " (no successful fetch yet)"}`}`);
+    add(
+      "backend",
+      p.online ? "ok" : "warn",
+      `${p.name}: ${p.online ? "online" : `offline${p.last_error ? ` (${p.last_error})` : " (no successful fetch yet)"}`}`,
+    );
   }
   const failing = await failingSecrets({ socket: c.socket }, h.failing);
   if (failing) {

@@ -35,7 +35,8 @@ export async function execCommand(g: GlobalOptions, flags: ExecFlags, rest: read
   if (!rest || rest.length === 0) throw new UsageError(`exec needs the command to run after --: ${SYNOPSIS}`);
   const onChange = parseOnChange(flags.onChange);
   const waitMs = flags.wait === undefined ? 0 : parseDuration(flags.wait);
-  if (waitMs === undefined) throw new UsageError(`--wait must be a duration such as 30s, 5m or 1h, got ${JSON.stringify(flags.wait!.slice(0, 40))}: ${SYNOPSIS}`);
+  if (waitMs === undefined)
+    throw new UsageError(`--wait must be a duration such as 30s, 5m or 1h, got ${JSON.stringify(flags.wait!.slice(0, 40))}: ${SYNOPSIS}`);
   const names = [...new Set(bindings.map((b) => b.name))];
   const target = socketFor(g);
   const note = noter("exec", g.json, io);
@@ -94,7 +95,8 @@ export async function execCommand(g: GlobalOptions, flags: ExecFlags, rest: read
           } else {
             const before = sup.pid;
             try {
-              if ((await sup.restart(nextEnv)) === "restarted") note("restarted", `restarted ${cmd} (pid ${before} -> ${sup.pid}) after a change of ${moved.join(", ")}`);
+              if ((await sup.restart(nextEnv)) === "restarted")
+                note("restarted", `restarted ${cmd} (pid ${before} -> ${sup.pid}) after a change of ${moved.join(", ")}`);
             } catch (e) {
               if (!(e instanceof StartError)) throw e;
               io.err(failureLine(e, g.json));
@@ -159,7 +161,9 @@ function parseBindings(env: readonly string[] | undefined): Binding[] {
     const variable = eq < 0 ? e : e.slice(0, eq);
     const name = eq < 0 ? "" : e.slice(eq + 1);
     if (eq < 0 || !VAR.test(variable))
-      throw new UsageError(`--env ${JSON.stringify(e.slice(0, 80))}: expected VAR=NAME, VAR a variable name ([A-Za-z_][A-Za-z0-9_]*) and NAME a secret name: ${SYNOPSIS}`);
+      throw new UsageError(
+        `--env ${JSON.stringify(e.slice(0, 80))}: expected VAR=NAME, VAR a variable name ([A-Za-z_][A-Za-z0-9_]*) and NAME a secret name: ${SYNOPSIS}`,
+      );
     checkSecretName(name, `--env ${variable}=${name.slice(0, 64)}`);
     if (out.some((b) => b.variable === variable)) throw new UsageError(`--env ${variable} is given twice`);
     out.push({ variable, name });
@@ -174,7 +178,9 @@ function parseOnChange(raw: string | undefined): OnChange {
   const m = /^signal:(?:SIG)?([A-Z0-9]+)$/i.exec(raw);
   const sig = m ? (`SIG${m[1]!.toUpperCase()}` as NodeJS.Signals) : undefined;
   if (sig && sig in os.constants.signals && sig !== "SIGKILL" && sig !== "SIGSTOP") return { kind: "signal", signal: sig };
-  throw new UsageError(`--on-change must be restart, none or signal:SIG with SIG a signal name such as HUP or SIGUSR1, got ${JSON.stringify(raw.slice(0, 40))}`);
+  throw new UsageError(
+    `--on-change must be restart, none or signal:SIG with SIG a signal name such as HUP or SIGUSR1, got ${JSON.stringify(raw.slice(0, 40))}`,
+  );
 }
 
 /** A CMD that cannot start, reported as a shell would (127/126), or as one JSON line with --json. */

@@ -28,7 +28,8 @@ export async function fleetKeygen(g: GlobalOptions, o: { out: string | undefined
   if (!o.out) throw usage("fleet keygen", "--out F is required (the private key is written to F, the public key to F.pub)");
   const priv = path.resolve(o.out);
   const pub = `${priv}.pub`;
-  for (const f of [priv, pub]) if (fs.existsSync(f)) throw new SealcacheError("bad_request", `${clipPath(f)} exists; a key is never overwritten: remove it or choose another --out`);
+  for (const f of [priv, pub])
+    if (fs.existsSync(f)) throw new SealcacheError("bad_request", `${clipPath(f)} exists; a key is never overwritten: remove it or choose another --out`);
   const { privatePem, publicPem } = generateSigningKey();
   writeNew(priv, privatePem, 0o600);
   try {
@@ -69,7 +70,8 @@ export async function fleetSign(g: GlobalOptions, o: SignOptions, io: Io): Promi
   if (!o.key) throw usage("fleet sign", "--key F is required (the private key fleet keygen wrote)");
   if (!o.aud) throw usage("fleet sign", "--aud is required: a device id, or fleet for every gateway");
   if (!DEVICE.test(o.aud)) throw usage("fleet sign", `--aud ${quote(o.aud)} is not a device id (1-64 letters, digits, '.', '_' or '-') nor fleet`);
-  if (!o.cmd || !FLEET_CMDS.includes(o.cmd as FleetCmd)) throw usage("fleet sign", `--cmd must be one of ${FLEET_CMDS.join(", ")}${o.cmd ? `, not ${quote(o.cmd)}` : ""}`);
+  if (!o.cmd || !FLEET_CMDS.includes(o.cmd as FleetCmd))
+    throw usage("fleet sign", `--cmd must be one of ${FLEET_CMDS.join(", ")}${o.cmd ? `, not ${quote(o.cmd)}` : ""}`);
   if (o.all && o.names.length > 0) throw usage("fleet sign", "--name and --all exclude each other");
   if (!o.all && o.names.length === 0) throw usage("fleet sign", "name the secrets with --name N (repeatable), or --all");
   for (const n of o.names) {
@@ -81,7 +83,10 @@ export async function fleetSign(g: GlobalOptions, o: SignOptions, io: Io): Promi
   if (ttlMs > MAX_COMMAND_LIFETIME_MS) throw usage("fleet sign", `--ttl may be at most 365d (no gateway accepts a longer-lived command)`);
   const kid = o.kid ?? defaultKid(o.key);
   if (!KID.test(kid))
-    throw usage("fleet sign", `the key name ${quote(kid)} is not a valid kid (1-64 letters, digits, '.', '_' or '-'); give --kid NAME, the name the gateways' mqtt.commands.trust uses`);
+    throw usage(
+      "fleet sign",
+      `the key name ${quote(kid)} is not a valid kid (1-64 letters, digits, '.', '_' or '-'); give --kid NAME, the name the gateways' mqtt.commands.trust uses`,
+    );
   let pem: string;
   try {
     pem = fs.readFileSync(o.key, "latin1");
@@ -94,7 +99,8 @@ export async function fleetSign(g: GlobalOptions, o: SignOptions, io: Io): Promi
   } catch (e) {
     throw new SealcacheError("bad_request", (e as Error).message);
   }
-  if (ttlMs > DEFAULT_MAX_LIFETIME_MS) io.err(`sealcache: warning: --ttl ${o.ttl} is longer than the default mqtt.commands.max_lifetime (30d); gateways that keep the default refuse it\n`);
+  if (ttlMs > DEFAULT_MAX_LIFETIME_MS)
+    io.err(`sealcache: warning: --ttl ${o.ttl} is longer than the default mqtt.commands.max_lifetime (30d); gateways that keep the default refuse it\n`);
   const target = o.all ? ({ all: true } as const) : { names: o.names };
   const signed = await signCommand({ key, kid, aud: o.aud, cmd: o.cmd as FleetCmd, target, ttlMs, nowMs: Date.now() });
   if (g.json) io.out(JSON.stringify({ token: signed.token, jti: signed.jti, kid, aud: o.aud, cmd: o.cmd, iat: signed.iat, exp: signed.exp }) + "\n");

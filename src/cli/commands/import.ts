@@ -49,12 +49,16 @@ function readSource(file: string): Buffer {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "error";
-    throw new SealcacheError(code === "ENOENT" ? "not_found" : "bad_request", `cannot read --from-file ${file} (${code === "ELOOP" ? "it is a symbolic link" : code})`);
+    throw new SealcacheError(
+      code === "ENOENT" ? "not_found" : "bad_request",
+      `cannot read --from-file ${file} (${code === "ELOOP" ? "it is a symbolic link" : code})`,
+    );
   }
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new SealcacheError("bad_request", `--from-file ${file} is not a regular file`);
-    if (st.size > IMPORT_MAX_BYTES) throw new SealcacheError("bad_request", `--from-file ${file} is ${st.size} bytes; an imported secret is at most ${IMPORT_MAX_BYTES} bytes (64 KiB)`);
+    if (st.size > IMPORT_MAX_BYTES)
+      throw new SealcacheError("bad_request", `--from-file ${file} is ${st.size} bytes; an imported secret is at most ${IMPORT_MAX_BYTES} bytes (64 KiB)`);
     const buf = Buffer.alloc(st.size);
     const n = fs.readSync(fd, buf, 0, st.size, 0);
     return buf.subarray(0, n);

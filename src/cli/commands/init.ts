@@ -58,7 +58,14 @@ async function initialise(config: Config, g: GlobalOptions, io: Io): Promise<num
   await sealer.close?.();
   if (g.json) {
     io.out(
-      JSON.stringify({ initialized: true, data_dir: config.data_dir, sealed_key: sealedKekPath(config.data_dir), seal: info.type, recovery_key: recoveryKey ?? null, warnings: info.warnings }) + "\n",
+      JSON.stringify({
+        initialized: true,
+        data_dir: config.data_dir,
+        sealed_key: sealedKekPath(config.data_dir),
+        seal: info.type,
+        recovery_key: recoveryKey ?? null,
+        warnings: info.warnings,
+      }) + "\n",
     );
   } else {
     io.out(`sealed a new cache key in ${sealedKekPath(config.data_dir)} (seal.type ${info.type})\n`);
@@ -118,9 +125,18 @@ async function reseal(config: Config, g: GlobalOptions, recoveryKeyFile: string 
         : undefined;
     if (g.json)
       io.out(
-        JSON.stringify({ resealed: true, sealed_key: sealedKekPath(config.data_dir), seal: info.type, detail: info.detail, daemon: state === "sealed" ? "waiting to unseal" : "not running" }) + "\n",
+        JSON.stringify({
+          resealed: true,
+          sealed_key: sealedKekPath(config.data_dir),
+          seal: info.type,
+          detail: info.detail,
+          daemon: state === "sealed" ? "waiting to unseal" : "not running",
+        }) + "\n",
       );
-    else io.out(`resealed the cache key in ${sealedKekPath(config.data_dir)} to the current state (seal.type ${info.type}: ${info.detail})\n${waiting ? `${waiting}\n` : ""}`);
+    else
+      io.out(
+        `resealed the cache key in ${sealedKekPath(config.data_dir)} to the current state (seal.type ${info.type}: ${info.detail})\n${waiting ? `${waiting}\n` : ""}`,
+      );
     return 0;
   } finally {
     await sealer.close?.();

@@ -32,14 +32,22 @@ export async function render(g: GlobalOptions, flags: RenderFlags, io: Io): Prom
   const note = noter("render", g.json, io);
 
   const pass = async (these: readonly Target[]) => {
-    const values = await fetchAll(target, new Set(these.flatMap((t) => t.template.names)), (n) => `${these.find((t) => t.template.names.includes(n))!.template.file} names ${JSON.stringify(n)}`);
+    const values = await fetchAll(
+      target,
+      new Set(these.flatMap((t) => t.template.names)),
+      (n) => `${these.find((t) => t.template.names.includes(n))!.template.file} names ${JSON.stringify(n)}`,
+    );
     // Every file's text first: one that fails to render leaves all of them untouched.
     const texts = new Map(these.map((t) => [t, t.template.render(new Map(t.template.names.map((n) => [n, values.get(n)!.text])))]));
     const written: Target[] = [];
     for (const [t, text] of texts) {
       const changed = writeIfChanged(t.out, text, mode);
       if (changed) written.push(t);
-      io.out(g.json ? JSON.stringify({ out: t.out, template: t.template.file, written: changed, secrets: t.template.names }) + "\n" : `${changed ? "rendered" : "unchanged"} ${t.out}\n`);
+      io.out(
+        g.json
+          ? JSON.stringify({ out: t.out, template: t.template.file, written: changed, secrets: t.template.names }) + "\n"
+          : `${changed ? "rendered" : "unchanged"} ${t.out}\n`,
+      );
     }
     texts.clear();
     if (written.length > 0 && flags.onChange !== undefined) await runOnChange(flags.onChange, note);

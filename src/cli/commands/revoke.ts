@@ -24,9 +24,17 @@ export async function revoke(g: GlobalOptions, args: string[], flags: { all: boo
     if (!daemonAbsent(e)) throw e;
     via = "cli";
     const name = flags.all ? null : args[0]!;
-    revoked = await onCacheDirectly(g, e, { route: "revoke", name, okStatus: 200 }, async (core) => (await core.revoke(OPERATOR, flags.all ? "all" : [args[0]!])).revoked);
+    revoked = await onCacheDirectly(
+      g,
+      e,
+      { route: "revoke", name, okStatus: 200 },
+      async (core) => (await core.revoke(OPERATOR, flags.all ? "all" : [args[0]!])).revoked,
+    );
   }
   if (g.json) io.out(`${JSON.stringify({ revoked, via })}\n`);
-  else io.out(`revoked ${plural(revoked.length, "secret")}${flags.all ? " and rotated the cache key" : ""}${revoked.length > 0 && revoked.length <= 20 ? `: ${revoked.join(", ")}` : ""}\n`);
+  else
+    io.out(
+      `revoked ${plural(revoked.length, "secret")}${flags.all ? " and rotated the cache key" : ""}${revoked.length > 0 && revoked.length <= 20 ? `: ${revoked.join(", ")}` : ""}\n`,
+    );
   return 0;
 }

@@ -21,13 +21,21 @@ export async function rotateKekCommand(g: GlobalOptions, io: Io): Promise<number
   if (reply) {
     if (reply.status !== 200) throw replyError(reply);
     const j = JSON.parse(reply.body.toString("utf8")) as { rewrapped: number; seal: string };
-    io.out(g.json ? JSON.stringify({ rotated: true, via: "daemon", ...j }) + "\n" : `cache key rotated by the daemon: ${plural(j.rewrapped, "data key")} re-wrapped (seal.type ${j.seal})\n`);
+    io.out(
+      g.json
+        ? JSON.stringify({ rotated: true, via: "daemon", ...j }) + "\n"
+        : `cache key rotated by the daemon: ${plural(j.rewrapped, "data key")} re-wrapped (seal.type ${j.seal})\n`,
+    );
     return 0;
   }
   const done = await onCacheDirectly(g, unreachable, { route: "rotate-kek", name: null, okStatus: 200 }, async (core) => {
     if (io.isTTY && !g.json) io.err("re-wrapping every data key under a new cache key...\n");
     return core.rotateKek(OPERATOR);
   });
-  io.out(g.json ? JSON.stringify({ rotated: true, via: "cli", ...done }) + "\n" : `cache key rotated: ${plural(done.rewrapped, "data key")} re-wrapped (seal.type ${done.seal})\n`);
+  io.out(
+    g.json
+      ? JSON.stringify({ rotated: true, via: "cli", ...done }) + "\n"
+      : `cache key rotated: ${plural(done.rewrapped, "data key")} re-wrapped (seal.type ${done.seal})\n`,
+  );
   return 0;
 }

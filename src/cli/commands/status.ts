@@ -41,7 +41,9 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
     const tree = s.hierarchies ? ` (${plural(s.hierarchies, "hierarchy", "hierarchies")} and the parameters under them)` : "";
     // Revoked names are counted only when there are some: most gateways never revoke.
     const revoked = s.revoked ? `, ${s.revoked} revoked` : "";
-    out.push(`secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced${revoked}, ${s.errors} with errors`);
+    out.push(
+      `secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced${revoked}, ${s.errors} with errors`,
+    );
   }
   const failing = await failingSecrets(target, h.failing);
   if (failing && failing.count > 0) {

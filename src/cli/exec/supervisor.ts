@@ -12,7 +12,9 @@ export class StartError extends Error {
   readonly status: 126 | 127;
   constructor(cmd: string, errno: string | undefined) {
     const status = errno === "ENOENT" || errno === "ENOTDIR" ? 127 : 126;
-    super(status === 127 ? `${cmd}: command not found (${errno})` : `${cmd}: cannot run it (${errno ?? "spawn failed"}): not an executable file, or not allowed`);
+    super(
+      status === 127 ? `${cmd}: command not found (${errno})` : `${cmd}: cannot run it (${errno ?? "spawn failed"}): not an executable file, or not allowed`,
+    );
     this.name = "StartError";
     this.status = status;
   }

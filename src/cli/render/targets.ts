@@ -30,7 +30,9 @@ export function loadTargets(templates: readonly string[] | undefined, outs: read
   const t = templates ?? [];
   const o = outs ?? [];
   if (t.length === 0 || t.length !== o.length) {
-    throw new UsageError(`render takes --template and --out in pairs (the n-th --out is where the n-th --template goes); got ${t.length} --template and ${o.length} --out: ${synopsis}`);
+    throw new UsageError(
+      `render takes --template and --out in pairs (the n-th --out is where the n-th --template goes); got ${t.length} --template and ${o.length} --out: ${synopsis}`,
+    );
   }
   const seen = new Set<string>();
   return t.map((tpl, i) => {
@@ -49,7 +51,9 @@ function checkOut(out: string): void {
     st = fs.statSync(dir);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`--out ${out}: its folder ${dir} ${code === "ENOENT" ? "does not exist; create it first (or fix the path)" : `cannot be read (${code})`}`);
+    throw new UsageError(
+      `--out ${out}: its folder ${dir} ${code === "ENOENT" ? "does not exist; create it first (or fix the path)" : `cannot be read (${code})`}`,
+    );
   }
   if (!st.isDirectory()) throw new UsageError(`--out ${out}: ${dir} is not a folder`);
   try {

@@ -38,7 +38,10 @@ export function create(init: ProviderInit<Options>): Provider {
     const v = ref.version;
     if (v !== undefined && VERSION_ID.test(v) && ref.cachedVersion === v) return unchanged(ref.name, v);
     try {
-      const r = await client.send(new GetSecretValueCommand({ SecretId: ref.path, ...(v === undefined ? {} : VERSION_ID.test(v) ? { VersionId: v } : { VersionStage: v }) }), { abortSignal: signal });
+      const r = await client.send(
+        new GetSecretValueCommand({ SecretId: ref.path, ...(v === undefined ? {} : VERSION_ID.test(v) ? { VersionId: v } : { VersionStage: v }) }),
+        { abortSignal: signal },
+      );
       return entryResult(ref, r, where);
     } catch (e) {
       const c = classifyAws(e, where);
@@ -60,7 +63,10 @@ export function create(init: ProviderInit<Options>): Provider {
     } catch (e) {
       if (isAccessDenied(e)) {
         batchDenied = true;
-        init.logger.warn({ provider: init.name }, "BatchGetSecretValue is denied; reading secrets one by one with GetSecretValue (grant secretsmanager:BatchGetSecretValue to cut requests by 20x)");
+        init.logger.warn(
+          { provider: init.name },
+          "BatchGetSecretValue is denied; reading secrets one by one with GetSecretValue (grant secretsmanager:BatchGetSecretValue to cut requests by 20x)",
+        );
         return mapPool(refs, o.concurrency, (r) => getOne(r, signal));
       }
       const c = classifyAws(e, where);
@@ -96,7 +102,11 @@ export function create(init: ProviderInit<Options>): Provider {
 }
 
 /** A value from GetSecretValue or a BatchGetSecretValue entry; anything malformed is rejected. */
-function entryResult(ref: SecretRef, e: { VersionId?: string | undefined; SecretString?: string | undefined; SecretBinary?: Uint8Array | undefined }, where: string): FetchResult {
+function entryResult(
+  ref: SecretRef,
+  e: { VersionId?: string | undefined; SecretString?: string | undefined; SecretBinary?: Uint8Array | undefined },
+  where: string,
+): FetchResult {
   if (typeof e.VersionId !== "string" || e.VersionId === "") return failed(ref, new ProviderError("transient", `${where}: answer has no VersionId; rejected`));
   if (typeof e.SecretString === "string") return valueResult(ref, textBytes(e.SecretString), e.VersionId, where);
   if (e.SecretBinary instanceof Uint8Array) return valueResult(ref, Uint8Array.from(e.SecretBinary), e.VersionId, where);

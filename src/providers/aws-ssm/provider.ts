@@ -34,7 +34,13 @@ export function hierarchyOf(path: string): { prefix: string; recursive: boolean 
  */
 export function create(init: ProviderInit<Options>): Provider {
   const o = init.options;
-  const client = new SSMClient({ region: o.region, endpoint: o.endpoint, credentials: credentialsFor(o, "sealcache"), maxAttempts: 1, requestHandler: requestHandler() });
+  const client = new SSMClient({
+    region: o.region,
+    endpoint: o.endpoint,
+    credentials: credentialsFor(o, "sealcache"),
+    maxAttempts: 1,
+    requestHandler: requestHandler(),
+  });
 
   const selectorOf = (ref: SecretRef) => (ref.version !== undefined ? `${ref.path}:${ref.version}` : ref.path);
 
@@ -60,9 +66,12 @@ export function create(init: ProviderInit<Options>): Provider {
     }
     return refs.map((ref) => {
       const w = `ssm ${selectorOf(ref)}`;
-      const p = params.find((x) => x.Name === ref.path && (ref.version === undefined ? !x.Selector : x.Selector === `:${ref.version}`)) ?? params.find((x) => x.Name === ref.path);
+      const p =
+        params.find((x) => x.Name === ref.path && (ref.version === undefined ? !x.Selector : x.Selector === `:${ref.version}`)) ??
+        params.find((x) => x.Name === ref.path);
       if (p) {
-        if (typeof p.Value !== "string" || typeof p.Version !== "number") return failed(ref, new ProviderError("transient", `${w}: answer has no Value/Version; rejected`));
+        if (typeof p.Value !== "string" || typeof p.Version !== "number")
+          return failed(ref, new ProviderError("transient", `${w}: answer has no Value/Version; rejected`));
         return valueResult(ref, textBytes(p.Value), String(p.Version), w);
       }
       if (invalid.includes(selectorOf(ref))) return failed(ref, new ProviderError("permanent", `${w}: not found (listed in InvalidParameters)`));
@@ -89,7 +98,13 @@ export function create(init: ProviderInit<Options>): Provider {
           { abortSignal: signal },
         );
         for (const p of r.Parameters ?? []) {
-          if (typeof p.Name !== "string" || typeof p.Value !== "string" || typeof p.Version !== "number" || !p.Name.startsWith(prefix) || p.Name.length === prefix.length) {
+          if (
+            typeof p.Name !== "string" ||
+            typeof p.Value !== "string" ||
+            typeof p.Version !== "number" ||
+            !p.Name.startsWith(prefix) ||
+            p.Name.length === prefix.length
+          ) {
             throw new ProviderError("transient", `${where}: GetParametersByPath answered a parameter without Name/Value/Version under the path; walk rejected`);
           }
           found.push({ relative: p.Name.slice(prefix.length), value: p.Value, version: String(p.Version) });
@@ -105,7 +120,13 @@ export function create(init: ProviderInit<Options>): Provider {
       return refs.map((r) => failed(r, c.error));
     }
     // Each entry naming this hierarchy gets its own copies: the engine zeroes what it is given.
-    return refs.map((ref): FetchResult => ({ name: ref.name, ok: true, members: found.map((f): Member => ({ relative: f.relative, value: textBytes(f.value), version: f.version })) }));
+    return refs.map(
+      (ref): FetchResult => ({
+        name: ref.name,
+        ok: true,
+        members: found.map((f): Member => ({ relative: f.relative, value: textBytes(f.value), version: f.version })),
+      }),
+    );
   }
 
   return {
@@ -130,7 +151,8 @@ export function create(init: ProviderInit<Options>): Provider {
           );
         } else if (hierarchyOf(r.path)) trees.set(r.path, [...(trees.get(r.path) ?? []), r]);
         // A pinned version never changes: once held, no call.
-        else if (r.version !== undefined && r.cachedVersion !== undefined && /^\d+$/.test(r.version) && r.cachedVersion === r.version) out.push(unchanged(r.name, r.version));
+        else if (r.version !== undefined && r.cachedVersion !== undefined && /^\d+$/.test(r.version) && r.cachedVersion === r.version)
+          out.push(unchanged(r.name, r.version));
         else plain.push(r);
       }
       const jobs: (() => Promise<FetchResult[]>)[] = chunks(plain, BATCH).map((c) => () => getParams(c, signal));

@@ -25,7 +25,11 @@ export function create(init: ProviderInit<Options>): Provider {
   const endpoint = o.endpoint ?? o.sts_endpoint;
   const direct = stsClient({ base, region: o.region, endpoint });
   const chained = o.role_arn
-    ? stsClient({ base: assumedRole({ base, roleArn: o.role_arn, sessionName: o.session_name ?? "sealcache", region: o.region, endpoint }), region: o.region, endpoint })
+    ? stsClient({
+        base: assumedRole({ base, roleArn: o.role_arn, sessionName: o.session_name ?? "sealcache", region: o.region, endpoint }),
+        region: o.region,
+        endpoint,
+      })
     : direct;
   const held = new Map<string, { version: string; obtained: number; expiresAt: number }>();
 
@@ -33,16 +37,27 @@ export function create(init: ProviderInit<Options>): Provider {
     const isArn = ref.path.startsWith("arn:");
     const roleArn = isArn ? ref.path : o.role_arn;
     const where = `sts AssumeRole ${roleArn ?? "(no role)"}`;
-    if (!roleArn) return failed(ref, new ProviderError("permanent", `sts: secret path ${JSON.stringify(ref.path)} is not a role ARN and the provider has no role_arn`));
+    if (!roleArn)
+      return failed(ref, new ProviderError("permanent", `sts: secret path ${JSON.stringify(ref.path)} is not a role ARN and the provider has no role_arn`));
     if (ref.version !== undefined) return failed(ref, new ProviderError("permanent", `${where}: version cannot be pinned for STS credentials`));
     const h = held.get(ref.name);
     if (h && ref.cachedVersion === h.version && Date.now() < h.expiresAt - (h.expiresAt - h.obtained) / 3) return unchanged(ref.name, h.version, h.expiresAt);
     const session = o.session_name ?? (isArn ? "sealcache" : ref.path.replace(/[^\w+=,.@-]/g, "-").slice(0, 64));
     try {
-      const c = await assumeRole(isArn ? chained : direct, { roleArn, sessionName: session, durationSeconds: o.duration === undefined ? undefined : Math.round(o.duration / 1000) }, signal);
+      const c = await assumeRole(
+        isArn ? chained : direct,
+        { roleArn, sessionName: session, durationSeconds: o.duration === undefined ? undefined : Math.round(o.duration / 1000) },
+        signal,
+      );
       const expiresAt = c.Expiration.getTime();
       held.set(ref.name, { version: c.AccessKeyId, obtained: Date.now(), expiresAt });
-      const json = JSON.stringify({ Version: 1, AccessKeyId: c.AccessKeyId, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration.toISOString() });
+      const json = JSON.stringify({
+        Version: 1,
+        AccessKeyId: c.AccessKeyId,
+        SecretAccessKey: c.SecretAccessKey,
+        SessionToken: c.SessionToken,
+        Expiration: c.Expiration.toISOString(),
+      });
       return valueResult(ref, textBytes(json), c.AccessKeyId, where, expiresAt);
     } catch (e) {
       if ((e as Error)?.name === "MalformedAnswer") return failed(ref, new ProviderError("transient", `${where}: answer lacks credentials; rejected`));

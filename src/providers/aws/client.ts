@@ -18,7 +18,11 @@ export interface AwsOptions {
  * requests a throttled backend sees.
  */
 export function requestHandler(): { connectionTimeout: number; httpAgent: http.Agent; httpsAgent: https.Agent } {
-  return { connectionTimeout: 5_000, httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }), httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 16 }) };
+  return {
+    connectionTimeout: 5_000,
+    httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }),
+    httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 16 }),
+  };
 }
 
 /** Which account view a provider reads (Provider.backend): a cached version from another says nothing here. */

@@ -32,8 +32,14 @@ export interface TemporaryCredentials {
 }
 
 /** One AssumeRole call; the answer is checked for every field the caller needs. */
-export async function assumeRole(sts: STSClient, params: { roleArn: string; sessionName: string; durationSeconds?: number | undefined }, signal?: AbortSignal): Promise<TemporaryCredentials> {
-  const r = await sts.send(new AssumeRoleCommand({ RoleArn: params.roleArn, RoleSessionName: params.sessionName, DurationSeconds: params.durationSeconds }), { abortSignal: signal });
+export async function assumeRole(
+  sts: STSClient,
+  params: { roleArn: string; sessionName: string; durationSeconds?: number | undefined },
+  signal?: AbortSignal,
+): Promise<TemporaryCredentials> {
+  const r = await sts.send(new AssumeRoleCommand({ RoleArn: params.roleArn, RoleSessionName: params.sessionName, DurationSeconds: params.durationSeconds }), {
+    abortSignal: signal,
+  });
   const c = r.Credentials;
   if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !(c.Expiration instanceof Date) || Number.isNaN(c.Expiration.getTime())) {
     throw Object.assign(new Error("AssumeRole answer lacks credentials"), { name: "MalformedAnswer" });
@@ -69,7 +75,9 @@ export function assumedRole(opts: {
       .catch((e: unknown) => {
         // The role cannot be had: every call of this provider fails the same way.
         const c = classifyAws(e, `sts AssumeRole ${opts.roleArn} (role_arn)`);
-        throw c.error.kind === "transient" ? c.error : new ProviderError("auth", `${c.error.message.replace(/; check the IAM policy$/, "")}; check role_arn and its trust policy`);
+        throw c.error.kind === "transient"
+          ? c.error
+          : new ProviderError("auth", `${c.error.message.replace(/; check the IAM policy$/, "")}; check role_arn and its trust policy`);
       })
       .finally(() => (pending = undefined));
     return pending;

@@ -5,7 +5,15 @@ import { ProviderError } from "../provider.js";
  * the error code and HTTP status only: SDK messages and `$response` may echo a
  * response body, which for these services can hold secret values.
  */
-const THROTTLING = new Set(["ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "ThrottledException", "SlowDown", "ProvisionedThroughputExceededException"]);
+const THROTTLING = new Set([
+  "ThrottlingException",
+  "Throttling",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "ThrottledException",
+  "SlowDown",
+  "ProvisionedThroughputExceededException",
+]);
 /** The credentials themselves are refused: nothing this provider fetches can work. */
 const AUTH = new Set([
   "UnrecognizedClientException",
@@ -54,14 +62,21 @@ export function classifyAws(e: unknown, where: string): Classified {
   if (THROTTLING.has(name) || status === 429 || err.$retryable?.throttling) {
     return { scope: "provider", error: new ProviderError("transient", `${where}: throttled by AWS (${name}${http}); backing off`) };
   }
-  if (AUTH.has(name)) return { scope: "provider", error: new ProviderError("auth", `${where}: AWS refused the credentials (${name}${http}); check the credential chain, role_arn and the clock`) };
-  if (name === "AccessDeniedException" || name === "AccessDenied") return { scope: "secret", error: new ProviderError("permanent", `${where}: access denied (${name}${http}); check the IAM policy`) };
+  if (AUTH.has(name))
+    return {
+      scope: "provider",
+      error: new ProviderError("auth", `${where}: AWS refused the credentials (${name}${http}); check the credential chain, role_arn and the clock`),
+    };
+  if (name === "AccessDeniedException" || name === "AccessDenied")
+    return { scope: "secret", error: new ProviderError("permanent", `${where}: access denied (${name}${http}); check the IAM policy`) };
   if (name === "ResourceNotFoundException" || name === "ParameterNotFound" || name === "ParameterVersionNotFound")
     return { scope: "secret", error: new ProviderError("permanent", `${where}: not found (${name}${http})`) };
   if (PER_SECRET.has(name)) return { scope: "secret", error: new ProviderError("permanent", `${where}: rejected (${name}${http})`) };
   const code = (e as NodeJS.ErrnoException)?.code;
-  if (typeof code === "string" && /^E[A-Z]+$/.test(code)) return { scope: "provider", error: new ProviderError("transient", `${where}: AWS unreachable or the connection broke (${code})`) };
-  if (name === "AbortError" || name === "TimeoutError") return { scope: "provider", error: new ProviderError("transient", `${where}: no answer in time (${name})`) };
+  if (typeof code === "string" && /^E[A-Z]+$/.test(code))
+    return { scope: "provider", error: new ProviderError("transient", `${where}: AWS unreachable or the connection broke (${code})`) };
+  if (name === "AbortError" || name === "TimeoutError")
+    return { scope: "provider", error: new ProviderError("transient", `${where}: no answer in time (${name})`) };
   if (status !== undefined && status >= 500) return { scope: "provider", error: new ProviderError("transient", `${where}: AWS answered ${name}${http}`) };
   if (status === undefined || (status >= 200 && status < 300) || name === "SyntaxError") {
     // The SDK could not read the answer (not JSON/XML, cut off): nothing of it is used.

@@ -69,7 +69,13 @@ export function buildCredential(o: Options, http: AgentHttpClient, exchanges: Ex
   if (a.method === "managed_identity") {
     // IMDS, or the Arc agent (HIMDS) when IDENTITY_ENDPOINT/IMDS_ENDPOINT are set or
     // /opt/azcmagent/bin/himds exists; the SDK picks, once per process.
-    return new ScopedCredential(new ManagedIdentityCredential({ ...common, ...(a.client_id ? { clientId: a.client_id } : {}) }), undefined, [], exchanges, where);
+    return new ScopedCredential(
+      new ManagedIdentityCredential({ ...common, ...(a.client_id ? { clientId: a.client_id } : {}) }),
+      undefined,
+      [],
+      exchanges,
+      where,
+    );
   }
   const authorityHost = (a.authority_host ?? DEFAULT_AUTHORITY).replace(/\/+$/, "");
   const msal = { ...common, authorityHost, disableInstanceDiscovery: !MICROSOFT_AUTHORITIES.has(new URL(authorityHost).hostname.toLowerCase()) };
@@ -130,7 +136,8 @@ class ScopedCredential implements TokenCredential {
     // cannot be compared, so the request goes to the configured tenant and a wrong
     // one is refused by the vault.
     if (opts.tenantId !== undefined && this.tenant !== undefined && opts.tenantId.toLowerCase() !== this.tenant.toLowerCase()) {
-      if (GUID.test(this.tenant)) throw new ProviderError("auth", `${this.where}: the vault belongs to tenant ${opts.tenantId.slice(0, 60)}, not auth.tenant_id ${this.tenant}`);
+      if (GUID.test(this.tenant))
+        throw new ProviderError("auth", `${this.where}: the vault belongs to tenant ${opts.tenantId.slice(0, 60)}, not auth.tenant_id ${this.tenant}`);
       delete opts.tenantId;
     }
     for (const [key, file] of this.files) {

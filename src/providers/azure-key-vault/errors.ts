@@ -89,16 +89,24 @@ export function tokenFailure(e: unknown, x: Exchange | undefined, where: string)
   if (x.network !== undefined)
     return new ProviderError(
       "transient",
-      isTlsCode(x.network) ? `${where}: ${at}'s TLS certificate is not trusted (${x.network}); check tls.ca_file` : `${where}: ${at} unreachable or the connection broke (${x.network})`,
+      isTlsCode(x.network)
+        ? `${where}: ${at}'s TLS certificate is not trusted (${x.network}); check tls.ca_file`
+        : `${where}: ${at} unreachable or the connection broke (${x.network})`,
     );
   const st = x.status ?? 0;
   if (st === 429) return new ProviderError("transient", `${where}: ${at} throttled the request (HTTP 429); backing off`, { retryAfter: x.retryAfter ?? 1 });
   if (st >= 500) return new ProviderError("transient", `${where}: ${at} answered HTTP ${st}`, x.retryAfter === undefined ? {} : { retryAfter: x.retryAfter });
   if (x.basicChallenge)
-    return new ProviderError("auth", `${where}: the Arc agent's key-file challenge could not be answered (HTTP 401); the daemon's user must be able to read /var/opt/azcmagent/tokens (group himds)`);
+    return new ProviderError(
+      "auth",
+      `${where}: the Arc agent's key-file challenge could not be answered (HTTP 401); the daemon's user must be able to read /var/opt/azcmagent/tokens (group himds)`,
+    );
   if (st >= 400) {
     const code = [x.oauthError, x.aadsts === undefined ? undefined : `AADSTS${x.aadsts}`].filter(Boolean).join(", ");
-    return new ProviderError("auth", `${where}: ${at} refused the credentials (${code || "no error code"}, HTTP ${st}); check tenant_id, client_id and the secret, certificate or token`);
+    return new ProviderError(
+      "auth",
+      `${where}: ${at} refused the credentials (${code || "no error code"}, HTTP ${st}); check tenant_id, client_id and the secret, certificate or token`,
+    );
   }
   // A 2xx (or 3xx) answer the SDK could not use: not a token response.
   return new ProviderError("transient", `${where}: ${at} answered HTTP ${st} with no usable token (${name}); rejected`);
@@ -129,7 +137,10 @@ export function classifyVault(e: unknown, where: string, signal: AbortSignal): V
   const codes = [code, innerCode].filter(Boolean).join("/");
   const http = `HTTP ${status}`;
   if (name === "AbortError" || signal.aborted) {
-    return { scope: "provider", error: new ProviderError("transient", signal.aborted ? `${where}: abandoned (sync.timeout or shutdown)` : `${where}: no answer in time`) };
+    return {
+      scope: "provider",
+      error: new ProviderError("transient", signal.aborted ? `${where}: abandoned (sync.timeout or shutdown)` : `${where}: no answer in time`),
+    };
   }
   if (status === undefined) {
     const net = networkCode(e);
@@ -138,7 +149,9 @@ export function classifyVault(e: unknown, where: string, signal: AbortSignal): V
         scope: "provider",
         error: new ProviderError(
           "transient",
-          isTlsCode(net) ? `${where}: Key Vault's TLS certificate is not trusted (${net}); check tls.ca_file` : `${where}: Key Vault unreachable or the connection broke (${net})`,
+          isTlsCode(net)
+            ? `${where}: Key Vault's TLS certificate is not trusted (${net}); check tls.ca_file`
+            : `${where}: Key Vault unreachable or the connection broke (${net})`,
         ),
       };
     // The SDK could not read a 2xx answer (not JSON, cut off, not a secret bundle): nothing of it is used.
@@ -154,19 +167,33 @@ export function classifyVault(e: unknown, where: string, signal: AbortSignal): V
     };
   if (status === 429) {
     const ra = retryAfterSeconds(err.response?.headers?.get("retry-after")) ?? 1;
-    return { scope: "provider", error: new ProviderError("transient", `${where}: throttled by Key Vault (${codes || "Throttled"}, ${http}); backing off`, { retryAfter: ra }) };
+    return {
+      scope: "provider",
+      error: new ProviderError("transient", `${where}: throttled by Key Vault (${codes || "Throttled"}, ${http}); backing off`, { retryAfter: ra }),
+    };
   }
   if (status >= 500) {
     const ra = retryAfterSeconds(err.response?.headers?.get("retry-after"));
-    return { scope: "provider", error: new ProviderError("transient", `${where}: Key Vault answered ${codes || "an error"} (${http})`, ra === undefined ? {} : { retryAfter: ra }) };
+    return {
+      scope: "provider",
+      error: new ProviderError("transient", `${where}: Key Vault answered ${codes || "an error"} (${http})`, ra === undefined ? {} : { retryAfter: ra }),
+    };
   }
   if (status === 404) return { scope: "secret", error: new ProviderError("permanent", `${where}: not found (${codes || "SecretNotFound"}, ${http})`) };
   if (status === 403) {
-    if (innerCode === "SecretDisabled") return { scope: "secret", error: new ProviderError("permanent", `${where}: the secret is disabled (${codes}, ${http}); enable it or pin another version`) };
-    if (innerCode === "ForbiddenByFirewall") return { scope: "secret", error: new ProviderError("permanent", `${where}: the vault's firewall refuses this gateway's address (${codes}, ${http})`) };
+    if (innerCode === "SecretDisabled")
+      return {
+        scope: "secret",
+        error: new ProviderError("permanent", `${where}: the secret is disabled (${codes}, ${http}); enable it or pin another version`),
+      };
+    if (innerCode === "ForbiddenByFirewall")
+      return { scope: "secret", error: new ProviderError("permanent", `${where}: the vault's firewall refuses this gateway's address (${codes}, ${http})`) };
     return {
       scope: "secret",
-      error: new ProviderError("permanent", `${where}: access denied (${codes || "Forbidden"}, ${http}); grant the identity get on secrets (role Key Vault Secrets User, or an access policy)`),
+      error: new ProviderError(
+        "permanent",
+        `${where}: access denied (${codes || "Forbidden"}, ${http}); grant the identity get on secrets (role Key Vault Secrets User, or an access policy)`,
+      ),
     };
   }
   return { scope: "secret", error: new ProviderError("permanent", `${where}: rejected (${codes || "no error code"}, ${http})`) };
@@ -184,7 +211,8 @@ function isTlsCode(c: string): boolean {
 /** A Node socket/TLS error code (ECONNREFUSED, CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID...), or undefined. */
 function networkCode(e: unknown): string | undefined {
   const c = (e as { code?: unknown } | null)?.code;
-  if (typeof c === "string" && (/^E[A-Z_]{2,40}$/.test(c) || /^(ERR_TLS_[A-Z_]+|[A-Z_]*CERT[A-Z_]*|UNABLE_TO_[A-Z_]+|DEPTH_ZERO_SELF_SIGNED_CERT)$/.test(c))) return c;
+  if (typeof c === "string" && (/^E[A-Z_]{2,40}$/.test(c) || /^(ERR_TLS_[A-Z_]+|[A-Z_]*CERT[A-Z_]*|UNABLE_TO_[A-Z_]+|DEPTH_ZERO_SELF_SIGNED_CERT)$/.test(c)))
+    return c;
   if (c === "REQUEST_SEND_ERROR") return c;
   if (errName(e) === "AbortError") return "timeout";
   return undefined;

@@ -36,7 +36,12 @@ export class AgentHttpClient implements HttpClient {
 
   /** Built at first use (and after close), so an unreadable CA file is a fetch error, not a failed start. */
   #httpsAgent(): https.Agent {
-    this.#https ??= new https.Agent({ keepAlive: true, maxSockets: 16, ca: this.#caFile === undefined ? undefined : [...tls.rootCertificates, readCa(this.#caFile)], rejectUnauthorized: true });
+    this.#https ??= new https.Agent({
+      keepAlive: true,
+      maxSockets: 16,
+      ca: this.#caFile === undefined ? undefined : [...tls.rootCertificates, readCa(this.#caFile)],
+      rejectUnauthorized: true,
+    });
     return this.#https;
   }
 

@@ -77,12 +77,17 @@ export async function readSecret(ctx: ReadContext, refs: readonly SecretRef[]): 
     if (typeof s.value !== "string") return ["transient", "the answer has no value; rejected"];
     const now = Date.now();
     if (p.enabled === false) return ["permanent", `version ${version} is disabled; enable it or pin another version`];
-    if (p.expiresOn instanceof Date && p.expiresOn.getTime() <= now) return ["permanent", `version ${version} expired at ${p.expiresOn.toISOString()} (exp); set a new version or a later expiry`];
-    if (p.notBefore instanceof Date && p.notBefore.getTime() > now) return ["permanent", `version ${version} is not valid before ${p.notBefore.toISOString()} (nbf)`];
+    if (p.expiresOn instanceof Date && p.expiresOn.getTime() <= now)
+      return ["permanent", `version ${version} expired at ${p.expiresOn.toISOString()} (exp); set a new version or a later expiry`];
+    if (p.notBefore instanceof Date && p.notBefore.getTime() > now)
+      return ["permanent", `version ${version} is not valid before ${p.notBefore.toISOString()} (nbf)`];
     return undefined;
   })();
   if (problem) return all((r) => failed(r, ...problem));
   const value = s.value!;
   // The version held is still the current one: the cache keeps (and does not rewrite) its value.
-  return all((r) => ({ kind: "result", result: r.cachedVersion === version ? unchanged(r.name, version) : valueResult(r, enc.encode(value), version, where(r)) }));
+  return all((r) => ({
+    kind: "result",
+    result: r.cachedVersion === version ? unchanged(r.name, version) : valueResult(r, enc.encode(value), version, where(r)),
+  }));
 }

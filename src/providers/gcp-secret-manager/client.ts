@@ -43,7 +43,13 @@ export function splitEndpoint(endpoint: string | undefined): { host: string; por
  * wants Metadata. The SDK's own `auth` is a pass-through that never looks for
  * Application Default Credentials.
  */
-export function openClient(o: { endpoint: string | undefined; ca: Buffer | undefined; serverName: string | undefined; credentials: GcpCredentials; logger: Logger }): SecretManagerServiceClient {
+export function openClient(o: {
+  endpoint: string | undefined;
+  ca: Buffer | undefined;
+  serverName: string | undefined;
+  credentials: GcpCredentials;
+  logger: Logger;
+}): SecretManagerServiceClient {
   quietSdk(o.logger);
   const { host, port } = splitEndpoint(o.endpoint);
   quietIpServername(o.serverName ?? host.replace(/^\[|\]$/g, ""), o.logger);
@@ -57,7 +63,8 @@ export function openClient(o: { endpoint: string | undefined; ca: Buffer | undef
         });
         callback(null, md);
       },
-      (e: Error & { kind?: string }) => callback(Object.assign(new Error(e.message), { code: e.kind === "auth" ? grpc.status.UNAUTHENTICATED : grpc.status.UNAVAILABLE })),
+      (e: Error & { kind?: string }) =>
+        callback(Object.assign(new Error(e.message), { code: e.kind === "auth" ? grpc.status.UNAUTHENTICATED : grpc.status.UNAVAILABLE })),
     );
   });
   return new SecretManagerServiceClient({

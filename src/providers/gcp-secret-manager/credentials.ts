@@ -114,7 +114,10 @@ export class GcpCredentials {
         if (sts && typeof sts === "object") sts.transporter = transporter;
       } catch {
         // The library's message may quote the file: ours names the fields to check instead.
-        throw new ProviderError("auth", `gcp credentials_file ${file}: not a usable external_account configuration (check audience, subject_token_type, token_url and credential_source)`);
+        throw new ProviderError(
+          "auth",
+          `gcp credentials_file ${file}: not a usable external_account configuration (check audience, subject_token_type, token_url and credential_source)`,
+        );
       }
       if (!client) throw new ProviderError("auth", `gcp credentials_file ${file}: not a usable external_account configuration`);
       return client;
@@ -181,18 +184,26 @@ export function credentialError(e: unknown, what: string): ProviderError {
   if (status !== undefined) {
     const data = g.response?.data as { error?: unknown } | undefined;
     const oauth = typeof data?.error === "string" && /^[a-z_]{1,40}$/.test(data.error) ? ` ${data.error}` : "";
-    if (status === 429 || status >= 500 || status === 408) return new ProviderError("transient", `gcp ${what}: token endpoint answered HTTP ${status}${oauth}; backing off`);
+    if (status === 429 || status >= 500 || status === 408)
+      return new ProviderError("transient", `gcp ${what}: token endpoint answered HTTP ${status}${oauth}; backing off`);
     return new ProviderError("auth", `gcp ${what}: token request refused (HTTP ${status}${oauth}); check the credentials file and the workload identity pool`);
   }
   const code = typeof g.code === "string" ? g.code : undefined;
   const name = typeof g.name === "string" ? g.name : "Error";
   // A file the configuration names (credential_source.file, a certificate) is missing or unreadable.
   if (code !== undefined && FILE_CODES.has(code)) return new ProviderError("auth", `gcp ${what}: a file its credential_source names cannot be read (${code})`);
-  if ((code !== undefined && /^(E[A-Z_]+|UND_ERR_[A-Z_]+)$/.test(code)) || name === "AbortError" || name === "TimeoutError" || g.type === "request-timeout" || g.type === "system") {
+  if (
+    (code !== undefined && /^(E[A-Z_]+|UND_ERR_[A-Z_]+)$/.test(code)) ||
+    name === "AbortError" ||
+    name === "TimeoutError" ||
+    g.type === "request-timeout" ||
+    g.type === "system"
+  ) {
     return new ProviderError("transient", `gcp ${what}: token endpoint unreachable (${code ?? name})`);
   }
   const msg = e instanceof Error ? e.message : "";
-  if (/credential_source|subject[_ ]token/i.test(msg)) return new ProviderError("auth", `gcp ${what}: the subject token (credential_source) could not be read; check the file or URL it names`);
+  if (/credential_source|subject[_ ]token/i.test(msg))
+    return new ProviderError("auth", `gcp ${what}: the subject token (credential_source) could not be read; check the file or URL it names`);
   if (/decoder|private key|PEM|asn1/i.test(msg)) return new ProviderError("auth", `gcp ${what}: the private key cannot sign`);
   return new ProviderError("auth", `gcp ${what}: no token could be obtained (${name})`);
 }

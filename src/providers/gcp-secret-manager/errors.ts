@@ -68,7 +68,8 @@ export function classifyGrpc(e: unknown, where: string, credentials: string): Cl
     case Code.RESOURCE_EXHAUSTED:
       return provider("transient", "throttled: quota exceeded (RESOURCE_EXHAUSTED); backing off", retryDelay(err.statusDetails));
     case Code.UNAVAILABLE:
-      if (/certificate|self[- ]signed|SSL|TLS|handshake/i.test(details)) return provider("transient", "TLS handshake with the endpoint failed (UNAVAILABLE); check endpoint and tls.ca_file");
+      if (/certificate|self[- ]signed|SSL|TLS|handshake/i.test(details))
+        return provider("transient", "TLS handshake with the endpoint failed (UNAVAILABLE); check endpoint and tls.ca_file");
       return provider("transient", "Secret Manager unreachable or unavailable (UNAVAILABLE)");
     case Code.DEADLINE_EXCEEDED:
       return provider("transient", "no answer in time (DEADLINE_EXCEEDED)");
@@ -78,7 +79,10 @@ export function classifyGrpc(e: unknown, where: string, credentials: string): Cl
       // Our own cancels (sync.timeout, shutdown) are told apart by the caller.
       return provider("transient", "the call was cut before an answer (CANCELLED)");
     case Code.UNAUTHENTICATED:
-      return provider("auth", `Secret Manager refused the credentials of ${credentials} (UNAUTHENTICATED); check the credentials file, the key's state and the clock`);
+      return provider(
+        "auth",
+        `Secret Manager refused the credentials of ${credentials} (UNAUTHENTICATED); check the credentials file, the key's state and the clock`,
+      );
     case Code.INTERNAL:
     case Code.UNKNOWN:
     case Code.DATA_LOSS:

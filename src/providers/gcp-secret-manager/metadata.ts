@@ -15,7 +15,10 @@ export class MetadataToken extends Compute {
   protected override async refreshTokenNoCache(): Promise<{ tokens: { access_token: string; token_type: string; expiry_date: number }; res: null }> {
     // The variables Google's libraries read, in their order.
     const base = process.env.GCE_METADATA_IP || process.env.GCE_METADATA_HOST || "169.254.169.254";
-    const url = new URL(`/computeMetadata/v1/instance/service-accounts/${encodeURIComponent(this.serviceAccountEmail)}/token`, /^https?:\/\//.test(base) ? base : `http://${base}`);
+    const url = new URL(
+      `/computeMetadata/v1/instance/service-accounts/${encodeURIComponent(this.serviceAccountEmail)}/token`,
+      /^https?:\/\//.test(base) ? base : `http://${base}`,
+    );
     if (this.scopes.length > 0) url.searchParams.set("scopes", this.scopes.join(","));
     const where = `metadata server ${url.host}`;
     const { status, flavor, body } = await getOnce(url, { "metadata-flavor": "Google" }, where);

@@ -29,10 +29,12 @@ export interface Target {
 export function targetOf(ref: SecretRef, project: string | undefined): Target | string {
   let path = ref.path;
   if (BARE.test(path)) {
-    if (project === undefined) return `path ${JSON.stringify(path)} is a secret id alone: write projects/PROJECT/secrets/${path}, or set project on the provider`;
+    if (project === undefined)
+      return `path ${JSON.stringify(path)} is a secret id alone: write projects/PROJECT/secrets/${path}, or set project on the provider`;
     path = `projects/${project}/secrets/${path}`;
   }
-  if (/\/versions\/[^/]*$/.test(path)) return `path ${JSON.stringify(path)} names a version: give the secret as path (projects/P/secrets/S) and the version as version`;
+  if (/\/versions\/[^/]*$/.test(path))
+    return `path ${JSON.stringify(path)} names a version: give the secret as path (projects/P/secrets/S) and the version as version`;
   const m = SECRET.exec(path);
   if (!m) return `path ${JSON.stringify(path)} is not a secret name: expected projects/PROJECT/secrets/SECRET`;
   const v = ref.version ?? "latest";

@@ -107,8 +107,10 @@ export function create(init: ProviderInit<Options>): Provider {
 /** The answer, checked: the version it names, the payload's size and CRC-32C. Nothing unchecked is returned. */
 function resultOf(ref: SecretRef, t: Target, r: AccessResponse, where: string): FetchResult {
   const got = answered(r?.name);
-  if (!got || got.secretId !== t.secretId) return failed(ref, new ProviderError("transient", `${where}: the answer does not name a version of this secret; rejected`));
-  if (t.pinned !== undefined && got.number !== t.pinned) return failed(ref, new ProviderError("transient", `${where}: the answer names version ${got.number}, not the pinned ${t.pinned}; rejected`));
+  if (!got || got.secretId !== t.secretId)
+    return failed(ref, new ProviderError("transient", `${where}: the answer does not name a version of this secret; rejected`));
+  if (t.pinned !== undefined && got.number !== t.pinned)
+    return failed(ref, new ProviderError("transient", `${where}: the answer names version ${got.number}, not the pinned ${t.pinned}; rejected`));
   const data = r.payload?.data;
   if (!(data instanceof Uint8Array)) return failed(ref, new ProviderError("transient", `${where}: the answer has no payload; rejected`));
   const bytes = Uint8Array.from(data);

@@ -123,13 +123,22 @@ export class VaultAuth {
           return;
         }
         case "approle": {
-          const args: Record<string, unknown> = { role_id: readCredential(c.role_id_file, "role_id_file"), mount_point: c.mount ?? "approle", requestOptions: ro };
+          const args: Record<string, unknown> = {
+            role_id: readCredential(c.role_id_file, "role_id_file"),
+            mount_point: c.mount ?? "approle",
+            requestOptions: ro,
+          };
           if (c.secret_id_file) args.secret_id = readCredential(c.secret_id_file, "secret_id_file");
           r = await this.#client.approleLogin(args);
           break;
         }
         case "kubernetes":
-          r = await this.#client.kubernetesLogin({ role: c.role, jwt: readCredential(c.jwt_file, "jwt_file"), mount_point: c.mount ?? "kubernetes", requestOptions: ro });
+          r = await this.#client.kubernetesLogin({
+            role: c.role,
+            jwt: readCredential(c.jwt_file, "jwt_file"),
+            mount_point: c.mount ?? "kubernetes",
+            requestOptions: ro,
+          });
           break;
         case "jwt":
           r = await this.#client.jwtLogin({ role: c.role, jwt: readCredential(c.jwt_file, "jwt_file"), mount_point: c.mount ?? "jwt", requestOptions: ro });
@@ -177,7 +186,12 @@ export class VaultAuth {
         const ac = new AbortController();
         const t = setTimeout(() => ac.abort(), 30_000);
         this.ensure(ac.signal)
-          .catch((e: unknown) => this.#log.warn({ err: isProviderError(e) ? e.message : String((e as Error)?.name) }, "vault token background renewal failed; retried at the next sync"))
+          .catch((e: unknown) =>
+            this.#log.warn(
+              { err: isProviderError(e) ? e.message : String((e as Error)?.name) },
+              "vault token background renewal failed; retried at the next sync",
+            ),
+          )
           .finally(() => clearTimeout(t));
       },
       Math.max(0, s.renewAt - Date.now()),

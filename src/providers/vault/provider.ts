@@ -83,7 +83,10 @@ export function create(init: ProviderInit<Options>): Provider {
       try {
         await auth.ensure(signal);
       } catch (e) {
-        init.logger.warn({ leases: due.length, err: classify(e, "vault").message }, "could not revoke replaced leases (no token); retrying after the next sync");
+        init.logger.warn(
+          { leases: due.length, err: classify(e, "vault").message },
+          "could not revoke replaced leases (no token); retrying after the next sync",
+        );
         for (const [name, l] of due) replaced.set(name, [...(replaced.get(name) ?? []), l]);
         return;
       }

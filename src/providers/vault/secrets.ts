@@ -78,7 +78,8 @@ async function readKv2(ctx: ReadContext, ref: SecretRef, p: { mount: string; res
   const data = body?.data?.data;
   const version = body?.data?.metadata?.version;
   if (data === null && body?.data?.metadata?.deletion_time) return fail(ref, `${where}: version ${String(version)} is deleted`);
-  if (!isObject(data) || typeof version !== "number") throw new AnswerRejected(`${where}: not a KV v2 answer (data.data / data.metadata.version missing); rejected`);
+  if (!isObject(data) || typeof version !== "number")
+    throw new AnswerRejected(`${where}: not a KV v2 answer (data.data / data.metadata.version missing); rejected`);
   return value(ref, data, String(version), where);
 }
 

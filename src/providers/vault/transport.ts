@@ -18,7 +18,14 @@ import { ProviderError } from "../provider.js";
  */
 export interface TransportOptions {
   readonly address: string;
-  readonly tls?: { readonly ca_file?: string | undefined; readonly cert_file?: string | undefined; readonly key_file?: string | undefined; readonly server_name?: string | undefined } | undefined;
+  readonly tls?:
+    | {
+        readonly ca_file?: string | undefined;
+        readonly cert_file?: string | undefined;
+        readonly key_file?: string | undefined;
+        readonly server_name?: string | undefined;
+      }
+    | undefined;
   readonly maxBytes?: number;
   /** Counts requests per path (tests, debug logs). */
   readonly onRequest?: (method: string, path: string) => void;
@@ -157,7 +164,8 @@ export class VaultTransport {
         });
       });
       req.on("error", (e: NodeJS.ErrnoException) => {
-        if (e.name === "AbortError" || o.signal?.aborted) reject(new ProviderError("transient", `${where}: ${o.method} ${path} abandoned (sync.timeout or shutdown)`));
+        if (e.name === "AbortError" || o.signal?.aborted)
+          reject(new ProviderError("transient", `${where}: ${o.method} ${path} abandoned (sync.timeout or shutdown)`));
         else reject(new ProviderError("transient", `${where} unreachable: ${o.method} ${path} failed (${e.code ?? e.name})`));
       });
       if (body) req.end(body);
@@ -168,10 +176,14 @@ export class VaultTransport {
   /** Throws for answers that mean "back off" or "not valid"; returns the parsed body otherwise. */
   #interpret(status: number, raw: Buffer, headers: http.IncomingHttpHeaders, method: string, path: string, where: string): unknown {
     if (status === 429) {
-      throw new ProviderError("transient", `${where}: ${method} ${path} throttled (HTTP 429, rate limit quota)`, { retryAfter: retryAfterSeconds(headers["retry-after"]) ?? 1 });
+      throw new ProviderError("transient", `${where}: ${method} ${path} throttled (HTTP 429, rate limit quota)`, {
+        retryAfter: retryAfterSeconds(headers["retry-after"]) ?? 1,
+      });
     }
     if (status === 503)
-      throw new ProviderError("transient", `${where}: ${method} ${path} answered HTTP 503 (Vault sealed, standby or in maintenance)`, { retryAfter: retryAfterSeconds(headers["retry-after"]) });
+      throw new ProviderError("transient", `${where}: ${method} ${path} answered HTTP 503 (Vault sealed, standby or in maintenance)`, {
+        retryAfter: retryAfterSeconds(headers["retry-after"]),
+      });
     if (status >= 500 || status === 412) throw new ProviderError("transient", `${where}: ${method} ${path} answered HTTP ${status}`);
     if (raw.length === 0) {
       if (status === 204 || status >= 400) return status >= 400 ? { errors: [] } : null;

@@ -72,13 +72,24 @@ test("not_synced says that the provider is offline, since when, and why; Retry-A
     dir,
     {
       ...base,
-      providers: { ...(base.providers as object), vault: { type: "vault", address: `http://127.0.0.1:${port}`, auth: { method: "token", token_file: path.join(dir, "vault-token") } } },
-      secrets: { ...(base.secrets as object), "kafka/password": { provider: "vault", path: "secret/data/kafka", key: "password" }, "demo/later": { provider: "demo", path: "later" } },
+      providers: {
+        ...(base.providers as object),
+        vault: { type: "vault", address: `http://127.0.0.1:${port}`, auth: { method: "token", token_file: path.join(dir, "vault-token") } },
+      },
+      secrets: {
+        ...(base.secrets as object),
+        "kafka/password": { provider: "vault", path: "secret/data/kafka", key: "password" },
+        "demo/later": { provider: "demo", path: "later" },
+      },
     },
     { waitFor: "socket" },
   );
   const c = ["--config", d.configFile];
-  await eventually(async () => (await d.get("/v1/health")).json().providers?.find((p: { name: string }) => p.name === "vault")?.failures > 0, 10_000, "vault failed once");
+  await eventually(
+    async () => (await d.get("/v1/health")).json().providers?.find((p: { name: string }) => p.name === "vault")?.failures > 0,
+    10_000,
+    "vault failed once",
+  );
 
   await t.test("a provider never reached: offline, no fetch has succeeded yet, with its last error", async () => {
     const r = await d.get("/v1/secrets/kafka/password");
@@ -101,7 +112,11 @@ test("not_synced says that the provider is offline, since when, and why; Retry-A
     const lastSuccess = (await d.get("/v1/health")).json().providers.find((p: { name: string }) => p.name === "demo").last_success as string;
     fs.renameSync(path.join(dir, "secrets"), path.join(dir, "secrets.away"));
     assert.equal((await d.get("/v1/refresh?name=demo/api-token", { method: "POST" })).status, 202);
-    await eventually(async () => (await d.get("/v1/health")).json().providers.find((p: { name: string }) => p.name === "demo").failures > 0, 10_000, "demo offline");
+    await eventually(
+      async () => (await d.get("/v1/health")).json().providers.find((p: { name: string }) => p.name === "demo").failures > 0,
+      10_000,
+      "demo offline",
+    );
     const r = await d.get("/v1/secrets/demo/later");
     assert.equal(r.status, 503);
     const msg = r.json().message as string;
@@ -213,7 +228,9 @@ test("init --reseal while the daemon waits to unseal (PCR changed): done, the ou
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^resealed the cache key in .*kek\.sealed to the current state/);
   assert.ok(
-    r.stdout.includes(`the daemon on ${d.socket} is waiting to unseal; it tries again on its own (at most 5 min apart), or restart it to use the new seal now: systemctl restart sealcache\n`),
+    r.stdout.includes(
+      `the daemon on ${d.socket} is waiting to unseal; it tries again on its own (at most 5 min apart), or restart it to use the new seal now: systemctl restart sealcache\n`,
+    ),
     r.stdout,
   );
   await eventually(async () => (await d.get("/v1/health")).json().sealed === false, 30_000, "the daemon unsealed with the new seal");
@@ -225,7 +242,10 @@ function withoutDefaults(args: string[]): Promise<CliResult> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SEALCACHE_")));
   const script = 'for d in /etc/sealcache /run/sealcache; do if [ -d "$d" ]; then mount -t tmpfs tmpfs "$d"; fi; done; exec "$@"';
   return new Promise((resolve, reject) => {
-    const child = spawn("unshare", ["--mount", "--propagation", "private", "sh", "-c", script, "sh", NODE, MAIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("unshare", ["--mount", "--propagation", "private", "sh", "-c", script, "sh", NODE, MAIN, ...args], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));

@@ -176,7 +176,10 @@ describe("sealcache CLI", () => {
       const r = await cli(["get", "demo/api-token", "--socket", sock]);
       assert.equal(r.code, 5);
       assert.equal(r.stdout, "");
-      assert.equal(r.stderr, `sealcache: unavailable: cannot reach the daemon at ${sock} (ENOENT): is the daemon running? (systemctl status sealcache, or pass --socket)\n`);
+      assert.equal(
+        r.stderr,
+        `sealcache: unavailable: cannot reach the daemon at ${sock} (ENOENT): is the daemon running? (systemctl status sealcache, or pass --socket)\n`,
+      );
     });
   });
 
@@ -191,7 +194,10 @@ describe("sealcache CLI", () => {
     const denied = await cli(["get", "demo/db-password", ...c]);
     assert.equal(denied.code, 4);
     assert.equal(denied.stdout, "");
-    assert.match(denied.stderr, new RegExp(`^sealcache: forbidden: caller uid ${uid} \\(pid \\d+\\) may not read "demo/db-password"; see the policy section of the config\\n$`));
+    assert.match(
+      denied.stderr,
+      new RegExp(`^sealcache: forbidden: caller uid ${uid} \\(pid \\d+\\) may not read "demo/db-password"; see the policy section of the config\\n$`),
+    );
     const raw = await cli(["get", "demo/kafka-password", "--raw", ...c]);
     assert.equal(raw.code, 4);
     assert.equal(raw.stdout, "");

@@ -84,7 +84,10 @@ describe("doctor: the fleet channel's broker and trust keys", () => {
     assert.match(trust[0]!.message, /^gone: cannot read .*gone\.pub \(ENOENT\)$/);
     assert.match(trust[1]!.message, /^leaked: .*holds a private key; commands.trust takes the public key/);
     const none = await run(config("gw-d1", { commands: { trust: {} } }));
-    assert.deepEqual([none[0]!.level, none[0]!.message], ["warn", "no mqtt.commands.trust keys: every command sent to this gateway is refused (sealcache fleet keygen makes one)"]);
+    assert.deepEqual(
+      [none[0]!.level, none[0]!.message],
+      ["warn", "no mqtt.commands.trust keys: every command sent to this gateway is refused (sealcache fleet keygen makes one)"],
+    );
   });
 
   test("the broker refusing (a failure): a wrong password, a CA that did not sign it, no client certificate; nobody listening (a warning)", async () => {

@@ -20,7 +20,8 @@ async function appDaemon(scope: Scope, files: Record<string, string | Buffer>, e
   const secretsDir = path.join(dir, "secrets");
   for (const [f, v] of Object.entries(files)) fs.writeFileSync(path.join(secretsDir, f), v);
   const secrets: Record<string, unknown> = { ...(base.secrets as object) };
-  for (const f of ["token", "rotating", "signal", "stubborn", "later", "later2", "never", "nul", "binary", "restart"]) secrets[`app/${f}`] = { provider: "demo", path: f };
+  for (const f of ["token", "rotating", "signal", "stubborn", "later", "later2", "never", "nul", "binary", "restart"])
+    secrets[`app/${f}`] = { provider: "demo", path: f };
   secrets["locked/key"] = { provider: "demo", path: "token" };
   const config = { ...base, secrets, policy: [{ match: { uid: 0 }, allow: ["app/**", "demo/**"], admin: true }], ...extra };
   const d = await launch(scope, dir, config, { waitFor: "socket" });
@@ -60,7 +61,14 @@ describe("sealcache exec", () => {
   const v = { token: planted("exec-token"), rot1: planted("exec-rot1"), sig1: planted("exec-sig1"), stub1: planted("exec-stub1"), nul: planted("exec-nul") };
   let env: Awaited<ReturnType<typeof appDaemon>>;
   before(async () => {
-    env = await appDaemon(scope, { token: v.token, rotating: v.rot1, signal: v.sig1, stubborn: v.stub1, nul: Buffer.from(`${v.nul}\0after-the-nul`), binary: Buffer.from([0xff, 0xfe, 0x00, 0x80]) });
+    env = await appDaemon(scope, {
+      token: v.token,
+      rotating: v.rot1,
+      signal: v.sig1,
+      stubborn: v.stub1,
+      nul: Buffer.from(`${v.nul}\0after-the-nul`),
+      binary: Buffer.from([0xff, 0xfe, 0x00, 0x80]),
+    });
   });
   after(async () => {
     await scope.run();
@@ -177,9 +185,17 @@ describe("sealcache exec", () => {
     const run = (...envs: string[]) => [...sock(), "exec", ...envs.flatMap((e) => ["--env", e]), "--", "/bin/sh", "-c", `touch ${marker}`];
     const cases: [string[], number, RegExp][] = [
       [run("T=app/token", "X=app/unknown"), 3, /^sealcache: not_found: --env X=app\/unknown: no secret named "app\/unknown" is configured\n$/],
-      [run("KEY=locked/key"), 4, /^sealcache: forbidden: --env KEY=locked\/key: caller uid 0 \(pid \d+\) may not read "locked\/key"; see the policy section of the config\n$/],
+      [
+        run("KEY=locked/key"),
+        4,
+        /^sealcache: forbidden: --env KEY=locked\/key: caller uid 0 \(pid \d+\) may not read "locked\/key"; see the policy section of the config\n$/,
+      ],
       [run("L=app/later"), 5, /^sealcache: not_synced: --env L=app\/later: secret "app\/later" is configured but has not been fetched yet/],
-      [run("BLOB=app/nul"), 1, /^sealcache: bad_value: --env BLOB=app\/nul: the value of secret "app\/nul" contains a NUL byte, which an environment variable cannot hold; /],
+      [
+        run("BLOB=app/nul"),
+        1,
+        /^sealcache: bad_value: --env BLOB=app\/nul: the value of secret "app\/nul" contains a NUL byte, which an environment variable cannot hold; /,
+      ],
       [
         run("BIN=app/binary"),
         1,
@@ -196,8 +212,16 @@ describe("sealcache exec", () => {
       [[...sock(), "exec", "--", "/bin/true"], 2, /^sealcache: exec needs at least one --env VAR=NAME: sealcache exec --env VAR=NAME\.\.\./],
       [[...sock(), "exec", "--env", "T=app/token", "/bin/true"], 2, /^sealcache: exec runs the command given after --: /],
       [[...sock(), "exec", "--env", "T=app/token"], 2, /^sealcache: exec needs the command to run after --: /],
-      [[...sock(), "exec", "--env", "T=app/token", "--on-change", "reload", "--", "/bin/true"], 2, /^sealcache: --on-change must be restart, none or signal:SIG/],
-      [[...sock(), "exec", "--env", "T=app/token", "--on-change", "signal:NOPE", "--", "/bin/true"], 2, /^sealcache: --on-change must be restart, none or signal:SIG/],
+      [
+        [...sock(), "exec", "--env", "T=app/token", "--on-change", "reload", "--", "/bin/true"],
+        2,
+        /^sealcache: --on-change must be restart, none or signal:SIG/,
+      ],
+      [
+        [...sock(), "exec", "--env", "T=app/token", "--on-change", "signal:NOPE", "--", "/bin/true"],
+        2,
+        /^sealcache: --on-change must be restart, none or signal:SIG/,
+      ],
       [[...sock(), "exec", "--env", "T=app/token", "--wait", "soon", "--", "/bin/true"], 2, /^sealcache: --wait must be a duration such as 30s/],
     ];
     for (const [args, code, stderr] of cases) {
@@ -216,8 +240,21 @@ describe("sealcache exec", () => {
   test("--wait waits for a secret that is not synced yet at boot; gives up after DURATION with exit 5", async (t) => {
     const work = tmpDir(t);
     const out = path.join(work, "later");
-    const ex = startCli(t, [...sock(), "exec", "--env", "LATER=app/later2", "--wait", "60s", "--", "/bin/sh", "-c", `printf %s "$LATER" > ${out}.tmp; mv ${out}.tmp ${out}; exec sleep 600`]);
-    await ex.waitForStderr(/^sealcache exec: waiting up to 60s for the secrets: --env LATER=app\/later2: secret "app\/later2" is configured but has not been fetched yet/m);
+    const ex = startCli(t, [
+      ...sock(),
+      "exec",
+      "--env",
+      "LATER=app/later2",
+      "--wait",
+      "60s",
+      "--",
+      "/bin/sh",
+      "-c",
+      `printf %s "$LATER" > ${out}.tmp; mv ${out}.tmp ${out}; exec sleep 600`,
+    ]);
+    await ex.waitForStderr(
+      /^sealcache exec: waiting up to 60s for the secrets: --env LATER=app\/later2: secret "app\/later2" is configured but has not been fetched yet/m,
+    );
     assert.ok(!fs.existsSync(out));
     const later = planted("exec-later");
     await rotate(env.d, env.secretsDir, "later2", later);
@@ -242,7 +279,16 @@ describe("sealcache exec", () => {
   test("a CMD that ignores SIGTERM is killed 10 s after it, then started again", async (t) => {
     const work = tmpDir(t);
     const starts = path.join(work, "starts");
-    const ex = startCli(t, [...sock(), "exec", "--env", "S=app/stubborn", "--", "/bin/sh", "-c", `trap '' TERM; echo $$ >> ${starts}; while :; do sleep 0.1; done`]);
+    const ex = startCli(t, [
+      ...sock(),
+      "exec",
+      "--env",
+      "S=app/stubborn",
+      "--",
+      "/bin/sh",
+      "-c",
+      `trap '' TERM; echo $$ >> ${starts}; while :; do sleep 0.1; done`,
+    ]);
     await fileWhen(starts);
     const [pid1] = lines(starts).map(Number);
     await rotate(env.d, env.secretsDir, "stubborn", planted("exec-stub2"));
@@ -263,7 +309,17 @@ test("exec keeps CMD running while the daemon restarts, and follows changes agai
   const { d, secretsDir, config, dir } = await appDaemon(t, { token: first, restart: first });
   const work = tmpDir(t);
   const starts = path.join(work, "starts");
-  const ex = startCli(t, ["--socket", d.socket, "exec", "--env", "R=app/restart", "--", "/bin/sh", "-c", `echo $$ >> ${starts}; printf %s "$R" > ${work}/v.$$; exec sleep 600`]);
+  const ex = startCli(t, [
+    "--socket",
+    d.socket,
+    "exec",
+    "--env",
+    "R=app/restart",
+    "--",
+    "/bin/sh",
+    "-c",
+    `echo $$ >> ${starts}; printf %s "$R" > ${work}/v.$$; exec sleep 600`,
+  ]);
   await fileWhen(starts);
   const [pid1] = lines(starts).map(Number);
   await d.stop();

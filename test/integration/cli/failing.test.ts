@@ -114,7 +114,12 @@ test("failing secrets the caller may not read: status names those it may, and co
   const uid = process.getuid?.() ?? 0;
   const dir = tmpDir(t);
   const base = demoConfig(dir, { policy: [{ match: { uid }, allow: ["demo/*"], admin: true }] });
-  const d = await launch(t, dir, { ...base, secrets: { ...(base.secrets as object), "other/missing": { provider: "demo", path: "no-such-file" } } }, { waitFor: "socket" });
+  const d = await launch(
+    t,
+    dir,
+    { ...base, secrets: { ...(base.secrets as object), "other/missing": { provider: "demo", path: "no-such-file" } } },
+    { waitFor: "socket" },
+  );
   await eventually(async () => (await d.get("/v1/health")).json().secrets?.ok === 3, 10_000, "the demo secrets synced");
   fs.rmSync(path.join(dir, "secrets", "api-token"));
   assert.equal((await d.get("/v1/refresh", { method: "POST" })).status, 202);
@@ -123,5 +128,8 @@ test("failing secrets the caller may not read: status names those it may, and co
   assert.equal(st.code, 0, st.stderr);
   assert.match(st.stdout, /^demo\/api-token\s+stale\s+/m);
   assert.ok(!st.stdout.includes("other/missing"), "a name this account may not read is not shown");
-  assert.match(st.stdout, /^1 failing secret is not named: this account may not read it \(names are shown to an account the policy lets read them, or to any with metrics\.secret_names: true\)$/m);
+  assert.match(
+    st.stdout,
+    /^1 failing secret is not named: this account may not read it \(names are shown to an account the policy lets read them, or to any with metrics\.secret_names: true\)$/m,
+  );
 });

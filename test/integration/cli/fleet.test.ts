@@ -91,12 +91,18 @@ describe("sealcache fleet keygen / fleet sign (the operator's side)", () => {
     const key = path.join(dir, "fleet-ops");
     assert.equal((await cli(["fleet", "keygen", "--out", key])).code, 0);
     const bus = await captureBus(t, broker);
-    const gw = await startGateway(t, gatewayConfig(broker, "gw-17", dir, { commands: { trust: { "fleet-ops": `${key}.pub` }, max_lifetime: 30 * 86_400_000 } }));
+    const gw = await startGateway(
+      t,
+      gatewayConfig(broker, "gw-17", dir, { commands: { trust: { "fleet-ops": `${key}.pub` }, max_lifetime: 30 * 86_400_000 } }),
+    );
     await bus.next((m) => m.topic === "sealcache/gw-17/status", 10_000, "gw-17 online");
     const ops = broker.user("ops");
     const tls = `-h 127.0.0.1 -p ${broker.port} --cafile ${broker.certs.caFile} --cert ${ops.cert} --key ${ops.key} -u ops -P ${ops.password} -q 1`;
     const sealcache = `${process.execPath} ${MAIN}`;
-    await promisify(execFile)("bash", ["-c", `mosquitto_pub ${tls} -t sealcache/gw-17/cmd -m "$(${sealcache} fleet sign --key ${key} --aud gw-17 --cmd revoke --name demo/api-token)"`]);
+    await promisify(execFile)("bash", [
+      "-c",
+      `mosquitto_pub ${tls} -t sealcache/gw-17/cmd -m "$(${sealcache} fleet sign --key ${key} --aud gw-17 --cmd revoke --name demo/api-token)"`,
+    ]);
     const r = JSON.parse((await bus.next((m) => m.topic === "sealcache/gw-17/result", 10_000, "the result")).payload);
     assert.deepEqual([r.ok, r.code, r.message], [true, "ok", "revoked 1 secret"]);
     assert.equal(gw.core.values.has("demo/api-token"), false);

@@ -209,7 +209,10 @@ describe("sealcache import through the real daemon", () => {
     const r = await runAs(a.a, [NODE, MAIN, "--socket", d.socket, "import", "boot/nonadmin", "--from-file", f]);
     assert.equal(r.code, 4, r.stderr);
     assert.equal(r.stdout, "");
-    assert.match(r.stderr, new RegExp(`^sealcache: forbidden: caller uid ${a.a.uid} \\(pid \\d+\\) may not import secrets; it needs a policy rule with admin: true\\n$`));
+    assert.match(
+      r.stderr,
+      new RegExp(`^sealcache: forbidden: caller uid ${a.a.uid} \\(pid \\d+\\) may not import secrets; it needs a policy rule with admin: true\\n$`),
+    );
     assertNoLeaks(r.stderr, "the refusal", values);
     assert.equal((await raw("boot/nonadmin")).status, 404, "nothing stored");
     const audit = JSON.parse((await cli(["--json", "audit", "--since", "1m", "--name", "boot/nonadmin", ...c])).stdout).entries as {
@@ -257,15 +260,32 @@ describe("sealcache import through the real daemon", () => {
     assert.match(refused.stderr, /is served by provider demo/);
     // No daemon and no config to open the cache with: both said, exit 5, the source kept.
     const kept = tokenFile(dir, "offline3.token", planted("o3"));
-    const blind = await cli(["--socket", path.join(dir, "absent.sock"), "--config", path.join(dir, "absent.yaml"), "import", "boot/blind", "--from-file", kept, "--delete-source"]);
+    const blind = await cli([
+      "--socket",
+      path.join(dir, "absent.sock"),
+      "--config",
+      path.join(dir, "absent.yaml"),
+      "import",
+      "boot/blind",
+      "--from-file",
+      kept,
+      "--delete-source",
+    ]);
     assert.equal(blind.code, 5, blind.stderr);
-    assert.match(blind.stderr, /cannot reach the daemon at \S*absent\.sock \(ENOENT\)[^\n]*\n\s+and import cannot work on the cache directly without the daemon's config/);
+    assert.match(
+      blind.stderr,
+      /cannot reach the daemon at \S*absent\.sock \(ENOENT\)[^\n]*\n\s+and import cannot work on the cache directly without the daemon's config/,
+    );
     assert.ok(fs.existsSync(kept), "--delete-source keeps the file when nothing was stored");
     await start();
     assert.equal((await raw("boot/offline")).body, v);
     const listed = (await list()).find((s) => s.name === "boot/offline");
     assert.deepEqual([listed?.provider, listed?.version], ["imported", 1]);
-    const audit = JSON.parse((await cli(["--json", "audit", "--since", "5m", "--name", "boot/offline", ...c])).stdout).entries as { principal: string; route: string; status: number }[];
+    const audit = JSON.parse((await cli(["--json", "audit", "--since", "5m", "--name", "boot/offline", ...c])).stdout).entries as {
+      principal: string;
+      route: string;
+      status: number;
+    }[];
     assert.ok(
       audit.some((e) => e.route === "import" && e.status === 201 && e.principal === "operator"),
       JSON.stringify(audit),

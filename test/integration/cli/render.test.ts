@@ -157,7 +157,11 @@ describe("render failures leave every file as it was", () => {
       [tpl("partial", "{{> header }}\n"), 1, `template ${work}/partial:1:1: a partial ({{> ...}}) is not supported`],
       [tpl("badname", 'x={{ secret "Not A Name" }}'), 1, `template ${work}/badname:1:13: secret name "Not A Name" must match`],
       [tpl("two", 'x={{ secret "app/token" "app/other" }}'), 1, `template ${work}/two:1:3: the only expression`],
-      [tpl("unknown", 'x={{ secret "app/token" }}\ny={{ secret "app/nope" }}\n'), 3, `${work}/unknown names "app/nope": no secret named "app/nope" is configured`],
+      [
+        tpl("unknown", 'x={{ secret "app/token" }}\ny={{ secret "app/nope" }}\n'),
+        3,
+        `${work}/unknown names "app/nope": no secret named "app/nope" is configured`,
+      ],
       [tpl("forbidden", 'x={{ secret "app/token" }}\ny={{ secret "locked/key" }}\n'), 4, `${work}/forbidden names "locked/key": caller uid 0`],
       [tpl("unsynced", 'y={{ secret "app/later" }}\n'), 5, `${work}/unsynced names "app/later": secret "app/later" is configured but has not been fetched yet`],
     ];
@@ -172,7 +176,20 @@ describe("render failures leave every file as it was", () => {
     // Two pairs, the second naming a forbidden secret: the first file is not written either.
     const first = path.join(work, "first.conf");
     fs.writeFileSync(path.join(work, "ok"), 'x={{ secret "app/token" }}\n');
-    const both = await cli(["--socket", d.socket, "--json", "render", "--template", path.join(work, "ok"), "--out", first, "--template", path.join(work, "forbidden"), "--out", out]);
+    const both = await cli([
+      "--socket",
+      d.socket,
+      "--json",
+      "render",
+      "--template",
+      path.join(work, "ok"),
+      "--out",
+      first,
+      "--template",
+      path.join(work, "forbidden"),
+      "--out",
+      out,
+    ]);
     assert.equal(both.code, 4, both.stderr);
     assert.equal(JSON.parse(both.stderr).error, "forbidden");
     assert.equal(both.stdout, "");
@@ -189,9 +206,18 @@ describe("render failures leave every file as it was", () => {
     assert.equal(mode(first), 0o640);
     assert.equal(fs.readFileSync(first, "utf8"), `x=${tok}\n`);
     for (const [args, message] of [
-      [["--template", path.join(work, "ok"), "--out", first, "--mode", "4755"], /^sealcache: --mode must be octal permission bits such as 0600 or 0640, got "4755"\n$/],
-      [["--template", path.join(work, "ok")], /^sealcache: render takes --template and --out in pairs .* got 1 --template and 0 --out: sealcache render --template T --out F/],
-      [["--template", path.join(work, "ok"), "--out", first, "--template", path.join(work, "ok"), "--out", first], /^sealcache: --out .*first\.conf is given twice\n$/],
+      [
+        ["--template", path.join(work, "ok"), "--out", first, "--mode", "4755"],
+        /^sealcache: --mode must be octal permission bits such as 0600 or 0640, got "4755"\n$/,
+      ],
+      [
+        ["--template", path.join(work, "ok")],
+        /^sealcache: render takes --template and --out in pairs .* got 1 --template and 0 --out: sealcache render --template T --out F/,
+      ],
+      [
+        ["--template", path.join(work, "ok"), "--out", first, "--template", path.join(work, "ok"), "--out", first],
+        /^sealcache: --out .*first\.conf is given twice\n$/,
+      ],
       [["--template", path.join(work, "missing.tpl"), "--out", first], /^sealcache: bad_template: template .*missing\.tpl: cannot be read \(ENOENT\)\n$/],
     ] as [string[], RegExp][]) {
       const x = await cli(["--socket", d.socket, "render", ...args]);
@@ -234,7 +260,17 @@ describe("render failures leave every file as it was", () => {
     const acct = ensureTestAccounts();
     const locked = path.join(work, "root-only");
     fs.mkdirSync(locked, { mode: 0o755 });
-    const u = await runAs(acct.a, [fs.realpathSync(process.execPath), MAIN, "--socket", sock, "render", "--template", tpl, "--out", path.join(locked, "x.conf")]);
+    const u = await runAs(acct.a, [
+      fs.realpathSync(process.execPath),
+      MAIN,
+      "--socket",
+      sock,
+      "render",
+      "--template",
+      tpl,
+      "--out",
+      path.join(locked, "x.conf"),
+    ]);
     assert.equal(u.code, 2, u.stderr);
     assert.equal(
       u.stderr,

@@ -127,7 +127,10 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     const got = await d.get("/v1/secrets/rot/key");
     assert.equal(got.status, 410, got.body);
     assert.equal(got.json().error, "revoked");
-    assert.match(got.json().message, /^secret "rot\/key" was revoked \(by caller uid 0 .* at \d{4}-.*\); it is served again once it has been fetched \(or imported\) anew$/);
+    assert.match(
+      got.json().message,
+      /^secret "rot\/key" was revoked \(by caller uid 0 .* at \d{4}-.*\); it is served again once it has been fetched \(or imported\) anew$/,
+    );
     const viaCli = await cli(["get", "rot/key", ...c]);
     assert.equal(viaCli.code, 5, viaCli.stderr);
     assert.match(viaCli.stderr, /^sealcache: revoked: secret "rot\/key" was revoked/);
@@ -221,7 +224,10 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(foundIn(dataDir, needles([old, cur])), [], "neither the live row nor the quarantined one is left anywhere in data_dir");
     assert.equal(fs.existsSync(junk), false);
-    assert.match(fs.readFileSync(path.join(path.dirname(q.path), "cache-junk.reason.txt"), "utf8"), /revoke: this copy could not be opened to delete the revoked rows \(SQLITE_NOTADB\); removed/);
+    assert.match(
+      fs.readFileSync(path.join(path.dirname(q.path), "cache-junk.reason.txt"), "utf8"),
+      /revoke: this copy could not be opened to delete the revoked rows \(SQLITE_NOTADB\); removed/,
+    );
     assert.match(d.output(), /"msg":"revoked rows deleted from the quarantined copies of the cache too"/);
     // The copy stays as evidence, every other row in it as it was, and its note says what the revoke took.
     assert.ok(sealedRow(path.dirname(q.path), path.basename(q.path), "demo/db-password"));
@@ -260,9 +266,19 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     ]) {
       const r = await runAs(a, [NODE, MAIN, "--socket", d.socket, ...args]);
       assert.equal(r.code, 4, r.stderr);
-      assert.match(r.stderr, new RegExp(`^sealcache: forbidden: caller uid ${a.uid} \\(pid \\d+\\) may not revoke secrets; it needs a policy rule with admin: true\\n$`));
+      assert.match(
+        r.stderr,
+        new RegExp(`^sealcache: forbidden: caller uid ${a.uid} \\(pid \\d+\\) may not revoke secrets; it needs a policy rule with admin: true\\n$`),
+      );
     }
-    const entries = (await jsonCli(["audit", "--since", "1m", ...c])).out.entries as { uid: number; route: string; name: string | null; status: number; code: string; at: string }[];
+    const entries = (await jsonCli(["audit", "--since", "1m", ...c])).out.entries as {
+      uid: number;
+      route: string;
+      name: string | null;
+      status: number;
+      code: string;
+      at: string;
+    }[];
     const mine = entries.filter((e) => e.uid === a.uid && e.route === "revoke" && Date.parse(e.at) >= t0 - 1000);
     assert.deepEqual(
       mine.map((e) => [e.name, e.status, e.code]).sort(),
@@ -299,7 +315,12 @@ describe("sealcache revoke through the real daemon, and on the cache with it sto
     const got = await d.get("/v1/secrets/demo/db-password");
     assert.deepEqual([got.status, got.json().error], [410, "revoked"]);
     assert.equal((await d.get("/v1/secrets/demo/api-token")).status, 200, "the command that could not open the cache revoked nothing");
-    const audit = (await jsonCli(["audit", "--since", "5m", "--name", "demo/db-password", ...c])).out.entries as { route: string; principal: string; status: number; code: string }[];
+    const audit = (await jsonCli(["audit", "--since", "5m", "--name", "demo/db-password", ...c])).out.entries as {
+      route: string;
+      principal: string;
+      status: number;
+      code: string;
+    }[];
     assert.ok(
       audit.some((e) => e.route === "revoke" && e.principal === "operator" && e.status === 200),
       JSON.stringify(audit),
@@ -416,10 +437,15 @@ test("a revoke wins over a fetch that was already in flight: the value it brings
   const v2 = planted("inflight2");
   fv.putKv2("secret/data/app", { v: v1 });
   const dir = tmpDir(t);
-  const d = await launch(t, dir, approleDaemonConfig(dir, fv, { app: { provider: "vault", path: "secret/data/app", key: "v", refresh: "1h" } }, { timeout: "10s" }), {
-    waitFor: "synced",
-    extraSecrets: [v1, v2],
-  });
+  const d = await launch(
+    t,
+    dir,
+    approleDaemonConfig(dir, fv, { app: { provider: "vault", path: "secret/data/app", key: "v", refresh: "1h" } }, { timeout: "10s" }),
+    {
+      waitFor: "synced",
+      extraSecrets: [v1, v2],
+    },
+  );
   const c = ["--config", path.join(dir, "sealcache.yaml")];
   // A new version in the backend, read slowly: the refresh's data read stays in flight for a second.
   fv.putKv2("secret/data/app", { v: v2 });

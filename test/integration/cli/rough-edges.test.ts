@@ -18,7 +18,10 @@ test("an unknown option, a misspelt one and a missing value: our message, a poin
     [["get", "demo/x", "--bogus"], "sealcache: unknown option --bogus; see sealcache --help\n"],
     [["list", "--prefx", "demo/"], "sealcache: unknown option --prefx (did you mean --prefix?); see sealcache --help\n"],
     [["status", "-x"], "sealcache: unknown option -x; see sealcache --help\n"],
-    [["get", "demo/x", "--config"], "sealcache: option --config needs a value (--config VALUE, or --config=VALUE for one starting with -); see sealcache --help\n"],
+    [
+      ["get", "demo/x", "--config"],
+      "sealcache: option --config needs a value (--config VALUE, or --config=VALUE for one starting with -); see sealcache --help\n",
+    ],
     [["get", "demo/x", "--raw=yes"], "sealcache: option --raw takes no value; see sealcache --help\n"],
     [["status", "--prefix", "demo/"], "sealcache: option --prefix does not apply to status: sealcache status; see sealcache --help\n"],
     [["get", "demo/x", "--raw", "--json"], '{"error":"usage","message":"--json and --raw exclude each other: sealcache get NAME [--json|--raw]"}\n'],

@@ -18,7 +18,10 @@ interface Run {
 /** `sealcache daemon --config FILE`, killed if it is still running after `ms` (it must not start). */
 function daemonOn(file: string, ms = 10_000, opts: { args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, "daemon", "--config", file, ...(opts.args ?? [])], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [MAIN, "daemon", "--config", file, ...(opts.args ?? [])], {
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
@@ -117,9 +120,21 @@ describe("the daemon refuses to start on a bad config", () => {
     const file = path.join(dir, "sealcache.yaml");
     fs.writeFileSync(file, stringify(config));
     const cases: [string, { args?: string[]; env?: NodeJS.ProcessEnv }, string][] = [
-      ["environment value", { env: { SEALCACHE_SYNC_INTERVAL: "abc" } }, 'environment SEALCACHE_SYNC_INTERVAL: expected a duration such as "30s", "5m" or "1h", got "abc"'],
-      ["flag value", { args: ["--log-level", "loud"] }, 'flag --log-level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"'],
-      ["misspelt name", { env: { SEALCACHE_SYNC_INTERVALL: "1m" } }, "environment SEALCACHE_SYNC_INTERVALL: not a config key (did you mean SEALCACHE_SYNC_INTERVAL?)"],
+      [
+        "environment value",
+        { env: { SEALCACHE_SYNC_INTERVAL: "abc" } },
+        'environment SEALCACHE_SYNC_INTERVAL: expected a duration such as "30s", "5m" or "1h", got "abc"',
+      ],
+      [
+        "flag value",
+        { args: ["--log-level", "loud"] },
+        'flag --log-level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"',
+      ],
+      [
+        "misspelt name",
+        { env: { SEALCACHE_SYNC_INTERVALL: "1m" } },
+        "environment SEALCACHE_SYNC_INTERVALL: not a config key (did you mean SEALCACHE_SYNC_INTERVAL?)",
+      ],
     ];
     for (const [what, opts, issue] of cases) {
       const r = await daemonOn(file, 10_000, opts);

@@ -23,11 +23,16 @@ interface Run {
 
 /** A daemon process on a config file, without waiting for anything (launch() waits for its socket). */
 function start(configFile: string, env: NodeJS.ProcessEnv = {}): Run {
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, MAIN, "daemon", "--config", configFile], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, MAIN, "daemon", "--config", configFile], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString("utf8")));
   child.stderr.on("data", (c: Buffer) => (out += c.toString("utf8")));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
   return { pid: child.pid!, output: () => out, exited, kill: (sig) => void child.kill(sig) };
 }
 
@@ -66,7 +71,10 @@ describe("one daemon per data_dir", { timeout: 60_000 }, () => {
     const { code } = await run.exited;
     assert.equal(code, 1, run.output());
     assert.ok(Date.now() - t0 < 10_000, "refused at once");
-    assert.match(run.output(), new RegExp(`data_dir ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is in use by another sealcache process \\(pid ${d.child.pid}\\)`));
+    assert.match(
+      run.output(),
+      new RegExp(`data_dir ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is in use by another sealcache process \\(pid ${d.child.pid}\\)`),
+    );
     assert.deepEqual(snapshot(dataDir), before, "not a byte of data_dir changed");
     assert.equal(fs.existsSync(path.join(dir, "second.sock")), false, "it never listened");
     const r = await d.get("/v1/secrets/demo/api-token");

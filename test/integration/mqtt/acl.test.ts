@@ -22,7 +22,10 @@ describe("the broker ACL of the README (%u / %c patterns): each gateway reads on
   });
 
   test("the ACL is the README's", () => {
-    assert.match(fleetAcl(), /pattern read sealcache\/%u\/cmd\npattern read sealcache\/fleet\/cmd\npattern write sealcache\/%c\/status\npattern write sealcache\/%c\/result/);
+    assert.match(
+      fleetAcl(),
+      /pattern read sealcache\/%u\/cmd\npattern read sealcache\/fleet\/cmd\npattern write sealcache\/%c\/status\npattern write sealcache\/%c\/result/,
+    );
   });
 
   test("a gateway that subscribes to another's command topic (or to all) gets none of its commands; the fleet topic it may read", async (t) => {
@@ -73,7 +76,11 @@ describe("the broker ACL of the README (%u / %c patterns): each gateway reads on
     const gw = await startGateway(t, cfg);
     await eventually(async () => gw.part.state().last_error !== null, 10_000, "a reason");
     const s = gw.part.state();
-    assert.match(s.last_error!, /^the broker refused our publish on sealcache\/gw-a1\/status \(Publish error: Not authorized\): check its ACL/, JSON.stringify(s));
+    assert.match(
+      s.last_error!,
+      /^the broker refused our publish on sealcache\/gw-a1\/status \(Publish error: Not authorized\): check its ACL/,
+      JSON.stringify(s),
+    );
     assert.deepEqual(
       bus.messages.filter((m) => m.topic.startsWith("sealcache/gw-a1/") && m.payload.includes('"online":true')),
       [],

@@ -39,7 +39,11 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
   });
 
   /** Publishes `payload` on a command topic and returns the gateway's next result. */
-  async function send(payload: string | Buffer, topic = "sealcache/gw-c1/cmd", device = "gw-c1"): Promise<{ jti: string | null; ok: boolean; code: string; message: string }> {
+  async function send(
+    payload: string | Buffer,
+    topic = "sealcache/gw-c1/cmd",
+    device = "gw-c1",
+  ): Promise<{ jti: string | null; ok: boolean; code: string; message: string }> {
     const from = bus.messages.length;
     await ops.publishAsync(topic, payload, { qos: 1 });
     const m = await bus.next((m, i) => i >= from && m.topic === `sealcache/${device}/result`, 10_000, `a result on ${device}`);
@@ -52,9 +56,16 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
     const c = claims("gw-c1", now(), { names: ["demo/api-token", "kafka/password"] });
     const r = await send(await joseToken(key, c));
     assert.deepEqual(r, { jti: c.jti, ok: true, code: "ok", message: "a sync of 2 secrets is queued" });
-    assert.deepEqual(gw.core.calls.at(-1), { op: "refresh", principal: { kind: "fleet", issuer: "fleet-ops", jti: c.jti }, target: { names: ["demo/api-token", "kafka/password"] } });
+    assert.deepEqual(gw.core.calls.at(-1), {
+      op: "refresh",
+      principal: { kind: "fleet", issuer: "fleet-ops", jti: c.jti },
+      target: { names: ["demo/api-token", "kafka/password"] },
+    });
     const a = gw.core.audits.at(-1)!;
-    assert.deepEqual([a.principal, a.cmd, a.ok, a.code, a.topic], [{ kind: "fleet", issuer: "fleet-ops", jti: c.jti }, "refresh", true, "ok", "sealcache/gw-c1/cmd"]);
+    assert.deepEqual(
+      [a.principal, a.cmd, a.ok, a.code, a.topic],
+      [{ kind: "fleet", issuer: "fleet-ops", jti: c.jti }, "refresh", true, "ok", "sealcache/gw-c1/cmd"],
+    );
   });
 
   test("a device revoke: the names are shredded, the answer counts them, the status follows", async () => {
@@ -63,7 +74,11 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
     const r = await send(await joseToken(key, c));
     assert.deepEqual(r, { jti: c.jti, ok: true, code: "ok", message: "revoked 1 secret" });
     assert.equal(gw.core.values.has("demo/db-password"), false);
-    const s = await bus.next((m, i) => i >= from && m.topic === "sealcache/gw-c1/status" && JSON.parse(m.payload).secrets === 2, 10_000, "the status after the revoke");
+    const s = await bus.next(
+      (m, i) => i >= from && m.topic === "sealcache/gw-c1/status" && JSON.parse(m.payload).secrets === 2,
+      10_000,
+      "the status after the revoke",
+    );
     assert.equal(JSON.parse(s.payload).revision, 2);
   });
 
@@ -93,15 +108,35 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
   const refusals: [string, () => Promise<string | Buffer>, string, RegExp][] = [
     ["not JSON, not a JWT", async () => "revoke everything please", "not_jwt", /not a JWS compact token/],
     ["unsigned JSON", async () => JSON.stringify({ cmd: "revoke", all: true, aud: "gw-c1" }), "not_jwt", /an unsigned command is never carried out/],
-    ["alg none", async () => rawToken({ alg: "none", kid: "fleet-ops" }, claims("gw-c1", now(), { cmd: "revoke", names: undefined, all: true })), "bad_alg", /alg "none"/],
+    [
+      "alg none",
+      async () => rawToken({ alg: "none", kid: "fleet-ops" }, claims("gw-c1", now(), { cmd: "revoke", names: undefined, all: true })),
+      "bad_alg",
+      /alg "none"/,
+    ],
     ["alg HS256", async () => rawToken({ alg: "HS256", kid: "fleet-ops" }, claims("gw-c1", now()), undefined, "c2lnbmF0dXJl"), "bad_alg", /alg "HS256"/],
     ["an unknown kid", async () => joseToken(testKey("intruder"), claims("gw-c1", now())), "unknown_kid", /kid "intruder" names no key/],
-    ["a bad signature", async () => joseToken(stranger, claims("gw-c1", now(), { cmd: "revoke", names: undefined, all: true })), "bad_signature", /does not verify/],
+    [
+      "a bad signature",
+      async () => joseToken(stranger, claims("gw-c1", now(), { cmd: "revoke", names: undefined, all: true })),
+      "bad_signature",
+      /does not verify/,
+    ],
     ["the wrong audience", async () => joseToken(key, claims("gw-c2", now())), "wrong_audience", /for "gw-c2", not this device \("gw-c1"\)/],
     ["no exp", async () => joseToken(key, claims("gw-c1", now(), { exp: undefined })), "no_expiry", /every command must expire/],
     ["expired", async () => joseToken(key, claims("gw-c1", now() - 7200, { exp: now() - 3600 })), "expired", /expired at/],
-    ["iat 10 minutes in the future", async () => joseToken(key, claims("gw-c1", now() + 600, { exp: now() + 7200 })), "not_yet_valid", /ahead of this gateway's clock/],
-    ["a lifetime past max_lifetime", async () => joseToken(key, claims("gw-c1", now(), { exp: now() + 40 * 86_400 })), "lifetime_too_long", /longer than mqtt.commands.max_lifetime/],
+    [
+      "iat 10 minutes in the future",
+      async () => joseToken(key, claims("gw-c1", now() + 600, { exp: now() + 7200 })),
+      "not_yet_valid",
+      /ahead of this gateway's clock/,
+    ],
+    [
+      "a lifetime past max_lifetime",
+      async () => joseToken(key, claims("gw-c1", now(), { exp: now() + 40 * 86_400 })),
+      "lifetime_too_long",
+      /longer than mqtt.commands.max_lifetime/,
+    ],
     ["an unknown cmd", async () => joseToken(key, claims("gw-c1", now(), { cmd: "reboot" })), "unknown_cmd", /cmd "reboot"/],
     ["a bad name", async () => joseToken(key, claims("gw-c1", now(), { cmd: "revoke", names: ["../../etc/passwd"] })), "bad_names", /names\[0\]/],
     ["a 1 MiB payload", async () => Buffer.alloc(1024 * 1024, 0x41), "too_large", /1048576 bytes; a command is at most 64 KiB/],
@@ -119,7 +154,11 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
       assert.deepEqual([...gw.core.values.keys()], values, "nothing revoked");
       const a = gw.core.audits.at(-1)!;
       assert.equal(gw.core.audits.length, audits + 1);
-      assert.deepEqual([a.ok, a.code, a.principal, a.topic], [false, code, null, "sealcache/gw-c1/cmd"], "audited, without a principal: nothing it claims is verified");
+      assert.deepEqual(
+        [a.ok, a.code, a.principal, a.topic],
+        [false, code, null, "sealcache/gw-c1/cmd"],
+        "audited, without a principal: nothing it claims is verified",
+      );
       if (typeof payload === "string" && payload.split(".").length === 3) {
         const jti = JSON.parse(Buffer.from(payload.split(".")[1]!, "base64url").toString()).jti;
         if (jti) assert.equal(r.jti, jti, "the claimed jti is echoed so the operator can tell which command it was");
@@ -150,7 +189,11 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
     assert.match(r.message, /^revoke failed: the cache is sealed$/);
     assert.equal(gw.core.values.has("kafka/password"), true);
     gw.core.sealed = false;
-    assert.deepEqual([(await send(token)).ok, gw.core.values.has("kafka/password")], [true, false], "not remembered when it failed: the same token works once the core can");
+    assert.deepEqual(
+      [(await send(token)).ok, gw.core.values.has("kafka/password")],
+      [true, false],
+      "not remembered when it failed: the same token works once the core can",
+    );
     const missing = await send(await joseToken(key, claims("gw-c1", now(), { names: ["no/such"] })));
     assert.deepEqual([missing.ok, missing.code], [false, "not_found"]);
   });
@@ -167,14 +210,19 @@ describe("fleet commands over a real mosquitto: signed refresh and revoke, every
         .slice(from)
         .filter((m) => m.topic === "sealcache/gw-c3/result")
         .map((m) => JSON.parse(m.payload));
-    await eventually(async () => results().length === 1000, 60_000, "1,000 results").catch((e) => assert.fail(`${e}: ${results().length} results, ${JSON.stringify(g.part.state())}`));
+    await eventually(async () => results().length === 1000, 60_000, "1,000 results").catch((e) =>
+      assert.fail(`${e}: ${results().length} results, ${JSON.stringify(g.part.state())}`),
+    );
     const seconds = (Date.now() - started) / 1000;
     const r = results();
     const ok = r.filter((x) => x.ok).length;
     const limited = r.filter((x) => x.code === "rate_limited");
     assert.equal(ok + limited.length, 1000, JSON.stringify(r.filter((x) => !x.ok && x.code !== "rate_limited").slice(0, 3)));
     assert.ok(ok >= 20 && ok <= 20 + Math.ceil(seconds * 5) + 1, `${ok} carried out in ${seconds.toFixed(1)} s: the burst (20) plus 5/s`);
-    assert.match(limited[0].message, /^more commands arrived than this gateway takes \(20 at once or 5 a second\); this one was not read: send it again in \d+ s or later$/);
+    assert.match(
+      limited[0].message,
+      /^more commands arrived than this gateway takes \(20 at once or 5 a second\); this one was not read: send it again in \d+ s or later$/,
+    );
     assert.ok(
       limited.every((x) => typeof x.jti === "string"),
       "each answer names the jti it refuses",

@@ -38,11 +38,18 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     ops = await busClient(scope, broker, "ops");
   };
   const result = async (device: string, jti: string): Promise<Result> =>
-    JSON.parse((await bus.next((m) => m.topic === `sealcache/${device}/result` && JSON.parse(m.payload).jti === jti, 20_000, `${device}'s result for ${jti}`)).payload);
+    JSON.parse(
+      (await bus.next((m) => m.topic === `sealcache/${device}/result` && JSON.parse(m.payload).jti === jti, 20_000, `${device}'s result for ${jti}`)).payload,
+    );
 
   before(async () => {
     dir = tmpDir(scope);
-    broker = await Mosquitto.start(scope, path.join(dir, "broker"), ["admin", "ops", "viewer", "gw-s1", "gw-s2"], `${fleetAcl()}\nuser viewer\ntopic read sealcache/+/status\n`);
+    broker = await Mosquitto.start(
+      scope,
+      path.join(dir, "broker"),
+      ["admin", "ops", "viewer", "gw-s1", "gw-s2"],
+      `${fleetAcl()}\nuser viewer\ntopic read sealcache/+/status\n`,
+    );
     values.push(broker.user("gw-s1").password, broker.user("gw-s2").password);
     key = await operatorKey(dir);
     // Slow enough that the broker delivers the session's queued commands well before the key is unsealed.
@@ -56,7 +63,10 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     await broker.stop();
     const gwDir = path.join(dir, "gw-s2");
     fs.mkdirSync(gwDir, { mode: 0o700 });
-    const d = await launch(t, gwDir, gatewayDaemonConfig(gwDir, broker, "gw-s2", { trust: { "fleet-ops": key.pub } }), { waitFor: "synced", extraSecrets: values });
+    const d = await launch(t, gwDir, gatewayDaemonConfig(gwDir, broker, "gw-s2", { trust: { "fleet-ops": key.pub } }), {
+      waitFor: "synced",
+      extraSecrets: values,
+    });
     assert.equal((await d.get("/v1/secrets/demo/api-token?format=raw")).body, DEMO_VALUES[0], "serving without the broker");
     const h = await eventually(
       async () => {
@@ -75,7 +85,12 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     const doc = JSON.parse((await cli(["--json", "doctor", "--config", d.configFile])).stdout).checks as { check: string; level: string; message: string }[];
     // Unreachable is a warning, like an offline backend: the daemon serves meanwhile.
     assert.ok(
-      doc.some((x) => x.check === "broker" && x.level === "warn" && /cannot connect \(ECONNREFUSED\); the daemon keeps retrying with backoff and serves meanwhile/.test(x.message)),
+      doc.some(
+        (x) =>
+          x.check === "broker" &&
+          x.level === "warn" &&
+          /cannot connect \(ECONNREFUSED\); the daemon keeps retrying with backoff and serves meanwhile/.test(x.message),
+      ),
       JSON.stringify(doc),
     );
 
@@ -156,7 +171,10 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     const again = bus.messages.length;
     await ops.publishAsync("sealcache/gw-s1/cmd", token, { qos: 1 });
     await replayed(again);
-    const audit = JSON.parse((await cli(["--json", "audit", "--since", "5m", "--config", gw.configFile])).stdout).entries as { principal: string; code: string }[];
+    const audit = JSON.parse((await cli(["--json", "audit", "--since", "5m", "--config", gw.configFile])).stdout).entries as {
+      principal: string;
+      code: string;
+    }[];
     assert.deepEqual(
       audit.filter((e) => e.principal === `fleet:fleet-ops:${jtiOf(token)}`).map((e) => e.code),
       ["ok", "replayed", "replayed"],
@@ -218,7 +236,10 @@ describe("the daemon's fleet channel across restarts of the daemon and the broke
     const sealedDir = path.join(dir, "gw-s2-sealed");
     fs.mkdirSync(sealedDir, { mode: 0o700 });
     // A TCTI nobody listens on: the first unseal attempt fails at once.
-    const cfg = gatewayDaemonConfig(sealedDir, broker, "gw-s2", { trust: { "fleet-ops": key.pub }, patch: { seal: { type: "tpm2", tcti: "swtpm:host=127.0.0.1,port=1" } } });
+    const cfg = gatewayDaemonConfig(sealedDir, broker, "gw-s2", {
+      trust: { "fleet-ops": key.pub },
+      patch: { seal: { type: "tpm2", tcti: "swtpm:host=127.0.0.1,port=1" } },
+    });
     const d = await launch(t, sealedDir, cfg, { waitFor: "socket", extraSecrets: values });
     assert.equal((await d.get("/v1/health")).json().status, "sealed");
     await eventually(async () => (await health(d))?.subscribed === true, 15_000, "gw-s2 subscribed");

@@ -36,7 +36,12 @@ describe("the fleet channel through the real daemon", () => {
 
   before(async () => {
     dir = tmpDir(scope);
-    broker = await Mosquitto.start(scope, path.join(dir, "broker"), ["admin", "ops", "viewer", "gw-e1", "gw-e2"], `${fleetAcl()}\nuser viewer\ntopic read sealcache/+/status\n`);
+    broker = await Mosquitto.start(
+      scope,
+      path.join(dir, "broker"),
+      ["admin", "ops", "viewer", "gw-e1", "gw-e2"],
+      `${fleetAcl()}\nuser viewer\ntopic read sealcache/+/status\n`,
+    );
     values.push(broker.user("gw-e1").password, broker.user("gw-e2").password);
     bus = await captureBus(scope, broker);
     ops = await busClient(scope, broker, "ops");
@@ -44,7 +49,11 @@ describe("the fleet channel through the real daemon", () => {
     gwDir = path.join(dir, "gw-e1");
     fs.mkdirSync(gwDir, { mode: 0o700 });
     // The broker password is a secret of the cache itself (password_secret); status may name secrets.
-    const config = gatewayDaemonConfig(gwDir, broker, "gw-e1", { trust: { "fleet-ops": key.pub }, password: "secret", patch: { metrics: { secret_names: true } } });
+    const config = gatewayDaemonConfig(gwDir, broker, "gw-e1", {
+      trust: { "fleet-ops": key.pub },
+      password: "secret",
+      patch: { metrics: { secret_names: true } },
+    });
     gw = await launch(scope, gwDir, config, { waitFor: "synced", extraSecrets: values });
     c = ["--config", gw.configFile];
     await eventually(async () => (await gw.get("/v1/health")).json().mqtt?.subscribed === true, 15_000, "gw-e1 connected and subscribed");
@@ -64,7 +73,11 @@ describe("the fleet channel through the real daemon", () => {
     }
     const from = bus.messages.length;
     await ops.publishAsync(o.topic ?? `sealcache/${device}/cmd`, payload, { qos: 1 });
-    const m = await bus.next((m, i) => i >= from && m.topic === `sealcache/${device}/result` && (jti === undefined || JSON.parse(m.payload).jti === jti), 15_000, `a result from ${device}`);
+    const m = await bus.next(
+      (m, i) => i >= from && m.topic === `sealcache/${device}/result` && (jti === undefined || JSON.parse(m.payload).jti === jti),
+      15_000,
+      `a result from ${device}`,
+    );
     return JSON.parse(m.payload) as Result;
   }
   const audit = async (q: string[]): Promise<AuditRow[]> => {
@@ -131,7 +144,11 @@ describe("the fleet channel through the real daemon", () => {
     );
     const human = await cli(["audit", "--since", "1m", "--name", "demo/db-password", ...c]);
     assert.match(human.stdout, /fleet:revoke\s+demo\/db-password\s+200\s+ok/);
-    await eventually(async () => (await retained(broker, "viewer", "sealcache/gw-e1/status"))!.payload.revision > before, 15_000, "a new status after the revoke");
+    await eventually(
+      async () => (await retained(broker, "viewer", "sealcache/gw-e1/status"))!.payload.revision > before,
+      15_000,
+      "a new status after the revoke",
+    );
     // The same token again: refused, nothing done twice.
     const again = await send(token);
     assert.deepEqual([again.jti, again.ok, again.code], [jtiOf(token), false, "replayed"]);
@@ -150,13 +167,48 @@ describe("the fleet channel through the real daemon", () => {
 
   const refusals: [string, () => Promise<string | Buffer>, string, RegExp][] = [
     ["not JSON, not a JWT", async () => "revoke everything please", "not_jwt", /not a JWS compact token/],
-    ["alg none", async () => rawToken({ alg: "none", kid: "fleet-ops" }, claims("gw-e1", now(), { cmd: "revoke", names: undefined, all: true })), "bad_alg", /alg "none"/],
-    ["alg HS256", async () => rawToken({ alg: "HS256", kid: "fleet-ops" }, claims("gw-e1", now(), { cmd: "revoke", names: ["demo/api-token"] }), undefined, "c2lnbmF0dXJl"), "bad_alg", /alg "HS256"/],
-    ["an unknown kid", async () => joseToken(testKey("intruder"), claims("gw-e1", now(), { cmd: "revoke", names: ["demo/api-token"] })), "unknown_kid", /kid "intruder" names no key/],
-    ["a bad signature", async () => joseToken(testKey("fleet-ops"), claims("gw-e1", now(), { cmd: "revoke", names: undefined, all: true })), "bad_signature", /does not verify/],
-    ["the wrong audience", async () => joseToken(key, claims("gw-e2", now(), { cmd: "revoke", names: ["demo/api-token"] })), "wrong_audience", /for "gw-e2", not this device \("gw-e1"\)/],
-    ["no exp", async () => joseToken(key, claims("gw-e1", now(), { cmd: "revoke", names: ["demo/api-token"], exp: undefined })), "no_expiry", /every command must expire/],
-    ["expired", async () => joseToken(key, claims("gw-e1", now() - 7200, { cmd: "revoke", names: ["demo/api-token"], exp: now() - 3600 })), "expired", /expired at/],
+    [
+      "alg none",
+      async () => rawToken({ alg: "none", kid: "fleet-ops" }, claims("gw-e1", now(), { cmd: "revoke", names: undefined, all: true })),
+      "bad_alg",
+      /alg "none"/,
+    ],
+    [
+      "alg HS256",
+      async () => rawToken({ alg: "HS256", kid: "fleet-ops" }, claims("gw-e1", now(), { cmd: "revoke", names: ["demo/api-token"] }), undefined, "c2lnbmF0dXJl"),
+      "bad_alg",
+      /alg "HS256"/,
+    ],
+    [
+      "an unknown kid",
+      async () => joseToken(testKey("intruder"), claims("gw-e1", now(), { cmd: "revoke", names: ["demo/api-token"] })),
+      "unknown_kid",
+      /kid "intruder" names no key/,
+    ],
+    [
+      "a bad signature",
+      async () => joseToken(testKey("fleet-ops"), claims("gw-e1", now(), { cmd: "revoke", names: undefined, all: true })),
+      "bad_signature",
+      /does not verify/,
+    ],
+    [
+      "the wrong audience",
+      async () => joseToken(key, claims("gw-e2", now(), { cmd: "revoke", names: ["demo/api-token"] })),
+      "wrong_audience",
+      /for "gw-e2", not this device \("gw-e1"\)/,
+    ],
+    [
+      "no exp",
+      async () => joseToken(key, claims("gw-e1", now(), { cmd: "revoke", names: ["demo/api-token"], exp: undefined })),
+      "no_expiry",
+      /every command must expire/,
+    ],
+    [
+      "expired",
+      async () => joseToken(key, claims("gw-e1", now() - 7200, { cmd: "revoke", names: ["demo/api-token"], exp: now() - 3600 })),
+      "expired",
+      /expired at/,
+    ],
     [
       "iat 10 minutes ahead",
       async () => joseToken(key, claims("gw-e1", now() + 600, { cmd: "revoke", names: ["demo/api-token"], exp: now() + 7200 })),
@@ -170,7 +222,12 @@ describe("the fleet channel through the real daemon", () => {
       /longer than mqtt.commands.max_lifetime/,
     ],
     ["an unknown cmd", async () => joseToken(key, claims("gw-e1", now(), { cmd: "reboot" })), "unknown_cmd", /cmd "reboot"/],
-    ["a name that breaks the name rules", async () => joseToken(key, claims("gw-e1", now(), { cmd: "revoke", names: ["../../etc/passwd"] })), "bad_names", /names\[0\]/],
+    [
+      "a name that breaks the name rules",
+      async () => joseToken(key, claims("gw-e1", now(), { cmd: "revoke", names: ["../../etc/passwd"] })),
+      "bad_names",
+      /names\[0\]/,
+    ],
     ["a 1 MiB payload", async () => Buffer.alloc(1024 * 1024, 0x41), "too_large", /1048576 bytes; a command is at most 64 KiB/],
   ];
   test("every refusal: answered not ok with its code, audited (the claimed principal shown by sealcache audit), nothing changed", async () => {
@@ -184,7 +241,9 @@ describe("the fleet channel through the real daemon", () => {
       // What the refused message claims (unverified) is what identifies it in the result and the trail.
       const part = (i: number, k: string) => {
         try {
-          return typeof payload === "string" ? (JSON.parse(Buffer.from(payload.split(".")[i]!, "base64url").toString()) as Record<string, string>)[k] : undefined;
+          return typeof payload === "string"
+            ? (JSON.parse(Buffer.from(payload.split(".")[i]!, "base64url").toString()) as Record<string, string>)[k]
+            : undefined;
         } catch {
           return undefined;
         }
@@ -245,7 +304,10 @@ describe("the fleet channel through the real daemon", () => {
   test("a fleet-wide command (aud fleet, on the fleet topic) reaches two daemons; each answers on its own result topic", async (t) => {
     const dir2 = path.join(dir, "gw-e2");
     fs.mkdirSync(dir2, { mode: 0o700 });
-    const gw2 = await launch(t, dir2, gatewayDaemonConfig(dir2, broker, "gw-e2", { trust: { "fleet-ops": key.pub } }), { waitFor: "synced", extraSecrets: values });
+    const gw2 = await launch(t, dir2, gatewayDaemonConfig(dir2, broker, "gw-e2", { trust: { "fleet-ops": key.pub } }), {
+      waitFor: "synced",
+      extraSecrets: values,
+    });
     await eventually(async () => (await gw2.get("/v1/health")).json().mqtt?.subscribed === true, 15_000, "gw-e2 subscribed");
     const rotated = [planted("fleet-e1"), planted("fleet-e2")];
     values.push(...rotated);
@@ -255,7 +317,11 @@ describe("the fleet channel through the real daemon", () => {
     const from = bus.messages.length;
     await ops.publishAsync("sealcache/fleet/cmd", token, { qos: 1 });
     for (const device of ["gw-e1", "gw-e2"]) {
-      const m = await bus.next((m, i) => i >= from && m.topic === `sealcache/${device}/result` && JSON.parse(m.payload).jti === jtiOf(token), 15_000, `${device}'s result`);
+      const m = await bus.next(
+        (m, i) => i >= from && m.topic === `sealcache/${device}/result` && JSON.parse(m.payload).jti === jtiOf(token),
+        15_000,
+        `${device}'s result`,
+      );
       const r = JSON.parse(m.payload) as Result;
       assert.deepEqual([r.jti, r.ok, r.code], [jtiOf(token), true, "ok"], device);
     }

@@ -99,13 +99,19 @@ describe("fleet channel sessions and outages on a real mosquitto", () => {
       ["a wrong password", { password_file: writeFile("wrong-pw", "not-the-password\n") }, /Bad User Name or Password|Not authorized/i],
       ["a CA that did not sign the broker", { ca_file: broker.certs.otherCaFile }, /certificate/i],
       ["a missing ca_file", { ca_file: path.join(dir, "no-such-ca.pem") }, /mqtt\.ca_file: cannot read .*no-such-ca\.pem \(ENOENT\)/],
-      ["password_secret not in the cache", { password_file: undefined, password_secret: "mqtt/password" }, /the MQTT password \(mqtt\.password_secret "mqtt\/password"\) is not in the cache/],
+      [
+        "password_secret not in the cache",
+        { password_file: undefined, password_secret: "mqtt/password" },
+        /the MQTT password \(mqtt\.password_secret "mqtt\/password"\) is not in the cache/,
+      ],
     ];
     for (const [what, patch, reason] of cases) {
       const gw = await startGateway(t, gatewayConfig(broker, "gw-s4", dir, patch));
-      await eventually(async () => gw.part.state().state === "backoff" && reason.test(gw.part.state().last_error ?? ""), 10_000, `${what}: backoff with its reason`).catch(() =>
-        assert.fail(`${what}: ${JSON.stringify(gw.part.state())}`),
-      );
+      await eventually(
+        async () => gw.part.state().state === "backoff" && reason.test(gw.part.state().last_error ?? ""),
+        10_000,
+        `${what}: backoff with its reason`,
+      ).catch(() => assert.fail(`${what}: ${JSON.stringify(gw.part.state())}`));
       await gw.part.stop();
     }
   });

@@ -29,7 +29,10 @@ describe("fleet channel: retained status and the will, on a real mosquitto (TLS,
     const m = await bus.next((m) => m.topic === "sealcache/gw-1/status", 10_000, "a status");
     const s = JSON.parse(m.payload);
     assert.deepEqual(Object.keys(s), ["online", "sealed", "secrets", "stale", "providers", "revision", "version", "at"]);
-    assert.deepEqual({ ...s, at: undefined }, { online: true, sealed: false, secrets: 3, stale: 0, providers: { local: "online" }, revision: 1, version: "0.0.0-test", at: undefined });
+    assert.deepEqual(
+      { ...s, at: undefined },
+      { online: true, sealed: false, secrets: 3, stale: 0, providers: { local: "online" }, revision: 1, version: "0.0.0-test", at: undefined },
+    );
     assert.ok(Math.abs(Date.parse(s.at) - Date.now()) < 10_000, s.at);
     assert.equal(gw.part.state().state, "connected");
     assert.equal(gw.part.state().subscribed, true);
@@ -84,7 +87,8 @@ describe("fleet channel: retained status and the will, on a real mosquitto (TLS,
       t.after(() => void child.kill("SIGKILL"));
       return child;
     };
-    const online = (since: number) => bus.next((m, i) => i >= since && m.topic === "sealcache/gw-5/status" && JSON.parse(m.payload).online === true, 20_000, "gw-5 online");
+    const online = (since: number) =>
+      bus.next((m, i) => i >= since && m.topic === "sealcache/gw-5/status" && JSON.parse(m.payload).online === true, 20_000, "gw-5 online");
     let child = run();
     await online(0);
     let seen = bus.messages.length;

@@ -33,7 +33,11 @@ describe("AWS providers through the daemon (standard credential chain from the e
       socket: path.join(dir, "s.sock"),
       seal: { type: "host" },
       sync: { interval: "30s", backoff_min: "200ms", backoff_max: "1s", timeout: "2s" },
-      providers: { sm: { type: "aws-secrets-manager", ...base }, ssm: { type: "aws-ssm", ...base }, sts: { type: "aws-sts", ...base, role_arn: ROLE, duration: "15m" } },
+      providers: {
+        sm: { type: "aws-secrets-manager", ...base },
+        ssm: { type: "aws-ssm", ...base },
+        sts: { type: "aws-sts", ...base, role_arn: ROLE, duration: "15m" },
+      },
       secrets: {
         "db/password": { provider: "sm", path: "pipeline/db", key: "password", refresh: "1s" },
         "kafka/password": { provider: "ssm", path: "/pipeline/kafka_password" },
@@ -81,7 +85,9 @@ describe("AWS providers through the daemon (standard credential chain from the e
     fa.denied.add("pipeline/db");
     const denied = await eventually(
       async () => {
-        const l = (await d.get("/v1/secrets")).json<{ secrets: { name: string; error: string | null; state: string }[] }>().secrets.find((s) => s.name === "db/password")!;
+        const l = (await d.get("/v1/secrets"))
+          .json<{ secrets: { name: string; error: string | null; state: string }[] }>()
+          .secrets.find((s) => s.name === "db/password")!;
         return l.error !== null && l;
       },
       4_000,

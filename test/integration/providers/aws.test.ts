@@ -39,7 +39,8 @@ async function setup(t: TestContext) {
   return {
     fa,
     sm: (extra: Record<string, unknown> = {}) => make(createSm({ name: "sm", options: { type: "aws-secrets-manager", ...base, ...extra } as never, logger })),
-    ssm: (extra: Record<string, unknown> = {}) => make(createSsm({ name: "ssm", options: { type: "aws-ssm", ...base, with_decryption: true, ...extra } as never, logger })),
+    ssm: (extra: Record<string, unknown> = {}) =>
+      make(createSsm({ name: "ssm", options: { type: "aws-ssm", ...base, with_decryption: true, ...extra } as never, logger })),
     sts: (extra: Record<string, unknown> = {}) => make(createSts({ name: "sts", options: { type: "aws-sts", ...base, ...extra } as never, logger })),
   };
 }
@@ -84,7 +85,10 @@ describe("AWS providers (official SDK clients against a local SigV4-verifying se
     assert.equal(text(r2.get("byid")), old);
     const bin = r2.get("bin")!;
     assert.ok(bin.ok && Buffer.from(bin.value!).equals(Buffer.from([0, 1, 2, 255])));
-    assert.deepEqual([failure(r2.get("missing")).kind, failure(r2.get("missing")).message], ["permanent", "secretsmanager app/none: not found (ResourceNotFoundException)"]);
+    assert.deepEqual(
+      [failure(r2.get("missing")).kind, failure(r2.get("missing")).message],
+      ["permanent", "secretsmanager app/none: not found (ResourceNotFoundException)"],
+    );
     assert.equal(fa.count("secretsmanager.BatchGetSecretValue"), 1);
     assert.equal(fa.count("secretsmanager.GetSecretValue"), 2, "pinned versions go one by one");
 
@@ -225,7 +229,10 @@ describe("AWS providers (official SDK clients against a local SigV4-verifying se
     const all = members(r4.get("app/all"));
     assert.equal(all.size, 14);
     assert.deepEqual(all.get("flags/f11"), { value: "11", version: "1" });
-    assert.match(failure(r4.get("app/keyed")).message, /key cannot be used with a hierarchy: each parameter under it is served as its own secret \(app\/keyed\/NAME\)/);
+    assert.match(
+      failure(r4.get("app/keyed")).message,
+      /key cannot be used with a hierarchy: each parameter under it is served as its own secret \(app\/keyed\/NAME\)/,
+    );
     assert.equal(failure(r4.get("app/keyed")).kind, "permanent");
     assert.match(failure(r4.get("app/pinned")).message, /version cannot be used with a hierarchy/);
     assert.equal(fa.count("ssm.GetParametersByPath"), 1 + 2, "one walk per hierarchy, 10 per page (14 recursive = 2 pages)");

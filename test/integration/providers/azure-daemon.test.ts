@@ -48,7 +48,13 @@ async function azure(t: TestContext) {
         type: "azure-key-vault",
         vault_url: az.vault.url,
         tls: { ca_file: az.certs.caFile },
-        auth: opts.auth ?? { method: "client_secret", tenant_id: az.entra.tenant, client_id: app.clientId, client_secret_file: secretFile, authority_host: az.entra.url },
+        auth: opts.auth ?? {
+          method: "client_secret",
+          tenant_id: az.entra.tenant,
+          client_id: app.clientId,
+          client_secret_file: secretFile,
+          authority_host: az.entra.url,
+        },
       },
     },
     secrets,
@@ -111,7 +117,8 @@ describe("azure-key-vault through the daemon", () => {
     await sleep(5_500);
     const rounds = bursts(az.vault.times);
     assert.ok(rounds.length >= 2 && rounds.length <= 4, `${rounds.length} retry rounds in 5.5 s`);
-    for (let i = 1; i < rounds.length; i++) assert.ok(rounds[i]!.at - rounds[i - 1]!.at >= 1_900, `round ${i} came ${rounds[i]!.at - rounds[i - 1]!.at} ms after the previous one (Retry-After: 2)`);
+    for (let i = 1; i < rounds.length; i++)
+      assert.ok(rounds[i]!.at - rounds[i - 1]!.at >= 1_900, `round ${i} came ${rounds[i]!.at - rounds[i - 1]!.at} ms after the previous one (Retry-After: 2)`);
     assert.ok(
       rounds.every((r) => r.size === 1),
       "one request per round: the first read of the batch",
@@ -181,7 +188,12 @@ describe("azure-key-vault through the daemon", () => {
     }
     const cfg = config(secrets, { sync: { interval: "1h", timeout: "5s" }, level: "info" });
     const d = await launch(t, dir, cfg, { waitFor: "synced", extraSecrets });
-    const cold = { get: az.vault.count("vault.get"), challenge: az.vault.count("vault.challenge"), token: az.entra.count("entra.token"), openid: az.entra.count("entra.openid") };
+    const cold = {
+      get: az.vault.count("vault.get"),
+      challenge: az.vault.count("vault.challenge"),
+      token: az.entra.count("entra.token"),
+      openid: az.entra.count("entra.openid"),
+    };
     assert.deepEqual(cold, { get: N, challenge: 1, token: 1, openid: 1 });
 
     az.vault.resetCounts();
@@ -189,7 +201,11 @@ describe("azure-key-vault through the daemon", () => {
     await refresh(d);
     await eventually(() => az.vault.count("vault.get") >= N, 10_000, "every secret read again");
     await sleep(300);
-    assert.deepEqual([az.vault.count("vault.get"), az.vault.count("vault.challenge"), az.entra.count("entra.token")], [N, 0, 0], "one GET per secret, the token reused");
+    assert.deepEqual(
+      [az.vault.count("vault.get"), az.vault.count("vault.challenge"), az.entra.count("entra.token")],
+      [N, 0, 0],
+      "one GET per secret, the token reused",
+    );
 
     az.vault.resetCounts();
     az.vault.fail("unavailable");
@@ -217,7 +233,12 @@ describe("azure-key-vault through the daemon", () => {
     await refresh(d2);
     await eventually(() => az.vault.count("vault.get") >= N, 10_000, "every secret read after the restart");
     await sleep(300);
-    const restart = { get: az.vault.count("vault.get"), challenge: az.vault.count("vault.challenge"), token: az.entra.count("entra.token"), openid: az.entra.count("entra.openid") };
+    const restart = {
+      get: az.vault.count("vault.get"),
+      challenge: az.vault.count("vault.challenge"),
+      token: az.entra.count("entra.token"),
+      openid: az.entra.count("entra.openid"),
+    };
     assert.deepEqual(restart, { get: N, challenge: 1, token: 1, openid: 1 });
     assert.equal((await served(d2, "fleet/s007")).version, 1, "nothing was rewritten");
     t.diagnostic(
@@ -283,7 +304,10 @@ describe("azure-key-vault through the daemon", () => {
     const v = planted("via-cert");
     az.vault.putSecret("edge-token", v);
     const auth = { method: "certificate", tenant_id: az.entra.tenant, client_id: clientId, certificate_file: cert.pemFile, authority_host: az.entra.url };
-    const d = await launch(t, dir, config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth, level: "trace" }), { waitFor: "synced", extraSecrets });
+    const d = await launch(t, dir, config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth, level: "trace" }), {
+      waitFor: "synced",
+      extraSecrets,
+    });
     assert.equal((await served(d, "edge/token")).value, v);
     assert.deepEqual(az.entra.grants, ["certificate:x5t#S256"]);
     await d.stop();
@@ -299,11 +323,16 @@ describe("azure-key-vault through the daemon", () => {
     mi.userAssigned.add(clientId);
     const v = planted("via-imds");
     az.vault.putSecret("edge-token", v);
-    const d = await launch(t, dir, config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth: { method: "managed_identity", client_id: clientId } }), {
-      waitFor: "synced",
-      env: mi.env(),
-      extraSecrets,
-    });
+    const d = await launch(
+      t,
+      dir,
+      config({ "edge/token": { provider: "kv", path: "edge-token" } }, { auth: { method: "managed_identity", client_id: clientId } }),
+      {
+        waitFor: "synced",
+        env: mi.env(),
+        extraSecrets,
+      },
+    );
     assert.equal((await served(d, "edge/token")).value, v);
     assert.equal(mi.count("imds.token"), 1);
     assert.equal(mi.count("imds.unknown-identity"), 0);

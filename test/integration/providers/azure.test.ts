@@ -35,9 +35,19 @@ async function setup(t: TestContext, opts: { level?: LogLevel } = {}) {
   secrets.push(app.secret);
   const secretFile = path.join(dir, "client-secret");
   fs.writeFileSync(secretFile, app.secret + "\n", { mode: 0o600 });
-  const clientSecret = { method: "client_secret", tenant_id: az.entra.tenant, client_id: app.clientId, client_secret_file: secretFile, authority_host: az.entra.url };
+  const clientSecret = {
+    method: "client_secret",
+    tenant_id: az.entra.tenant,
+    client_id: app.clientId,
+    client_secret_file: secretFile,
+    authority_host: az.entra.url,
+  };
   const make = (auth: Record<string, unknown> = clientSecret, extra: Record<string, unknown> = {}) => {
-    const p = create({ name: "kv", logger, options: { type: "azure-key-vault", vault_url: az.vault.url, tls: { ca_file: az.certs.caFile }, concurrency: 4, auth, ...extra } as never });
+    const p = create({
+      name: "kv",
+      logger,
+      options: { type: "azure-key-vault", vault_url: az.vault.url, tls: { ca_file: az.certs.caFile }, concurrency: 4, auth, ...extra } as never,
+    });
     providers.push(p);
     return p;
   };
@@ -132,7 +142,10 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     secrets.push(...keyLines(other.keyPem));
     const e = await thrown(make({ ...auth, certificate_file: other.pemFile }).fetch([{ name: "a", path: "edge-token" }], never()));
     assert.equal(e.kind, "auth");
-    assert.match(e.message, /^azure-key-vault certificate [0-9a-f-]+ in tenant [0-9a-f-]+: token endpoint 127\.0\.0\.1:\d+ refused the credentials \(invalid_client, AADSTS700027, HTTP 401\)/);
+    assert.match(
+      e.message,
+      /^azure-key-vault certificate [0-9a-f-]+ in tenant [0-9a-f-]+: token endpoint 127\.0\.0\.1:\d+ refused the credentials \(invalid_client, AADSTS700027, HTTP 401\)/,
+    );
 
     const certOnly = path.join(dir, "cert-only.pem");
     fs.writeFileSync(certOnly, fs.readFileSync(cert.pemFile, "utf8").replace(/-----BEGIN PRIVATE KEY-----[\s\S]*$/, ""));
@@ -194,7 +207,10 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     const otherTenant = "11111111-2222-3333-4444-555555555555";
     const te = await thrown(make({ ...clientSecret, tenant_id: otherTenant }).fetch([{ name: "a", path: "a" }], never()));
     assert.equal(te.kind, "auth");
-    assert.equal(te.message, `azure-key-vault client_secret ${app.clientId} in tenant ${otherTenant}: the vault belongs to tenant ${az.entra.tenant}, not auth.tenant_id ${otherTenant}`);
+    assert.equal(
+      te.message,
+      `azure-key-vault client_secret ${app.clientId} in tenant ${otherTenant}: the vault belongs to tenant ${az.entra.tenant}, not auth.tenant_id ${otherTenant}`,
+    );
     assert.equal(az.entra.count("entra.token"), tokensBefore, "no token was asked for in the wrong tenant");
 
     const missing = await thrown(make({ ...clientSecret, client_secret_file: path.join(dir, "gone") }).fetch([{ name: "a", path: "a" }], never()));
@@ -262,11 +278,15 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     );
     assert.equal(text(r.get("ok")), ok);
     const err = (n: string) => failure(r.get(n));
-    for (const n of ["missing", "denied", "disabled", "expired", "expired-held", "early", "badname", "badversion", "nokey", "noversion"]) assert.equal(err(n).kind, "permanent", n);
+    for (const n of ["missing", "denied", "disabled", "expired", "expired-held", "early", "badname", "badversion", "nokey", "noversion"])
+      assert.equal(err(n).kind, "permanent", n);
     assert.equal(err("missing").message, "azure-key-vault missing: not found (SecretNotFound, HTTP 404)");
     assert.equal(err("noversion").message, "azure-key-vault ok/0123456789abcdef0123456789abcdef: not found (SecretNotFound, HTTP 404)");
     assert.match(err("denied").message, /^azure-key-vault denied: access denied \(Forbidden\/ForbiddenByRbac, HTTP 403\); grant the identity get on secrets/);
-    assert.equal(err("disabled").message, "azure-key-vault disabled: the secret is disabled (Forbidden/SecretDisabled, HTTP 403); enable it or pin another version");
+    assert.equal(
+      err("disabled").message,
+      "azure-key-vault disabled: the secret is disabled (Forbidden/SecretDisabled, HTTP 403); enable it or pin another version",
+    );
     assert.match(err("expired").message, new RegExp(`^azure-key-vault expired: version ${expiredVersion} expired at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(exp\\)`));
     assert.match(err("expired-held").message, /expired at/, "an expired version is an error even when it is the one held");
     assert.match(err("early").message, /is not valid before \d{4}-.*\(nbf\)$/);
@@ -369,7 +389,10 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     const ref = [{ name: "a", path: "a" }];
     const none = await thrown(make(undefined, { tls: undefined }).fetch(ref, never()));
     assert.equal(none.kind, "transient");
-    assert.match(none.message, /^azure-key-vault a: Key Vault's TLS certificate is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)\); check tls\.ca_file$/);
+    assert.match(
+      none.message,
+      /^azure-key-vault a: Key Vault's TLS certificate is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)\); check tls\.ca_file$/,
+    );
     const other = await thrown(make(undefined, { tls: { ca_file: az.certs.otherCaFile } }).fetch(ref, never()));
     assert.match(other.message, /TLS certificate is not trusted/);
     assert.equal(az.vault.total(), 0);
@@ -382,9 +405,17 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     const f = path.join(split.dir, "cs");
     fs.writeFileSync(f, app.secret);
     az.vault.resetCounts();
-    const e = await thrown(make({ method: "client_secret", tenant_id: az.entra.tenant, client_id: app.clientId, client_secret_file: f, authority_host: split.entra.url }).fetch(ref, never()));
+    const e = await thrown(
+      make({ method: "client_secret", tenant_id: az.entra.tenant, client_id: app.clientId, client_secret_file: f, authority_host: split.entra.url }).fetch(
+        ref,
+        never(),
+      ),
+    );
     assert.equal(e.kind, "transient");
-    assert.match(e.message, /token endpoint 127\.0\.0\.1:\d+'s TLS certificate is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)\); check tls\.ca_file/);
+    assert.match(
+      e.message,
+      /token endpoint 127\.0\.0\.1:\d+'s TLS certificate is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)\); check tls\.ca_file/,
+    );
     assert.equal(az.vault.count("vault.challenge"), 1, "the vault was reached");
   });
 
@@ -394,7 +425,10 @@ describe("azure-key-vault provider (official SDK against a local Key Vault and E
     az.vault.challengeResource = "https://management.azure.com";
     const e = await thrown(make().fetch([{ name: "a", path: "a" }], never()));
     assert.equal(e.kind, "auth");
-    assert.match(e.message, /the vault's challenge asks for a token for "https:\/\/management\.azure\.com\/\.default", which is not a Key Vault resource; refused/);
+    assert.match(
+      e.message,
+      /the vault's challenge asks for a token for "https:\/\/management\.azure\.com\/\.default", which is not a Key Vault resource; refused/,
+    );
     assert.equal(az.entra.count("entra.token"), 0);
   });
 

@@ -118,7 +118,10 @@ describe("file provider under attack", () => {
     const [r2] = await never.fetch([{ name: "t", path: "tok" }], new AbortController().signal);
     assert.ok(r2 && !r2.ok);
     assert.equal(r2.error.kind, "transient");
-    assert.equal(r2.error.message, `${f} changed while it was being read, 3 times in a row; the cached value is kept (write secrets to a temporary file and rename it over the old one)`);
+    assert.equal(
+      r2.error.message,
+      `${f} changed while it was being read, 3 times in a row; the cached value is kept (write secrets to a temporary file and rename it over the old one)`,
+    );
     assert.equal(n, 3);
   });
 });

@@ -22,7 +22,15 @@ const provider = async (d: RunningDaemon, n: string) => (await d.get("/v1/health
 
 async function daemon(t: TestContext, providers: Record<string, unknown>, secrets: Record<string, unknown>, env?: NodeJS.ProcessEnv) {
   const dir = tmpDir(t);
-  const config = { data_dir: path.join(dir, "data"), socket: path.join(dir, "s.sock"), seal: { type: "host" }, sync: SYNC, providers, secrets, log: { level: "info" } };
+  const config = {
+    data_dir: path.join(dir, "data"),
+    socket: path.join(dir, "s.sock"),
+    seal: { type: "host" },
+    sync: SYNC,
+    providers,
+    secrets,
+    log: { level: "info" },
+  };
   return { dir, config, env, d: await launch(t, dir, config, { waitFor: "synced", env }) };
 }
 
@@ -55,7 +63,12 @@ describe("fleet scale: 1,000 secrets, an outage and a reconnect (request counts 
     fs.writeFileSync(tokenFile, fv.issueToken(), { mode: 0o600 });
     const started = Date.now();
     const { d, dir, config } = await daemon(t, { vault: { type: "vault", address: fv.url, auth: { method: "token", token_file: tokenFile } } }, secrets);
-    const cold = { ms: Date.now() - started, data: fv.count("kv2-data"), metadata: fv.count("kv2-metadata"), auth: fv.count("lookup-self") + fv.count("login") };
+    const cold = {
+      ms: Date.now() - started,
+      data: fv.count("kv2-data"),
+      metadata: fv.count("kv2-metadata"),
+      auth: fv.count("lookup-self") + fv.count("login"),
+    };
     assert.deepEqual([cold.data, cold.metadata, cold.auth], [N, 0, 1]);
 
     fv.resetCounts();
@@ -69,7 +82,12 @@ describe("fleet scale: 1,000 secrets, an outage and a reconnect (request counts 
     await eventually(async () => (await provider(d, "vault")).online, 5_000, "vault back online");
     await eventually(async () => fv.count("kv2-metadata") >= N, 10_000, "every secret checked again");
     await sleep(300);
-    const warm = { ms: Date.now() - healedAt, data: fv.count("kv2-data"), metadata: fv.count("kv2-metadata"), auth: fv.count("lookup-self") + fv.count("login") + fv.count("renew-self") };
+    const warm = {
+      ms: Date.now() - healedAt,
+      data: fv.count("kv2-data"),
+      metadata: fv.count("kv2-metadata"),
+      auth: fv.count("lookup-self") + fv.count("login") + fv.count("renew-self"),
+    };
     assert.equal(warm.metadata, N, "one metadata check per secret");
     assert.equal(warm.data, 0, "no data read: nothing changed");
     assert.equal(warm.auth, 0, "the token survived the outage");
@@ -85,9 +103,16 @@ describe("fleet scale: 1,000 secrets, an outage and a reconnect (request counts 
     await d2.get("/v1/refresh", { method: "POST" });
     await eventually(async () => fv.count("kv2-metadata") >= N, 10_000, "every secret checked after the restart");
     await sleep(300);
-    const restart = { ms: Date.now() - restartedAt, data: fv.count("kv2-data"), metadata: fv.count("kv2-metadata"), auth: fv.count("lookup-self") + fv.count("login") };
+    const restart = {
+      ms: Date.now() - restartedAt,
+      data: fv.count("kv2-data"),
+      metadata: fv.count("kv2-metadata"),
+      auth: fv.count("lookup-self") + fv.count("login"),
+    };
     assert.deepEqual([restart.metadata, restart.data, restart.auth], [N, 0, 1], "one metadata check per secret, no data read, one token lookup");
-    t.diagnostic(`vault: cold ${JSON.stringify(cold)}, outage ${JSON.stringify(outage)}, reconnect ${JSON.stringify(warm)}, restart ${JSON.stringify(restart)}`);
+    t.diagnostic(
+      `vault: cold ${JSON.stringify(cold)}, outage ${JSON.stringify(outage)}, reconnect ${JSON.stringify(warm)}, restart ${JSON.stringify(restart)}`,
+    );
   });
 
   test("Secrets Manager: cold sync and reconnect are 50 BatchGetSecretValue calls each; retries back off", async (t) => {
@@ -130,7 +155,14 @@ describe("fleet scale: 1,000 secrets, an outage and a reconnect (request counts 
       gcp.addVersion(`s${i}`, `value-${i}`);
       secrets[name(i)] = { provider: "gcp", path: `projects/fleet/secrets/s${i}` };
     }
-    const providers = { gcp: { type: "gcp-secret-manager", endpoint: gcp.endpoint, tls: { ca_file: certs.caFile, server_name: "localhost" }, credentials_file: gcp.writeServiceAccount(dir) } };
+    const providers = {
+      gcp: {
+        type: "gcp-secret-manager",
+        endpoint: gcp.endpoint,
+        tls: { ca_file: certs.caFile, server_name: "localhost" },
+        credentials_file: gcp.writeServiceAccount(dir),
+      },
+    };
     const { d, dir: ddir, config } = await daemon(t, providers, secrets);
     assert.equal(gcp.count(), N, "cold: one call per secret, no token request (a self-signed JWT)");
 

@@ -34,7 +34,15 @@ async function world(t: TestContext) {
     socket: path.join(dir, "s.sock"),
     seal: { type: "host" },
     sync: SYNC,
-    providers: { gcp: { type: "gcp-secret-manager", endpoint: gcp.endpoint, project: gcp.project, tls: { ca_file: certs.caFile }, credentials_file: gcp.writeServiceAccount(dir) } },
+    providers: {
+      gcp: {
+        type: "gcp-secret-manager",
+        endpoint: gcp.endpoint,
+        project: gcp.project,
+        tls: { ca_file: certs.caFile },
+        credentials_file: gcp.writeServiceAccount(dir),
+      },
+    },
     secrets,
     log: { level: "debug" },
   });
@@ -155,7 +163,11 @@ describe("gcp-secret-manager through the daemon", () => {
     for (const n of names) {
       const r = await d2.get(`/v1/secrets/app/${n}`);
       assert.equal(r.status, 200, "served from the cache at once");
-      assert.deepEqual([r.json().value, r.json().stale], [vals.get(n), true], "stale: the last attempt failed (the provider's state is kept across the restart)");
+      assert.deepEqual(
+        [r.json().value, r.json().stale],
+        [vals.get(n), true],
+        "stale: the last attempt failed (the provider's state is kept across the restart)",
+      );
     }
     const before = (await gcpH(d2)).failures;
     await d2.get("/v1/refresh", { method: "POST" });

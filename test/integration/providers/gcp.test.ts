@@ -32,13 +32,24 @@ async function setup(t: TestContext) {
   const make = (extra: Record<string, unknown> = {}) => {
     const p = create({
       name: "gcp",
-      options: { type: "gcp-secret-manager", endpoint: gcp.endpoint, tls: { ca_file: certs.caFile, server_name: "localhost" }, credentials_file: saFile, concurrency: 4, ...extra } as never,
+      options: {
+        type: "gcp-secret-manager",
+        endpoint: gcp.endpoint,
+        tls: { ca_file: certs.caFile, server_name: "localhost" },
+        credentials_file: saFile,
+        concurrency: 4,
+        ...extra,
+      } as never,
       logger,
     });
     providers.push(p);
     return p;
   };
-  const ref = (name: string, secret: string, more: Partial<SecretRef> = {}): SecretRef => ({ name, path: `projects/${gcp.project}/secrets/${secret}`, ...more });
+  const ref = (name: string, secret: string, more: Partial<SecretRef> = {}): SecretRef => ({
+    name,
+    path: `projects/${gcp.project}/secrets/${secret}`,
+    ...more,
+  });
   return { dir, gcp, metadata, sts, certs, saFile, make, ref, logs: () => logs };
 }
 
@@ -89,7 +100,11 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     assert.ok(gcp.seen.length === 36 && gcp.seen.every((s) => s.kind === "jwt"), "every call carried a self-signed JWT, no OAuth token was requested");
     const claims = gcp.seen[0]!.claims!;
     assert.equal(claims.iss, gcp.sa.email);
-    assert.equal(claims.scope, CLOUD_PLATFORM, "on a non-default endpoint the SDK signs with the cloud-platform scope (on the default one, aud https://secretmanager.googleapis.com/)");
+    assert.equal(
+      claims.scope,
+      CLOUD_PLATFORM,
+      "on a non-default endpoint the SDK signs with the cloud-platform scope (on the default one, aud https://secretmanager.googleapis.com/)",
+    );
     assert.equal(claims.aud, undefined);
     assert.equal(SERVICE_AUD, "https://secretmanager.googleapis.com/");
 
@@ -115,7 +130,10 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     gcp.setAlias("db", "stable", 3);
     const rotated = by(
       await p.fetch(
-        [ref("latest", "db", { key: "password", cachedVersion: gcp.versionName("db", 2) }), ref("alias", "db", { version: "stable", key: "password", cachedVersion: gcp.versionName("db", 1) })],
+        [
+          ref("latest", "db", { key: "password", cachedVersion: gcp.versionName("db", 2) }),
+          ref("alias", "db", { version: "stable", key: "password", cachedVersion: gcp.versionName("db", 1) }),
+        ],
         never(),
       ),
     );
@@ -186,7 +204,10 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
       ),
     );
     assert.ok(text(r.get("ok")).startsWith("PLANTED-ok"));
-    assert.equal(failure(r.get("missing")).message, "gcp projects/fleet/secrets/nope/versions/latest: not found (NOT_FOUND): no such secret, or no such version or alias");
+    assert.equal(
+      failure(r.get("missing")).message,
+      "gcp projects/fleet/secrets/nope/versions/latest: not found (NOT_FOUND): no such secret, or no such version or alias",
+    );
     assert.match(failure(r.get("noversion")).message, /versions\/9: not found \(NOT_FOUND\)/);
     assert.match(failure(r.get("noalias")).message, /versions\/canary: not found/);
     const denied = failure(r.get("denied"));
@@ -197,7 +218,8 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     assert.match(failure(r.get("disabled")).message, /the version is disabled \(FAILED_PRECONDITION\)/);
     assert.match(failure(r.get("destroyed")).message, /the version is destroyed \(FAILED_PRECONDITION\)/);
     for (const n of ["missing", "noversion", "noalias", "denied", "disabled", "destroyed"]) assert.equal(failure(r.get(n)).kind, "permanent", n);
-    for (const n of ["missing", "denied", "disabled"]) assert.doesNotMatch(failure(r.get(n)).message, /240170053851|Permission '|is in/, "the server's details are not copied");
+    for (const n of ["missing", "denied", "disabled"])
+      assert.doesNotMatch(failure(r.get(n)).message, /240170053851|Permission '|is in/, "the server's details are not copied");
   });
 
   test("answers that are not a usable value: a CRC-32C mismatch, garbage bytes, a malformed answer, INTERNAL: rejected per secret, never returned", async (t) => {
@@ -314,7 +336,10 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
         /has type "authorized_user"; expected a service_account key or an external_account/,
       ],
       [write("nokey.json", JSON.stringify({ ...key, private_key: undefined })), /a service_account key needs client_email and private_key/],
-      [write("badkey.json", JSON.stringify({ ...key, private_key: "-----BEGIN PRIVATE KEY-----\n" + planted("notakey") + "\n-----END PRIVATE KEY-----\n" })), /private_key is not a PEM private key/],
+      [
+        write("badkey.json", JSON.stringify({ ...key, private_key: "-----BEGIN PRIVATE KEY-----\n" + planted("notakey") + "\n-----END PRIVATE KEY-----\n" })),
+        /private_key is not a PEM private key/,
+      ],
     ];
     for (const [file, re] of cases) {
       const e = await thrown(make({ credentials_file: file }).fetch([ref("a", "a")], never()));
@@ -333,7 +358,10 @@ describe("gcp-secret-manager (the official SDK over gRPC+TLS against a local Sec
     assert.match(e.message, /TLS handshake with the endpoint failed \(UNAVAILABLE\); check endpoint and tls\.ca_file/);
     assert.equal(gcp.count(), 0);
     const byIp = make({ tls: { ca_file: certs.caFile } });
-    assert.ok(text((await byIp.fetch([ref("a", "a")], never()))[0]).startsWith("PLANTED-a"), "without server_name the endpoint's IP is checked against the certificate");
+    assert.ok(
+      text((await byIp.fetch([ref("a", "a")], never()))[0]).startsWith("PLANTED-a"),
+      "without server_name the endpoint's IP is checked against the certificate",
+    );
   });
 
   test("no credentials_file: the metadata server's token (Metadata-Flavor: Google), reused until it expires; its failures", async (t) => {

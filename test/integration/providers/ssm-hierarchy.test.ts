@@ -31,7 +31,8 @@ const value = async (d: RunningDaemon, name: string) => {
   assert.equal(r.status, 200, `${name}: ${r.body}`);
   return r.json<{ value: string; version: number; stale: boolean; source_version: string }>();
 };
-const listed = async (d: RunningDaemon, prefix = "") => new Map((await d.get(`/v1/secrets?prefix=${prefix}`)).json<{ secrets: Listed[] }>().secrets.map((s) => [s.name, s]));
+const listed = async (d: RunningDaemon, prefix = "") =>
+  new Map((await d.get(`/v1/secrets?prefix=${prefix}`)).json<{ secrets: Listed[] }>().secrets.map((s) => [s.name, s]));
 const errorOf = async (d: RunningDaemon, name: string) => {
   const r = await d.get(`/v1/secrets/${name}`);
   return { status: r.status, code: r.json().error as string, message: r.json().message as string, retryAfter: r.headers["retry-after"] };
@@ -68,7 +69,10 @@ describe("an SSM hierarchy is synced as many names", () => {
     const dir = tmpDir(t);
     // The policy reads everything under the hierarchy except its region: globs apply to each parameter's name.
     const policy = [{ match: { uid: ME }, allow: ["app/prod", "app/prod/db/**", "app/prod/api-key", "app/prod/new-*", "app/prod/nope"], admin: true }];
-    const d = await launch(t, dir, config(dir, fa, { "app/prod": { provider: "ssm", path: "/app/prod/**", refresh: "1s" } }, { policy }), { waitFor: "synced", env: fa.env() });
+    const d = await launch(t, dir, config(dir, fa, { "app/prod": { provider: "ssm", path: "/app/prod/**", refresh: "1s" } }, { policy }), {
+      waitFor: "synced",
+      env: fa.env(),
+    });
 
     const db = await value(d, "app/prod/db/password");
     assert.equal(db.value, pw1);
@@ -85,10 +89,17 @@ describe("an SSM hierarchy is synced as many names", () => {
     assert.match(none.message, /hierarchy app\/prod holds no parameter of that name/);
 
     let l = await listed(d);
-    assert.deepEqual([...l.keys()], ["app/prod", "app/prod/api-key", "app/prod/db/password"], "the region is hidden from this caller; nothing outside the prefix");
+    assert.deepEqual(
+      [...l.keys()],
+      ["app/prod", "app/prod/api-key", "app/prod/db/password"],
+      "the region is hidden from this caller; nothing outside the prefix",
+    );
     const h = l.get("app/prod")!;
     assert.deepEqual([h.kind, h.state, h.members, h.version, h.error, h.parent], ["hierarchy", "ok", 3, null, null, null]);
-    assert.deepEqual([l.get("app/prod/db/password")!.kind, l.get("app/prod/db/password")!.parent, l.get("app/prod/db/password")!.version], ["secret", "app/prod", 1]);
+    assert.deepEqual(
+      [l.get("app/prod/db/password")!.kind, l.get("app/prod/db/password")!.parent, l.get("app/prod/db/password")!.version],
+      ["secret", "app/prod", 1],
+    );
     const health = (await d.get("/v1/health")).json();
     assert.deepEqual(health.secrets, { total: 4, ok: 4, stale: 0, expired: 0, not_synced: 0, revoked: 0, errors: 0, hierarchies: 1 });
     const cl = await cli(["list", "--config", d.configFile]);
@@ -111,7 +122,11 @@ describe("an SSM hierarchy is synced as many names", () => {
     // A parameter created in SSM is served at the next walk.
     const fresh = planted("ssm-new");
     fa.putParam("/app/prod/new-token", fresh, "SecureString");
-    assert.equal((await eventually(async () => (await d.get("/v1/secrets/app/prod/new-token")).status === 200 && value(d, "app/prod/new-token"), 4_000, "new parameter")).value, fresh);
+    assert.equal(
+      (await eventually(async () => (await d.get("/v1/secrets/app/prod/new-token")).status === 200 && value(d, "app/prod/new-token"), 4_000, "new parameter"))
+        .value,
+      fresh,
+    );
 
     // A parameter deleted in SSM (which answered fine) stops being served, and a watch on it wakes.
     const rev2 = (await d.get("/v1/watch?names=app/prod/api-key")).json().revision as number;
@@ -172,7 +187,11 @@ describe("an SSM hierarchy is synced as many names", () => {
 
     await fa.comeBack();
     await d.get("/v1/refresh?name=app/prod/db/password", { method: "POST" });
-    assert.equal((await eventually(async () => (await d.get("/v1/secrets/app/prod/db/password")).status === 200 && value(d, "app/prod/db/password"), 5_000, "walked")).value, pw);
+    assert.equal(
+      (await eventually(async () => (await d.get("/v1/secrets/app/prod/db/password")).status === 200 && value(d, "app/prod/db/password"), 5_000, "walked"))
+        .value,
+      pw,
+    );
     l = await eventually(
       async () => {
         const m = await listed(d);

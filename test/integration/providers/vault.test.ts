@@ -315,7 +315,11 @@ describe("vault provider (node-vault against a local Vault API)", () => {
     const read = await fetch(`${fv.url}/v1/database/creds/x`, { headers: { "x-vault-token": token } });
     const leaseId = (await read.json()).lease_id as string;
     const revoke = (body: unknown, tok = token) =>
-      fetch(`${fv.url}/v1/sys/leases/revoke`, { method: "PUT", headers: { "x-vault-token": tok, "content-type": "application/json" }, body: JSON.stringify(body) });
+      fetch(`${fv.url}/v1/sys/leases/revoke`, {
+        method: "PUT",
+        headers: { "x-vault-token": tok, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
     const noId = await revoke({});
     assert.deepEqual([noId.status, await noId.json()], [400, { errors: ["lease_id must be specified"] }]);
     assert.equal((await revoke({ lease_id: leaseId }, "hvs.nope")).status, 403);
@@ -327,7 +331,11 @@ describe("vault provider (node-vault against a local Vault API)", () => {
     const ok = await revoke({ lease_id: leaseId });
     assert.deepEqual([ok.status, await ok.text()], [204, ""]);
     assert.deepEqual(fv.revoked, [leaseId]);
-    const renew = await fetch(`${fv.url}/v1/sys/leases/renew`, { method: "PUT", headers: { "x-vault-token": token }, body: JSON.stringify({ lease_id: leaseId }) });
+    const renew = await fetch(`${fv.url}/v1/sys/leases/renew`, {
+      method: "PUT",
+      headers: { "x-vault-token": token },
+      body: JSON.stringify({ lease_id: leaseId }),
+    });
     assert.equal(renew.status, 400, "a revoked lease cannot be renewed");
     assert.equal((await revoke({ lease_id: leaseId })).status, 204, "revoking it again is not an error");
     assert.deepEqual(fv.revoked, [leaseId]);

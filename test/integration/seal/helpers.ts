@@ -24,7 +24,12 @@ export function dataDir(t: Parameters<typeof tmpDir>[0]): string {
 
 /** A sealer built the way the daemon builds one: through the registry. */
 export async function sealerFor(type: SealType, tcti: string, dir: string, pcrs: number[] = []): Promise<Sealer> {
-  return createSealer({ dataDir: dir, seal: { type, tcti, pcrs, counter_index: 0x01005343 }, sodium: await sodium(), logger: createLogger({ level: "silent" }) });
+  return createSealer({
+    dataDir: dir,
+    seal: { type, tcti, pcrs, counter_index: 0x01005343 },
+    sodium: await sodium(),
+    logger: createLogger({ level: "silent" }),
+  });
 }
 
 /** Awaits a SealError whose message matches every pattern; returns it. */

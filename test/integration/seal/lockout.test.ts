@@ -33,7 +33,11 @@ test("a persistent SRK at 0x81000001 is used when present; dictionary-attack loc
 
   // Three wrong passwords on a DA-protected object put the TPM into lockout (swtpm: max 3 failures).
   fs.writeFileSync(path.join(work, "in.dat"), "not a secret");
-  await tpm.tool("tpm2_create", ["-C", "0x81000001", "-i", "in.dat", "-p", "right", "-u", "o.pub", "-r", "o.priv", "-a", "fixedtpm|fixedparent|userwithauth", "-Q"], work);
+  await tpm.tool(
+    "tpm2_create",
+    ["-C", "0x81000001", "-i", "in.dat", "-p", "right", "-u", "o.pub", "-r", "o.priv", "-a", "fixedtpm|fixedparent|userwithauth", "-Q"],
+    work,
+  );
   for (let i = 0; i < 3; i++) {
     await tpm.tool("tpm2_load", ["-C", "0x81000001", "-u", "o.pub", "-r", "o.priv", "-c", "o.ctx", "-Q"], work);
     await assert.rejects(tpm.tool("tpm2_unseal", ["-c", "o.ctx", "-p", "wrong"], work));

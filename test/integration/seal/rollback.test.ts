@@ -115,7 +115,10 @@ describe("the anti-rollback counter (src/seal/rollback.ts) against swtpm", () =>
     assert.equal(checkRollback(next, await c.read()), "ok", "the newest database passes");
     const verdict = checkRollback(copy, await c.read());
     assert.equal(verdict, "rolled_back", "the backup from before the revoke is refused");
-    assert.match(rolledBackError({ index: INDEX, recorded: copy, tpm: await c.read() }).message, new RegExp(`records value ${copy}, the counter \\(NV index 0x01005343\\) is at ${next}`));
+    assert.match(
+      rolledBackError({ index: INDEX, recorded: copy, tpm: await c.read() }).message,
+      new RegExp(`records value ${copy}, the counter \\(NV index 0x01005343\\) is at ${next}`),
+    );
 
     const info = await c.describe();
     assert.deepEqual({ ok: info.ok, value: info.value }, { ok: true, value: next });
@@ -132,7 +135,11 @@ describe("the anti-rollback counter (src/seal/rollback.ts) against swtpm", () =>
     assert.equal(await c.read(), value + 1);
     assert.equal(await c.advanceTo(value), value + 1, "a target already reached increments nothing");
     assert.equal(await c.advanceTo(value + 4), value + 4);
-    await refused(c.advanceTo(value + 100), /records anti-rollback value \d+ but the TPM counter \(NV index 0x01005343\) is at \d+: 96 increments behind, more than the 8/, /seal\.counter_index/);
+    await refused(
+      c.advanceTo(value + 100),
+      /records anti-rollback value \d+ but the TPM counter \(NV index 0x01005343\) is at \d+: 96 increments behind, more than the 8/,
+      /seal\.counter_index/,
+    );
     assert.equal(await c.read(), value + 4, "a refused advance increments nothing");
   });
 
@@ -161,8 +168,16 @@ describe("the anti-rollback counter (src/seal/rollback.ts) against swtpm", () =>
   });
 
   for (const [what, args, shown] of [
-    ["an ordinary 32-byte index", ["-s", "32", "-a", "ownerwrite|ownerread|authread"], /32 bytes, sha256, attributes nt=ordinary\|ownerwrite\|ownerread\|authread/],
-    ["a counter with other attributes", ["-s", "8", "-a", "nt=counter|ownerwrite|ownerread|authwrite|authread"], /8 bytes, sha256, attributes nt=counter\|ownerwrite\|authwrite\|ownerread\|authread/],
+    [
+      "an ordinary 32-byte index",
+      ["-s", "32", "-a", "ownerwrite|ownerread|authread"],
+      /32 bytes, sha256, attributes nt=ordinary\|ownerwrite\|ownerread\|authread/,
+    ],
+    [
+      "a counter with other attributes",
+      ["-s", "8", "-a", "nt=counter|ownerwrite|ownerread|authwrite|authread"],
+      /8 bytes, sha256, attributes nt=counter\|ownerwrite\|authwrite\|ownerread\|authread/,
+    ],
   ] as const) {
     test(`an index already holding ${what} is refused with its attributes and how to pick another; it is left untouched`, async (t) => {
       const tpm = await startSwtpm(t);
@@ -252,7 +267,8 @@ test("a bus capture shows the NV commands authorized in HMAC sessions, never by 
   for (const [name, [cc, handles]] of Object.entries(CC)) {
     const sessions = sessionsOf(cap, cc, handles);
     assert.ok(sessions.length > 0, `the capture holds TPM2_${name}`);
-    for (const h of sessions) assert.ok(h !== null && h >>> 24 === 0x02, `TPM2_${name} runs in an HMAC session, not ${h === null ? "without one" : `0x${h.toString(16)}`}`);
+    for (const h of sessions)
+      assert.ok(h !== null && h >>> 24 === 0x02, `TPM2_${name} runs in an HMAC session, not ${h === null ? "without one" : `0x${h.toString(16)}`}`);
   }
 });
 

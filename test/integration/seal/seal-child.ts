@@ -8,7 +8,12 @@ import { createSealer } from "../../../src/seal/registry.js";
 
 const [op, type, tcti, dataDir] = process.argv.slice(2);
 const sodium = await loadSodium();
-const sealer = await createSealer({ dataDir: dataDir!, seal: { type: type as "tpm2", tcti: tcti!, pcrs: [16], counter_index: 0x01005343 }, sodium, logger: createLogger({ level: "silent" }) });
+const sealer = await createSealer({
+  dataDir: dataDir!,
+  seal: { type: type as "tpm2", tcti: tcti!, pcrs: [16], counter_index: 0x01005343 },
+  sodium,
+  logger: createLogger({ level: "silent" }),
+});
 const kek = op === "init" ? await createKek(sealer, dataDir!) : await loadKek(sealer, dataDir!);
 process.stdout.write(JSON.stringify({ sha256: createHash("sha256").update(kek).digest("hex") }) + "\n");
 sodium.memzero(kek);

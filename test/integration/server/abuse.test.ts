@@ -62,7 +62,10 @@ test("malformed request lines and headers get a JSON 400 and the connection is c
 
 test("Host-less HTTP/1.1 and HTTP/1.0 requests are served like any other", async () => {
   const dm = await d();
-  for (const c of ["GET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nConnection: close\r\n\r\n", "GET /v1/secrets/demo/api-token?format=raw HTTP/1.0\r\n\r\n"]) {
+  for (const c of [
+    "GET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nConnection: close\r\n\r\n",
+    "GET /v1/secrets/demo/api-token?format=raw HTTP/1.0\r\n\r\n",
+  ]) {
     const x = await exchange(dm.socket, c);
     assert.equal(x.responses[0]?.status, 200, JSON.stringify(x.raw.slice(0, 300)));
     assert.equal(x.responses[0]?.body, API_TOKEN);
@@ -196,7 +199,10 @@ test("pipelined requests on one connection are all answered, in order", async ()
   assert.equal(JSON.parse(x.responses[6]!.body).value, API_TOKEN);
 
   // 50 pipelined lookups written byte by byte in odd-sized pieces still come back in order.
-  const many = Array.from({ length: 50 }, (_, i) => `GET /v1/secrets/${["demo/api-token", "demo/db-password", "demo/kafka-password"][i % 3]}?format=raw HTTP/1.1\r\n${H}\r\n`).join("");
+  const many = Array.from(
+    { length: 50 },
+    (_, i) => `GET /v1/secrets/${["demo/api-token", "demo/db-password", "demo/kafka-password"][i % 3]}?format=raw HTTP/1.1\r\n${H}\r\n`,
+  ).join("");
   const answers = await exchange(dm.socket, many, { expect: 50, pieceBytes: 97, timeoutMs: 10_000 });
   assert.equal(answers.responses.length, 50);
   answers.responses.forEach((r, i) => {
@@ -382,7 +388,8 @@ test("a seeded fuzz loop of 300 requests never gets a 5xx (other than a legitima
     if (x.responses.length === 0) {
       // Closing without an answer is allowed (e.g. a parse error mid-stream); silence is counted.
       if (x.timedOut) unanswered++;
-      if (x.raw.length > 0 && !x.raw.startsWith("HTTP/1.1 ")) problems.push(`not HTTP: ${JSON.stringify(x.raw.slice(0, 100))} for ${JSON.stringify(c.data.slice(0, 200))}`);
+      if (x.raw.length > 0 && !x.raw.startsWith("HTTP/1.1 "))
+        problems.push(`not HTTP: ${JSON.stringify(x.raw.slice(0, 100))} for ${JSON.stringify(c.data.slice(0, 200))}`);
       return;
     }
     const r = x.responses[0]!;

@@ -11,7 +11,18 @@ import Database from "better-sqlite3";
 import { cli, demoConfig, launch, MAIN, type RunningDaemon } from "../../support/daemon.js";
 import { assertNoLeaks, databaseBytes } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
-import { clientAs, crossUserUnavailable, ensureTestAccounts, installClient, runAs, shareWithGroup, unitCgroup, type Account, type TestAccounts, type UnitCgroup } from "../../support/users.js";
+import {
+  clientAs,
+  crossUserUnavailable,
+  ensureTestAccounts,
+  installClient,
+  runAs,
+  shareWithGroup,
+  unitCgroup,
+  type Account,
+  type TestAccounts,
+  type UnitCgroup,
+} from "../../support/users.js";
 import type { AuditEntryJson } from "../../../src/store/audit.js";
 import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD } from "./api-helpers.js";
 import { suiteScope } from "../../support/scope.js";
@@ -169,7 +180,18 @@ describe("callers as other accounts", { skip }, () => {
     assert.ok(read && denied, JSON.stringify(rows));
     assert.deepEqual(
       { ...read, at: undefined, pid: undefined },
-      { at: undefined, pid: undefined, uid: acct.b.uid, exe: NODE, unit: read.unit, route: "secret", name: "demo/kafka-password", status: 200, code: "ok", principal: "peer" },
+      {
+        at: undefined,
+        pid: undefined,
+        uid: acct.b.uid,
+        exe: NODE,
+        unit: read.unit,
+        route: "secret",
+        name: "demo/kafka-password",
+        status: 200,
+        code: "ok",
+        principal: "peer",
+      },
     );
     assert.equal(typeof read.pid, "number");
     assert.equal(read.pid, denied.pid, "one client process, two requests");
@@ -194,7 +216,11 @@ describe("callers as other accounts", { skip }, () => {
   });
 
   test("a connection handed to another process stops working once the process that opened it exits", async () => {
-    const r = await clientAs<{ first: Answer; second: Answer; heirPid: number }>(acct.a, NODE, client, { op: "handoff", socket: d.socket, path: secret("demo/api-token") });
+    const r = await clientAs<{ first: Answer; second: Answer; heirPid: number }>(acct.a, NODE, client, {
+      op: "handoff",
+      socket: d.socket,
+      path: secret("demo/api-token"),
+    });
     assert.equal(r.first.status, 200, "while the opener lives, the connection speaks for it");
     assert.equal(r.first.body, API_TOKEN);
     assert.equal(r.second.status, 403, `after it exited: ${JSON.stringify(r.second)}`);

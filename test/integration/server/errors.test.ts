@@ -253,10 +253,14 @@ test("CONNECT is 405 bad_request with Allow and the JSON body, whatever the targ
     assert.ok(x.closed, "the connection is closed after the answer");
   }
   // Bytes sent after the CONNECT (a client starting its tunnel) are not read as a request.
-  const tunnel = await exchange(d.socket, "CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\nGET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nHost: x\r\n\r\n", {
-    untilClose: true,
-    timeoutMs: 3_000,
-  });
+  const tunnel = await exchange(
+    d.socket,
+    "CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\nGET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nHost: x\r\n\r\n",
+    {
+      untilClose: true,
+      timeoutMs: 3_000,
+    },
+  );
   assert.deepEqual(
     tunnel.responses.map((r) => r.status),
     [405],
@@ -272,7 +276,9 @@ test("CONNECT is 405 bad_request with Allow and the JSON body, whatever the targ
 
   // node:http treats an Upgrade it has no listener for as a plain request: answered, never switched.
   for (const upgrade of ["websocket", "h2c", "TLS/1.2"]) {
-    const x = await exchange(d.socket, `GET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n\r\n`, { timeoutMs: 3_000 });
+    const x = await exchange(d.socket, `GET /v1/secrets/demo/api-token?format=raw HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n\r\n`, {
+      timeoutMs: 3_000,
+    });
     assert.equal(x.responses[0]?.status, 200, `Upgrade: ${upgrade}: ${JSON.stringify(x.raw.slice(0, 200))}`);
     assert.equal(x.responses[0]!.body, API_TOKEN);
     assert.equal(x.responses[0]!.headers.upgrade, undefined);

@@ -31,7 +31,9 @@ function parseMetrics(text: string): Map<string, { type: string; samples: Map<st
       assert.equal(m[1], help, `TYPE for ${m[1]} follows its HELP`);
       assert.ok(!families.has(m[1]!), `family ${m[1]} declared once`);
       families.set(m[1]!, { type: m[2]!, samples: new Map() });
-    } else if ((m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?(?:\d+(?:\.\d+)?(?:e[+-]?\d+)?|NaN|\+Inf|-Inf))$/.exec(line))) {
+    } else if (
+      (m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?(?:\d+(?:\.\d+)?(?:e[+-]?\d+)?|NaN|\+Inf|-Inf))$/.exec(line))
+    ) {
       const f = families.get(m[1]!);
       assert.ok(f, `sample ${m[1]} has a declared family`);
       const labels = m[2] ?? "";

@@ -8,7 +8,16 @@ import { after, before, describe, test } from "node:test";
 import { demoConfig, launch, MAIN, sleep, type RunningDaemon } from "../../support/daemon.js";
 import { assertNoLeaks } from "../../support/planted.js";
 import { tmpDir } from "../../support/tmp.js";
-import { clientAs, crossUserUnavailable, ensureTestAccounts, installClient, runAs, shareWithGroup, type Account, type TestAccounts } from "../../support/users.js";
+import {
+  clientAs,
+  crossUserUnavailable,
+  ensureTestAccounts,
+  installClient,
+  runAs,
+  shareWithGroup,
+  type Account,
+  type TestAccounts,
+} from "../../support/users.js";
 import { TARPIT_MS } from "../../../src/server/http.js";
 import { API_TOKEN, DB_PASSWORD, KAFKA_PASSWORD, assertServing, exchange } from "./api-helpers.js";
 import { suiteScope } from "../../support/scope.js";
@@ -68,10 +77,18 @@ describe("per-uid limits between accounts", { skip }, () => {
   test("a request flood from one uid gets 429 rate_limited with Retry-After; another uid's lookups keep answering", async (t) => {
     const floodMs = 3_000;
     const [flood, a] = await Promise.all([
-      clientAs<{ statuses: Record<string, number>; samples: Record<string, Answer> }>(acct.b, NODE, client, { op: "flood", socket: d.socket, path: TOKEN, connections: PER_UID, durationMs: floodMs }),
+      clientAs<{ statuses: Record<string, number>; samples: Record<string, Answer> }>(acct.b, NODE, client, {
+        op: "flood",
+        socket: d.socket,
+        path: TOKEN,
+        connections: PER_UID,
+        durationMs: floodMs,
+      }),
       sleep(300).then(() => steadyA(2_000)),
     ]);
-    t.diagnostic(`B flood: ${JSON.stringify(flood.statuses)}; A: ${JSON.stringify(a.statuses)}, p99 ${p99(a.latencies).toFixed(1)} ms, max ${Math.max(...a.latencies).toFixed(1)} ms`);
+    t.diagnostic(
+      `B flood: ${JSON.stringify(flood.statuses)}; A: ${JSON.stringify(a.statuses)}, p99 ${p99(a.latencies).toFixed(1)} ms, max ${Math.max(...a.latencies).toFixed(1)} ms`,
+    );
     assert.deepEqual(Object.keys(a.statuses), ["200"], `every lookup of A answered 200: ${JSON.stringify(a.statuses)}`);
     assert.ok(a.latencies.length >= 10);
     assert.ok(Math.max(...a.latencies) < 1_000, `A was never stalled: max ${Math.max(...a.latencies)} ms`);
@@ -104,11 +121,20 @@ describe("per-uid limits between accounts", { skip }, () => {
     await sleep(1_000);
     const floodMs = 3_000;
     const [flood, a] = await Promise.all([
-      clientAs<{ statuses: Record<string, number>; connects: number }>(acct.b, NODE, client, { op: "pipeflood", socket: d.socket, path: TOKEN, connections: PER_UID, depth: 64, durationMs: floodMs }),
+      clientAs<{ statuses: Record<string, number>; connects: number }>(acct.b, NODE, client, {
+        op: "pipeflood",
+        socket: d.socket,
+        path: TOKEN,
+        connections: PER_UID,
+        depth: 64,
+        durationMs: floodMs,
+      }),
       sleep(300).then(() => steadyA(2_000)),
     ]);
     const answered = Object.values(flood.statuses).reduce((x, y) => x + y, 0);
-    t.diagnostic(`B pipelined: ${JSON.stringify(flood.statuses)} over ${flood.connects} connections; A: ${JSON.stringify(a.statuses)}, max ${Math.max(...a.latencies).toFixed(1)} ms`);
+    t.diagnostic(
+      `B pipelined: ${JSON.stringify(flood.statuses)} over ${flood.connects} connections; A: ${JSON.stringify(a.statuses)}, max ${Math.max(...a.latencies).toFixed(1)} ms`,
+    );
     assert.deepEqual(Object.keys(a.statuses), ["200"]);
     assert.ok(Math.max(...a.latencies) < 1_000, `A was never stalled: max ${Math.max(...a.latencies)} ms`);
     assert.ok((flood.statuses["200"] ?? 0) <= RATE.burst + RATE.per_uid_rps * (floodMs / 1000 + 1), "no more than its rate got through");
@@ -124,7 +150,10 @@ describe("per-uid limits between accounts", { skip }, () => {
     const before = await refusedAtAccept();
     // B asks faster than its rate, each request on a fresh connection: once its burst
     // is spent, the next connections find its bucket empty at accept.
-    const [probes, a] = await Promise.all([clientAs<Answer[]>(acct.b, NODE, client, { op: "get", socket: d.socket, requests: Array.from({ length: 25 }, () => TOKEN) }), steadyA(1_500)]);
+    const [probes, a] = await Promise.all([
+      clientAs<Answer[]>(acct.b, NODE, client, { op: "get", socket: d.socket, requests: Array.from({ length: 25 }, () => TOKEN) }),
+      steadyA(1_500),
+    ]);
     t.diagnostic(`B probes: ${probes.map((p) => p.status).join(" ")}; A: ${JSON.stringify(a.statuses)}`);
     assert.deepEqual(Object.keys(a.statuses), ["200"], "A connects and reads throughout");
     const limited = probes.filter((p) => p.status === 429);
@@ -146,7 +175,13 @@ describe("per-uid limits between accounts", { skip }, () => {
 
   test("connections over the per-uid cap get a 429 and are closed; other uids connect; the CLI exits 5", async () => {
     await sleep(1_000); // B's bucket refills after the flood
-    const held = clientAs<{ alive: number; probe: Answer; after: Answer }>(acct.b, NODE, client, { op: "hold", socket: d.socket, count: PER_UID, path: TOKEN, holdMs: 2_500 });
+    const held = clientAs<{ alive: number; probe: Answer; after: Answer }>(acct.b, NODE, client, {
+      op: "hold",
+      socket: d.socket,
+      count: PER_UID,
+      path: TOKEN,
+      holdMs: 2_500,
+    });
     await sleep(900);
     const [a, cliB] = await Promise.all([
       clientAs<Answer[]>(acct.a, NODE, client, { op: "get", socket: d.socket, requests: [TOKEN, TOKEN] }),
@@ -156,7 +191,10 @@ describe("per-uid limits between accounts", { skip }, () => {
     assert.equal(h.alive, PER_UID);
     assert.equal(h.probe.status, 429, JSON.stringify(h.probe));
     assert.equal(JSON.parse(h.probe.body).error, "rate_limited");
-    assert.match(JSON.parse(h.probe.body).message, new RegExp(`uid ${acct.b.uid} already has ${PER_UID} connections open \\(server\\.max_connections_per_uid\\)`));
+    assert.match(
+      JSON.parse(h.probe.body).message,
+      new RegExp(`uid ${acct.b.uid} already has ${PER_UID} connections open \\(server\\.max_connections_per_uid\\)`),
+    );
     assert.equal(h.probe.retryAfter, "1");
     assert.equal(h.after.status, 200, "with its connections closed, B is served again");
     assert.deepEqual(
@@ -172,12 +210,20 @@ describe("per-uid limits between accounts", { skip }, () => {
   test("slowloris from one uid: its extra connections are refused at once, its slow ones cut off by the timeouts, other uids unaffected", async (t) => {
     await sleep(500);
     const [slow, a] = await Promise.all([
-      clientAs<{ closedAfterMs: number; got: string }[]>(acct.b, NODE, client, { op: "slowloris", socket: d.socket, count: PER_UID * 2, durationMs: 10_000 }, { timeoutMs: 20_000 }),
+      clientAs<{ closedAfterMs: number; got: string }[]>(
+        acct.b,
+        NODE,
+        client,
+        { op: "slowloris", socket: d.socket, count: PER_UID * 2, durationMs: 10_000 },
+        { timeoutMs: 20_000 },
+      ),
       sleep(500).then(() => steadyA(4_000)),
     ]);
     const refused = slow.filter((s) => s.got.startsWith("HTTP/1.1 429 "));
     const timedOut = slow.filter((s) => s.got.startsWith("HTTP/1.1 408 "));
-    t.diagnostic(`slow: ${slow.map((s) => `${s.got.slice(9, 12) || "---"}@${Math.round(s.closedAfterMs)}ms`).join(" ")}; A p99 ${p99(a.latencies).toFixed(1)} ms`);
+    t.diagnostic(
+      `slow: ${slow.map((s) => `${s.got.slice(9, 12) || "---"}@${Math.round(s.closedAfterMs)}ms`).join(" ")}; A p99 ${p99(a.latencies).toFixed(1)} ms`,
+    );
     assert.equal(refused.length, PER_UID, "the connections beyond the cap are refused");
     assert.ok(
       refused.every((s) => s.closedAfterMs < 2_000),
@@ -252,7 +298,8 @@ describe("fair turns between accounts", { skip }, () => {
         const n = names[i % 3]!;
         return allowed.includes(n) ? { status: 200, body: VALUES[n]! } : { status: 403, error: "forbidden" };
       });
-    const seen = (answers: { status: number; body: string }[]) => answers.map((r) => (r.status === 200 ? { status: 200, body: r.body } : { status: r.status, error: JSON.parse(r.body).error }));
+    const seen = (answers: { status: number; body: string }[]) =>
+      answers.map((r) => (r.status === 200 ? { status: 200, body: r.body } : { status: r.status, error: JSON.parse(r.body).error }));
     for (const r of [a1!, a2!]) assert.deepEqual(seen(r), expect(["demo/api-token", "demo/kafka-password"]));
     for (const r of [b1!, b2!]) assert.deepEqual(seen(r), expect(["demo/db-password", "demo/kafka-password"]));
     await assertServing(d);
@@ -274,7 +321,11 @@ describe("fair turns between accounts", { skip }, () => {
     });
     const mark = d.output().length;
     // Listings (a route no other test here uses, so its log lines are B's alone).
-    const pipeline = clientAs<{ status: number; body: string }[]>(acct.b, NODE, client, { op: "pipeline", socket: d.socket, paths: Array.from({ length: DEPTH }, () => "/v1/secrets?prefix=demo/") });
+    const pipeline = clientAs<{ status: number; body: string }[]>(acct.b, NODE, client, {
+      op: "pipeline",
+      socket: d.socket,
+      paths: Array.from({ length: DEPTH }, () => "/v1/secrets?prefix=demo/"),
+    });
     await started;
     const other = await d.get("/metrics");
     const answers = await pipeline;

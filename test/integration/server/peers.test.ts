@@ -22,7 +22,9 @@ async function acceptOne(t: Parameters<typeof tmpDir>[0], tracker: PeerTracker) 
   await new Promise<void>((r) => server.listen(sock, r));
   t.after(() => void server.close());
   // The client connects, then exits when its stdin closes.
-  const child = spawn(process.execPath, ["-e", `require("net").connect(${JSON.stringify(sock)}); process.stdin.on("end", () => process.exit(0)).resume();`], { stdio: ["pipe", "ignore", "inherit"] });
+  const child = spawn(process.execPath, ["-e", `require("net").connect(${JSON.stringify(sock)}); process.stdin.on("end", () => process.exit(0)).resume();`], {
+    stdio: ["pipe", "ignore", "inherit"],
+  });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const { peer, socket } = await accepted;
   t.after(() => void socket.destroy());

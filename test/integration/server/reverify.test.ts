@@ -134,7 +134,11 @@ describe("identity after connect", { skip }, () => {
         `^caller uid ${acct.a.uid} \\(pid ${r.pid}; it runs "${python}" now, not "${edgePython}" as when it connected, so rules naming an exe no longer match this connection\\) may not read "demo/db-password"`,
       ),
     );
-    assert.deepEqual([fallThrough!.status, fallThrough!.body], [200, API_TOKEN], "the account's own rule (no exe) still answers: uid and gid are the connection's");
+    assert.deepEqual(
+      [fallThrough!.status, fallThrough!.body],
+      [200, API_TOKEN],
+      "the account's own rule (no exe) still answers: uid and gid are the connection's",
+    );
     assert.equal(still!.status, 403, "and the exe grant stays lost");
     assertNoLeaks(lost!.body + still!.body, "the refusals after exec");
     const rows = (await audit("name=demo/db-password&since=1m")).filter((x) => x.pid === r.pid);
@@ -154,7 +158,12 @@ describe("identity after connect", { skip }, () => {
   });
 
   test("exec'ing into the program an exe rule names, after connecting as another, gains nothing", async () => {
-    const r = await run<Exec>(acct.a, python!, { op: "exec", before: [raw("demo/db-password")], exec: edgePython, after: [raw("demo/db-password"), raw("demo/api-token")] });
+    const r = await run<Exec>(acct.a, python!, {
+      op: "exec",
+      before: [raw("demo/db-password")],
+      exec: edgePython,
+      after: [raw("demo/db-password"), raw("demo/api-token")],
+    });
     assert.equal(r.exe_after, edgePython);
     assert.equal(r.before[0]!.status, 403);
     assert.equal(r.after[0]!.status, 403, "identified as python at accept; what it runs later never adds a grant");

@@ -64,7 +64,11 @@ test("entries are buffered and written in one transaction 5 s after the first of
   const timers = (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === "Timeout").length;
   log.record(entry(1));
   log.flush();
-  assert.equal((process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === "Timeout").length, timers, "a flushed log holds no timer");
+  assert.equal(
+    (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === "Timeout").length,
+    timers,
+    "a flushed log holds no timer",
+  );
 });
 
 test("retention: rows beyond max_rows go, oldest first; rows older than the retention go", (t) => {
@@ -162,7 +166,9 @@ test("schema 6: the audit rows of an older cache.db move to audit.db at the firs
   // As schema 5 left it: the trail in cache.db, no audit.db.
   const w = new Database(file);
   w.exec(AUDIT_SCHEMA);
-  const ins = w.prepare("INSERT INTO audit (at, uid, pid, exe, unit, route, name, status, code, principal) VALUES (?, 1, 2, NULL, NULL, 'secret', ?, 200, 'ok', 'peer')");
+  const ins = w.prepare(
+    "INSERT INTO audit (at, uid, pid, exe, unit, route, name, status, code, principal) VALUES (?, 1, 2, NULL, NULL, 'secret', ?, 200, 'ok', 'peer')",
+  );
   ins.run(Date.now() - 2000, "legacy/one");
   ins.run(Date.now() - 1000, "legacy/two");
   w.pragma("user_version = 5");

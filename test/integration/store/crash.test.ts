@@ -63,7 +63,10 @@ async function generations(d: RunningDaemon): Promise<{ A: number; B: number; ot
           if (r.status === 200 && r.body === genValue("A", i)) out.A++;
           else if (r.status === 200 && r.body === genValue("B", i)) out.B++;
           // Describe without the value: status and the first bytes of the marker only.
-          else out.other.push(`${name(i)}: ${r.status} ${r.status === 200 ? `${r.body.length} bytes starting ${JSON.stringify(r.body.slice(0, 2))}` : r.body.slice(0, 200)}`);
+          else
+            out.other.push(
+              `${name(i)}: ${r.status} ${r.status === 200 ? `${r.body.length} bytes starting ${JSON.stringify(r.body.slice(0, 2))}` : r.body.slice(0, 200)}`,
+            );
         }),
       );
     }
@@ -187,7 +190,9 @@ test("kill -9 in the middle of a 1000-secret sync batch leaves the old or the ne
     const phase: Phase = result === next ? "after the commit" : wrote ? "mid-transaction" : "before the transaction wrote";
     phases.push(phase);
     if (result === next) newer++;
-    t.diagnostic(`iteration ${it}: kill ${delay} ms after ${anchor} → ${result === next ? "new" : "old"} batch, ${phase}${applied ? " (applied was logged)" : ""}`);
+    t.diagnostic(
+      `iteration ${it}: kill ${delay} ms after ${anchor} → ${result === next ? "new" : "old"} batch, ${phase}${applied ? " (applied was logged)" : ""}`,
+    );
     current = result;
   }
   const mid = phases.filter((p) => p === "mid-transaction").length;

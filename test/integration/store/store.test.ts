@@ -114,7 +114,17 @@ function tamper(file: string, fn: (db: Database.Database) => void): void {
   }
 }
 
-type RawRow = { name: string; version: number; source_version: string | null; wrapped_dek: Buffer; ciphertext: Buffer; value_mac: Buffer; changed_rev: number; changed_at: number; fetched_at: number };
+type RawRow = {
+  name: string;
+  version: number;
+  source_version: string | null;
+  wrapped_dek: Buffer;
+  ciphertext: Buffer;
+  value_mac: Buffer;
+  changed_rev: number;
+  changed_at: number;
+  fetched_at: number;
+};
 
 function rawRow(db: Database.Database, name: string): RawRow {
   const r = db.prepare("SELECT * FROM secrets WHERE name = ?").get(name) as RawRow | undefined;
@@ -123,17 +133,9 @@ function rawRow(db: Database.Database, name: string): RawRow {
 }
 
 function writeRow(db: Database.Database, r: RawRow): void {
-  db.prepare(`UPDATE secrets SET version = ?, source_version = ?, wrapped_dek = ?, ciphertext = ?, value_mac = ?, changed_rev = ?, changed_at = ?, fetched_at = ? WHERE name = ?`).run(
-    r.version,
-    r.source_version,
-    r.wrapped_dek,
-    r.ciphertext,
-    r.value_mac,
-    r.changed_rev,
-    r.changed_at,
-    r.fetched_at,
-    r.name,
-  );
+  db.prepare(
+    `UPDATE secrets SET version = ?, source_version = ?, wrapped_dek = ?, ciphertext = ?, value_mac = ?, changed_rev = ?, changed_at = ?, fetched_at = ? WHERE name = ?`,
+  ).run(r.version, r.source_version, r.wrapped_dek, r.ciphertext, r.value_mac, r.changed_rev, r.changed_at, r.fetched_at, r.name);
 }
 
 function flipByte(b: Buffer, at: number): Buffer {
@@ -342,7 +344,12 @@ describe("SecretStore on a real SQLite file", () => {
     s.apply([ok("app/x", v, t0)]);
     assert.equal(raw().fetched_at, t0);
     s.close();
-    const strict = new SecretStore({ file: f.file, envelope: new Envelope(sodium, f.kek.slice()), logger: createLogger({ level: "silent" }), confirmWriteMs: 0 });
+    const strict = new SecretStore({
+      file: f.file,
+      envelope: new Envelope(sodium, f.kek.slice()),
+      logger: createLogger({ level: "silent" }),
+      confirmWriteMs: 0,
+    });
     t.after(() => strict.close());
     strict.apply([ok("app/x", v, t0 + 1_000)]);
     assert.equal(strict.meta("app/x")!.fetchedAt, t0 + 1_000, "confirmWriteMs 0 writes every confirmation");
@@ -724,7 +731,11 @@ describe("what a row's backend version is bound to (schema 3: held, origin)", ()
   /** A configured secret with a trusted version and a parameter found under a hierarchy, store closed. */
   function seededBound(f: Fixture): void {
     const s = f.open();
-    s.apply([ok("legacy/a", f.value("legacy"), 500, "v9"), bound("app/x", f.value("x"), 1000, "3", "fp-x"), bound("app/prod/db", f.value("db"), 1000, "7", "fp-h", "app/prod")]);
+    s.apply([
+      ok("legacy/a", f.value("legacy"), 500, "v9"),
+      bound("app/x", f.value("x"), 1000, "3", "fp-x"),
+      bound("app/prod/db", f.value("db"), 1000, "7", "fp-h", "app/prod"),
+    ]);
     s.close();
   }
 
@@ -770,11 +781,20 @@ describe("what a row's backend version is bound to (schema 3: held, origin)", ()
   });
 
   const edits: [string, (db: Database.Database) => void][] = [
-    ["a bound source_version edited (to skip fetching a rotated value)", (db) => db.prepare("UPDATE secrets SET source_version = '4' WHERE name = 'app/x'").run()],
+    [
+      "a bound source_version edited (to skip fetching a rotated value)",
+      (db) => db.prepare("UPDATE secrets SET source_version = '4' WHERE name = 'app/x'").run(),
+    ],
     ["held edited (to trust a version under another config)", (db) => db.prepare("UPDATE secrets SET held = 'fp-other' WHERE name = 'app/x'").run()],
-    ["origin set on a configured secret's row (to forge a hierarchy member)", (db) => db.prepare("UPDATE secrets SET origin = 'app' WHERE name = 'app/x'").run()],
+    [
+      "origin set on a configured secret's row (to forge a hierarchy member)",
+      (db) => db.prepare("UPDATE secrets SET origin = 'app' WHERE name = 'app/x'").run(),
+    ],
     ["origin moved to another hierarchy", (db) => db.prepare("UPDATE secrets SET origin = 'app' WHERE name = 'app/prod/db'").run()],
-    ["held and origin cleared (to pass as a row from before schema 3)", (db) => db.prepare("UPDATE secrets SET held = NULL, origin = NULL WHERE name = 'app/prod/db'").run()],
+    [
+      "held and origin cleared (to pass as a row from before schema 3)",
+      (db) => db.prepare("UPDATE secrets SET held = NULL, origin = NULL WHERE name = 'app/prod/db'").run(),
+    ],
     ["a binding added to a row written without one", (db) => db.prepare("UPDATE secrets SET held = 'fp-x' WHERE name = 'legacy/a'").run()],
   ];
   for (const [what, edit] of edits) {
@@ -833,7 +853,11 @@ describe("digest format 1 (a row MAC and a binding per row) is checked and upgra
     const f = fixture(t);
     const vals = { "app/a": f.value("a"), "app/x": f.value("x"), "app/prod/db": f.value("db") };
     const s = f.open();
-    s.apply([ok("app/a", vals["app/a"], 1000), bound("app/x", vals["app/x"], 1000, "3", "fp-x"), bound("app/prod/db", vals["app/prod/db"], 1000, "7", "fp-h", "app/prod")]);
+    s.apply([
+      ok("app/a", vals["app/a"], 1000),
+      bound("app/x", vals["app/x"], 1000, "3", "fp-x"),
+      bound("app/prod/db", vals["app/prod/db"], 1000, "7", "fp-h", "app/prod"),
+    ]);
     const revision = s.revision;
     s.close();
     asDigestV1(f);

@@ -12,7 +12,8 @@ interface Listed {
   error: string | null;
 }
 
-const listed = async (d: RunningDaemon): Promise<Map<string, Listed>> => new Map((await d.get("/v1/secrets")).json<{ secrets: Listed[] }>().secrets.map((s) => [s.name, s]));
+const listed = async (d: RunningDaemon): Promise<Map<string, Listed>> =>
+  new Map((await d.get("/v1/secrets")).json<{ secrets: Listed[] }>().secrets.map((s) => [s.name, s]));
 const EMPTY_ERROR = "provider demo returned an empty value; the cached value is kept (set allow_empty: true on the secret if empty is valid)";
 
 describe("empty values and files rewritten in place (real daemon, file provider)", () => {
@@ -56,7 +57,11 @@ describe("empty values and files rewritten in place (real daemon, file provider)
     assert.ok(sawEmptyError || /secret not refreshed: empty value; cached value kept/.test(d.output()), "the daemon never caught the file empty");
     // Once the writer stops, its last value is served, fresh, with no error.
     const last = values[1 + ((rewrites - 1) % 2)]!;
-    await eventually(async () => (await d.get("/v1/secrets/demo/rotating?format=raw")).body === last && (await listed(d)).get("demo/rotating")?.error === null, 5_000, "the last value");
+    await eventually(
+      async () => (await d.get("/v1/secrets/demo/rotating?format=raw")).body === last && (await listed(d)).get("demo/rotating")?.error === null,
+      5_000,
+      "the last value",
+    );
   });
 
   test("an empty value is an error for its secret unless it says allow_empty: true", async (t) => {

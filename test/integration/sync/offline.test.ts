@@ -13,7 +13,15 @@ interface Health {
   status: string;
   online: boolean;
   secrets: { total: number; ok: number; stale: number; expired: number; not_synced: number; errors: number };
-  providers: { name: string; online: boolean; last_error: string | null; last_error_kind: string | null; failures: number; last_success: string | null; next_attempt: string | null }[];
+  providers: {
+    name: string;
+    online: boolean;
+    last_error: string | null;
+    last_error_kind: string | null;
+    failures: number;
+    last_success: string | null;
+    next_attempt: string | null;
+  }[];
 }
 interface Listed {
   name: string;
@@ -26,7 +34,8 @@ interface Listed {
 
 const health = async (d: RunningDaemon): Promise<Health> => (await d.get("/v1/health")).json<Health>();
 const demoProvider = async (d: RunningDaemon) => (await health(d)).providers.find((p) => p.name === "demo")!;
-const listed = async (d: RunningDaemon): Promise<Map<string, Listed>> => new Map((await d.get("/v1/secrets")).json<{ secrets: Listed[] }>().secrets.map((s) => [s.name, s]));
+const listed = async (d: RunningDaemon): Promise<Map<string, Listed>> =>
+  new Map((await d.get("/v1/secrets")).json<{ secrets: Listed[] }>().secrets.map((s) => [s.name, s]));
 const refresh = async (d: RunningDaemon, name?: string) => {
   const r = await d.get(`/v1/refresh${name ? `?name=${encodeURIComponent(name)}` : ""}`, { method: "POST" });
   assert.equal(r.status, 202, r.body);

@@ -48,7 +48,13 @@ describe("strace parsing", () => {
   });
 
   test("arguments split at top-level commas only", () => {
-    assert.deepEqual(splitArgs('14, [{events=EPOLLIN, data={u32=1, u64=1}}], 1024, f(a, b), "x,\\"y"'), ["14", "[{events=EPOLLIN, data={u32=1, u64=1}}]", "1024", "f(a, b)", '"x,\\"y"']);
+    assert.deepEqual(splitArgs('14, [{events=EPOLLIN, data={u32=1, u64=1}}], 1024, f(a, b), "x,\\"y"'), [
+      "14",
+      "[{events=EPOLLIN, data={u32=1, u64=1}}]",
+      "1024",
+      "f(a, b)",
+      '"x,\\"y"',
+    ]);
   });
 
   test("epoll timeouts are read from the end of the arguments, for each epoll call", () => {

@@ -13,7 +13,13 @@ describe("summary table", () => {
         target: "10k <= 300 ms; 100k <= 1000 ms",
         met: { "10k": true, "100k": false },
       },
-      { figure: "CPU per lookup", cells: { "10k": "50 µs", "100k": "60 µs" }, floors: { "10k": "12 µs", "100k": "13 µs" }, target: "<= 2x bare", met: { "10k": false, "100k": false } },
+      {
+        figure: "CPU per lookup",
+        cells: { "10k": "50 µs", "100k": "60 µs" },
+        floors: { "10k": "12 µs", "100k": "13 µs" },
+        target: "<= 2x bare",
+        met: { "10k": false, "100k": false },
+      },
       { figure: "idle CPU", cells: { "1k": "0.02%" }, floors: { "1k": "0.001%" }, target: "<= 0.05%", met: { "1k": true } },
       { figure: "spawn to socket", cells: { "10k": "40 ms" }, floors: {}, target: "", met: {} },
     ];

@@ -12,18 +12,25 @@ const EXPECTED: Record<string, readonly (string | RegExp)[]> = {
   "bad-duplicate-key.yaml": [/^line 4, column 1: YAML syntax: duplicated mapping key$/],
   "bad-unknown-top-level-key.yaml": ["datadir: unknown key (misspelled? see the config reference in README.md)"],
   "bad-unknown-nested-key.yaml": ["sync.intervall: unknown key (misspelled? see the config reference in README.md)"],
-  "bad-unknown-provider-key.yaml": ["providers.local.dir: required (expected string)", "providers.local.dirr: unknown key (misspelled? see the config reference in README.md)"],
+  "bad-unknown-provider-key.yaml": [
+    "providers.local.dir: required (expected string)",
+    "providers.local.dirr: unknown key (misspelled? see the config reference in README.md)",
+  ],
   "bad-wrong-type.yaml": ["sync.concurrency: expected number, got string"],
   "bad-duration.yaml": ['sync.interval: expected a duration such as "30s", "5m" or "1h", got "5 minutes"'],
   "bad-jitter-range.yaml": ["sync.jitter: must be at most 1"],
-  "bad-provider-type.yaml": ['providers.kv.type: must be one of "file", "env", "vault", "aws-secrets-manager", "aws-ssm", "aws-sts", "gcp-secret-manager", "azure-key-vault"'],
+  "bad-provider-type.yaml": [
+    'providers.kv.type: must be one of "file", "env", "vault", "aws-secrets-manager", "aws-ssm", "aws-sts", "gcp-secret-manager", "azure-key-vault"',
+  ],
   "bad-azure-auth-keys.yaml": [
     "providers.kv.auth.client_secret_file: required (expected string)",
     "providers.kv.auth.certificate_file: unknown key (misspelled? see the config reference in README.md)",
   ],
   "bad-azure-vault-url.yaml": ["providers.kv.vault_url: must be an https:// URL (tokens are sent to it)"],
   "bad-undefined-provider.yaml": ['secrets.demo/api-token.provider: no provider named "lokal"; defined providers: local'],
-  "bad-secret-name-uppercase.yaml": [`secrets.Demo/API-Token: secret name "Demo/API-Token" must match [a-z0-9][a-z0-9._/-]* (lower case letters, digits, '.', '_', '/', '-')`],
+  "bad-secret-name-uppercase.yaml": [
+    `secrets.Demo/API-Token: secret name "Demo/API-Token" must match [a-z0-9][a-z0-9._/-]* (lower case letters, digits, '.', '_', '/', '-')`,
+  ],
   "bad-secret-name-dotdot.yaml": [`secrets.demo/../etc: secret name "demo/../etc" must not contain empty, '.' or '..' path segments`],
   "bad-unset-env.yaml": ["providers.vault.address: environment variable SEALCACHE_TEST_UNSET_VAR is not set"],
   // A path is shown whole up to 60 characters, else by its last 60 (where the checkout sits decides which).

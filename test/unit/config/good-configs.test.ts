@@ -33,7 +33,11 @@ describe("good config fixtures", () => {
     assert.equal(vault.type, "vault");
     assert.equal(vault.address, "https://vault:8200");
     // *_file paths resolve against the fixture's folder, not the working directory.
-    assert.deepEqual(vault.auth, { method: "approle", role_id_file: path.join(FIXTURES, "files/role_id"), secret_id_file: path.join(FIXTURES, "files/secret_id") });
+    assert.deepEqual(vault.auth, {
+      method: "approle",
+      role_id_file: path.join(FIXTURES, "files/role_id"),
+      secret_id_file: path.join(FIXTURES, "files/secret_id"),
+    });
     assert.equal(vault.tls.ca_file, path.join(FIXTURES, "files/ca.pem"));
     assert.deepEqual(c.secrets["kafka/password"], { provider: "vault", path: "secret/data/expanso/pipeline", key: "kafka_password", refresh: 60_000 });
     assert.deepEqual(c.secrets["demo/api-token"], { provider: "local", path: "api-token" });

@@ -43,7 +43,9 @@ describe("hostile configs", () => {
   // The timeout only stops a hang (the old code walked the expansion for minutes); no timing is asserted.
   test("a nine-level YAML alias bomb is refused as one, wherever it sits", { timeout: 30_000 }, () => {
     const top = refused(() => parseConfig(aliasBomb(), { file: FILE, env: {} }));
-    assert.deepEqual(top.issues, [`YAML aliases (*name) expand this config to more than 1000000 values; refused as an alias bomb (see "Config reference" in README.md)`]);
+    assert.deepEqual(top.issues, [
+      `YAML aliases (*name) expand this config to more than 1000000 values; refused as an alias bomb (see "Config reference" in README.md)`,
+    ]);
     // Inside a section, and re-used where the schema would walk it (a policy's allow list).
     const nested = `sync:\n${aliasBomb().replace(/^(?=.)/gm, "  ")}policy: [{ match: { uid: 0 }, allow: *i }]\n`;
     assert.match(refused(() => parseConfig(nested, { file: FILE, env: {} })).issues[0]!, /refused as an alias bomb/);
@@ -90,11 +92,26 @@ describe("hostile configs", () => {
       ["seal.type", `seal: { type: "${long("seal")}" }\n`, {}, /^seal\.type: must be one of/],
       ["sync.interval", `sync: { interval: "${long("iv")}" }\n`, {}, /^sync\.interval: expected a duration such as "30s", "5m" or "1h", got "x{60}"…/],
       ["secret refresh", `${BASE}secrets: { a: { provider: demo, path: p, refresh: "${long("rf")}" } }\n`, {}, /^secrets\.a\.refresh: expected a duration/],
-      ["secret name", `${BASE}secrets: { "${long("name")}": { provider: demo, path: p } }\n`, {}, /^secrets\.x{60}… \(\d+ bytes\): secret name "x{60}"… \(\d+ bytes\) is longer than 256 bytes$/],
-      ["provider reference", `${BASE}secrets: { a: { provider: "${long("prov")}", path: p } }\n`, {}, /^secrets\.a\.provider: no provider named "x{60}"… \(\d+ bytes\); defined providers: demo$/],
+      [
+        "secret name",
+        `${BASE}secrets: { "${long("name")}": { provider: demo, path: p } }\n`,
+        {},
+        /^secrets\.x{60}… \(\d+ bytes\): secret name "x{60}"… \(\d+ bytes\) is longer than 256 bytes$/,
+      ],
+      [
+        "provider reference",
+        `${BASE}secrets: { a: { provider: "${long("prov")}", path: p } }\n`,
+        {},
+        /^secrets\.a\.provider: no provider named "x{60}"… \(\d+ bytes\); defined providers: demo$/,
+      ],
       ["unknown key", `sync: { "${long("key")}": 1 }\n`, {}, /^sync\.x{60}… \(\d+ bytes\): unknown key/],
       ["mqtt.password_secret", `mqtt: { url: "mqtt://b", password_secret: "a${long("pw")}" }\n`, {}, /^mqtt\.password_secret: /],
-      ["a *_file holding a secret", `mqtt: { url: "mqtts://b", ca_file: "${path.join(dir, long("file"))}" }\n`, {}, /^mqtt\.ca_file: cannot read …y{60} \(ENAMETOOLONG\)$/],
+      [
+        "a *_file holding a secret",
+        `mqtt: { url: "mqtts://b", ca_file: "${path.join(dir, long("file"))}" }\n`,
+        {},
+        /^mqtt\.ca_file: cannot read …y{60} \(ENAMETOOLONG\)$/,
+      ],
       ["malformed ${ reference", `socket: "\${${long("ref")}"\n`, {}, /^socket: "\$\{x{58}"… \(\d+ bytes\) is not a valid reference/],
       ["unset variable with a long name", `socket: "\${${"V".repeat(200)}}"\n`, {}, /^socket: environment variable V{60}… \(200 bytes\) is not set$/],
       ["flag value", `{}\n`, {}, /^flag --log-level: must be one of .*, got "x{60}"…/],
@@ -130,18 +147,27 @@ describe("hostile configs", () => {
   });
 
   test("invalid UTF-8 is refused with the key path that holds it, or its line when no value does", (t) => {
-    const inPath = writeConfig(t, Buffer.concat([Buffer.from(`${BASE}secrets:\n  a: { provider: demo, path: tok`), Buffer.from([0xff, 0xfe]), Buffer.from(` }\n`)]));
-    assert.deepEqual(refused(() => loadConfig({ file: inPath, env: {} })).issues, ["secrets.a.path: contains bytes that are not valid UTF-8 (the config must be UTF-8 text)"]);
+    const inPath = writeConfig(
+      t,
+      Buffer.concat([Buffer.from(`${BASE}secrets:\n  a: { provider: demo, path: tok`), Buffer.from([0xff, 0xfe]), Buffer.from(` }\n`)]),
+    );
+    assert.deepEqual(refused(() => loadConfig({ file: inPath, env: {} })).issues, [
+      "secrets.a.path: contains bytes that are not valid UTF-8 (the config must be UTF-8 text)",
+    ]);
     // An overlong encoding of "/" and a UTF-16 surrogate encoded as UTF-8 are not UTF-8 either.
     for (const bytes of [
       [0xc0, 0xaf],
       [0xed, 0xa0, 0x80],
     ]) {
       const f = writeConfig(t, Buffer.concat([Buffer.from(`${BASE}socket: /run/a`), Buffer.from(bytes), Buffer.from(`.sock\n`)]));
-      assert.deepEqual(refused(() => loadConfig({ file: f, env: {} })).issues, ["socket: contains bytes that are not valid UTF-8 (the config must be UTF-8 text)"]);
+      assert.deepEqual(refused(() => loadConfig({ file: f, env: {} })).issues, [
+        "socket: contains bytes that are not valid UTF-8 (the config must be UTF-8 text)",
+      ]);
     }
     const inComment = writeConfig(t, Buffer.concat([Buffer.from(`${BASE}# caf`), Buffer.from([0xe9]), Buffer.from(`\nsocket: /run/s.sock\n`)]));
-    assert.deepEqual(refused(() => loadConfig({ file: inComment, env: {} })).issues, ["line 2, column 6: bytes that are not valid UTF-8; the config must be UTF-8 text without NUL bytes"]);
+    assert.deepEqual(refused(() => loadConfig({ file: inComment, env: {} })).issues, [
+      "line 2, column 6: bytes that are not valid UTF-8; the config must be UTF-8 text without NUL bytes",
+    ]);
     // Real UTF-8 (and U+FFFD written as such) is fine.
     const good = writeConfig(t, `${BASE}secrets: { a: { provider: demo, path: "café/\uFFFD" } }\n`);
     assert.equal(loadConfig({ file: good, env: {} }).config.secrets.a?.path, "café/\uFFFD");

@@ -19,7 +19,11 @@ describe("${ENV} interpolation", () => {
       { HOST: "broker", PORT: "8883", ID: "17", NS: "kafka" },
     );
     assert.deepEqual(problems, []);
-    assert.deepEqual(out, { mqtt: { url: "mqtts://broker:8883", username: "gw-17" }, policy: [{ allow: ["kafka/*"] }], sync: { jitter: 0.2, on: true, none: null } });
+    assert.deepEqual(out, {
+      mqtt: { url: "mqtts://broker:8883", username: "gw-17" },
+      policy: [{ allow: ["kafka/*"] }],
+      sync: { jitter: 0.2, on: true, none: null },
+    });
   });
 
   test("$${ is a literal ${ and is not looked up", () => {
@@ -52,7 +56,11 @@ describe("${ENV} interpolation", () => {
     assert.equal(ok.sync.interval, 60_000);
     assert.throws(
       () => parseConfig("socket: ${RUN}/s.sock\ndata_dir: ${DATA}\n", { file: FILE, env: {} }),
-      (e: unknown) => isConfigError(e) && e.issues.length === 2 && e.issues[0] === "socket: environment variable RUN is not set" && e.issues[1] === "data_dir: environment variable DATA is not set",
+      (e: unknown) =>
+        isConfigError(e) &&
+        e.issues.length === 2 &&
+        e.issues[0] === "socket: environment variable RUN is not set" &&
+        e.issues[1] === "data_dir: environment variable DATA is not set",
     );
   });
 

@@ -4,7 +4,17 @@ import { MAX_NAME_BYTES, isValidName, nameProblem } from "../../../src/config/na
 
 describe("secret names: [a-z0-9][a-z0-9._/-]*, at most 256 bytes, no '..' segments", () => {
   test("valid names", () => {
-    for (const n of ["a", "0", "demo/api-token", "kafka/password", "db/prod/main.user_name-2", "a/b/c/d", "x..y", "v1.2/a..b", "a" + "b".repeat(MAX_NAME_BYTES - 1)]) {
+    for (const n of [
+      "a",
+      "0",
+      "demo/api-token",
+      "kafka/password",
+      "db/prod/main.user_name-2",
+      "a/b/c/d",
+      "x..y",
+      "v1.2/a..b",
+      "a" + "b".repeat(MAX_NAME_BYTES - 1),
+    ]) {
       assert.equal(nameProblem(n), undefined, n);
       assert.ok(isValidName(n), n);
     }

@@ -13,12 +13,27 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../.
 
 const FILE = "/etc/sealcache/sealcache.yaml";
 const YAML = "sync: { interval: 5m, jitter: 0.2 }\nlog: { level: info }\n";
-const flags = (o: Partial<GlobalOptions>): GlobalOptions => ({ config: undefined, socket: undefined, dataDir: undefined, logLevel: undefined, json: false, ...o });
+const flags = (o: Partial<GlobalOptions>): GlobalOptions => ({
+  config: undefined,
+  socket: undefined,
+  dataDir: undefined,
+  logLevel: undefined,
+  json: false,
+  ...o,
+});
 
 describe("SEALCACHE_<PATH> environment overrides and precedence", () => {
   test("names are derived from the schema path", () => {
     const envs = scalarLeaves(configSchema("/"), []).map((l) => l.env);
-    for (const e of ["SEALCACHE_DATA_DIR", "SEALCACHE_SOCKET", "SEALCACHE_SEAL_TYPE", "SEALCACHE_SYNC_INTERVAL", "SEALCACHE_SYNC_MAX_STALE", "SEALCACHE_LOG_LEVEL", "SEALCACHE_MQTT_URL"]) {
+    for (const e of [
+      "SEALCACHE_DATA_DIR",
+      "SEALCACHE_SOCKET",
+      "SEALCACHE_SEAL_TYPE",
+      "SEALCACHE_SYNC_INTERVAL",
+      "SEALCACHE_SYNC_MAX_STALE",
+      "SEALCACHE_LOG_LEVEL",
+      "SEALCACHE_MQTT_URL",
+    ]) {
       assert.ok(envs.includes(e), `${e} missing from ${envs.join(", ")}`);
     }
     // Records and lists are file-only: their keys are data, not schema.
@@ -81,7 +96,8 @@ describe("SEALCACHE_<PATH> environment overrides and precedence", () => {
       () => parseConfig(YAML, { file: FILE, env: { SEALCACHE_SYNC_CONCURRENCY: "lots", SEALCACHE_METRICS_SECRET_NAMES: "yes" } }),
       (e: unknown) =>
         isConfigError(e) &&
-        e.issues.join("\n") === 'environment SEALCACHE_SYNC_CONCURRENCY: expected a number, got "lots"\nenvironment SEALCACHE_METRICS_SECRET_NAMES: expected true or false, got "yes"',
+        e.issues.join("\n") ===
+          'environment SEALCACHE_SYNC_CONCURRENCY: expected a number, got "lots"\nenvironment SEALCACHE_METRICS_SECRET_NAMES: expected true or false, got "yes"',
     );
   });
 
@@ -138,7 +154,8 @@ describe("SEALCACHE_<PATH> environment overrides and precedence", () => {
   });
 
   test("a SEALCACHE_* variable an env provider reads (prefix + path) is a secret, not a misspelt key", () => {
-    const text = "providers: { e: { type: env, prefix: SEALCACHE_SECRET_ }, bare: { type: env } }\nsecrets: { a: { provider: e, path: TOKEN }, b: { provider: bare, path: SEALCACHE_PW } }\n";
+    const text =
+      "providers: { e: { type: env, prefix: SEALCACHE_SECRET_ }, bare: { type: env } }\nsecrets: { a: { provider: e, path: TOKEN }, b: { provider: bare, path: SEALCACHE_PW } }\n";
     const c = parseConfig(text, { file: FILE, env: { SEALCACHE_SECRET_TOKEN: "x", SEALCACHE_PW: "y" } }).config;
     assert.equal(c.secrets.a?.path, "TOKEN");
     assert.throws(
@@ -157,11 +174,16 @@ describe("SEALCACHE_<PATH> environment overrides and precedence", () => {
         const p = path.join(dir, e.name);
         if (e.isDirectory()) walk(p);
         else if (/\.(ts|mjs|js|sh)$/.test(e.name))
-          for (const m of fs.readFileSync(p, "utf8").matchAll(/process\.env\.(SEALCACHE_\w+)|process\.env\[["'](SEALCACHE_\w+)["']\]/g)) read.add(m[1] ?? m[2]!);
+          for (const m of fs.readFileSync(p, "utf8").matchAll(/process\.env\.(SEALCACHE_\w+)|process\.env\[["'](SEALCACHE_\w+)["']\]/g))
+            read.add(m[1] ?? m[2]!);
       }
     };
     for (const d of ["src", "native", "test/support", "scripts", "packaging"]) if (fs.existsSync(path.join(ROOT, d))) walk(path.join(ROOT, d));
     assert.ok(read.has("SEALCACHE_CONFIG") && read.has("SEALCACHE_FAILPOINT"), [...read].join(", "));
-    for (const name of read) assert.ok(keys.has(name) || NOT_CONFIG_KEYS.has(name), `${name} is read by the code but is neither a config key nor in NOT_CONFIG_KEYS (src/config/overrides.ts)`);
+    for (const name of read)
+      assert.ok(
+        keys.has(name) || NOT_CONFIG_KEYS.has(name),
+        `${name} is read by the code but is neither a config key nor in NOT_CONFIG_KEYS (src/config/overrides.ts)`,
+      );
   });
 });

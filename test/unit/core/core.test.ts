@@ -43,7 +43,11 @@ async function serving(t: TestContext) {
     ["db", "db-pw"],
   ] as const)
     fs.writeFileSync(path.join(src, f), v);
-  const secrets: Record<string, SecretConfig> = { "kafka/a": { provider: "f", path: "a" }, "kafka/b": { provider: "f", path: "b" }, "db/pw": { provider: "f", path: "db" } };
+  const secrets: Record<string, SecretConfig> = {
+    "kafka/a": { provider: "f", path: "a" },
+    "kafka/b": { provider: "f", path: "b" },
+    "db/pw": { provider: "f", path: "db" },
+  };
   const store = new SecretStore({ file: path.join(dir, "cache.db"), envelope: new Envelope(sodium, sodium.randombytes_buf(KEK_BYTES)), logger });
   const provider = fileProvider({ name: "f", options: { type: "file", dir: src, max_bytes: 65536 } as never, logger });
   const sync = new SyncEngine({ store, secrets, providers: new Map([["f", { name: "f", type: "file", provider, inactive: undefined }]]), sync: SYNC, logger });
@@ -155,7 +159,10 @@ describe("Core operations for each principal", () => {
 
   test("rotate-kek and audit: not for the fleet channel; the audit trail records who asked", async (t) => {
     const { core, store } = await serving(t);
-    await assert.rejects(core.rotateKek(FLEET), (e: unknown) => isSealcacheError(e) && e.code === "forbidden" && /carries refresh and revoke only/.test(e.message));
+    await assert.rejects(
+      core.rotateKek(FLEET),
+      (e: unknown) => isSealcacheError(e) && e.code === "forbidden" && /carries refresh and revoke only/.test(e.message),
+    );
     await assert.rejects(core.rotateKek(peer(AGENT)), (e: unknown) => isSealcacheError(e) && e.code === "forbidden");
     assert.deepEqual(await core.rotateKek(peer(ADMIN)), { rewrapped: 1, seal: "host" });
     assert.equal(

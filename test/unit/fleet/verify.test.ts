@@ -44,23 +44,44 @@ describe("fleet command verification: every rule, each with its stable code", ()
   const cases: [string, () => Promise<string | Uint8Array>, RefusalCode, RegExp][] = [
     ["an oversized payload (1 MiB)", async () => new Uint8Array(1024 * 1024).fill(0x41), "too_large", /1048576 bytes; a command is at most 64 KiB/],
     ["one byte over the limit", async () => new Uint8Array(MAX_COMMAND_BYTES + 1).fill(0x41), "too_large", /at most 64 KiB/],
-    ["plain JSON, unsigned", async () => JSON.stringify({ cmd: "revoke", all: true }), "not_jwt", /JSON, not a signed token: an unsigned command is never carried out/],
+    [
+      "plain JSON, unsigned",
+      async () => JSON.stringify({ cmd: "revoke", all: true }),
+      "not_jwt",
+      /JSON, not a signed token: an unsigned command is never carried out/,
+    ],
     ["garbage", async () => "hello world", "not_jwt", /not a JWS compact token/],
     ["two parts", async () => "eyJhbGciOiJFZERTQSJ9.eyJ9", "not_jwt", /not a JWS compact token/],
     ["a header that is not JSON", async () => `${Buffer.from("nope").toString("base64url")}.e30.AAAA`, "not_jwt", /header is not JSON/],
     ["a header that is a JSON list", async () => `${Buffer.from("[1]").toString("base64url")}.e30.AAAA`, "not_jwt", /header is not a JSON object/],
-    ["alg none", async () => rawToken({ alg: "none", kid: key.kid }, claims("gw-17", NOW_S)), "bad_alg", /alg "none" is not accepted.*unsigned command is never carried out/],
+    [
+      "alg none",
+      async () => rawToken({ alg: "none", kid: key.kid }, claims("gw-17", NOW_S)),
+      "bad_alg",
+      /alg "none" is not accepted.*unsigned command is never carried out/,
+    ],
     [
       "alg HS256 (HMAC with the public key as secret)",
-      async () => rawToken({ alg: "HS256", kid: key.kid }, claims("gw-17", NOW_S), undefined, crypto.createHmac("sha256", key.publicPem).update("x").digest("base64url")),
+      async () =>
+        rawToken({ alg: "HS256", kid: key.kid }, claims("gw-17", NOW_S), undefined, crypto.createHmac("sha256", key.publicPem).update("x").digest("base64url")),
       "bad_alg",
       /alg "HS256"/,
     ],
     ["alg RS256", async () => rawToken({ alg: "RS256", kid: key.kid }, claims("gw-17", NOW_S), key.privateKey), "bad_alg", /alg "RS256"/],
     ["alg missing", async () => rawToken({ kid: key.kid }, claims("gw-17", NOW_S), key.privateKey), "bad_alg", /alg undefined/],
     ["no kid", async () => rawToken({ alg: "EdDSA" }, claims("gw-17", NOW_S), key.privateKey), "unknown_kid", /no kid/],
-    ["an unknown kid", async () => joseToken(testKey("someone"), claims("gw-17", NOW_S)), "unknown_kid", /kid "someone" names no key in mqtt.commands.trust \(known: fleet-ops\)/],
-    ["a bad signature (another key under the trusted name)", async () => joseToken(other, claims("gw-17", NOW_S)), "bad_signature", /does not verify with trust key "fleet-ops"/],
+    [
+      "an unknown kid",
+      async () => joseToken(testKey("someone"), claims("gw-17", NOW_S)),
+      "unknown_kid",
+      /kid "someone" names no key in mqtt.commands.trust \(known: fleet-ops\)/,
+    ],
+    [
+      "a bad signature (another key under the trusted name)",
+      async () => joseToken(other, claims("gw-17", NOW_S)),
+      "bad_signature",
+      /does not verify with trust key "fleet-ops"/,
+    ],
     [
       "a tampered payload",
       async () => {
@@ -80,7 +101,12 @@ describe("fleet command verification: every rule, each with its stable code", ()
     ["a signed payload that is not JSON", async () => rawToken({ alg: "EdDSA", kid: key.kid }, "not json", key.privateKey), "not_jwt", /payload is not JSON/],
     ["aud missing", async () => joseToken(key, claims("gw-17", NOW_S, { aud: undefined })), "bad_claims", /aud is missing/],
     ["aud for another gateway", async () => joseToken(key, claims("gw-18", NOW_S)), "wrong_audience", /for "gw-18", not this device \("gw-17"\) or fleet/],
-    ["aud a list without this gateway", async () => joseToken(key, claims(["gw-1", "gw-2", "gw-3", "gw-4"] as unknown as string, NOW_S)), "wrong_audience", /"gw-1", "gw-2", "gw-3" and 1 more/],
+    [
+      "aud a list without this gateway",
+      async () => joseToken(key, claims(["gw-1", "gw-2", "gw-3", "gw-4"] as unknown as string, NOW_S)),
+      "wrong_audience",
+      /"gw-1", "gw-2", "gw-3" and 1 more/,
+    ],
     ["jti missing", async () => joseToken(key, claims("gw-17", NOW_S, { jti: undefined })), "bad_claims", /jti must be a string/],
     ["jti too long", async () => joseToken(key, claims("gw-17", NOW_S, { jti: "j".repeat(129) })), "bad_claims", /1-128 characters/],
     ["exp missing", async () => joseToken(key, claims("gw-17", NOW_S, { exp: undefined })), "no_expiry", /exp is missing: every command must expire/],
@@ -113,10 +139,20 @@ describe("fleet command verification: every rule, each with its stable code", ()
     ["names and all", async () => joseToken(key, claims("gw-17", NOW_S, { all: true })), "bad_names", /exclude each other/],
     ["all: false", async () => joseToken(key, claims("gw-17", NOW_S, { names: undefined, all: false })), "bad_names", /all must be true/],
     ["an empty names list", async () => joseToken(key, claims("gw-17", NOW_S, { names: [] })), "bad_names", /non-empty list/],
-    ["a name with ..", async () => joseToken(key, claims("gw-17", NOW_S, { names: ["ok", "demo/../etc"] })), "bad_names", /names\[1\] "demo\/\.\.\/etc" must not contain/],
+    [
+      "a name with ..",
+      async () => joseToken(key, claims("gw-17", NOW_S, { names: ["ok", "demo/../etc"] })),
+      "bad_names",
+      /names\[1\] "demo\/\.\.\/etc" must not contain/,
+    ],
     ["an upper-case name", async () => joseToken(key, claims("gw-17", NOW_S, { names: ["Demo"] })), "bad_names", /names\[0\] "Demo" must match/],
     ["a name that is not a string", async () => joseToken(key, claims("gw-17", NOW_S, { names: [7] })), "bad_names", /names\[0\] is not a string/],
-    ["too many names", async () => joseToken(key, claims("gw-17", NOW_S, { names: Array.from({ length: 1001 }, (_, i) => `n${i}`) })), "bad_names", /at most 1000/],
+    [
+      "too many names",
+      async () => joseToken(key, claims("gw-17", NOW_S, { names: Array.from({ length: 1001 }, (_, i) => `n${i}`) })),
+      "bad_names",
+      /at most 1000/,
+    ],
   ];
   for (const [what, make, code, message] of cases) {
     test(`${what}: ${code}`, async () => {
@@ -127,7 +163,10 @@ describe("fleet command verification: every rule, each with its stable code", ()
   }
 
   test("a trust key that could not be loaded is named with its reason", async () => {
-    const r = await refusal(await joseToken(testKey("old-ops"), claims("gw-17", NOW_S)), { ...opts, keyProblems: new Map([["old-ops", "cannot read /etc/sealcache/old-ops.pub (ENOENT)"]]) });
+    const r = await refusal(await joseToken(testKey("old-ops"), claims("gw-17", NOW_S)), {
+      ...opts,
+      keyProblems: new Map([["old-ops", "cannot read /etc/sealcache/old-ops.pub (ENOENT)"]]),
+    });
     assert.equal(r.code, "unknown_kid");
     assert.match(r.message, /trust key "old-ops" could not be loaded: cannot read \/etc\/sealcache\/old-ops.pub \(ENOENT\)/);
     const none = await refusal(await joseToken(key, claims("gw-17", NOW_S)), { ...opts, keys: new Map() });

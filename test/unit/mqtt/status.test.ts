@@ -12,7 +12,13 @@ test("status: published at connect, then at most every 5 s on change (the latest
     let status: FleetStatus = { sealed: false, secrets: 2, stale: 0, providers: { v: "online" }, revision: 1, version: "1.0.0", names: ["a", "b"] };
     const core = { status: () => status } as unknown as FleetCore;
     const published: Record<string, unknown>[] = [];
-    const p = new StatusPublisher({ core, clock, logger: createLogger({ level: "silent" }), secretNames: false, publish: (s) => published.push(JSON.parse(s)) });
+    const p = new StatusPublisher({
+      core,
+      clock,
+      logger: createLogger({ level: "silent" }),
+      secretNames: false,
+      publish: (s) => published.push(JSON.parse(s)),
+    });
     const advance = (ms: number) => {
       mono += ms;
       mock.timers.tick(ms);
@@ -20,7 +26,16 @@ test("status: published at connect, then at most every 5 s on change (the latest
     p.changed();
     assert.equal(published.length, 0, "nothing while not connected");
     p.connected();
-    assert.deepEqual(published[0], { online: true, sealed: false, secrets: 2, stale: 0, providers: { v: "online" }, revision: 1, version: "1.0.0", at: "2026-01-01T00:00:00.000Z" });
+    assert.deepEqual(published[0], {
+      online: true,
+      sealed: false,
+      secrets: 2,
+      stale: 0,
+      providers: { v: "online" },
+      revision: 1,
+      version: "1.0.0",
+      at: "2026-01-01T00:00:00.000Z",
+    });
     for (let i = 2; i <= 20; i++) {
       status = { ...status, revision: i };
       p.changed();

@@ -13,7 +13,8 @@ const accounts: Accounts = {
 };
 // /usr/bin/python3 is a symlink to python3.11; /opt/agent/bin/agent exists; nothing else does.
 const host: PolicyHost = {
-  resolveExe: (p) => ({ "/usr/bin/python3": "/usr/bin/python3.11", "/usr/bin/python3.11": "/usr/bin/python3.11", "/opt/agent/bin/agent": "/opt/agent/bin/agent" })[p],
+  resolveExe: (p) =>
+    ({ "/usr/bin/python3": "/usr/bin/python3.11", "/usr/bin/python3.11": "/usr/bin/python3.11", "/opt/agent/bin/agent": "/opt/agent/bin/agent" })[p],
 };
 const rule = (match: PolicyRule["match"], allow: string[] = ["**"], admin = false): PolicyRule => ({ match, allow, admin });
 const who = (o: Partial<Caller> = {}): Caller => ({ uid: 1001, gid: 1001, pid: 4242, groups: [], ...o });
@@ -60,7 +61,10 @@ test("every key a rule names must match; the first rule that matches decides", (
   assert.ok(!p.isAdmin(who({ unit: "edge-agent.service", exe: "/opt/agent/bin/agent" })));
   assert.ok(p.canRead(who({ unit: "edge-agent.service", exe: "/usr/bin/bash" }), "unit/x"), "another program in the unit: the third rule");
   assert.ok(p.canRead(who({ exe: "/usr/bin/bash" }), "user/x"), "the account alone: the fourth");
-  assert.ok(!p.canRead(who({ uid: 1002, groups: [2001], unit: "edge-agent.service", exe: "/opt/agent/bin/agent" }), "all/x"), "another account in the same unit and exe matches none");
+  assert.ok(
+    !p.canRead(who({ uid: 1002, groups: [2001], unit: "edge-agent.service", exe: "/opt/agent/bin/agent" }), "all/x"),
+    "another account in the same unit and exe matches none",
+  );
 });
 
 test("rules that match nothing are reported and fail closed", () => {
@@ -88,7 +92,8 @@ test("rules that match nothing are reported and fail closed", () => {
   assert.match(w, /policy\[5\]\.match\.unit: "bad name" is not a valid systemd unit name/);
   assert.match(w, /policy\[6\]\.match\.exe: \/opt\/missing\/agent is not an executable file \(yet\)/);
   assert.match(w, /policy\[7\] allows nothing/);
-  for (const c of [who({ uid: 0 }), who({ gid: 7 }), who({ unit: "pipelines.slice" }), who({ unit: "bad name" })]) assert.ok(!p.canRead(c, "x"), JSON.stringify(c));
+  for (const c of [who({ uid: 0 }), who({ gid: 7 }), who({ unit: "pipelines.slice" }), who({ unit: "bad name" })])
+    assert.ok(!p.canRead(c, "x"), JSON.stringify(c));
   // A program installed after start still matches its path as written.
   assert.ok(p.canRead(who({ exe: "/opt/missing/agent" }), "m/x"));
 });

@@ -27,24 +27,42 @@ describe("azure-key-vault error classification", () => {
     const m0 = x.mark();
     x.observe(...answer(`https://${VAULT}/secrets/a/?api-version=2025-07-01`, 401, '{"error":{"code":"Unauthorized"}}'), undefined);
     assert.equal(x.since(m0), undefined, "vault answers are not token exchanges");
-    x.observe(...answer("https://login.microsoftonline.com/t/oauth2/v2.0/token", 200, JSON.stringify({ error: "looks_like_an_error", access_token: planted("tok") })), undefined);
+    x.observe(
+      ...answer("https://login.microsoftonline.com/t/oauth2/v2.0/token", 200, JSON.stringify({ error: "looks_like_an_error", access_token: planted("tok") })),
+      undefined,
+    );
     const ok = x.since(m0)!;
     assert.deepEqual([ok.status, ok.oauthError, ok.aadsts], [200, undefined, undefined], "a 200 body is not read");
     const m1 = x.mark();
     assert.equal(x.since(m1), undefined);
     x.observe(
-      ...answer("https://login.microsoftonline.com/t/oauth2/v2.0/token", 401, JSON.stringify({ error: "invalid_client", error_description: planted("desc"), error_codes: [7000215] }), {
-        "retry-after": "3",
-      }),
+      ...answer(
+        "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+        401,
+        JSON.stringify({ error: "invalid_client", error_description: planted("desc"), error_codes: [7000215] }),
+        {
+          "retry-after": "3",
+        },
+      ),
       undefined,
     );
     const bad = x.since(m1)!;
-    assert.deepEqual([bad.host, bad.status, bad.oauthError, bad.aadsts, bad.retryAfter, bad.basicChallenge], ["login.microsoftonline.com", 401, "invalid_client", 7000215, 3, false]);
+    assert.deepEqual(
+      [bad.host, bad.status, bad.oauthError, bad.aadsts, bad.retryAfter, bad.basicChallenge],
+      ["login.microsoftonline.com", 401, "invalid_client", 7000215, 3, false],
+    );
     x.observe(...answer("https://login.microsoftonline.com/t/oauth2/v2.0/token", 400, JSON.stringify({ error: `bad ${planted("x")}` })), undefined);
     assert.equal(x.since(m1)!.oauthError, undefined, "an error field that is not an OAuth code is dropped");
-    x.observe(...answer("http://127.0.0.1:40342/metadata/identity/oauth2/token", 401, "", { "www-authenticate": "Basic realm=/var/opt/azcmagent/tokens/x.key" }), undefined);
+    x.observe(
+      ...answer("http://127.0.0.1:40342/metadata/identity/oauth2/token", 401, "", { "www-authenticate": "Basic realm=/var/opt/azcmagent/tokens/x.key" }),
+      undefined,
+    );
     assert.equal(x.since(m1)!.basicChallenge, true);
-    x.observe(createPipelineRequest({ url: "https://login.microsoftonline.com/t/oauth2/v2.0/token" }), undefined, Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
+    x.observe(
+      createPipelineRequest({ url: "https://login.microsoftonline.com/t/oauth2/v2.0/token" }),
+      undefined,
+      Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+    );
     assert.equal(x.since(m1)!.network, "ECONNREFUSED");
   });
 
@@ -70,7 +88,11 @@ describe("azure-key-vault error classification", () => {
       [tokenFailure(sdk, ex({ status: 429, retryAfter: 12 }), where), "transient", /throttled the request \(HTTP 429\)/],
       [tokenFailure(sdk, ex({ status: 503 }), where), "transient", /answered HTTP 503$/],
       [tokenFailure(sdk, ex({ status: 401, basicChallenge: true }), where), "auth", /Arc agent's key-file challenge could not be answered/],
-      [tokenFailure(sdk, ex({ status: 400, oauthError: "invalid_request", aadsts: 90002 }), where), "auth", /refused the credentials \(invalid_request, AADSTS90002, HTTP 400\)/],
+      [
+        tokenFailure(sdk, ex({ status: 400, oauthError: "invalid_request", aadsts: 90002 }), where),
+        "auth",
+        /refused the credentials \(invalid_request, AADSTS90002, HTTP 400\)/,
+      ],
       [tokenFailure(sdk, ex({ status: 403 }), where), "auth", /refused the credentials \(no error code, HTTP 403\)/],
       [tokenFailure(sdk, ex({ status: 200 }), where), "transient", /answered HTTP 200 with no usable token \(Error\); rejected$/],
     ];
@@ -97,9 +119,15 @@ describe("azure-key-vault error classification", () => {
     assert.deepEqual([fw.scope, fw.error.kind], ["secret", "permanent"]);
     assert.match(fw.error.message, /the vault's firewall refuses this gateway's address \(Forbidden\/ForbiddenByFirewall, HTTP 403\)/);
     const weird = c(rest(403, `Forbidden ${planted("code")}`));
-    assert.equal(weird.error.message, "azure-key-vault a: access denied (Forbidden, HTTP 403); grant the identity get on secrets (role Key Vault Secrets User, or an access policy)");
+    assert.equal(
+      weird.error.message,
+      "azure-key-vault a: access denied (Forbidden, HTTP 403); grant the identity get on secrets (role Key Vault Secrets User, or an access policy)",
+    );
     const conflict = c(rest(409, "Conflict"));
-    assert.deepEqual([conflict.scope, conflict.error.kind, conflict.error.message], ["secret", "permanent", "azure-key-vault a: rejected (Conflict, HTTP 409)"]);
+    assert.deepEqual(
+      [conflict.scope, conflict.error.kind, conflict.error.message],
+      ["secret", "permanent", "azure-key-vault a: rejected (Conflict, HTTP 409)"],
+    );
     const unauth = c(rest(401, "Unauthorized"));
     assert.equal(unauth.scope, "unauthorized");
     const throttled = c(rest(429, "Throttled", undefined, { "retry-after": "4" }));
@@ -112,7 +140,10 @@ describe("azure-key-vault error classification", () => {
     const net = c(Object.assign(new Error(planted("net")), { name: "RestError", code: "ECONNRESET" }));
     assert.deepEqual([net.scope, net.error.kind], ["provider", "transient"]);
     const bundle = c(new TypeError(planted("typeerror")));
-    assert.deepEqual([bundle.scope, bundle.error.kind, bundle.error.message], ["secret", "transient", "azure-key-vault a: the answer could not be read (TypeError); rejected"]);
+    assert.deepEqual(
+      [bundle.scope, bundle.error.kind, bundle.error.message],
+      ["secret", "transient", "azure-key-vault a: the answer could not be read (TypeError); rejected"],
+    );
     for (const o of [fw, weird, conflict, unauth, throttled, parse, net, bundle]) assertNoLeaks(o.error.message, "vault error");
   });
 });

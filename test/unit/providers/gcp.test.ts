@@ -20,9 +20,21 @@ describe("gcp-secret-manager pieces", () => {
   });
 
   test("a secret's version resource: path forms, numbers, aliases, latest", () => {
-    assert.deepEqual(targetOf({ name: "a", path: "projects/p/secrets/db" }, undefined), { name: "projects/p/secrets/db/versions/latest", secretId: "db", pinned: undefined });
-    assert.deepEqual(targetOf({ name: "a", path: "projects/p/secrets/db", version: "12" }, undefined), { name: "projects/p/secrets/db/versions/12", secretId: "db", pinned: "12" });
-    assert.deepEqual(targetOf({ name: "a", path: "db", version: "stable" }, "fleet"), { name: "projects/fleet/secrets/db/versions/stable", secretId: "db", pinned: undefined });
+    assert.deepEqual(targetOf({ name: "a", path: "projects/p/secrets/db" }, undefined), {
+      name: "projects/p/secrets/db/versions/latest",
+      secretId: "db",
+      pinned: undefined,
+    });
+    assert.deepEqual(targetOf({ name: "a", path: "projects/p/secrets/db", version: "12" }, undefined), {
+      name: "projects/p/secrets/db/versions/12",
+      secretId: "db",
+      pinned: "12",
+    });
+    assert.deepEqual(targetOf({ name: "a", path: "db", version: "stable" }, "fleet"), {
+      name: "projects/fleet/secrets/db/versions/stable",
+      secretId: "db",
+      pinned: undefined,
+    });
     assert.deepEqual(
       targetOf({ name: "a", path: "projects/p/locations/europe-west1/secrets/db" }, undefined),
       { name: "projects/p/locations/europe-west1/secrets/db/versions/latest", secretId: "db", pinned: undefined },
@@ -65,10 +77,20 @@ describe("gcp-secret-manager pieces", () => {
     assert.deepEqual(row(Code.CANCELLED), ["provider", "transient", true], "abandoned at sync.timeout: the connection may be dead");
     assert.deepEqual(row(Code.UNAUTHENTICATED), ["provider", "auth", false]);
     assert.deepEqual(row(Code.INTERNAL), ["secret", "transient", false]);
-    assert.match(c(Code.FAILED_PRECONDITION, "Secret Version [projects/1/secrets/x/versions/2] is in DESTROYED state.").error.message, /the version is destroyed/);
+    assert.match(
+      c(Code.FAILED_PRECONDITION, "Secret Version [projects/1/secrets/x/versions/2] is in DESTROYED state.").error.message,
+      /the version is destroyed/,
+    );
     assert.doesNotMatch(c(Code.FAILED_PRECONDITION, "Secret Version [projects/1/secrets/x/versions/2] is in DESTROYED state.").error.message, /projects\/1/);
-    assert.match(c(Code.UNAVAILABLE, "No connection established. Last error: Error: self-signed certificate in certificate chain").error.message, /TLS handshake with the endpoint failed/);
-    const retry = classifyGrpc({ code: Code.RESOURCE_EXHAUSTED, statusDetails: [{ reason: "RATE_LIMIT_EXCEEDED" }, { retryDelay: { seconds: "12", nanos: 500_000_000 } }] }, "gcp x", "a");
+    assert.match(
+      c(Code.UNAVAILABLE, "No connection established. Last error: Error: self-signed certificate in certificate chain").error.message,
+      /TLS handshake with the endpoint failed/,
+    );
+    const retry = classifyGrpc(
+      { code: Code.RESOURCE_EXHAUSTED, statusDetails: [{ reason: "RATE_LIMIT_EXCEEDED" }, { retryDelay: { seconds: "12", nanos: 500_000_000 } }] },
+      "gcp x",
+      "a",
+    );
     assert.equal(retry.error.retryAfter, 13);
     assert.deepEqual([c(99).scope, c(99).error.kind], ["secret", "transient"], "an unknown code rejects the answer, it is not a value");
   });
@@ -78,7 +100,10 @@ describe("gcp-secret-manager pieces", () => {
     const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     const file = path.join(dir, "sa.json");
     const email = "gw@fleet.iam.gserviceaccount.com";
-    fs.writeFileSync(file, JSON.stringify({ type: "service_account", client_email: email, private_key_id: "k1", private_key: privateKey.export({ type: "pkcs8", format: "pem" }) }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ type: "service_account", client_email: email, private_key_id: "k1", private_key: privateKey.export({ type: "pkcs8", format: "pem" }) }),
+    );
     const jwtOf = async (customEndpoint: boolean) => {
       const h = await new GcpCredentials({ credentialsFile: file, customEndpoint, agent: new https.Agent() }).headers();
       const [head, body, sig] = /^Bearer (.+)$/.exec(h.get("authorization")!)![1]!.split(".") as [string, string, string];

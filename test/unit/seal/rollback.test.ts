@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { isSealError } from "../../../src/errors.js";
 import { createLogger } from "../../../src/log.js";
-import { checkRollback, DEFAULT_COUNTER_INDEX, openRollbackCounter, rolledBackError, rolledBackMessage, usesRollbackCounter } from "../../../src/seal/rollback.js";
+import {
+  checkRollback,
+  DEFAULT_COUNTER_INDEX,
+  openRollbackCounter,
+  rolledBackError,
+  rolledBackMessage,
+  usesRollbackCounter,
+} from "../../../src/seal/rollback.js";
 import { COUNTER_ATTRIBUTES, counterPublic, isSealcacheCounter, nvAttributesText, parseNvPublic } from "../../../native/tpm2/nv.js";
 import { NV } from "../../../native/tpm2/constants.js";
 

@@ -153,7 +153,12 @@ test("a live process hidden from /proc (hidepid): with a pidfd the kernel's uid 
     const w = world();
     if (mode === "starttime") w.noPidfd();
     w.procs.set(300, { ...AGENT });
-    const hidden: ProcReader = { status: () => undefined, exe: () => undefined, cgroup: () => undefined, stat: mode === "pidfd" ? () => undefined : w.proc.stat };
+    const hidden: ProcReader = {
+      status: () => undefined,
+      exe: () => undefined,
+      cgroup: () => undefined,
+      stat: mode === "pidfd" ? () => undefined : w.proc.stat,
+    };
     const peer = new PeerTracker({ sys: w.sys, proc: hidden }).track(7, w.connect(7, 300, 1000, 1000));
     if (mode === "pidfd") {
       assert.deepEqual(peer.caller, { uid: 1000, gid: 1000, pid: 300, groups: [], exe: undefined, unit: undefined });

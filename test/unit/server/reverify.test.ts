@@ -42,7 +42,10 @@ test("the exe is what it was at accept until the process runs another; then unde
   assert.equal(w.changed, undefined);
   st.exe = "/usr/bin/bash";
   assert.equal(w.exe(), undefined, "an exec after connect: the exe rule's program is no longer the one behind the socket");
-  assert.match(w.changed ?? "", /it runs "\/usr\/bin\/bash" now, not "\/opt\/agent\/bin\/agent" as when it connected, so rules naming an exe no longer match this connection/);
+  assert.match(
+    w.changed ?? "",
+    /it runs "\/usr\/bin\/bash" now, not "\/opt\/agent\/bin\/agent" as when it connected, so rules naming an exe no longer match this connection/,
+  );
   st.exe = AGENT;
   const reads = st.exeReads;
   assert.equal(w.exe(), undefined, "exec'ing the original back does not restore the grant: the socket may have been handed on meanwhile");

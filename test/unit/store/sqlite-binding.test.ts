@@ -97,5 +97,8 @@ test("without a readable manifest the message still lists the ABIs carried", (t)
 
 test("a native/ with no builds at all says so", (t) => {
   const root = bundle(tmpDir(t), {});
-  assert.throws(() => sqliteNativeBinding({ moduleUrl: url(path.join(root, "main.mjs")), versions: NODE20 }), /carries none; the package is damaged: reinstall sealcache$/);
+  assert.throws(
+    () => sqliteNativeBinding({ moduleUrl: url(path.join(root, "main.mjs")), versions: NODE20 }),
+    /carries none; the package is damaged: reinstall sealcache$/,
+  );
 });

@@ -62,7 +62,13 @@ describe("Catalog: the names served for configured secrets and hierarchies", () 
   test("rows cached under a hierarchy are adopted only with its current fingerprint and a name it still claims", () => {
     const c = catalog({ "app/prod": tree("/app/prod/**"), "app/prod/pinned": plain("/x") });
     const fp = c.fingerprint("app/prod");
-    c.adopt([meta("app/prod/a", fp, "app/prod"), meta("app/prod/b", "other-config", "app/prod"), meta("app/prod/pinned", fp, "app/prod"), meta("app/prod/c", fp, null), meta("gone/x", fp, "gone")]);
+    c.adopt([
+      meta("app/prod/a", fp, "app/prod"),
+      meta("app/prod/b", "other-config", "app/prod"),
+      meta("app/prod/pinned", fp, "app/prod"),
+      meta("app/prod/c", fp, null),
+      meta("gone/x", fp, "gone"),
+    ]);
     assert.deepEqual([...c.members("app/prod")], ["app/prod/a"]);
     assert.equal(c.walked("app/prod"), false, "adopted members do not make the hierarchy walked");
     assert.deepEqual(c.kind("app/prod/z"), { kind: "pending", entry: "app/prod" });

@@ -75,7 +75,8 @@ describe("resumeDelay: after a restart", () => {
   const INTERVAL = 60 * 60_000; // 1h
   const NOW = 10_000_000_000;
   /** The due time resumeDelay gives for a value recorded at `fetchedAt`, with the clock at NOW. */
-  const resumeDue = (fetchedAt: number, interval: number, jitter: number, now: number, rand: () => number) => now + resumeDelay(fetchedAt > now ? undefined : now - fetchedAt, interval, jitter, rand);
+  const resumeDue = (fetchedAt: number, interval: number, jitter: number, now: number, rand: () => number) =>
+    now + resumeDelay(fetchedAt > now ? undefined : now - fetchedAt, interval, jitter, rand);
 
   test("a secret whose refresh is still ahead stays on its (jittered) schedule", () => {
     const fetchedAt = NOW - 10 * 60_000;
