@@ -79,7 +79,8 @@ function open(soname: string): koffi.IKoffiLib {
   } catch (e) {
     throw new TpmError(
       "library-missing",
-      `the TPM software stack library ${soname} cannot be loaded (${(e as Error).message.split("\n")[0]}); install the Debian package ${PACKAGES[soname] ?? "of tpm2-tss"}`,
+      `the TPM software stack library ${soname} cannot be loaded (${(e as Error).message.split("\n")[0]}); install the Debian package ` +
+        `${PACKAGES[soname] ?? "of tpm2-tss"}`,
       { cause: e },
     );
   }
@@ -115,15 +116,19 @@ export function tss(): Tss {
       Free: esys.func("void Esys_Free(void *ptr)"),
       SetTimeout: esys.func(`${R} Esys_SetTimeout(void *ctx, int32_t timeout)`),
       CreatePrimary: esys.func(
-        `${R} Esys_CreatePrimary(void *ctx, ${R} primaryHandle, ${S}, const void *inSensitive, const void *inPublic, const void *outsideInfo, const void *creationPCR, _Out_ uint32_t *objectHandle, _Out_ void **outPublic, void *creationData, void *creationHash, void *creationTicket)`,
+        `${R} Esys_CreatePrimary(void *ctx, ${R} primaryHandle, ${S}, const void *inSensitive, const void *inPublic, const void *outsideInfo, ` +
+          `const void *creationPCR, _Out_ uint32_t *objectHandle, _Out_ void **outPublic, void *creationData, void *creationHash, ` +
+          `void *creationTicket)`,
       ),
       Create: esys.func(
-        `${R} Esys_Create(void *ctx, ${R} parentHandle, ${S}, const void *inSensitive, const void *inPublic, const void *outsideInfo, const void *creationPCR, _Out_ void **outPrivate, _Out_ void **outPublic, void *creationData, void *creationHash, void *creationTicket)`,
+        `${R} Esys_Create(void *ctx, ${R} parentHandle, ${S}, const void *inSensitive, const void *inPublic, const void *outsideInfo, ` +
+          `const void *creationPCR, _Out_ void **outPrivate, _Out_ void **outPublic, void *creationData, void *creationHash, void *creationTicket)`,
       ),
       Load: esys.func(`${R} Esys_Load(void *ctx, ${R} parentHandle, ${S}, const void *inPrivate, const void *inPublic, _Out_ uint32_t *objectHandle)`),
       Unseal: esys.func(`${R} Esys_Unseal(void *ctx, ${R} itemHandle, ${S}, _Out_ void **outData)`),
       StartAuthSession: esys.func(
-        `${R} Esys_StartAuthSession(void *ctx, ${R} tpmKey, ${R} bind, ${S}, const void *nonceCaller, uint8_t sessionType, const void *symmetric, uint16_t authHash, _Out_ uint32_t *sessionHandle)`,
+        `${R} Esys_StartAuthSession(void *ctx, ${R} tpmKey, ${R} bind, ${S}, const void *nonceCaller, uint8_t sessionType, const void *symmetric, ` +
+          `uint16_t authHash, _Out_ uint32_t *sessionHandle)`,
       ),
       TRSess_SetAttributes: esys.func(`${R} Esys_TRSess_SetAttributes(void *ctx, ${R} session, uint8_t flags, uint8_t mask)`),
       PolicyPCR: esys.func(`${R} Esys_PolicyPCR(void *ctx, ${R} policySession, ${S}, const void *pcrDigest, const void *pcrs)`),

@@ -33,7 +33,8 @@ export function preflight(nameConf: string): void {
       "tcti-missing",
       pkg
         ? `the TCTI "${name}" (seal.tcti ${JSON.stringify(nameConf)}) is not installed: ${candidates[0]} cannot be loaded; install the Debian package ${pkg}`
-        : `there is no TCTI named "${name}" (seal.tcti ${JSON.stringify(nameConf)}): ${candidates[0]} cannot be loaded; known TCTIs are ${Object.keys(TCTI_PACKAGES).join(", ")} (Debian packages libtss2-tcti-<name>0)`,
+        : `there is no TCTI named "${name}" (seal.tcti ${JSON.stringify(nameConf)}): ${candidates[0]} cannot be loaded; known TCTIs are ` +
+            `${Object.keys(TCTI_PACKAGES).join(", ")} (Debian packages libtss2-tcti-<name>0)`,
     );
   }
   if (name === "device") checkDevice(conf);
@@ -46,7 +47,8 @@ function checkDevice(conf: string): void {
   if (!path) {
     throw new TpmError(
       "no-device",
-      `no TPM device at ${paths.join(" or ")}: this machine has no TPM 2.0 or its driver is not loaded (check ls /dev/tpm* and dmesg | grep -i tpm). On hardware without a TPM set seal.type: host in the config (the cache key is then only as safe as the disk).`,
+      `no TPM device at ${paths.join(" or ")}: this machine has no TPM 2.0 or its driver is not loaded (check ls /dev/tpm* and dmesg | grep -i tpm). ` +
+        `On hardware without a TPM set seal.type: host in the config (the cache key is then only as safe as the disk).`,
     );
   }
   try {
@@ -61,7 +63,8 @@ function checkDevice(conf: string): void {
     }
     throw new TpmError(
       "permission",
-      `the TPM device ${path}${owner} cannot be opened for reading and writing by uid ${process.geteuid?.() ?? "?"}; add the daemon's user to the device's group (usually tss) or fix the udev rule`,
+      `the TPM device ${path}${owner} cannot be opened for reading and writing by uid ${process.geteuid?.() ?? "?"}; add the daemon's user to the ` +
+        `device's group (usually tss) or fix the udev rule`,
     );
   }
 }

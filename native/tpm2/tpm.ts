@@ -455,7 +455,8 @@ export class Tpm {
     if (rc !== 0) {
       const hint =
         classify(rc) === "auth"
-          ? "; the owner hierarchy has a password: provision a persistent SRK at 0x81000001 instead (tpm2_createprimary -C o -c srk.ctx && tpm2_evictcontrol -c srk.ctx 0x81000001)"
+          ? "; the owner hierarchy has a password: provision a persistent SRK at 0x81000001 instead " +
+            "(tpm2_createprimary -C o -c srk.ctx && tpm2_evictcontrol -c srk.ctx 0x81000001)"
           : "";
       throw this.#error(rc, `creating the storage root key (${alg === "ecc" ? "ECC P-256" : "RSA 2048"})`, hint);
     }

@@ -59,7 +59,8 @@ export function socketFor(g: GlobalOptions): Target & { config: Config | undefin
     if (explicit || !isConfigError(e) || !/cannot read the config file/.test(e.message)) throw e;
     const whenAbsent = fs.existsSync(DEFAULT_CONFIG_PATH)
       ? undefined
-      : `the default config ${DEFAULT_CONFIG_PATH} was not found either; if the daemon runs with another config, pass --config FILE or set SEALCACHE_CONFIG=FILE (or --socket PATH)`;
+      : `the default config ${DEFAULT_CONFIG_PATH} was not found either; if the daemon runs with another config, pass --config FILE or set ` +
+        `SEALCACHE_CONFIG=FILE (or --socket PATH)`;
     return { socket: DEFAULT_SOCKET, config: undefined, whenAbsent };
   }
 }

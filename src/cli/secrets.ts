@@ -15,7 +15,8 @@ export function checkWatchable(names: readonly string[], command: "exec" | "rend
   const query = names.map(encodeURIComponent).join(",");
   if (names.length > MAX_WATCHED || query.length > MAX_WATCH_QUERY_BYTES) {
     throw new UsageError(
-      `${command} follows at most ${MAX_WATCHED} secrets whose names take at most ${MAX_WATCH_QUERY_BYTES} bytes together (one watch request); these are ${names.length} taking ${query.length}: split them over several ${command} processes`,
+      `${command} follows at most ${MAX_WATCHED} secrets whose names take at most ${MAX_WATCH_QUERY_BYTES} bytes together (one watch request); ` +
+        `these are ${names.length} taking ${query.length}: split them over several ${command} processes`,
     );
   }
 }

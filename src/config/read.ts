@@ -34,7 +34,10 @@ export function readConfigBytes(file: string): ReadResult {
 }
 
 function tooBig(size: number, atLeast = false): string {
-  return `the file is ${atLeast ? "more than " : ""}${size} bytes, over the ${MAX_CONFIG_BYTES / 1024 / 1024} MiB limit for a config (see "Config reference" in README.md)`;
+  return (
+    `the file is ${atLeast ? "more than " : ""}${size} bytes, over the ${MAX_CONFIG_BYTES / 1024 / 1024} MiB limit for a config ` +
+    `(see "Config reference" in README.md)`
+  );
 }
 
 /** Where a byte the config may not hold sits, and what it is. */

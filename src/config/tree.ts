@@ -70,7 +70,8 @@ export function checkTree(root: unknown, budget: number, bad: BadByte | undefine
   }
   if (bad && problems.length === 0) {
     problems.push(
-      `line ${bad.line}, column ${bad.column}: ${bad.kind === "nul" ? "a NUL byte" : "bytes that are not valid UTF-8"}; the config must be UTF-8 text without NUL bytes`,
+      `line ${bad.line}, column ${bad.column}: ${bad.kind === "nul" ? "a NUL byte" : "bytes that are not valid UTF-8"}; the config must be UTF-8 ` +
+        `text without NUL bytes`,
     );
   }
   return { problems };

@@ -20,7 +20,8 @@ export async function checkAntiRollback(o: { seal: SealConfig; store: SecretStor
   const index = o.seal.counter_index;
   if (recorded !== undefined && recorded.index !== index) {
     throw new SealError(
-      `the cache records anti-rollback counter NV index 0x${recorded.index.toString(16)}, but seal.counter_index is 0x${index.toString(16)}; set seal.counter_index back, or move cache.db aside to start an empty cache`,
+      `the cache records anti-rollback counter NV index 0x${recorded.index.toString(16)}, but seal.counter_index is 0x${index.toString(16)}; set ` +
+        `seal.counter_index back, or move cache.db aside to start an empty cache`,
     );
   }
   if (recorded !== undefined && created) throw rolledBackError({ index, recorded: recorded.value, tpm, dataDir: o.dataDir, created: true });

@@ -38,7 +38,8 @@ export function lockDataDir(dataDir: string, what: string): DataDirLock {
       const holder = readHolder(fd);
       throw new SealcacheError(
         "locked",
-        `data_dir ${dataDir} is in use by another sealcache process${holder ? ` (pid ${holder})` : ""}; ${what} refused so that two processes never write one cache. Stop that process first, or use another data_dir`,
+        `data_dir ${dataDir} is in use by another sealcache process${holder ? ` (pid ${holder})` : ""}; ${what} refused so that two processes ` +
+          `never write one cache. Stop that process first, or use another data_dir`,
       );
     }
     try {

@@ -65,7 +65,8 @@ export class ReplayGuard {
       if (this.#store.size() >= this.#max) {
         throw new FleetRefusal(
           "replay_store_full",
-          `${this.#max} commands are still live (remembered until they expire), the most this gateway keeps; none is accepted until some expire: sign commands with a shorter --ttl`,
+          `${this.#max} commands are still live (remembered until they expire), the most this gateway keeps; none is accepted until some expire: ` +
+            `sign commands with a shorter --ttl`,
         );
       }
     }

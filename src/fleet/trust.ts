@@ -49,7 +49,8 @@ export function readTrustKey(file: string): KeyObject {
   }
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
     throw new Error(
-      `${clipPath(file)} holds a private key; commands.trust takes the public key (the .pub file sealcache fleet keygen wrote). Move the private key off this gateway`,
+      `${clipPath(file)} holds a private key; commands.trust takes the public key (the .pub file sealcache fleet keygen wrote). Move the private ` +
+        `key off this gateway`,
     );
   }
   let key: KeyObject;

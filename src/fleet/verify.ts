@@ -50,7 +50,8 @@ export async function verifyCommand(payload: Uint8Array, opts: VerifyOptions, no
   if (alg !== "EdDSA") {
     throw new FleetRefusal(
       "bad_alg",
-      `alg ${quote(alg)} is not accepted; commands are signed with EdDSA (Ed25519, RFC 8037)${alg === "none" ? ": an unsigned command is never carried out" : ""}`,
+      `alg ${quote(alg)} is not accepted; commands are signed with EdDSA ` +
+        `(Ed25519, RFC 8037)${alg === "none" ? ": an unsigned command is never carried out" : ""}`,
     );
   }
   const kid = header.kid;
@@ -63,7 +64,8 @@ export async function verifyCommand(payload: Uint8Array, opts: VerifyOptions, no
       "unknown_kid",
       problem
         ? `trust key ${quote(kid)} could not be loaded: ${problem}`
-        : `kid ${quote(kid)} names no key in mqtt.commands.trust${opts.keys.size === 0 ? " (none is configured)" : ` (known: ${[...opts.keys.keys()].slice(0, 5).map(clip).join(", ")})`}`,
+        : `kid ${quote(kid)} names no key in mqtt.commands.trust` +
+            `${opts.keys.size === 0 ? " (none is configured)" : ` (known: ${[...opts.keys.keys()].slice(0, 5).map(clip).join(", ")})`}`,
     );
   }
   let signed: Uint8Array;
@@ -89,7 +91,8 @@ function checkClaims(c: Record<string, unknown>, kid: string, opts: VerifyOption
   if (!auds.includes(opts.deviceId) && !auds.includes(FLEET_AUDIENCE)) {
     throw new FleetRefusal(
       "wrong_audience",
-      `the command is for ${auds.slice(0, 3).map(quote).join(", ")}${auds.length > 3 ? ` and ${auds.length - 3} more` : ""}, not this device (${quote(opts.deviceId)}) or ${FLEET_AUDIENCE}`,
+      `the command is for ${auds.slice(0, 3).map(quote).join(", ")}${auds.length > 3 ? ` and ${auds.length - 3} more` : ""}, not this device ` +
+        `(${quote(opts.deviceId)}) or ${FLEET_AUDIENCE}`,
     );
   }
   const jti = c.jti;
@@ -111,7 +114,8 @@ function checkClaims(c: Record<string, unknown>, kid: string, opts: VerifyOption
     if (at * 1000 > nowMs + MAX_FUTURE_SKEW_MS) {
       throw new FleetRefusal(
         "not_yet_valid",
-        `${claim} is ${iso(at)}, ${ago(at - now)} ahead of this gateway's clock (${iso(now)}); at most ${MAX_FUTURE_SKEW_MS / 60_000} minutes of skew is allowed. Is the gateway's clock set (NTP)?`,
+        `${claim} is ${iso(at)}, ${ago(at - now)} ahead of this gateway's clock (${iso(now)}); at most ${MAX_FUTURE_SKEW_MS / 60_000} minutes of ` +
+          `skew is allowed. Is the gateway's clock set (NTP)?`,
       );
     }
   }

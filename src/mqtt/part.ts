@@ -304,7 +304,10 @@ export class MqttPart {
       const refused = (granted ?? []).filter((g) => g.qos >= 0x80);
       this.#subscribed = refused.length === 0 && (granted ?? []).length === topics.length;
       if (refused.length > 0) {
-        this.#lastError = `the broker refused the subscription to ${refused.map((g) => `${g.topic} (reason code 0x${g.qos.toString(16)})`).join(", ")}: check its ACL (each gateway reads ${this.#topics.cmd} and ${this.#topics.fleetCmd})`;
+        this.#lastError =
+          `the broker refused the subscription to ` +
+          `${refused.map((g) => `${g.topic} (reason code 0x${g.qos.toString(16)})`).join(", ")}: check its ACL (each gateway reads ` +
+          `${this.#topics.cmd} and ${this.#topics.fleetCmd})`;
         this.#log.error(this.#lastError);
       } else {
         this.#log.info({ topics }, "mqtt: subscribed");
@@ -327,7 +330,9 @@ export class MqttPart {
       // A PUBACK with a reason code >= 0x80 (0x87 not authorized): the broker's ACL, which no retry fixes.
       const refused = typeof (err as { code?: unknown }).code === "number" && (err as { code: number }).code >= 0x80;
       if (refused)
-        this.#lastError = `the broker refused our publish on ${topic} (${clip(describeError(err))}): check its ACL (each gateway writes ${this.#topics.status} and ${this.#topics.result})`;
+        this.#lastError =
+          `the broker refused our publish on ${topic} (${clip(describeError(err))}): check its ACL (each gateway writes ` +
+          `${this.#topics.status} and ${this.#topics.result})`;
       this.#log.warn({ topic, err: clip(describeError(err)) }, "mqtt: publish failed");
     });
   }

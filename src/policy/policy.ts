@@ -165,7 +165,8 @@ export function everyoneWarnings(rules: readonly PolicyRule[] | undefined, accou
     if (gid !== socketGid) continue;
     const what = r.allow.includes("**") ? "every secret" : r.allow.length > 0 ? r.allow.join(", ") : "nothing";
     out.push(
-      `policy[${i}] matches every account that can open the socket (gid ${gid} is the socket's group) and allows ${what}${r.admin ? ", with admin" : ""}; match on a user, unit or exe as well`,
+      `policy[${i}] matches every account that can open the socket (gid ${gid} is the socket's group) and allows ` +
+        `${what}${r.admin ? ", with admin" : ""}; match on a user, unit or exe as well`,
     );
   }
   return out;

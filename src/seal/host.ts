@@ -71,7 +71,8 @@ export function create(init: SealerInit): Sealer {
     },
     async describe(): Promise<SealerInfo> {
       const warning =
-        "seal.type host: the cache key is protected by a key file on the same disk; a stolen disk or SD card yields the cache. Use seal.type tpm2 where the device has a TPM.";
+        "seal.type host: the cache key is protected by a key file on the same disk; a stolen disk or SD card yields the cache. Use seal.type tpm2 " +
+        "where the device has a TPM.";
       try {
         if (exists(keyPath)) assertPrivate(keyPath, "host key");
         return { type: "host", ok: true, detail: `host key ${keyPath}${exists(keyPath) ? "" : " (not created yet)"}`, warnings: [warning] };

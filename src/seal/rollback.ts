@@ -103,11 +103,16 @@ export interface RolledBackDetails {
 export function rolledBackMessage(d: RolledBackDetails): string {
   const db = d.dataDir ? `${d.dataDir.replace(/\/+$/u, "")}/cache.db` : "cache.db";
   const what = d.created
-    ? `the cache records anti-rollback value ${d.recorded}, but the TPM counter it was checked against (NV index ${hex32(d.index)}) was missing and has been defined again, at ${d.tpm}: the TPM was cleared, or the index was removed (tpm2_nvundefine). A new counter starts above every earlier one, so no database can match it; this is also what removing the counter to get an old copy of the cache accepted looks like`
-    : `the cache is older than this device's TPM anti-rollback counter: ${db} records value ${d.recorded}, the counter (NV index ${hex32(d.index)}) is at ${d.tpm}. An older copy of the database was restored — the way a revoked secret or a rotated-out key is brought back — or something else incremented the counter (any program with the TPM's owner authorization can)`;
+    ? `the cache records anti-rollback value ${d.recorded}, but the TPM counter it was checked against (NV index ${hex32(d.index)}) was missing ` +
+      `and has been defined again, at ${d.tpm}: the TPM was cleared, or the index was removed (tpm2_nvundefine). A new counter starts above every ` +
+      `earlier one, so no database can match it; this is also what removing the counter to get an old copy of the cache accepted looks like`
+    : `the cache is older than this device's TPM anti-rollback counter: ${db} records value ${d.recorded}, the counter (NV index ` +
+      `${hex32(d.index)}) is at ${d.tpm}. An older copy of the database was restored — the way a revoked secret or a rotated-out key is brought ` +
+      `back — or something else incremented the counter (any program with the TPM's owner authorization can)`;
   return (
     `refusing to open the cache: ${what}. ` +
-    `To go on: restore the newest copy of ${db} (it records ${d.tpm} or more), or move ${db} and its -wal and -shm files aside to start with an empty cache that sync fills again from the backends (secrets imported with sealcache import must be imported again). ` +
+    `To go on: restore the newest copy of ${db} (it records ${d.tpm} or more), or move ${db} and its -wal and -shm files aside to start with an ` +
+    `empty cache that sync fills again from the backends (secrets imported with sealcache import must be imported again). ` +
     `If nobody restored a copy, treat the device as tampered with.`
   );
 }
@@ -221,8 +226,10 @@ class TpmRollbackCounter implements RollbackCounter {
       const steps = target - value;
       if (steps > this.#maxAdvance) {
         throw new SealError(
-          `the cache records anti-rollback value ${target} but the TPM counter (NV index ${hex32(this.index)}) is at ${value}: ${steps} increments behind, more than the ${this.#maxAdvance} sealcache makes in one go (after a crash it is one). ` +
-            `Was seal.counter_index changed, or the cache copied from another device? Set seal.counter_index back to the index this cache was made with, or move cache.db aside to start with an empty cache`,
+          `the cache records anti-rollback value ${target} but the TPM counter (NV index ${hex32(this.index)}) is at ${value}: ${steps} increments ` +
+            `behind, more than the ${this.#maxAdvance} sealcache makes in one go (after a crash it is one). ` +
+            `Was seal.counter_index changed, or the cache copied from another device? Set seal.counter_index back to the index this cache was made ` +
+            `with, or move cache.db aside to start with an empty cache`,
         );
       }
       this.#log.warn(
@@ -279,14 +286,17 @@ class TpmRollbackCounter implements RollbackCounter {
     if (isSealcacheCounter(pub)) return;
     const idx = hex32(this.index);
     throw new SealError(
-      `TPM NV index ${idx} (seal.counter_index) is in use by something else: it holds ${nvPublicText(pub)}, while sealcache's anti-rollback counter is ${nvAttributesText(COUNTER_ATTRIBUTES)}, 8 bytes. ` +
-        `Set seal.counter_index to a free index in ${hex32(NV_OWNER_FIRST)}–${hex32(NV_OWNER_LAST)} (tpm2_getcap handles-nv-index lists those in use), or, if nothing uses ${idx}, remove it with tpm2_nvundefine ${idx} -C o`,
+      `TPM NV index ${idx} (seal.counter_index) is in use by something else: it holds ${nvPublicText(pub)}, while sealcache's anti-rollback ` +
+        `counter is ${nvAttributesText(COUNTER_ATTRIBUTES)}, 8 bytes. ` +
+        `Set seal.counter_index to a free index in ${hex32(NV_OWNER_FIRST)}–${hex32(NV_OWNER_LAST)} (tpm2_getcap handles-nv-index lists those in ` +
+        `use), or, if nothing uses ${idx}, remove it with tpm2_nvundefine ${idx} -C o`,
     );
   }
 
   #missing(): SealError {
     return new SealError(
-      `the anti-rollback counter (TPM NV index ${hex32(this.index)}) does not exist: the TPM was cleared, or the index was removed. The daemon defines it at start`,
+      `the anti-rollback counter (TPM NV index ${hex32(this.index)}) does not exist: the TPM was cleared, or the index was removed. The daemon ` +
+        `defines it at start`,
     );
   }
 
@@ -325,13 +335,16 @@ function counterError(e: unknown, what: string, index: number, tcti: string): Se
   const at = `${what} (TPM NV index ${idx}, ${tcti})`;
   if (e.kind === "auth" && /TPM2_NV_Read\)/u.test(e.message)) {
     return new SealError(
-      `${at}: the TPM refused to read the counter with an empty authorization: the index has an authorization value, so it is not sealcache's. Set seal.counter_index to a free index (${e.message})`,
+      `${at}: the TPM refused to read the counter with an empty authorization: the index has an authorization value, so it is not sealcache's. Set ` +
+        `seal.counter_index to a free index (${e.message})`,
       { cause: e },
     );
   }
   if (e.kind === "auth") {
     return new SealError(
-      `${at}: the TPM refused the owner authorization. sealcache defines and increments its counter with the owner hierarchy's authorization, which must be empty (the default, and how most gateways are provisioned); this TPM's owner hierarchy has a password: clear it (tpm2_changeauth -c o -p OLD_PASSWORD, no new password) (${e.message})`,
+      `${at}: the TPM refused the owner authorization. sealcache defines and increments its counter with the owner hierarchy's authorization, ` +
+        `which must be empty (the default, and how most gateways are provisioned); this TPM's owner hierarchy has a password: clear it ` +
+        `(tpm2_changeauth -c o -p OLD_PASSWORD, no new password) (${e.message})`,
       { cause: e },
     );
   }
@@ -363,7 +376,8 @@ function checkIndex(index: number): void {
   if (!Number.isInteger(index) || index < NV_OWNER_FIRST || index > NV_OWNER_LAST) {
     const shown = Number.isInteger(index) && index >= 0 ? hex32(index) : String(index);
     throw new SealError(
-      `seal.counter_index ${shown} is not in the owner NV index range ${hex32(NV_OWNER_FIRST)}–${hex32(NV_OWNER_LAST)} (TCG handle registry); pick a free index there (tpm2_getcap handles-nv-index lists those in use)`,
+      `seal.counter_index ${shown} is not in the owner NV index range ${hex32(NV_OWNER_FIRST)}–${hex32(NV_OWNER_LAST)} (TCG handle registry); pick ` +
+        `a free index there (tpm2_getcap handles-nv-index lists those in use)`,
     );
   }
 }
@@ -375,7 +389,8 @@ function checkValue(v: number, what: string): void {
 function toNumber(v: bigint, index: number): number {
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw new SealError(
-      `the anti-rollback counter (TPM NV index ${hex32(index)}) is at ${v}, beyond what sealcache can record (2^53 - 1); this TPM's counters cannot serve as sealcache's anti-rollback counter`,
+      `the anti-rollback counter (TPM NV index ${hex32(index)}) is at ${v}, beyond what sealcache can record (2^53 - 1); this TPM's counters ` +
+        `cannot serve as sealcache's anti-rollback counter`,
     );
   }
   return Number(v);

@@ -92,6 +92,7 @@ export function decodeTpm2Blob(blob: Uint8Array): Tpm2Blob {
 
 function corrupt(detail: string): SealError {
   return new SealError(
-    `the sealed cache key is not a valid TPM-sealed key (corrupt or truncated: ${detail}); restore kek.sealed from a backup, or open the cache with the recovery key`,
+    `the sealed cache key is not a valid TPM-sealed key (corrupt or truncated: ${detail}); restore kek.sealed from a backup, or open the cache ` +
+      `with the recovery key`,
   );
 }

@@ -16,17 +16,36 @@ export function sealErrorFromTpm(e: unknown, what: string, tcti: string): SealEr
 function advice(e: TpmError, tcti: string): string {
   switch (e.kind) {
     case "lockout":
-      return `the TPM (${tcti}) is in dictionary-attack lockout (TPM_RC_LOCKOUT) and refuses authorizations. It leaves lockout by itself after its recovery time; with the lockout authorization you can clear it now (tpm2_dictionarylockout --clear-lockout). ${e.message}`;
+      return (
+        `the TPM (${tcti}) is in dictionary-attack lockout (TPM_RC_LOCKOUT) and refuses authorizations. It leaves lockout by itself after its ` +
+        `recovery time; with the lockout authorization you can clear it now (tpm2_dictionarylockout --clear-lockout). ${e.message}`
+      );
     case "policy":
-      return `the TPM (${tcti}) refused the PCR policy of the sealed cache key although the PCR values recorded with it match the current ones: kek.sealed was altered, or the PCRs changed during the attempt (${e.message}). Retry; if it persists, open the cache with the recovery key and reseal`;
+      return (
+        `the TPM (${tcti}) refused the PCR policy of the sealed cache key although the PCR values recorded with it match the current ones: ` +
+        `kek.sealed was altered, or the PCRs changed during the attempt (${e.message}). Retry; if it persists, open the cache with the recovery ` +
+        `key and reseal`
+      );
     case "integrity":
-      return `the TPM (${tcti}) rejected the sealed cache key as not belonging to its storage root key: it was sealed by another TPM, the TPM was cleared, or kek.sealed is corrupt (${e.message}). Restore data_dir on its original device, or open the cache with the recovery key`;
+      return (
+        `the TPM (${tcti}) rejected the sealed cache key as not belonging to its storage root key: it was sealed by another TPM, the TPM was ` +
+        `cleared, or kek.sealed is corrupt (${e.message}). Restore data_dir on its original device, or open the cache with the recovery key`
+      );
     case "tampered":
-      return `a response from the TPM (${tcti}) failed its integrity check: something between sealcache and the TPM altered the traffic. Refusing to continue (${e.message})`;
+      return (
+        `a response from the TPM (${tcti}) failed its integrity check: something between sealcache and the TPM altered the traffic. Refusing ` +
+        `to continue (${e.message})`
+      );
     case "memory":
-      return `the TPM (${tcti}) has no free object or session slots; another process holds them (use the resource manager /dev/tpmrm0 rather than /dev/tpm0) (${e.message})`;
+      return (
+        `the TPM (${tcti}) has no free object or session slots; another process holds them (use the resource manager /dev/tpmrm0 rather than ` +
+        `/dev/tpm0) (${e.message})`
+      );
     case "format":
-      return `the TPM (${tcti}) refused the sealed cache key as malformed; kek.sealed is corrupt (${e.message}). Restore it from a backup, or open the cache with the recovery key`;
+      return (
+        `the TPM (${tcti}) refused the sealed cache key as malformed; kek.sealed is corrupt (${e.message}). Restore it from a backup, or open ` +
+        `the cache with the recovery key`
+      );
     case "auth":
       return `the TPM (${tcti}) refused the authorization (${e.message})`;
     case "library-missing":
@@ -46,7 +65,8 @@ export function pcrChangedError(changed: readonly { pcr: number; sealed: Uint8Ar
   const detail = changed.map((c) => `PCR ${c.pcr}: sealed ${short(c.sealed)}, now ${short(c.now)}`).join("; ");
   return new SealError(
     `the TPM refuses to unseal the cache key: it is sealed to sha256 PCR ${bound.join(", ")} and PCR ${list} changed since it was sealed (${detail}). ` +
-      `If the change is expected (a firmware, bootloader, kernel or boot-configuration update), reseal the cache key to the current values: open it with the recovery key (data_dir/kek.recovery) and seal it again (sealcache init --reseal --recovery-key-file FILE). ` +
+      `If the change is expected (a firmware, bootloader, kernel or boot-configuration update), reseal the cache key to the current values: open ` +
+      `it with the recovery key (data_dir/kek.recovery) and seal it again (sealcache init --reseal --recovery-key-file FILE). ` +
       `Otherwise restore the previous boot state; if nobody changed it, treat the device as tampered with.`,
   );
 }

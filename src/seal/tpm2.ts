@@ -88,7 +88,8 @@ export class TpmSealCore {
         const info = await tpm.info();
         const parts = [`TPM ${[info.manufacturer, info.vendor].filter(Boolean).join(" ")} (firmware ${info.firmware}) via ${this.#tcti}`];
         const lockout = info.inLockout
-          ? `the TPM is in dictionary-attack lockout (${info.lockoutCounter}/${info.maxAuthFail} failures; it recovers one failure every ${info.lockoutRecoverySeconds} s, or clear it with tpm2_dictionarylockout --clear-lockout)`
+          ? `the TPM is in dictionary-attack lockout (${info.lockoutCounter}/${info.maxAuthFail} failures; it recovers one failure every ` +
+            `${info.lockoutRecoverySeconds} s, or clear it with tpm2_dictionarylockout --clear-lockout)`
           : undefined;
         let ok = true;
         if (blob) {
@@ -158,7 +159,8 @@ export class TpmSealCore {
       await tpm.flush(derived);
     }
     throw new SealError(
-      `the cache key was sealed by another TPM, or this TPM was cleared since: it is sealed under storage root key ${short(b.srkName)} but the TPM at ${this.#tcti} has ${short(first.name)}. ` +
+      `the cache key was sealed by another TPM, or this TPM was cleared since: it is sealed under storage root key ${short(b.srkName)} but the TPM ` +
+        `at ${this.#tcti} has ${short(first.name)}. ` +
         `A sealed key never moves between TPMs: restore data_dir on its original device, or open the cache with the recovery key and reseal`,
     );
   }

@@ -23,7 +23,8 @@ import type { Noted } from "./routes.js";
  */
 export function connectRefusal(allow: string, target: string): string {
   const shown = JSON.stringify(target.slice(0, 64));
-  const message = `CONNECT is not allowed on ${shown}: this socket serves the sealcache API and tunnels nothing; use ${allow} (see the socket API in README.md)`;
+  const message =
+    `CONNECT is not allowed on ${shown}: this socket serves the sealcache API and tunnels nothing; ` + `use ${allow} (see the socket API in README.md)`;
   return rawErrorResponse(405, "Method Not Allowed", message, "bad_request", { Allow: allow });
 }
 

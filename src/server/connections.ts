@@ -138,7 +138,8 @@ export class Admission {
         429,
         "Too Many Requests",
         "rate_limited",
-        `${who} already has ${this.#limits.max_connections_per_uid} connections open (server.max_connections_per_uid); reuse a keep-alive connection or close idle ones`,
+        `${who} already has ${this.#limits.max_connections_per_uid} connections open (server.max_connections_per_uid); reuse a keep-alive ` +
+          `connection or close idle ones`,
       );
       return false;
     }

@@ -21,13 +21,15 @@ export async function listen(server: http.Server, socketPath: string): Promise<v
   if (st?.isSymbolicLink()) {
     throw new SealcacheError(
       "unavailable",
-      `socket path ${socketPath} is a symbolic link${fs.existsSync(socketPath) ? "" : " (dangling)"}; the daemon replaces only a stale socket there: remove it, or choose another socket path`,
+      `socket path ${socketPath} is a symbolic link${fs.existsSync(socketPath) ? "" : " (dangling)"}; the daemon replaces only a stale socket ` +
+        `there: remove it, or choose another socket path`,
     );
   }
   if (st && !st.isSocket()) {
     throw new SealcacheError(
       "unavailable",
-      `socket path ${socketPath} exists and is not a socket (${kind(st)}); the daemon replaces only a stale socket there: move it away, or choose another socket path`,
+      `socket path ${socketPath} exists and is not a socket (${kind(st)}); the daemon replaces only a stale socket there: move it away, or choose ` +
+        `another socket path`,
     );
   }
   if (st) {

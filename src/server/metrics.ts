@@ -18,7 +18,10 @@ export class Metrics {
     this.#lookups.set(k, (this.#lookups.get(k) ?? 0) + 1);
   }
 
-  /** A connection refused or dropped by the limits: `per_uid`, `total` (caps), `rate` (its uid over its request rate at accept) or `cut` (kept sending while refused). */
+  /**
+   * A connection refused or dropped by the limits: `per_uid`, `total` (caps), `rate` (its uid over its request rate at accept)
+   * or `cut` (kept sending while refused).
+   */
   refused(reason: string): void {
     const k = `reason="${reason}"`;
     this.#refused.set(k, (this.#refused.get(k) ?? 0) + 1);

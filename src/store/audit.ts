@@ -278,7 +278,9 @@ export class AuditLog {
       where.push("name = ?");
       args.push(q.name);
     }
-    const sql = `SELECT at, uid, pid, exe, unit, route, name, status, code, principal FROM audit${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
+    const sql =
+      `SELECT at, uid, pid, exe, unit, route, name, status, code, principal ` +
+      `FROM audit${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
     return (db.prepare(sql).all(...args, q.limit) as AuditEntry[]).reverse();
   }
 

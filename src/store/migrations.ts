@@ -87,7 +87,8 @@ const MIGRATIONS: readonly (string | ((db: Database) => void))[] = [
       db.transaction(() => {
         db.exec(AUDIT_SCHEMA.replaceAll("EXISTS audit", "EXISTS moved.audit"));
         db.exec(
-          "INSERT INTO moved.audit (at, uid, pid, exe, unit, route, name, status, code, principal) SELECT at, uid, pid, exe, unit, route, name, status, code, principal FROM main.audit ORDER BY id",
+          "INSERT INTO moved.audit (at, uid, pid, exe, unit, route, name, status, code, principal) SELECT at, uid, pid, exe, unit, route, name, " +
+            "status, code, principal FROM main.audit ORDER BY id",
         );
         db.exec("DROP TABLE main.audit");
       })();

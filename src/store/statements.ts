@@ -25,7 +25,8 @@ export function prepare(db: Database) {
     all: p("SELECT * FROM secrets"),
     count: p("SELECT count(*) AS n FROM secrets"),
     upsert: p(
-      `INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at, held, origin, lease_dek, lease)
+      `INSERT INTO secrets (name, version, source_version, wrapped_dek, ciphertext, value_mac, changed_rev, changed_at, fetched_at, held, ` +
+        `origin, lease_dek, lease)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(name) DO UPDATE SET version = excluded.version, source_version = excluded.source_version,
          wrapped_dek = excluded.wrapped_dek, ciphertext = excluded.ciphertext, value_mac = excluded.value_mac,

@@ -79,7 +79,9 @@ export function expandWalk(catalog: Catalog, provider: string, entry: string, r:
       name: entry,
       ok: false,
       kind: "permanent",
-      message: `${where}: the backend answered that the hierarchy holds no parameters now; the ${before.size} cached are kept (stale) in case the path or a permission changed; remove the entry from the config to stop serving them`,
+      message:
+        `${where}: the backend answered that the hierarchy holds no parameters now; the ${before.size} cached are kept (stale) in case the ` +
+        `path or a permission changed; remove the entry from the config to stop serving them`,
       at,
     });
     return 0;

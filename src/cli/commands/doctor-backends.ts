@@ -36,7 +36,8 @@ export async function probeBackends(c: Config, add: Add): Promise<void> {
     add(
       "backend",
       problem ? "warn" : "ok",
-      `${name}: ${problem ? `cannot connect to ${where} (${problem})` : `${where} accepts connections`} (checked by doctor; the daemon checks credentials once it runs)`,
+      `${name}: ${problem ? `cannot connect to ${where} (${problem})` : `${where} accepts connections`} (checked by doctor; the daemon checks ` +
+        `credentials once it runs)`,
     );
   }
 }

@@ -75,7 +75,9 @@ export function reportDaemonMqtt(s: MqttState, add: Add): void {
     add(
       "broker",
       "fail",
-      `the daemon is ${s.state === "backoff" ? `waiting to retry (next attempt in ${Math.round((s.next_attempt_ms ?? 0) / 1000)} s, ${s.attempts} attempts)` : s.state}${err}`,
+      `the daemon is ` +
+        `${s.state === "backoff" ? `waiting to retry (next attempt in ${Math.round((s.next_attempt_ms ?? 0) / 1000)} s, ${s.attempts} attempts)` : s.state}` +
+        `${err}`,
     );
   for (const [name, problem] of Object.entries(s.trust.problems)) add("trust", "fail", `${name}: ${problem}`);
 }
@@ -177,7 +179,9 @@ async function checkLogin(m: MqttConfig, add: Add): Promise<void> {
     client.once("connect", (connack) =>
       finish({
         ok: true,
-        message: `logged in as ${m.username ?? "(no username)"} with client id ${m.client_id}; the session is ${connack.sessionPresent ? "present (kept by the broker since the daemon's last connection)" : "new"}`,
+        message:
+          `logged in as ${m.username ?? "(no username)"} with client id ${m.client_id}; the session is ` +
+          `${connack.sessionPresent ? "present (kept by the broker since the daemon's last connection)" : "new"}`,
       }),
     );
     client.once("error", (e) => finish({ ok: false, message: clip(describeError(e)) }));

@@ -124,7 +124,8 @@ async function checkSealer(c: Config, add: Add): Promise<void> {
       add(
         "seal",
         "warn",
-        "no recovery key was made (data_dir/kek.recovery missing): if the TPM stops unsealing, the cache is refetched from the backends, and sealcache import'ed secrets are lost",
+        "no recovery key was made (data_dir/kek.recovery missing): if the TPM stops unsealing, the cache is refetched from the backends, and " +
+          "sealcache import'ed secrets are lost",
       );
     }
   }

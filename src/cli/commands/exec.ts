@@ -141,7 +141,8 @@ function environment(bindings: readonly Binding[], values: ReadonlyMap<string, F
     if (v.text.includes("\0")) {
       throw new SealcacheError(
         "bad_value",
-        `--env ${b.variable}=${b.name}: the value of secret ${JSON.stringify(b.name)} contains a NUL byte, which an environment variable cannot hold; use sealcache render to put it in a file, or read it from the socket`,
+        `--env ${b.variable}=${b.name}: the value of secret ${JSON.stringify(b.name)} contains a NUL byte, which an environment variable cannot ` +
+          `hold; use sealcache render to put it in a file, or read it from the socket`,
       );
     }
     env[b.variable] = v.text;

@@ -121,7 +121,8 @@ async function reseal(config: Config, g: GlobalOptions, recoveryKeyFile: string 
     const info = await sealer.describe();
     const waiting =
       state === "sealed"
-        ? `the daemon on ${config.socket} is waiting to unseal; it tries again on its own (at most 5 min apart), or restart it to use the new seal now: systemctl restart sealcache`
+        ? `the daemon on ${config.socket} is waiting to unseal; it tries again on its own (at most 5 min apart), or restart it to use the new seal ` +
+          `now: systemctl restart sealcache`
         : undefined;
     if (g.json)
       io.out(
@@ -135,7 +136,8 @@ async function reseal(config: Config, g: GlobalOptions, recoveryKeyFile: string 
       );
     else
       io.out(
-        `resealed the cache key in ${sealedKekPath(config.data_dir)} to the current state (seal.type ${info.type}: ${info.detail})\n${waiting ? `${waiting}\n` : ""}`,
+        `resealed the cache key in ${sealedKekPath(config.data_dir)} to the current state (seal.type ${info.type}: ` +
+          `${info.detail})\n${waiting ? `${waiting}\n` : ""}`,
       );
     return 0;
   } finally {

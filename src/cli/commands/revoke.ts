@@ -34,7 +34,8 @@ export async function revoke(g: GlobalOptions, args: string[], flags: { all: boo
   if (g.json) io.out(`${JSON.stringify({ revoked, via })}\n`);
   else
     io.out(
-      `revoked ${plural(revoked.length, "secret")}${flags.all ? " and rotated the cache key" : ""}${revoked.length > 0 && revoked.length <= 20 ? `: ${revoked.join(", ")}` : ""}\n`,
+      `revoked ${plural(revoked.length, "secret")}${flags.all ? " and rotated the cache key" : ""}` +
+        `${revoked.length > 0 && revoked.length <= 20 ? `: ${revoked.join(", ")}` : ""}\n`,
     );
   return 0;
 }

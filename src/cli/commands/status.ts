@@ -42,7 +42,8 @@ export async function status(g: GlobalOptions, io: Io): Promise<number> {
     // Revoked names are counted only when there are some: most gateways never revoke.
     const revoked = s.revoked ? `, ${s.revoked} revoked` : "";
     out.push(
-      `secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced${revoked}, ${s.errors} with errors`,
+      `secrets: ${s.total} configured${tree}, ${s.ok} ok, ${s.stale} stale, ${s.expired} expired, ${s.not_synced} not synced${revoked}, ` +
+        `${s.errors} with errors`,
     );
   }
   const failing = await failingSecrets(target, h.failing);

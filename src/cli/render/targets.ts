@@ -31,7 +31,8 @@ export function loadTargets(templates: readonly string[] | undefined, outs: read
   const o = outs ?? [];
   if (t.length === 0 || t.length !== o.length) {
     throw new UsageError(
-      `render takes --template and --out in pairs (the n-th --out is where the n-th --template goes); got ${t.length} --template and ${o.length} --out: ${synopsis}`,
+      `render takes --template and --out in pairs (the n-th --out is where the n-th --template goes); got ${t.length} --template and ${o.length} ` +
+        `--out: ${synopsis}`,
     );
   }
   const seen = new Set<string>();
@@ -60,7 +61,8 @@ function checkOut(out: string): void {
     fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
   } catch {
     throw new UsageError(
-      `--out ${out}: this account (uid ${process.getuid?.()}) may not write in ${dir} (owner uid ${st.uid}, gid ${st.gid}, mode ${octal(st.mode)}); the file is written there through a temporary file and a rename`,
+      `--out ${out}: this account (uid ${process.getuid?.()}) may not write in ${dir} (owner uid ${st.uid}, gid ${st.gid}, mode ` +
+        `${octal(st.mode)}); the file is written there through a temporary file and a rename`,
     );
   }
   try {

@@ -145,7 +145,8 @@ export function create(init: ProviderInit<Options>): Provider {
               r,
               new ProviderError(
                 "permanent",
-                `ssm ${r.path}: ${what} cannot be used with a hierarchy: each parameter under it is served as its own secret (${r.name}/NAME); to pick a ${what} of one parameter, give its own name as path`,
+                `ssm ${r.path}: ${what} cannot be used with a hierarchy: each parameter under it is served as its own secret (${r.name}/NAME); to ` +
+                  `pick a ${what} of one parameter, give its own name as path`,
               ),
             ),
           );

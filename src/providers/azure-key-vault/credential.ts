@@ -128,7 +128,8 @@ class ScopedCredential implements TokenCredential {
     if (foreign !== undefined)
       throw new ProviderError(
         "auth",
-        `${this.where}: the vault's challenge asks for a token for ${JSON.stringify(foreign.slice(0, 60))}, which is not a Key Vault resource; refused (check vault_url)`,
+        `${this.where}: the vault's challenge asks for a token for ${JSON.stringify(foreign.slice(0, 60))}, which is not a Key Vault resource; ` +
+          `refused (check vault_url)`,
       );
     const opts = { ...options };
     // The challenge names the vault's tenant. The credential is for one tenant (the

@@ -99,7 +99,8 @@ export function tokenFailure(e: unknown, x: Exchange | undefined, where: string)
   if (x.basicChallenge)
     return new ProviderError(
       "auth",
-      `${where}: the Arc agent's key-file challenge could not be answered (HTTP 401); the daemon's user must be able to read /var/opt/azcmagent/tokens (group himds)`,
+      `${where}: the Arc agent's key-file challenge could not be answered (HTTP 401); the daemon's user must be able to read ` +
+        `/var/opt/azcmagent/tokens (group himds)`,
     );
   if (st >= 400) {
     const code = [x.oauthError, x.aadsts === undefined ? undefined : `AADSTS${x.aadsts}`].filter(Boolean).join(", ");
@@ -162,7 +163,8 @@ export function classifyVault(e: unknown, where: string, signal: AbortSignal): V
       scope: "unauthorized",
       error: new ProviderError(
         "auth",
-        `${where}: Key Vault refused the access token (${codes || "Unauthorized"}, ${http}), also after the credential was built anew; check the identity's tenant and its access to the vault`,
+        `${where}: Key Vault refused the access token (${codes || "Unauthorized"}, ${http}), also after the credential was built anew; check the ` +
+          `identity's tenant and its access to the vault`,
       ),
     };
   if (status === 429) {

@@ -51,7 +51,8 @@ export function create(init: ProviderInit<Options>, internals: FileProviderInter
         return fail(
           ref,
           "transient",
-          `${where} changed while it was being read, ${READ_ATTEMPTS} times in a row; the cached value is kept (write secrets to a temporary file and rename it over the old one)`,
+          `${where} changed while it was being read, ${READ_ATTEMPTS} times in a row; the cached value is kept (write secrets to a temporary file ` +
+            `and rename it over the old one)`,
         );
       }
       await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * attempt));

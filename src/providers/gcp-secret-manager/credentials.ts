@@ -124,7 +124,8 @@ export class GcpCredentials {
     }
     throw new ProviderError(
       "auth",
-      `gcp credentials_file ${file} has type ${JSON.stringify(typeof type === "string" ? type.slice(0, 40) : (type ?? null))}; expected a service_account key or an external_account (workload identity federation) file`,
+      `gcp credentials_file ${file} has type ${JSON.stringify(typeof type === "string" ? type.slice(0, 40) : (type ?? null))}; expected a ` +
+        `service_account key or an external_account (workload identity federation) file`,
     );
   }
 

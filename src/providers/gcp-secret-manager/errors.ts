@@ -54,7 +54,8 @@ export function classifyGrpc(e: unknown, where: string, credentials: string): Cl
     case Code.PERMISSION_DENIED:
       return secret(
         "permanent",
-        `permission denied (PERMISSION_DENIED) for ${credentials}: it needs secretmanager.versions.access (roles/secretmanager.secretAccessor) on the secret; Secret Manager answers this too for a secret that does not exist`,
+        `permission denied (PERMISSION_DENIED) for ${credentials}: it needs secretmanager.versions.access (roles/secretmanager.secretAccessor) on ` +
+          `the secret; Secret Manager answers this too for a secret that does not exist`,
       );
     case Code.FAILED_PRECONDITION: {
       const state = /DESTROYED/i.test(details) ? "destroyed" : /DISABLED/i.test(details) ? "disabled" : "disabled or destroyed";

@@ -25,7 +25,10 @@ export const gcpSecretManagerSchema = (t: SchemaTools) =>
         .object({
           /** CAs trusted, besides the public roots, for the endpoint and the external_account token endpoints. */
           ca_file: t.path().optional(),
-          /** The name the endpoint's certificate is checked against (and sent as SNI): for an endpoint given by IP, such as a Private Service Connect address. */
+          /**
+           * The name the endpoint's certificate is checked against (and sent as SNI): for an endpoint given by IP,
+           * such as a Private Service Connect address.
+           */
           server_name: z
             .string()
             .regex(/^[A-Za-z0-9.-]+$/, "must be a DNS name such as secretmanager.googleapis.com")
